@@ -1,0 +1,51 @@
+"""Writing files so that a reader never sees half of one: temp file in the same folder, then rename."""
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Iterator
+
+from .errors import DeepDreamError
+
+
+def describe_os_error(e: OSError, path: Path) -> str:
+    if e.errno == errno.ENOSPC:
+        return f"disk full while writing {path}"
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"cannot write {path}: permission denied"
+    return f"cannot write {path}: {e.strerror or e}"
+
+
+@contextmanager
+def atomic_output(path: os.PathLike, mode: str = "wb") -> Iterator[IO]:
+    """Yield a file object; on success it becomes ``path``, on any failure nothing is left behind."""
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise DeepDreamError(f"output directory does not exist: {parent}")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+    except OSError as e:
+        raise DeepDreamError(describe_os_error(e, path)) from None
+    try:
+        with os.fdopen(fd, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        _unlink_quietly(tmp)
+        raise DeepDreamError(describe_os_error(e, path)) from None
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+
+
+def _unlink_quietly(p: str) -> None:
+    try:
+        os.unlink(p)
+    except OSError:
+        pass

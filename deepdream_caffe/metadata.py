@@ -1,0 +1,55 @@
+"""What is recorded with each output so the run can be repeated."""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import os
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+from . import __version__
+
+
+def file_sha1(path: Optional[os.PathLike]) -> Optional[str]:
+    if path is None:
+        return None
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def run_metadata(
+    *,
+    command: str,
+    params: Dict[str, Any],
+    seed: int,
+    model: Optional[str],
+    prototxt: Path,
+    weights: Optional[Path],
+    weights_sha1: Optional[str],
+    input_path: Optional[Path],
+    device: str,
+    extra: Optional[Dict[str, Any]] = None,
+) -> Dict[str, Any]:
+    """A JSON-able record: tool version, parameters, seed, model files and their hashes."""
+    meta: Dict[str, Any] = {
+        "tool": "deepdream-caffe",
+        "version": __version__,
+        "command": command,
+        "params": params,
+        "seed": seed,
+        "model": model,
+        "prototxt": str(prototxt),
+        "prototxt_sha1": file_sha1(prototxt),
+        "weights": str(weights) if weights else None,
+        "weights_sha1": weights_sha1,
+        "input": str(input_path) if input_path else "skimage.data.astronaut",
+        "input_sha1": file_sha1(input_path) if input_path else None,
+        "device": device,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    if extra:
+        meta.update(extra)
+    return meta

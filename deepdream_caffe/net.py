@@ -1,0 +1,124 @@
+"""Loading a net for dreaming: validated prototxt, checked weights, mean and channel order."""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .caffe_env import import_caffe
+from .errors import DeepDreamError
+from .prototxt import check_structure, layer_index, patched_copy, read_prototxt
+from .surgery import GATE_LAYER, dream_surgery
+from .weights import check_weights
+
+GOOGLENET_MEAN = (104.0, 116.0, 122.0)
+
+
+@dataclass
+class DreamNet:
+    """A pycaffe net plus what dreaming needs to know about its input.
+
+    Pass it wherever the notebook passed its ``caffe.Classifier``.
+    """
+
+    net: Any
+    mean: np.ndarray  # float32 (C, 1, 1), in the net's channel order
+    channel_swap: Tuple[int, ...]
+    prototxt: Path
+    weights: Optional[Path] = None
+    weights_sha1: Optional[str] = None
+    end: Optional[str] = None  # the net was cut after this layer
+    fast: bool = False  # built by dream_surgery rather than force_backward
+    param: Any = field(default=None, repr=False)  # the user's NetParameter, unmodified
+
+    @property
+    def blobs(self) -> Any:
+        return self.net.blobs
+
+    def layer_names(self) -> List[str]:
+        return [n for n in self.net._layer_names if n != GATE_LAYER]
+
+
+def _build(param: Any) -> Any:
+    """caffe.Net from an in-memory NetParameter, through a temp file removed afterwards."""
+    caffe = import_caffe()
+    from google.protobuf import text_format  # noqa: PLC0415
+
+    fd, tmp = tempfile.mkstemp(suffix=".prototxt", prefix="deepdream-")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text_format.MessageToString(param))
+        return caffe.Net(tmp, caffe.TEST)
+    finally:
+        os.unlink(tmp)
+
+
+def load_net(
+    prototxt: os.PathLike,
+    weights: Optional[os.PathLike] = None,
+    *,
+    mean: Sequence[float] = GOOGLENET_MEAN,
+    channel_swap: Sequence[int] = (2, 1, 0),
+    end: Optional[str] = None,
+    fast: bool = False,
+) -> DreamNet:
+    """Load ``prototxt`` (+ ``weights``) ready for dreaming, as the notebook's first cells did.
+
+    The prototxt is patched in memory (batch 1, ``force_backward: true``);
+    the file on disk is never changed. With ``end`` the net is cut after
+    that layer; with ``fast`` (needs ``end``) it is rebuilt so backward skips
+    weight gradients (same input gradient bits, see :mod:`surgery`).
+    Select CPU/GPU with :func:`deepdream_caffe.devices.select_device` first.
+    """
+    prototxt = Path(prototxt)
+    param = read_prototxt(prototxt)
+    check_structure(param, prototxt)
+    if end is not None and layer_index(param, end) is None:
+        from .netaccess import check_layer  # noqa: PLC0415
+
+        check_layer(_NamesOnly(param), end)
+    if fast and end is None:
+        raise DeepDreamError("fast=True needs the end layer (the net is cut after it)")
+    mean_arr = np.asarray(mean, dtype=np.float32).reshape(-1)
+    if mean_arr.size != 3 or sorted(int(c) for c in channel_swap) != [0, 1, 2]:
+        raise DeepDreamError(f"mean needs 3 values and channel_swap a permutation of 0,1,2; got {list(mean)}, {list(channel_swap)}")
+
+    built = dream_surgery(param, end) if fast else patched_copy(param, force_backward=True, end=end)
+    net = _build(built)
+
+    sha1 = None
+    if weights is not None:
+        weights = Path(weights)
+        expected: Dict[str, List[List[int]]] = {
+            name: [list(b.data.shape) for b in blobs]
+            for name, blobs in net.params.items()
+            if name != GATE_LAYER and len(blobs)
+        }
+        sha1 = check_weights(weights, expected)
+        net.copy_from(str(weights))
+    return DreamNet(
+        net=net,
+        mean=mean_arr[:, None, None],
+        channel_swap=tuple(int(c) for c in channel_swap),
+        prototxt=prototxt,
+        weights=weights,
+        weights_sha1=sha1,
+        end=end,
+        fast=fast,
+        param=param,
+    )
+
+
+class _NamesOnly:
+    """Just enough of a pycaffe Net's surface for netaccess.check_layer on a NetParameter."""
+
+    def __init__(self, param: Any) -> None:
+        from .prototxt import input_names  # noqa: PLC0415
+
+        self._layer_names = [layer.name for layer in param.layer]
+        self.top_names = {layer.name: list(layer.top) for layer in param.layer}
+        self.inputs = input_names(param)

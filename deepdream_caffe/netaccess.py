@@ -1,0 +1,51 @@
+"""Reaching into a pycaffe net: the raw net, its input blob, a layer's output blob."""
+from __future__ import annotations
+
+import difflib
+from typing import Any, List
+
+from .errors import DeepDreamError
+
+
+def raw_net(net: Any) -> Any:
+    """The pycaffe ``Net`` behind ``net`` (a :class:`DreamNet` or a ``caffe.Net``/``Classifier``)."""
+    return getattr(net, "net", net)
+
+
+def input_blob(cnet: Any) -> Any:
+    """The net's image input blob (its first input)."""
+    return cnet.blobs[cnet.inputs[0]]
+
+
+def layer_names(cnet: Any) -> List[str]:
+    return list(cnet._layer_names)
+
+
+def check_layer(cnet: Any, end: str) -> None:
+    """Raise a one-line DeepDreamError unless ``end`` names a layer past the input that has an output."""
+    names = layer_names(cnet)
+    if end in names:
+        if not cnet.top_names.get(end):
+            raise DeepDreamError(f"layer '{end}' has no output blob to dream on")
+        if end in cnet.inputs or cnet.top_names[end][0] in cnet.inputs:
+            raise DeepDreamError(f"layer '{end}' is the net's input; pick a layer after it")
+        return
+    producers = [layer for layer, tops in cnet.top_names.items() if end in tops]
+    if producers:
+        raise DeepDreamError(
+            f"'{end}' is a blob, not a layer; layer names are what forward(end=) takes, "
+            f"e.g. '{producers[0]}'"
+        )
+    close = difflib.get_close_matches(end, names, n=5, cutoff=0.5)
+    hint = f"; close names: {', '.join(close)}" if close else "; see `deepdream-caffe layers` for the list"
+    raise DeepDreamError(f"unknown layer '{end}'{hint}")
+
+
+def end_blob(cnet: Any, end: str) -> Any:
+    """The blob that layer ``end`` writes (its first top), as the notebook's ``net.blobs[end]``."""
+    try:
+        tops = cnet.top_names[end]
+    except KeyError:
+        check_layer(cnet, end)
+        raise
+    return cnet.blobs[tops[0]]

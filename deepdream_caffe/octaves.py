@@ -1,0 +1,55 @@
+"""The octave pyramid and the detail carried from one octave to the next."""
+from __future__ import annotations
+
+from typing import Callable, List, Tuple
+
+import numpy as np
+import scipy.ndimage as nd
+
+from .netaccess import input_blob, raw_net
+
+
+def octave_pyramid(base: np.ndarray, octave_n: int, octave_scale: float) -> List[np.ndarray]:
+    """``octave_n`` CxHxW images, the given one first, each 1/octave_scale of the one before."""
+    octaves = [base]
+    for _ in range(octave_n - 1):
+        octaves.append(nd.zoom(octaves[-1], (1, 1.0 / octave_scale, 1.0 / octave_scale), order=1))
+    return octaves
+
+
+def octave_sizes(h: int, w: int, octave_n: int, octave_scale: float) -> List[Tuple[int, int]]:
+    """(height, width) of each octave, largest first, exactly as zoom computes them."""
+    sizes = [(h, w)]
+    for _ in range(octave_n - 1):
+        # zoom's own rounding: round(size * factor), factor = 1/octave_scale
+        f = 1.0 / octave_scale
+        h, w = int(round(h * f)), int(round(w * f))
+        sizes.append((h, w))
+    return sizes
+
+
+def upscale_detail(detail: np.ndarray, h: int, w: int) -> np.ndarray:
+    h1, w1 = detail.shape[-2:]
+    return nd.zoom(detail, (1, 1.0 * h / h1, 1.0 * w / w1), order=1)
+
+
+OctaveWork = Callable[[int, np.ndarray], None]
+
+
+def run_octaves(net, octaves: List[np.ndarray], work: OctaveWork) -> np.ndarray:
+    """Smallest octave first: load base + detail into the input blob, ``work(i, base)``, keep the new detail.
+
+    ``work`` changes the input blob's data in place. Returns the final
+    input (CxHxW, preprocessed space) of the largest octave.
+    """
+    src = input_blob(raw_net(net))
+    detail = np.zeros_like(octaves[-1])
+    for i, octave_base in enumerate(octaves[::-1]):
+        h, w = octave_base.shape[-2:]
+        if i > 0:
+            detail = upscale_detail(detail, h, w)
+        src.reshape(1, 3, h, w)
+        src.data[0] = octave_base + detail
+        work(i, octave_base)
+        detail = src.data[0] - octave_base
+    return src.data[0].copy()

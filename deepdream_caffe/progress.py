@@ -1,0 +1,47 @@
+"""A progress bar on stderr that knows later octaves cost more (weighted by pixels)."""
+from __future__ import annotations
+
+import sys
+from typing import List, Optional, Tuple
+
+from .dream import StepInfo
+
+
+class DreamProgress:
+    """Callback for :func:`deepdream`: one tqdm bar over all steps of all octaves.
+
+    Each step counts in proportion to its octave's pixel count, so the time
+    left is honest even though the last octave costs about half the run.
+    """
+
+    def __init__(self, sizes: List[Tuple[int, int]], iter_n: int, quiet: bool = False, label: str = "dream") -> None:
+        self.sizes = sizes[::-1]  # smallest first, as the dream visits them
+        self.iter_n = iter_n
+        self.weights = [h * w for h, w in self.sizes]
+        total = float(sum(self.weights) * iter_n)
+        self.bar = None
+        if not quiet:
+            from tqdm import tqdm  # noqa: PLC0415
+
+            self.bar = tqdm(
+                total=total, file=sys.stderr, desc=label, unit="px",
+                bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}",
+                leave=True, dynamic_ncols=True,
+            )
+
+    def __call__(self, info: StepInfo) -> None:
+        self.update(info.octave, info.step)
+
+    def update(self, octave: int, step: int, extra: Optional[str] = None) -> None:
+        if self.bar is None:
+            return
+        h, w = self.sizes[octave]
+        post = f"octave {octave + 1}/{len(self.sizes)} {w}x{h} step {step + 1}/{self.iter_n}"
+        if extra:
+            post += " " + extra
+        self.bar.set_postfix_str(post, refresh=False)
+        self.bar.update(self.weights[octave])
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -1,0 +1,35 @@
+"""Whether an image (and each of its octaves) is big enough for the chosen layer."""
+from __future__ import annotations
+
+from typing import Any, Optional, Tuple
+
+from .errors import DeepDreamError
+from .octaves import octave_sizes
+from .shapes import fits, smallest_side
+
+
+def fit_octaves(param: Any, end: str, h: int, w: int, octave_n: int, octave_scale: float) -> Tuple[int, Optional[str]]:
+    """The number of octaves to use: ``octave_n``, or fewer if the smallest would be too small for ``end``.
+
+    Caffe dies (CHECK failure) on a blob that pooling leaves empty, so this
+    is settled from the prototxt before Caffe sees the size. Returns the
+    count and a note to show when it had to shrink; raises if even the
+    full-size image is too small.
+    """
+    if not fits(param, h, w, end):
+        side = smallest_side(param, end, aspect=w / h)
+        raise DeepDreamError(
+            f"a {w}x{h} image is too small for layer '{end}': it needs at least about "
+            f"{max(1, round(side * w / h))}x{side} pixels"
+        )
+    n = octave_n
+    while n > 1:
+        sh, sw = octave_sizes(h, w, n, octave_scale)[-1]
+        if fits(param, sh, sw, end):
+            break
+        n -= 1
+    note = None
+    if n < octave_n:
+        sh, sw = octave_sizes(h, w, n, octave_scale)[-1]
+        note = f"using {n} octaves instead of {octave_n}: a smaller octave would be too small for '{end}' (smallest now {sw}x{sh})"
+    return n, note

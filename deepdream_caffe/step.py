@@ -1,0 +1,59 @@
+"""The ascent step: jitter, forward to the end layer, objective, partial backward, normalised step."""
+from __future__ import annotations
+
+from typing import Any, Optional, Tuple
+
+import numpy as np
+
+from .netaccess import end_blob, input_blob, raw_net
+from .objectives import Objective, objective_L2
+from .transform import net_mean
+
+
+def draw_jitter(jitter: int, rng: Optional[np.random.RandomState] = None) -> Tuple[int, int]:
+    """(ox, oy) drawn as the notebook draws them: ``randint(-jitter, jitter+1, 2)``.
+
+    ``rng=None`` draws from numpy's global generator, exactly like the notebook
+    after ``np.random.seed``; a ``RandomState(seed)`` gives the same sequence.
+    """
+    ox, oy = (rng if rng is not None else np.random).randint(-jitter, jitter + 1, 2)
+    return int(ox), int(oy)
+
+
+def ascent_update(data: np.ndarray, g: np.ndarray, step_size: float) -> None:
+    """``data += step_size / mean(|g|) * g`` in place: the step length ignores the gradient's scale."""
+    data += step_size / np.abs(g).mean() * g
+
+
+def make_step(
+    net: Any,
+    step_size: float = 1.5,
+    end: str = "inception_4c/output",
+    jitter: int = 32,
+    clip: bool = True,
+    objective: Objective = objective_L2,
+    rng: Optional[np.random.RandomState] = None,
+) -> None:
+    """One gradient-ascent step on the net's input blob, in place (the notebook's ``make_step``).
+
+    ``end`` is a Caffe layer name: the net runs forward up to that layer only,
+    the objective sets its output's diff, and backward runs from that layer
+    down to the input.
+    """
+    cnet = raw_net(net)
+    src = input_blob(cnet)
+    dst = end_blob(cnet, end)
+
+    ox, oy = draw_jitter(jitter, rng)
+    src.data[0] = np.roll(np.roll(src.data[0], ox, -1), oy, -2)
+
+    cnet.forward(end=end)
+    objective(dst)
+    cnet.backward(start=end)
+    ascent_update(src.data[:], src.diff[0], step_size)
+
+    src.data[0] = np.roll(np.roll(src.data[0], -ox, -1), -oy, -2)
+
+    if clip:
+        bias = net_mean(net)
+        src.data[:] = np.clip(src.data, -bias, 255 - bias)

@@ -1,0 +1,53 @@
+"""Image <-> net input: the notebook's ``preprocess`` and ``deprocess``.
+
+A net here is anything with a per-channel ``mean`` and a ``channel_swap``
+(our :class:`~deepdream_caffe.net.DreamNet`), or a pycaffe ``Classifier``
+whose ``transformer`` holds them, as in the notebook.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence, Tuple
+
+import numpy as np
+
+
+def net_mean(net: Any, input_name: str = "data") -> np.ndarray:
+    """The net's input mean as a float32 (C, 1, 1) array (B, G, R for GoogLeNet)."""
+    mean = getattr(net, "mean", None)
+    if mean is None:
+        mean = net.transformer.mean[input_name]
+    mean = np.asarray(mean, dtype=np.float32)
+    if mean.ndim == 1:
+        mean = mean[:, None, None]
+    return mean
+
+
+def net_channel_swap(net: Any, input_name: str = "data") -> Tuple[int, ...]:
+    """Order in which an RGB image's channels feed the net ((2, 1, 0): RGB -> BGR)."""
+    swap = getattr(net, "channel_swap", None)
+    if swap is None:
+        swap = getattr(getattr(net, "transformer", None), "channel_swap", {}).get(input_name, (2, 1, 0))
+    return tuple(int(c) for c in swap)
+
+
+def _reorder(chw: np.ndarray, order: Sequence[int]) -> np.ndarray:
+    # (2, 1, 0) as a reversed view, exactly as the notebook's [::-1].
+    if tuple(order) == (2, 1, 0):
+        return chw[::-1]
+    return chw[list(order)]
+
+
+def preprocess(net: Any, img: np.ndarray) -> np.ndarray:
+    """HxWx3 RGB image (any numeric dtype) -> float32 3xHxW BGR net input minus the mean."""
+    return np.float32(_reorder(np.rollaxis(img, 2), net_channel_swap(net))) - net_mean(net)
+
+
+def deprocess(net: Any, img: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`preprocess`: 3xHxW net input -> float32 HxWx3 RGB image."""
+    inverse = np.argsort(net_channel_swap(net))
+    return np.dstack(_reorder(img + net_mean(net), inverse))
+
+
+def to_uint8(img: np.ndarray) -> np.ndarray:
+    """The notebook's conversion for display and saving: clip to [0, 255], truncate."""
+    return np.uint8(np.clip(img, 0, 255))

@@ -1,0 +1,70 @@
+"""Checking a caffemodel against a net before Caffe loads it.
+
+Caffe copies weights by layer name and silently leaves a layer it finds no
+weights for at its random start, and a truncated file or a shape mismatch
+ends the process in a CHECK failure. So the file is parsed here first and
+every layer with parameters must find blobs of the right shape in it.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+import numpy as np
+
+from .errors import DeepDreamError
+from .prototxt import caffe_pb2, param_shapes_from_weights
+
+
+def sha1_of_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_weights(path: Path, expected: Dict[str, Sequence[Sequence[int]]]) -> str:
+    """Verify ``path`` holds, for every layer in ``expected``, blobs of those shapes.
+
+    ``expected`` maps layer name -> its parameter blob shapes (from the net
+    built without weights). Returns the file's sha1.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DeepDreamError(f"weights not found: {path}") from None
+    except OSError as e:
+        raise DeepDreamError(f"cannot read weights {path}: {e}") from None
+    from google.protobuf.message import DecodeError  # noqa: PLC0415
+
+    param = caffe_pb2().NetParameter()
+    try:
+        param.ParseFromString(data)
+    except (DecodeError, RuntimeError, ValueError) as e:
+        raise DeepDreamError(f"weights {path} are not a caffemodel or are truncated/corrupt ({e})") from None
+    stored = param_shapes_from_weights(param)
+    missing: List[str] = []
+    for name, shapes in expected.items():
+        got = stored.get(name)
+        if got is None or len(got) < len(shapes):
+            missing.append(name)
+            continue
+        for want, have in zip(shapes, got):
+            if int(np.prod(want)) != int(np.prod(have)) or (len(have) == len(want) and list(have) != list(want)):
+                raise DeepDreamError(
+                    f"weights {path} do not match the prototxt: layer '{name}' wants {tuple(want)}, "
+                    f"the file has {tuple(have)}"
+                )
+    if missing:
+        if len(missing) == len(expected):
+            raise DeepDreamError(
+                f"weights {path} share no layer names with the prototxt (wrong caffemodel for this net?)"
+            )
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise DeepDreamError(
+            f"weights {path} lack {len(missing)} layer(s) of the prototxt ({shown}); Caffe would leave them random"
+        )
+    return hashlib.sha1(data).hexdigest()

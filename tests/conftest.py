@@ -1,0 +1,81 @@
+"""Shared fixtures: real Caffe nets made by the tests (no weights are downloaded)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("GLOG_minloglevel", "2")
+
+from deepdream_caffe.caffe_env import googlenet_deploy_prototxt, import_caffe  # noqa: E402
+
+caffe = import_caffe()
+
+# A small net with the ingredients DeepDream walks through: conv, ReLU in place,
+# LRN, max-pooling, an inception-like concat and a classifier past the end.
+TINY_PROTOTXT = """name: "tiny"
+input: "data"
+input_shape { dim: 1 dim: 3 dim: 32 dim: 32 }
+layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
+  convolution_param { num_output: 8 kernel_size: 3 pad: 1 stride: 1
+    weight_filler { type: "gaussian" std: 0.2 } bias_filler { type: "constant" value: 0.1 } } }
+layer { name: "relu1" type: "ReLU" bottom: "conv1" top: "conv1" }
+layer { name: "norm1" type: "LRN" bottom: "conv1" top: "norm1"
+  lrn_param { local_size: 3 alpha: 0.0001 beta: 0.75 } }
+layer { name: "pool1" type: "Pooling" bottom: "norm1" top: "pool1"
+  pooling_param { pool: MAX kernel_size: 3 stride: 2 } }
+layer { name: "a/1x1" type: "Convolution" bottom: "pool1" top: "a/1x1"
+  convolution_param { num_output: 6 kernel_size: 1
+    weight_filler { type: "xavier" } bias_filler { type: "constant" value: 0.05 } } }
+layer { name: "a/relu_1x1" type: "ReLU" bottom: "a/1x1" top: "a/1x1" }
+layer { name: "a/3x3" type: "Convolution" bottom: "pool1" top: "a/3x3"
+  convolution_param { num_output: 6 kernel_size: 3 pad: 1
+    weight_filler { type: "xavier" } bias_filler { type: "constant" value: 0.05 } } }
+layer { name: "a/relu_3x3" type: "ReLU" bottom: "a/3x3" top: "a/3x3" }
+layer { name: "a/output" type: "Concat" bottom: "a/1x1" bottom: "a/3x3" top: "a/output" }
+layer { name: "pool2" type: "Pooling" bottom: "a/output" top: "pool2"
+  pooling_param { pool: AVE global_pooling: true } }
+layer { name: "fc" type: "InnerProduct" bottom: "pool2" top: "fc"
+  inner_product_param { num_output: 5 weight_filler { type: "xavier" } } }
+layer { name: "prob" type: "Softmax" bottom: "fc" top: "prob" }
+"""
+
+
+def make_weights(prototxt: Path, out: Path, seed: int = 0) -> Path:
+    """Fill a net from its prototxt fillers with a fixed Caffe seed and save it."""
+    caffe.set_mode_cpu()
+    caffe.set_random_seed(seed)
+    net = caffe.Net(str(prototxt), caffe.TEST)
+    net.save(str(out))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> tuple[Path, Path]:
+    """(prototxt, caffemodel) of the tiny net with seeded random weights."""
+    d = tmp_path_factory.mktemp("tiny")
+    proto = d / "deploy.prototxt"
+    proto.write_text(TINY_PROTOTXT)
+    return proto, make_weights(proto, d / "tiny.caffemodel", seed=1)
+
+
+@pytest.fixture(scope="session")
+def googlenet_prototxt() -> Path:
+    p = googlenet_deploy_prototxt()
+    if p is None:
+        pytest.fail("GoogLeNet deploy.prototxt not found in the Caffe tree (run scripts/setup.sh)")
+    return p
+
+
+@pytest.fixture(scope="session")
+def googlenet_model(googlenet_prototxt, tmp_path_factory) -> tuple[Path, Path]:
+    """(deploy.prototxt, caffemodel): the real architecture with seeded random weights."""
+    d = tmp_path_factory.mktemp("googlenet")
+    return googlenet_prototxt, make_weights(googlenet_prototxt, d / "googlenet_random.caffemodel", seed=0)
+
+
+@pytest.fixture
+def rng() -> np.random.RandomState:
+    return np.random.RandomState(1234)
