@@ -48,10 +48,16 @@ def _build(param: Any) -> Any:
     caffe = import_caffe()
     from google.protobuf import text_format  # noqa: PLC0415
 
-    fd, tmp = tempfile.mkstemp(suffix=".prototxt", prefix="deepdream-")
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text_format.MessageToString(param))
+        fd, tmp = tempfile.mkstemp(suffix=".prototxt", prefix="deepdream-")
+    except OSError as e:
+        raise DeepDreamError(f"cannot create a temporary prototxt in {tempfile.gettempdir()}: {e.strerror}") from None
+    try:
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(text_format.MessageToString(param))
+        except OSError as e:
+            raise DeepDreamError(f"cannot write a temporary prototxt in {tempfile.gettempdir()}: {e.strerror}") from None
         return caffe.Net(tmp, caffe.TEST)
     finally:
         os.unlink(tmp)

@@ -25,6 +25,18 @@ def ascent_update(data: np.ndarray, g: np.ndarray, step_size: float) -> None:
     data += step_size / np.abs(g).mean() * g
 
 
+def input_gradient(net: Any, end: str, objective: Objective = objective_L2) -> np.ndarray:
+    """Forward to ``end`` only, set its diff by ``objective``, backward from ``end``; the input blob's diff.
+
+    The returned array is the blob's own memory (1xCxHxW): copy it to keep it.
+    """
+    cnet = raw_net(net)
+    cnet.forward(end=end)
+    objective(end_blob(cnet, end))
+    cnet.backward(start=end)
+    return input_blob(cnet).diff
+
+
 def make_step(
     net: Any,
     step_size: float = 1.5,
@@ -40,17 +52,13 @@ def make_step(
     the objective sets its output's diff, and backward runs from that layer
     down to the input.
     """
-    cnet = raw_net(net)
-    src = input_blob(cnet)
-    dst = end_blob(cnet, end)
+    src = input_blob(raw_net(net))
 
     ox, oy = draw_jitter(jitter, rng)
     src.data[0] = np.roll(np.roll(src.data[0], ox, -1), oy, -2)
 
-    cnet.forward(end=end)
-    objective(dst)
-    cnet.backward(start=end)
-    ascent_update(src.data[:], src.diff[0], step_size)
+    g = input_gradient(net, end, objective)[0]
+    ascent_update(src.data[:], g, step_size)
 
     src.data[0] = np.roll(np.roll(src.data[0], -ox, -1), -oy, -2)
 

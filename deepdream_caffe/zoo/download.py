@@ -8,6 +8,7 @@ up on after the stall timeout, and the finished file is renamed over
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import http.client
 import os
@@ -41,7 +42,7 @@ class Settings:
 
     stall_timeout: float = 30.0  # seconds without a byte before a request is given up
     retries: int = 4  # further tries after a failure that made no progress
-    retry_wait: float = 1.0  # first back-off in seconds, doubled per failure, capped at 30
+    retry_wait: float = 0.5  # first back-off in seconds, doubled per failure, capped at 30
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -129,7 +130,7 @@ def download(
 
 
 def _fetch_to_part(url: str, part: Path, label: str, quiet: bool, settings: Settings) -> str:
-    bar = None
+    bar = _Progress(label, quiet)
     hasher, hashed = None, -1
     failures = 0
     # A server that sends a few bytes per connection would otherwise reset the
@@ -140,8 +141,6 @@ def _fetch_to_part(url: str, part: Path, label: str, quiet: bool, settings: Sett
             offset = part.stat().st_size if part.exists() else 0
             if hashed != offset:
                 hasher, hashed = _hash_prefix(part, offset), offset
-            if bar is None and not quiet:
-                bar = _progress_bar(label)
             requests_left -= 1
             try:
                 hasher = _request_into(url, part, offset, hasher, bar, settings)
@@ -155,13 +154,12 @@ def _fetch_to_part(url: str, part: Path, label: str, quiet: bool, settings: Sett
                 failures = 0 if now > offset else failures + 1
                 if failures > settings.retries or requests_left <= 0:
                     tries = "1 try" if settings.retries == 0 else f"{settings.retries + 1} tries"
-                    raise DownloadError(url, f"{e} (gave up after {tries})") from None
+                    raise DownloadError(url, f"{e} (gave up after {tries} without progress)") from None
                 if failures:
                     time.sleep(min(settings.retry_wait * 2 ** (failures - 1), 30.0))
                 hashed = -1  # re-read what reached the disk rather than trust the buffer
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
 
 
 def _request_into(url: str, part: Path, offset: int, hasher, bar, settings: Settings):
@@ -209,11 +207,7 @@ def _request_into(url: str, part: Path, offset: int, hasher, bar, settings: Sett
             total = length
         else:
             raise _Permanent(f"unexpected HTTP status {resp.status}")
-        if bar is not None:
-            # Resumed bytes count as done but not as speed, so time-left stays honest.
-            bar.reset(total=total)
-            bar.initial = bar.n = offset
-            bar.refresh()
+        bar.start(total, offset)
 
         got = 0
         try:
@@ -223,7 +217,8 @@ def _request_into(url: str, part: Path, offset: int, hasher, bar, settings: Sett
         try:
             while True:
                 try:
-                    chunk = resp.read(_CHUNK)
+                    # read1 hands over whatever has arrived, so bytes before a stall are kept.
+                    chunk = resp.read1(_CHUNK)
                 except (TimeoutError, socket.timeout):
                     raise _Transient(f"no data for {settings.stall_timeout:g} s (server stalled)") from None
                 except (OSError, http.client.HTTPException) as e:
@@ -236,8 +231,7 @@ def _request_into(url: str, part: Path, offset: int, hasher, bar, settings: Sett
                     raise DiskError(f"cannot write {part}: {os_reason(e)}") from None
                 hasher.update(chunk)
                 got += len(chunk)
-                if bar is not None:
-                    bar.update(len(chunk))
+                bar.update(len(chunk))
             try:
                 f.flush()
                 # Surface a full disk now, not at some later writeback.
@@ -283,6 +277,8 @@ def _classify(reason) -> Exception:
         return _Permanent(f"cannot resolve the host name ({reason.strerror or reason})")
     if isinstance(reason, ssl.SSLCertVerificationError):
         return _Permanent(f"TLS certificate rejected ({reason.verify_message or reason})")
+    if isinstance(reason, OSError) and reason.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+        return _Permanent(_describe(reason))
     if isinstance(reason, (TimeoutError, socket.timeout)):
         return _Transient("timed out while connecting")
     return _Transient(_describe(reason))
@@ -303,15 +299,38 @@ def _int_header(resp, name: str) -> Optional[int]:
         return None
 
 
-def _progress_bar(label: str):
-    try:
-        from tqdm import tqdm
-    except ImportError:  # a bare venv still downloads, just silently
-        return None
-    return tqdm(
-        desc=label, total=None, unit="B", unit_scale=True, unit_divisor=1024,
-        file=sys.stderr, dynamic_ncols=True, leave=True,
-    )
+class _Progress:
+    """A tqdm bar on stderr (bytes, rate, time left), shown from the first response on."""
+
+    def __init__(self, label: str, quiet: bool):
+        self.label, self.quiet, self.bar = label, quiet, None
+
+    def start(self, total: Optional[int], offset: int) -> None:
+        if self.quiet:
+            return
+        if self.bar is None:
+            try:
+                from tqdm import tqdm
+            except ImportError:  # a bare venv still downloads, just silently
+                self.quiet = True
+                return
+            self.bar = tqdm(
+                desc=self.label, total=total, initial=offset, unit="B", unit_scale=True,
+                unit_divisor=1024, file=sys.stderr, dynamic_ncols=True, leave=True,
+            )
+        else:
+            # A resumed request: the bytes already here count as done but not as speed.
+            self.bar.reset(total=total)
+            self.bar.initial = self.bar.n = offset
+            self.bar.refresh()
+
+    def update(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _env_number(name: str, default, kind, *, minimum):

@@ -1,0 +1,427 @@
+"""The L-BFGS objective mode: each octave's image found by scipy's L-BFGS-B.
+
+For every octave, with X0 the octave's starting input (base + the detail
+carried up from the smaller octave, exactly as the ascent mode builds it),
+the CxHxW input X of that octave minimises::
+
+    f(X) = D(X) + tv_weight * R_TV(X) + alpha_weight * R_alpha(X)
+
+    gain:  D(X) = 0.5 * || phi_n(X) - gain * phi_n(X0) ||^2
+    l2:    D(X) = -0.5 * || phi_n(X) ||^2      (the notebook's objective, maximised)
+
+subject to the pixel bounds -mean <= X <= 255 - mean (L-BFGS-B bounds, not
+clipping). phi_n is the output of layer ``end`` (forward up to it only);
+``enhanced = gain * phi_n(X0)`` is fixed at the start of each octave, so
+every octave has its own objective, defined on its own image size. The
+regularisers are in :mod:`deepdream_caffe.regularizers`.
+
+The gradient of D comes from the ascent mode's partial backprop: the end
+blob's diff is set to dD/dphi (``phi - enhanced``, or ``-phi`` for l2)
+and Caffe runs backward from ``end`` to the input blob. Caffe computes in
+float32; scipy's side (x, f, g, the regularisers) is float64.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+from scipy.optimize import Bounds, minimize
+
+from .errors import DeepDreamError
+from .netaccess import check_layer, end_blob, input_blob, raw_net
+from .octaves import octave_pyramid, octave_sizes, run_octaves
+from .regularizers import PIXEL_SCALE, alpha_norm, tv_norm
+from .transform import deprocess, net_mean, preprocess
+
+OBJECTIVES = ("gain", "l2")
+DEFAULT_GAIN = 2.0
+DEFAULT_TV_WEIGHT = 1.0
+DEFAULT_TV_BETA = 2.0
+DEFAULT_ALPHA = 6.0
+DEFAULT_MAXITER = 10
+
+FORMULAS = {
+    "gain": "0.5*||phi_n(X) - gain*phi_n(X0)||^2 + tv_weight*R_TV(X) + alpha_weight*R_alpha(X)",
+    "l2": "-0.5*||phi_n(X)||^2 + tv_weight*R_TV(X) + alpha_weight*R_alpha(X)",
+}
+REGULARIZER_FORMULAS = {
+    "R_TV": "sum_{c,i,j} (((X[c,i,j+1]-X[c,i,j])^2 + (X[c,i+1,j]-X[c,i,j])^2)/B^2 [+1e-6 if beta<2])^(beta/2)",
+    "R_alpha": "sum_{c,i,j} |X[c,i,j]/B|^alpha",
+    "B": PIXEL_SCALE,
+}
+
+IterCallback = Callable[[int, int, float], None]
+
+
+def check_lbfgs_params(
+    *,
+    objective: str,
+    gain: float,
+    tv_weight: float,
+    tv_beta: float,
+    alpha_weight: float,
+    alpha: float,
+    maxiter: int,
+    maxfun: Optional[int],
+    octave_n: int = 1,
+    octave_scale: float = 1.4,
+    names: Optional[Dict[str, str]] = None,
+) -> None:
+    """Raise a one-line DeepDreamError for the first bad parameter.
+
+    ``names`` maps a parameter to the name the user typed (e.g. a CLI flag).
+    """
+    n = dict(names or {})
+
+    def name(key: str) -> str:
+        return n.get(key, key)
+
+    def finite(key: str, v: float) -> None:
+        if not isinstance(v, (int, float, np.floating, np.integer)) or not math.isfinite(v):
+            raise DeepDreamError(f"{name(key)} must be a finite number, got {v!r}")
+
+    if objective not in OBJECTIVES:
+        raise DeepDreamError(f"{name('objective')} must be one of {', '.join(OBJECTIVES)}; got {objective!r}")
+    for key, v in (("gain", gain), ("tv_weight", tv_weight), ("tv_beta", tv_beta),
+                   ("alpha_weight", alpha_weight), ("alpha", alpha), ("octave_scale", octave_scale)):
+        finite(key, v)
+    if objective == "gain" and not gain > 0:
+        raise DeepDreamError(f"{name('gain')} must be positive (enhanced = gain * activations), got {gain}")
+    if tv_weight < 0:
+        raise DeepDreamError(f"{name('tv_weight')} must be >= 0, got {tv_weight}")
+    if alpha_weight < 0:
+        raise DeepDreamError(f"{name('alpha_weight')} must be >= 0, got {alpha_weight}")
+    if tv_beta < 1:
+        raise DeepDreamError(f"{name('tv_beta')} must be >= 1 (TV is not differentiable below), got {tv_beta}")
+    if alpha < 1:
+        raise DeepDreamError(f"{name('alpha')} must be >= 1 (the alpha-norm is not differentiable below), got {alpha}")
+    if int(maxiter) != maxiter or maxiter < 1:
+        raise DeepDreamError(f"{name('maxiter')} must be at least 1, got {maxiter}")
+    if maxfun is not None and (int(maxfun) != maxfun or maxfun < 1):
+        raise DeepDreamError(f"{name('maxfun')} must be at least 1, got {maxfun}")
+    if int(octave_n) != octave_n or octave_n < 1:
+        raise DeepDreamError(f"{name('octave_n')} must be at least 1, got {octave_n}")
+    if octave_n > 1 and not octave_scale > 1:
+        raise DeepDreamError(f"{name('octave_scale')} must be above 1, got {octave_scale}")
+
+
+def check_spatial_layer(net: Any, end: str, height: int, width: int) -> None:
+    """Raise a one-line DeepDreamError unless ``end``'s output is a spatial map for a ``height`` x ``width`` input.
+
+    A layer without spatial extent (an InnerProduct, a global pooling) ties
+    the net to one input size or ignores where things are; neither fits an
+    octave pyramid. Shapes come from the prototxt (no reshape, so nothing
+    Caffe could abort on); a bare pycaffe net is judged by its current blob.
+    """
+    cnet = raw_net(net)
+    check_layer(cnet, end)
+    shape: Optional[Tuple[int, ...]] = None
+    param = getattr(net, "param", None)
+    if param is not None:
+        from .shapes import ShapeError, layer_shapes  # noqa: PLC0415
+
+        try:
+            shapes = layer_shapes(param, height, width, upto=end)
+        except ShapeError as e:
+            raise DeepDreamError(f"a {width}x{height} image is too small for layer '{end}': {e}") from None
+        if end in shapes:
+            shape = tuple(shapes[end]["tops"][0])
+    if shape is None:
+        shape = tuple(end_blob(cnet, end).data.shape)
+    if len(shape) != 4 or shape[2] * shape[3] <= 1:
+        dims = "x".join(str(d) for d in shape[1:])
+        raise DeepDreamError(
+            f"layer '{end}' has no spatial extent (output {dims}); L-BFGS mode needs a layer with a "
+            "feature map, e.g. a convolution or an inception output"
+        )
+
+
+class OctaveObjective:
+    """f(X) and its gradient for one octave, evaluated through the net's input blob.
+
+    Call with a flat float64 vector (what scipy passes); returns
+    ``(f, grad)``, both float64. ``terms(x)`` gives the split of f.
+    ``target`` is ``enhanced`` for the gain objective and ``None`` for l2.
+    """
+
+    def __init__(
+        self,
+        net: Any,
+        end: str,
+        shape: Tuple[int, int, int],
+        *,
+        objective: str = "gain",
+        target: Optional[np.ndarray] = None,
+        tv_weight: float = DEFAULT_TV_WEIGHT,
+        tv_beta: float = DEFAULT_TV_BETA,
+        alpha_weight: float = 0.0,
+        alpha: float = DEFAULT_ALPHA,
+    ) -> None:
+        if objective == "gain" and target is None:
+            raise ValueError("the gain objective needs its target (gain * phi_n(X0))")
+        self.cnet = raw_net(net)
+        self.end = end
+        self.shape = tuple(shape)
+        self.objective = objective
+        self.target = None if target is None else np.asarray(target, dtype=np.float64)
+        self.tv_weight = float(tv_weight)
+        self.tv_beta = float(tv_beta)
+        self.alpha_weight = float(alpha_weight)
+        self.alpha = float(alpha)
+        self.nfev = 0
+        # The last few evaluations, so the per-iterate callback and the final
+        # report reuse values L-BFGS-B already paid for instead of re-running the net.
+        self._recent: List[Tuple[np.ndarray, Dict[str, float]]] = []
+
+    def __call__(self, x: np.ndarray) -> Tuple[float, np.ndarray]:
+        x = np.array(x, dtype=np.float64).reshape(self.shape)
+        src = input_blob(self.cnet)
+        dst = end_blob(self.cnet, self.end)
+        src.data[0] = x
+        self.cnet.forward(end=self.end)
+        phi = dst.data[0].astype(np.float64)
+        if self.objective == "gain":
+            r = phi - self.target
+            data = 0.5 * float(np.sum(r * r))
+        else:
+            r = -phi
+            data = -0.5 * float(np.sum(phi * phi))
+        dst.diff[0] = r
+        self.cnet.backward(start=self.end)
+        grad = src.diff[0].astype(np.float64)
+        self.nfev += 1
+
+        terms = {"data": data, "tv": 0.0, "alpha": 0.0}
+        if self.tv_weight > 0:
+            v, g = tv_norm(x, self.tv_beta)
+            terms["tv"] = v
+            grad += self.tv_weight * g
+        if self.alpha_weight > 0:
+            v, g = alpha_norm(x, self.alpha)
+            terms["alpha"] = v
+            grad += self.alpha_weight * g
+        terms["total"] = data + self.tv_weight * terms["tv"] + self.alpha_weight * terms["alpha"]
+        self._remember(x, terms)
+        return terms["total"], grad.ravel()
+
+    def _remember(self, x: np.ndarray, terms: Dict[str, float]) -> None:
+        self._recent.append((x, terms))
+        del self._recent[:-4]
+
+    def terms(self, x: np.ndarray) -> Dict[str, float]:
+        """{'data', 'tv', 'alpha', 'total'} at ``x`` (unweighted regulariser values), from cache when possible."""
+        x = np.asarray(x, dtype=np.float64).reshape(self.shape)
+        for seen, t in reversed(self._recent):
+            if np.array_equal(seen, x):
+                return dict(t)
+        self(x)
+        return dict(self._recent[-1][1])
+
+    def value(self, x: np.ndarray) -> float:
+        return self.terms(x)["total"]
+
+
+def pixel_bounds(net: Any, shape: Tuple[int, int, int]) -> Tuple[np.ndarray, np.ndarray]:
+    """(lower, upper) float64 arrays of ``shape``: -mean and 255 - mean per channel."""
+    mean = net_mean(net).astype(np.float64)
+    lo = np.broadcast_to(-mean, shape).copy()
+    hi = np.broadcast_to(255.0 - mean, shape).copy()
+    return lo, hi
+
+
+def octave_objective(
+    net: Any,
+    end: str,
+    x0: np.ndarray,
+    *,
+    objective: str = "gain",
+    gain: float = DEFAULT_GAIN,
+    tv_weight: float = DEFAULT_TV_WEIGHT,
+    tv_beta: float = DEFAULT_TV_BETA,
+    alpha_weight: float = 0.0,
+    alpha: float = DEFAULT_ALPHA,
+) -> OctaveObjective:
+    """The objective of one octave whose starting input is ``x0`` (CxHxW, net input space).
+
+    For the gain objective this runs the net once on ``x0`` to fix
+    ``enhanced = gain * phi_n(x0)``; the input blob is reshaped to x0's size.
+    """
+    cnet = raw_net(net)
+    src = input_blob(cnet)
+    c, h, w = x0.shape
+    src.reshape(1, c, h, w)
+    target = None
+    if objective == "gain":
+        src.data[0] = x0
+        cnet.forward(end=end)
+        target = gain * end_blob(cnet, end).data[0].astype(np.float64)
+    return OctaveObjective(net, end, (c, h, w), objective=objective, target=target, tv_weight=tv_weight,
+                           tv_beta=tv_beta, alpha_weight=alpha_weight, alpha=alpha)
+
+
+def minimize_octave(
+    fobj: OctaveObjective,
+    x0: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    *,
+    maxiter: int = DEFAULT_MAXITER,
+    maxfun: Optional[int] = None,
+    on_iterate: Optional[Callable[[int, float, np.ndarray], None]] = None,
+) -> Tuple[np.ndarray, Dict[str, Any]]:
+    """Run L-BFGS-B on ``fobj`` from ``x0`` within [lo, hi]; returns (x, record of the run).
+
+    ``on_iterate(iteration, value, x)`` sees each accepted iterate (x flat, float64).
+    """
+    shape = x0.shape
+    x0 = np.clip(np.asarray(x0, dtype=np.float64), lo, hi)
+    initial = fobj.terms(x0)
+    nfev0 = fobj.nfev
+    values = [initial["total"]]
+
+    def cb(intermediate_result: Any) -> None:
+        # scipy >= 1.11 passes an OptimizeResult with .fun; older ones pass x alone.
+        fun = getattr(intermediate_result, "fun", None)
+        xk = getattr(intermediate_result, "x", intermediate_result)
+        v = float(fun) if fun is not None else fobj.value(xk)
+        values.append(v)
+        if on_iterate is not None:
+            on_iterate(len(values) - 2, v, xk)
+
+    options: Dict[str, Any] = {"maxiter": int(maxiter)}
+    if maxfun is not None:
+        options["maxfun"] = int(maxfun)
+    res = minimize(fobj, x0.ravel(), jac=True, method="L-BFGS-B", bounds=Bounds(lo.ravel(), hi.ravel()),
+                   options=options, callback=cb)
+    x = np.asarray(res.x, dtype=np.float64).reshape(shape)
+    final = fobj.terms(x)
+    record = {
+        "size": [int(shape[1]), int(shape[2])],
+        "nit": int(res.nit),
+        # evaluations of f and its gradient (one forward + backward each), the start included
+        "nfev": int(fobj.nfev - nfev0) + 1,
+        "initial": initial,
+        "final": final,
+        "values": values,
+        "message": str(res.message),
+        "converged": bool(res.status == 0),
+    }
+    return x, record
+
+
+def _per_octave(callback: Optional[IterCallback], octave: int) -> Optional[Callable[[int, float, np.ndarray], None]]:
+    if callback is None:
+        return None
+    cb = callback
+
+    def on_iterate(i: int, v: float, _x: np.ndarray) -> None:
+        cb(octave, i, v)
+
+    return on_iterate
+
+
+def deepdream_lbfgs(
+    net: Any,
+    base_img: np.ndarray,
+    *,
+    end: str = "inception_4c/output",
+    octave_n: int = 4,
+    octave_scale: float = 1.4,
+    objective: str = "gain",
+    gain: float = DEFAULT_GAIN,
+    tv_weight: float = DEFAULT_TV_WEIGHT,
+    tv_beta: float = DEFAULT_TV_BETA,
+    alpha_weight: float = 0.0,
+    alpha: float = DEFAULT_ALPHA,
+    maxiter: int = DEFAULT_MAXITER,
+    maxfun: Optional[int] = None,
+    callback: Optional[IterCallback] = None,
+) -> Tuple[np.ndarray, Dict[str, Any]]:
+    """Dream on ``base_img`` (HxWx3 RGB) with L-BFGS-B per octave; returns (float32 HxWx3 RGB, info).
+
+    The objective is in the module docstring. ``maxiter`` and ``maxfun``
+    bound the L-BFGS-B iterations and function evaluations per octave
+    (scipy may overrun ``maxfun`` to finish an iteration's line search;
+    ``None`` leaves scipy's default of 15000). ``callback(octave, iteration,
+    value)`` is called after each accepted iterate (octave 0 = smallest).
+    ``info`` holds the objective, its settings, and per octave the initial
+    and final term values, ``nit`` and ``nfev``; it is JSON-able.
+    There is no randomness: the same inputs give the same image.
+    """
+    check_lbfgs_params(objective=objective, gain=gain, tv_weight=tv_weight, tv_beta=tv_beta,
+                       alpha_weight=alpha_weight, alpha=alpha, maxiter=maxiter, maxfun=maxfun,
+                       octave_n=octave_n, octave_scale=octave_scale)
+    h, w = base_img.shape[:2]
+    check_spatial_layer(net, end, h, w)
+    sh, sw = octave_sizes(h, w, octave_n, octave_scale)[-1]
+    check_spatial_layer(net, end, sh, sw)
+
+    cnet = raw_net(net)
+    src = input_blob(cnet)
+    octaves = octave_pyramid(preprocess(net, base_img), octave_n, octave_scale)
+    records: List[Dict[str, Any]] = []
+
+    def work(octave: int, _base: np.ndarray) -> None:
+        x0 = src.data[0].astype(np.float64)
+        lo, hi = pixel_bounds(net, x0.shape)
+        # Start inside the box: enhanced must be the activation of the point
+        # L-BFGS-B actually starts from (it projects x0 onto the bounds).
+        x0 = np.clip(x0, lo, hi)
+        fobj = octave_objective(net, end, x0, objective=objective, gain=gain, tv_weight=tv_weight,
+                                tv_beta=tv_beta, alpha_weight=alpha_weight, alpha=alpha)
+        x, record = minimize_octave(fobj, x0, lo, hi, maxiter=maxiter, maxfun=maxfun,
+                                    on_iterate=_per_octave(callback, octave))
+        src.data[0] = x
+        records.append(record)
+
+    result = run_octaves(net, octaves, work)
+    info: Dict[str, Any] = {
+        "objective": objective,
+        "formula": FORMULAS[objective],
+        "regularizers": dict(REGULARIZER_FORMULAS),
+        "layer": end,
+        "gain": float(gain) if objective == "gain" else None,
+        "tv_weight": float(tv_weight),
+        "tv_beta": float(tv_beta),
+        "alpha_weight": float(alpha_weight),
+        "alpha": float(alpha),
+        "maxiter": int(maxiter),
+        "maxfun": None if maxfun is None else int(maxfun),
+        "octave_n": int(octave_n),
+        "octave_scale": float(octave_scale),
+        "octaves": records,  # smallest first
+        "final": dict(records[-1]["final"]),
+        "nfev": int(sum(r["nfev"] for r in records)),
+        "nit": int(sum(r["nit"] for r in records)),
+    }
+    return deprocess(net, result), info
+
+
+def plain_ascent(
+    fobj: OctaveObjective,
+    x0: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    steps: int,
+    step_size: float = 1.5,
+) -> Tuple[np.ndarray, List[float]]:
+    """The ascent mode's normalised step on the same objective, for comparison with L-BFGS.
+
+    ``steps`` descent steps ``x -= step_size / mean|g| * g`` (the notebook's
+    update, without jitter so the objective stays fixed), clipped to the
+    bounds as the ascent mode clips. Uses ``steps`` gradient evaluations and
+    returns (x, objective values: at x0, then after each step, the last one
+    costing one more evaluation).
+    """
+    x = np.clip(np.asarray(x0, dtype=np.float64), lo, hi)
+    f, g = fobj(x)
+    values = [f]
+    for _ in range(steps):
+        scale = np.abs(g).mean()
+        if scale == 0:
+            break
+        x = np.clip(x - step_size / scale * g.reshape(x.shape), lo, hi)
+        f, g = fobj(x)
+        values.append(f)
+    return x, values

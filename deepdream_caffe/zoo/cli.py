@@ -1,0 +1,179 @@
+"""``deepdream-caffe models list|fetch|path|verify``: the zoo on the command line."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+from ..errors import DeepDreamError
+from .manifest import Manifest, find_manifest, list_manifests
+from .resolve import caffe_root_dir, locate, resolve_model
+from . import cache as zcache
+
+
+def add_models_parser(subparsers) -> None:
+    """Add the ``models`` command (list/fetch/path/verify) to an argparse subparsers object.
+
+    Every leaf sets ``func(args) -> int`` and takes ``--models-dir`` (repeatable),
+    ``--mirror`` and ``--quiet``.
+    """
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--models-dir", action="append", type=Path, metavar="DIR", default=None,
+        help="extra folder of <name>/model.toml manifests, searched first (repeatable; "
+        "also $DEEPDREAM_CAFFE_MODELS, colon-separated)",
+    )
+    common.add_argument(
+        "--mirror", metavar="BASE_URL", default=None,
+        help="fetch each file from BASE_URL/<file name> first (also $DEEPDREAM_CAFFE_MIRROR)",
+    )
+    common.add_argument("-q", "--quiet", action="store_true", help="no progress bars or chatter")
+
+    models = subparsers.add_parser(
+        "models", help="list, fetch and check the nets DeepDream uses",
+        description="The model zoo: manifests in models/<name>/model.toml, files cached in "
+        "$DEEPDREAM_CAFFE_CACHE (default ~/.cache/deepdream-caffe), checked by sha1.",
+    )
+    sub = models.add_subparsers(dest="models_command", metavar="COMMAND")
+    models.set_defaults(func=lambda args: _usage(models))
+
+    p = sub.add_parser("list", parents=[common], help="known models: size, cached or not, license")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("fetch", parents=[common], help="download and verify models now")
+    p.add_argument("names", nargs="+", metavar="NAME")
+    p.set_defaults(func=cmd_fetch)
+
+    p = sub.add_parser("path", parents=[common], help="print a model's local prototxt and weights paths")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--fetch", action="store_true", help="download the model if it is not here yet")
+    p.set_defaults(func=cmd_path)
+
+    p = sub.add_parser("verify", parents=[common], help="re-hash local model files against their sha1")
+    p.add_argument("names", nargs="*", metavar="NAME", help="models to check (default: every known one)")
+    p.set_defaults(func=cmd_verify)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    manifests, broken = list_manifests(args.models_dir)
+    rows = [("NAME", "SIZE", "CACHED", "LICENSE", "DESCRIPTION")]
+    for m in manifests:
+        rows.append((m.name, _size(m), _presence(m), m.license, m.description))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4])
+    for message in broken:
+        print(f"deepdream-caffe: error: {message}", file=sys.stderr)
+    return 1 if broken else 0
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    failed = 0
+    for name in args.names:
+        try:
+            files = resolve_model(name, models_dirs=args.models_dir, mirror=args.mirror, fetch=True, quiet=args.quiet)
+        except DeepDreamError as e:
+            if len(args.names) == 1:
+                raise
+            # Carry on with the other models; each failure is its own line.
+            print(f"deepdream-caffe: error: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        if not args.quiet:
+            print(f"{name}: ready ({files.prototxt.parent})")
+    return 1 if failed else 0
+
+
+def cmd_path(args: argparse.Namespace) -> int:
+    files = resolve_model(args.name, models_dirs=args.models_dir, mirror=args.mirror, fetch=args.fetch,
+                          quiet=args.quiet)
+    print(files.prototxt)
+    print(files.weights)
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    if args.names:
+        manifests = [find_manifest(n, args.models_dir) for n in args.names]
+        broken: list[str] = []
+    else:
+        manifests, broken = list_manifests(args.models_dir)
+    bad = len(broken)
+    for message in broken:
+        print(f"deepdream-caffe: error: {message}", file=sys.stderr)
+    rows = []
+    for m in manifests:
+        for spec in m.files:
+            state = locate(m, spec, warn=lambda msg: print(f"deepdream-caffe: warning: {msg}", file=sys.stderr))
+            if state.verdict == "ok":
+                status, detail = "ok", str(state.path)
+            elif state.verdict == "mismatch":
+                status, detail = "MISMATCH", f"{state.path}: sha1 {state.actual}, expected {state.expected}"
+                bad += 1
+            elif state.verdict == "unrecorded":
+                status, detail = "unchecked", f"{state.path}: no hash published or recorded yet"
+            else:
+                status, detail = "missing", "not downloaded"
+                # Asked about by name, a missing file is a failure; in the full sweep it is just news.
+                bad += 1 if args.names else 0
+            if not args.quiet or status in ("MISMATCH", "missing"):
+                rows.append((m.name, spec.filename, status, detail))
+    if rows:
+        widths = [max(len(r[i]) for r in rows) for i in range(3)]
+        for r in rows:
+            print("  ".join(c.ljust(w) for c, w in zip(r[:3], widths)) + "  " + r[3])
+    return 1 if bad else 0
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_usage(sys.stderr)
+    print("deepdream-caffe models: choose a command: list, fetch, path or verify", file=sys.stderr)
+    return 2
+
+
+def _local_copies(m: Manifest) -> list[Optional[Path]]:
+    """Where each file is present (unverified: listing must not hash gigabytes)."""
+    root = caffe_root_dir(m.name)
+    found = []
+    for spec in m.files:
+        places = ([root / spec.filename] if root is not None else []) + [zcache.model_dir(m.name) / spec.filename]
+        found.append(next((p for p in places if p.is_file()), None))
+    return found
+
+
+def _presence(m: Manifest) -> str:
+    present = [p is not None for p in _local_copies(m)]
+    return "yes" if all(present) else "partial" if any(present) else "no"
+
+
+def _size(m: Manifest) -> str:
+    weights = _local_copies(m)[1]
+    if weights is not None:
+        return _human(weights.stat().st_size)
+    if m.approx_size_mb is not None:
+        return f"~{m.approx_size_mb:g} MB"
+    return "?"
+
+
+def _human(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the ``models`` command on its own (``python -m deepdream_caffe.zoo models ...``)."""
+    parser = argparse.ArgumentParser(prog="deepdream-caffe")
+    add_models_parser(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except DeepDreamError as e:
+        print(f"deepdream-caffe: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("deepdream-caffe: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,101 @@
+"""Issue 2: pycaffe is importable and partial forward/backward gives true gradients."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from conftest import caffe
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_caffe_imports_without_pythonpath():
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    r = subprocess.run([sys.executable, "-c", "import caffe, caffe.proto.caffe_pb2; print(caffe.__file__)"],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().endswith("__init__.py")
+
+
+def _netspec_net() -> "caffe.Net":
+    from caffe import layers as L
+    from caffe import params as P
+
+    n = caffe.NetSpec()
+    n.data = L.Input(shape=dict(dim=[1, 3, 12, 12]))
+    n.conv = L.Convolution(n.data, num_output=4, kernel_size=3, pad=1,
+                           weight_filler=dict(type="gaussian", std=0.3), bias_filler=dict(type="constant", value=0.1))
+    n.relu = L.ReLU(n.conv, in_place=True)
+    n.pool = L.Pooling(n.relu, pool=P.Pooling.MAX, kernel_size=2, stride=2)
+    n.out = L.Convolution(n.pool, num_output=3, kernel_size=3, weight_filler=dict(type="gaussian", std=0.3))
+    proto = n.to_proto()
+    proto.force_backward = True
+    with tempfile.NamedTemporaryFile("w", suffix=".prototxt", delete=False) as f:
+        f.write(str(proto))
+    try:
+        caffe.set_mode_cpu()
+        caffe.set_random_seed(7)
+        return caffe.Net(f.name, caffe.TEST)
+    finally:
+        os.unlink(f.name)
+
+
+def test_partial_backward_matches_central_differences():
+    net = _netspec_net()
+    x = np.random.RandomState(0).uniform(-1, 1, (1, 3, 12, 12)).astype(np.float32)
+
+    def f(v):
+        net.blobs["data"].data[...] = v
+        net.forward(end="pool")
+        a = net.blobs["pool"].data.astype(np.float64)
+        return 0.5 * float((a * a).sum())
+
+    f(x)
+    net.blobs["pool"].diff[...] = net.blobs["pool"].data
+    net.backward(start="pool")
+    g = net.blobs["data"].diff.astype(np.float64).copy()
+    assert np.abs(g).sum() > 0
+
+    eps = 1e-3  # small enough to cross no ReLU/max kink, large for float32 noise
+    rs = np.random.RandomState(1)
+    for _ in range(5):  # directional derivatives along random directions
+        d = rs.randn(*x.shape).astype(np.float32)
+        fd = (f(x + eps * d) - f(x - eps * d)) / (2 * eps)
+        an = float((g * d).sum())
+        assert abs(fd - an) <= 1e-3 * max(1.0, abs(an)), (fd, an)
+    # and element-wise at a few pixels
+    for idx in [(0, 0, 3, 4), (0, 1, 7, 7), (0, 2, 10, 1)]:
+        e = np.zeros_like(x)
+        e[idx] = 1
+        fd = (f(x + eps * e) - f(x - eps * e)) / (2 * eps)
+        assert abs(fd - g[idx]) <= 1e-3 * max(1.0, abs(g[idx])), (idx, fd, g[idx])
+
+
+def test_googlenet_prototxt_from_the_build_loads(googlenet_prototxt):
+    caffe.set_mode_cpu()
+    caffe.set_random_seed(0)
+    net = caffe.Net(str(googlenet_prototxt), caffe.TEST)
+    assert "inception_4c/output" in net.blobs
+    assert "inception_3b/5x5_reduce" in net.blobs
+    assert net.blobs["inception_4c/output"].data.shape[1] == 512
+    w = net.params["conv1/7x7_s2"][0].data
+    assert w.shape == (64, 3, 7, 7) and np.abs(w).sum() > 0  # xavier filler ran
+
+
+def test_build_script_second_run_is_a_no_op():
+    r = subprocess.run(["bash", str(REPO / "scripts" / "build_caffe.sh"), "--python", sys.executable],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "up to date" in r.stderr or "using" in r.stderr or "ready" in r.stderr
+
+
+def test_build_script_rejects_unknown_option():
+    r = subprocess.run(["bash", str(REPO / "scripts" / "build_caffe.sh"), "--frobnicate"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and "unknown option" in r.stderr

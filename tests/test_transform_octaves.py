@@ -1,0 +1,57 @@
+"""Issue 3: preprocessing, octave sizes, size checks."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from deepdream_caffe.errors import DeepDreamError
+from deepdream_caffe.octaves import octave_pyramid, octave_sizes
+from deepdream_caffe.prototxt import read_prototxt
+from deepdream_caffe.sizing import fit_octaves
+from deepdream_caffe.transform import deprocess, preprocess, to_uint8
+
+
+class _Net:
+    mean = np.float32([104.0, 116.0, 122.0])
+    channel_swap = (2, 1, 0)
+
+
+def test_preprocess_is_bgr_chw_minus_mean_and_inverts():
+    img = np.zeros((2, 3, 3), np.float32)
+    img[..., 0], img[..., 1], img[..., 2] = 10, 20, 30  # R, G, B
+    x = preprocess(_Net, img)
+    assert x.dtype == np.float32 and x.shape == (3, 2, 3)
+    assert np.all(x[0] == 30 - 104) and np.all(x[1] == 20 - 116) and np.all(x[2] == 10 - 122)
+    back = deprocess(_Net, x)
+    assert back.shape == img.shape and np.array_equal(back, img)
+
+
+def test_other_channel_order():
+    class Rgb:
+        mean = np.float32([1, 2, 3])
+        channel_swap = (0, 1, 2)
+
+    img = np.random.RandomState(0).randint(0, 256, (4, 5, 3)).astype(np.float32)
+    x = preprocess(Rgb, img)
+    assert np.array_equal(x[0], img[..., 0] - 1)
+    assert np.array_equal(deprocess(Rgb, x), img)
+
+
+def test_to_uint8_clips_then_truncates():
+    assert to_uint8(np.array([-5.0, 0.7, 254.9, 300.0])).tolist() == [0, 0, 254, 255]
+
+
+def test_octave_sizes_for_the_notebook_sky_image():
+    assert octave_sizes(575, 1024, 4, 1.4) == [(575, 1024), (411, 731), (294, 522), (210, 373)]
+    pyr = octave_pyramid(np.zeros((3, 575, 1024), np.float32), 4, 1.4)
+    assert [p.shape[1:] for p in pyr] == octave_sizes(575, 1024, 4, 1.4)
+
+
+def test_too_small_octaves_are_dropped_or_refused(googlenet_prototxt):
+    param = read_prototxt(googlenet_prototxt)
+    assert fit_octaves(param, "inception_4c/output", 575, 1024, 4, 1.4) == (4, None)
+    # inception_4c needs 15 px: 30 -> 21 -> 15 -> 11 keeps three octaves
+    n, note = fit_octaves(param, "inception_4c/output", 30, 30, 4, 1.4)
+    assert n == 3 and "3 octaves" in note
+    with pytest.raises(DeepDreamError, match="too small.*at least about 15x15"):
+        fit_octaves(param, "inception_4c/output", 10, 10, 4, 1.4)

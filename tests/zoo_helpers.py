@@ -1,0 +1,138 @@
+"""Shared pieces of the model-zoo tests: an isolated zoo environment, a live server, manifests."""
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import pytest
+
+from httpserver import FileServer
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def sha1(data: bytes) -> str:
+    return hashlib.sha1(data).hexdigest()
+
+
+@dataclass
+class ZooEnv:
+    root: Path  # the test's scratch folder
+    cache: Path  # $DEEPDREAM_CAFFE_CACHE
+    models: Path  # a --models-dir of manifests written by the test
+    caffe_root: Path  # $CAFFE_ROOT, empty unless a test fills models/<name>/
+
+    def model_dir(self, name: str) -> Path:
+        return self.cache / "models" / name
+
+    def cached(self, name: str) -> list[str]:
+        """File names in the model's cache folder ([] when the folder is absent)."""
+        d = self.model_dir(name)
+        return sorted(p.name for p in d.iterdir()) if d.is_dir() else []
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """os.environ for a subprocess: this zoo, and the repo importable."""
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+        env.update(extra)
+        return env
+
+
+@pytest.fixture
+def zoo_env(tmp_path, monkeypatch) -> ZooEnv:
+    """A private cache, manifests folder and Caffe root; short timeouts so failures are quick."""
+    z = ZooEnv(tmp_path, tmp_path / "cache", tmp_path / "manifests", tmp_path / "caffe_root")
+    z.models.mkdir()
+    (z.caffe_root / "models").mkdir(parents=True)
+    monkeypatch.setenv("DEEPDREAM_CAFFE_CACHE", str(z.cache))
+    monkeypatch.setenv("CAFFE_ROOT", str(z.caffe_root))
+    monkeypatch.setenv("DEEPDREAM_CAFFE_TIMEOUT", "1")
+    monkeypatch.setenv("DEEPDREAM_CAFFE_RETRIES", "2")
+    monkeypatch.setenv("DEEPDREAM_CAFFE_RETRY_WAIT", "0.01")
+    monkeypatch.setenv("DEEPDREAM_CAFFE_LOCK_TIMEOUT", "60")
+    monkeypatch.delenv("DEEPDREAM_CAFFE_MODELS", raising=False)
+    monkeypatch.delenv("DEEPDREAM_CAFFE_MIRROR", raising=False)
+    return z
+
+
+@pytest.fixture
+def server():
+    """A live HTTP server on 127.0.0.1, stopped after the test."""
+    with FileServer() as s:
+        yield s
+
+
+def dead_url(path: str = "file.bin") -> str:
+    """A loopback URL nobody listens on: connection refused, as with no network."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/{path}"
+
+
+def _toml(value) -> str:
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return repr(value)
+
+
+def write_manifest(models_dir: Path, name: str, *, drop: tuple[str, ...] = (), **fields) -> Path:
+    """Write ``models_dir/name/model.toml`` with test defaults; ``drop`` leaves keys out."""
+    values = {
+        "description": "a test net",
+        "license": "test only",
+        "mean": [104.0, 116.0, 122.0],
+        "channel_swap": [2, 1, 0],
+        "default_layer": "a/output",
+    }
+    values.update({k: v for k, v in fields.items() if v is not None})
+    tables = {k: values.pop(k) for k in list(values) if isinstance(values[k], dict)}
+    lines = [f"{k} = {_toml(v)}" for k, v in values.items() if k not in drop]
+    for table, entries in tables.items():
+        lines.append(f"[{table}]")
+        lines += [f"{k} = {_toml(v)}" for k, v in entries.items()]
+    path = models_dir / name / "model.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def serve_model(server: FileServer, models_dir: Path, name: str, prototxt: bytes, weights: bytes, *,
+                publish_sha1: bool = True, proto_name: str = "deploy.prototxt",
+                weights_name: Optional[str] = None, **weights_behaviour) -> Path:
+    """Serve a model's two files and write its manifest pointing at them."""
+    weights_name = weights_name or f"{name}.caffemodel"
+    server.add(f"{name}/{proto_name}", prototxt)
+    server.add(f"{name}/{weights_name}", weights, **weights_behaviour)
+    return write_manifest(
+        models_dir, name,
+        prototxt_url=server.url(f"{name}/{proto_name}"),
+        weights_url=server.url(f"{name}/{weights_name}"),
+        prototxt_sha1=sha1(prototxt) if publish_sha1 else None,
+        weights_sha1=sha1(weights) if publish_sha1 else None,
+    )
+
+
+def run_zoo(zoo: ZooEnv, *args: str, timeout: float = 60, **popen) -> subprocess.CompletedProcess:
+    """``python -m deepdream_caffe.zoo models ARGS`` in a real subprocess."""
+    return subprocess.run(
+        [sys.executable, "-m", "deepdream_caffe.zoo", "models", *args],
+        env=zoo.env(), capture_output=True, text=True, timeout=timeout, **popen,
+    )
+
+
+def one_line(stderr: str) -> str:
+    """The single error line a failing command printed (asserts it is one line)."""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, f"expected one line on stderr, got: {stderr!r}"
+    return lines[0]
