@@ -274,7 +274,8 @@ def _params(args: argparse.Namespace, setup: DreamSetup) -> Dict[str, Any]:
     return p
 
 
-def _dream_once(args, setup: DreamSetup, img: np.ndarray, rng: np.random.RandomState, label: str = "dream"):
+def _dream_once(args, setup: DreamSetup, img: np.ndarray, rng: np.random.RandomState, label: str = "dream",
+                checkpoint: Any = None):
     """One dream of ``img`` with a progress bar; returns (image, extra metadata)."""
     from .dream import deepdream  # noqa: PLC0415
     from .octaves import octave_sizes  # noqa: PLC0415
@@ -295,7 +296,7 @@ def _dream_once(args, setup: DreamSetup, img: np.ndarray, rng: np.random.RandomS
     try:
         out = deepdream(setup.dnet, img, iter_n=args.iters, octave_n=setup.octave_n, octave_scale=args.octave_scale,
                         end=setup.end, clip=not args.no_clip, rng=rng, callback=progress,
-                        step_fn=setup.tiling.step_fn(img.shape[:2]), **step_params)
+                        step_fn=setup.tiling.step_fn(img.shape[:2]), checkpoint=checkpoint, **step_params)
     finally:
         progress.close()
     return out, {}
@@ -311,20 +312,33 @@ def _seed(args: argparse.Namespace) -> int:
 
 def cmd_dream(args: argparse.Namespace) -> int:
     from .image import save_image  # noqa: PLC0415
-    from .metadata import run_metadata  # noqa: PLC0415
+    from .metadata import file_sha1, run_metadata  # noqa: PLC0415
 
     _check_dream_args(args)
     _check_output(args.output, [args.input, args.guide])
+    from .checkpoint import FileCheckpoint, run_key, state_path  # noqa: PLC0415
+
     img = _load_input(args.input)
     setup = _prepare(args, img)
     seed = _seed(args)
-    out, extra = _dream_once(args, setup, img, np.random.RandomState(seed))
+    rng = np.random.RandomState(seed)
+    params = _params(args, setup)
+    checkpoint = None
+    if args.mode == "ascent":
+        key = run_key({"params": params, "seed": seed, "input": file_sha1(args.input) if args.input else None,
+                       "weights": setup.spec.weights_sha1, "shape": img.shape})
+        checkpoint = FileCheckpoint(state_path(args.output), key, rng)
+    out, extra = _dream_once(args, setup, img, rng, checkpoint=checkpoint)
+    if checkpoint is not None and checkpoint.resumed_from is not None:
+        _note(args, f"resumed after octave {checkpoint.resumed_from + 1} from {checkpoint.path}")
     meta = run_metadata(
-        command="dream", params=_params(args, setup), seed=seed, model=setup.spec.model,
+        command="dream", params=params, seed=seed, model=setup.spec.model,
         prototxt=setup.spec.prototxt, weights=setup.spec.weights, weights_sha1=setup.spec.weights_sha1,
         input_path=args.input, device=setup.device, extra=extra,
     )
     save_image(args.output, out, meta, quality=args.quality)
+    if checkpoint is not None:
+        checkpoint.remove()
     _note(args, f"wrote {args.output}")
     return 0
 

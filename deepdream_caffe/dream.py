@@ -7,7 +7,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from .netaccess import check_layer, input_blob, raw_net
-from .octaves import octave_pyramid, run_octaves
+from .octaves import OctaveCheckpoint, octave_pyramid, run_octaves
 from .step import make_step
 from .transform import deprocess, preprocess
 
@@ -45,14 +45,16 @@ def deepdream(
     rng: Optional[np.random.RandomState] = None,
     callback: Optional[StepCallback] = None,
     step_fn: Callable[..., None] = make_step,
+    checkpoint: Optional[OctaveCheckpoint] = None,
     **step_params: Any,
 ) -> np.ndarray:
     """Dream on ``base_img`` (HxWx3 RGB) and return the result as a float32 HxWx3 RGB image.
 
     Same algorithm and defaults as the notebook. ``rng`` (a RandomState)
     supplies the jitter; ``None`` uses numpy's global generator as the
-    notebook did. ``step_params`` go to ``make_step`` (step_size, jitter,
-    objective).
+    notebook did. ``checkpoint`` (see :mod:`checkpoint`) lets a long run
+    resume after its last finished octave. ``step_params`` go to
+    ``make_step`` (step_size, jitter, objective).
     """
     check_layer(raw_net(net), end)
     octaves = octave_pyramid(preprocess(net, base_img), octave_n, octave_scale)
@@ -63,4 +65,4 @@ def deepdream(
             if callback is not None:
                 callback(StepInfo(net, octave, octave_n, i, iter_n, clip))
 
-    return deprocess(net, run_octaves(net, octaves, work))
+    return deprocess(net, run_octaves(net, octaves, work, checkpoint))

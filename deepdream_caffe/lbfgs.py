@@ -32,11 +32,12 @@ from .errors import DeepDreamError
 from .netaccess import check_layer, end_blob, input_blob, raw_net
 from .octaves import octave_pyramid, octave_sizes, run_octaves
 from .regularizers import PIXEL_SCALE, alpha_norm, tv_norm
+from .step import ascent_update
 from .transform import deprocess, net_mean, preprocess
 
 OBJECTIVES = ("gain", "l2")
 DEFAULT_GAIN = 2.0
-DEFAULT_TV_WEIGHT = 1.0
+DEFAULT_TV_WEIGHT = 50.0
 DEFAULT_TV_BETA = 2.0
 DEFAULT_ALPHA = 6.0
 DEFAULT_MAXITER = 10
@@ -169,14 +170,20 @@ class OctaveObjective:
         self.tv_beta = float(tv_beta)
         self.alpha_weight = float(alpha_weight)
         self.alpha = float(alpha)
-        self.nfev = 0
-        # The last few evaluations, so the per-iterate callback and the final
-        # report reuse values L-BFGS-B already paid for instead of re-running the net.
-        self._recent: List[Tuple[np.ndarray, Dict[str, float]]] = []
+        self.nfev = 0  # forward + backward passes actually run
+        # The last few evaluations: scipy re-asks for the starting point, and the
+        # per-iterate callback and final report want values already paid for.
+        self._recent: List[Tuple[np.ndarray, Dict[str, float], np.ndarray]] = []
 
     def __call__(self, x: np.ndarray) -> Tuple[float, np.ndarray]:
         x = np.array(x, dtype=np.float64).reshape(self.shape)
+        hit = self._lookup(x)
+        if hit is not None:
+            return hit[0]["total"], hit[1].copy()
         src = input_blob(self.cnet)
+        if tuple(src.data.shape[1:]) != self.shape:
+            # another octave's objective has used the net since
+            src.reshape(1, *self.shape)
         dst = end_blob(self.cnet, self.end)
         src.data[0] = x
         self.cnet.forward(end=self.end)
@@ -202,21 +209,26 @@ class OctaveObjective:
             terms["alpha"] = v
             grad += self.alpha_weight * g
         terms["total"] = data + self.tv_weight * terms["tv"] + self.alpha_weight * terms["alpha"]
-        self._remember(x, terms)
-        return terms["total"], grad.ravel()
+        grad = grad.ravel()
+        self._recent.append((x, terms, grad))
+        del self._recent[:-3]
+        return terms["total"], grad.copy()
 
-    def _remember(self, x: np.ndarray, terms: Dict[str, float]) -> None:
-        self._recent.append((x, terms))
-        del self._recent[:-4]
+    def _lookup(self, x: np.ndarray) -> Optional[Tuple[Dict[str, float], np.ndarray]]:
+        for seen, terms, grad in reversed(self._recent):
+            if np.array_equal(seen, x):
+                return terms, grad
+        return None
 
     def terms(self, x: np.ndarray) -> Dict[str, float]:
         """{'data', 'tv', 'alpha', 'total'} at ``x`` (unweighted regulariser values), from cache when possible."""
         x = np.asarray(x, dtype=np.float64).reshape(self.shape)
-        for seen, t in reversed(self._recent):
-            if np.array_equal(seen, x):
-                return dict(t)
-        self(x)
-        return dict(self._recent[-1][1])
+        hit = self._lookup(x)
+        if hit is None:
+            self(x)
+            hit = self._lookup(x)
+        assert hit is not None
+        return dict(hit[0])
 
     def value(self, x: np.ndarray) -> float:
         return self.terms(x)["total"]
@@ -276,8 +288,8 @@ def minimize_octave(
     """
     shape = x0.shape
     x0 = np.clip(np.asarray(x0, dtype=np.float64), lo, hi)
-    initial = fobj.terms(x0)
     nfev0 = fobj.nfev
+    initial = fobj.terms(x0)
     values = [initial["total"]]
 
     def cb(intermediate_result: Any) -> None:
@@ -300,7 +312,7 @@ def minimize_octave(
         "size": [int(shape[1]), int(shape[2])],
         "nit": int(res.nit),
         # evaluations of f and its gradient (one forward + backward each), the start included
-        "nfev": int(fobj.nfev - nfev0) + 1,
+        "nfev": int(fobj.nfev - nfev0),
         "initial": initial,
         "final": final,
         "values": values,
@@ -345,8 +357,10 @@ def deepdream_lbfgs(
     (scipy may overrun ``maxfun`` to finish an iteration's line search;
     ``None`` leaves scipy's default of 15000). ``callback(octave, iteration,
     value)`` is called after each accepted iterate (octave 0 = smallest).
-    ``info`` holds the objective, its settings, and per octave the initial
-    and final term values, ``nit`` and ``nfev``; it is JSON-able.
+    ``info`` holds the objective, its settings, and per octave (smallest
+    first) the initial and final term values, the value after each
+    iteration, ``nit`` and ``nfev`` (forward + backward passes; the forward
+    pass that fixes ``enhanced`` is not counted); it is JSON-able.
     There is no randomness: the same inputs give the same image.
     """
     check_lbfgs_params(objective=objective, gain=gain, tv_weight=tv_weight, tv_beta=tv_beta,
@@ -418,10 +432,10 @@ def plain_ascent(
     f, g = fobj(x)
     values = [f]
     for _ in range(steps):
-        scale = np.abs(g).mean()
-        if scale == 0:
+        if not np.any(g):
             break
-        x = np.clip(x - step_size / scale * g.reshape(x.shape), lo, hi)
+        ascent_update(x, -g.reshape(x.shape), step_size)  # ascent on -f
+        x = np.clip(x, lo, hi)
         f, g = fobj(x)
         values.append(f)
     return x, values

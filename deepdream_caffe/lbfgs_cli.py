@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any, Callable, Dict, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import numpy as np
 
@@ -77,6 +77,12 @@ def _lbfgs_params(args: argparse.Namespace) -> Dict[str, Any]:
     }
 
 
+def check_lbfgs_args(args: argparse.Namespace) -> None:
+    """Raise a one-line DeepDreamError naming the flag if an L-BFGS option is bad (no net needed)."""
+    check_lbfgs_params(**_lbfgs_params(args), octave_n=getattr(args, "octaves", 4),
+                       octave_scale=getattr(args, "octave_scale", 1.4), names=FLAG_NAMES)
+
+
 def run_lbfgs(net: Any, img: np.ndarray, args: argparse.Namespace,
               progress_factory: ProgressFactory) -> Tuple[np.ndarray, Dict[str, Any]]:
     """Check the L-BFGS options in ``args``, dream on ``img``; returns (image, metadata for "lbfgs").
@@ -90,36 +96,52 @@ def run_lbfgs(net: Any, img: np.ndarray, args: argparse.Namespace,
     octave_n = getattr(args, "octaves", 4)
     octave_scale = getattr(args, "octave_scale", 1.4)
     end = getattr(args, "layer", None) or DEFAULT_LAYER
-    check_lbfgs_params(**params, octave_n=octave_n, octave_scale=octave_scale, names=FLAG_NAMES)
+    check_lbfgs_args(args)
     h, w = img.shape[:2]
     check_spatial_layer(net, end, h, w)
 
     maxiter = int(params["maxiter"])
-    progress = progress_factory(octave_sizes(h, w, octave_n, octave_scale), maxiter)
-    state = {"octave": 0, "done": 0, "value": None}
-
-    def finish_octave() -> None:
-        # An octave that stopped before maxiter still counts in full, so the bar ends at 100%.
-        value = state["value"]
-        extra = "converged" if value is None else f"f={value:.6g} (stopped)"
-        for step in range(state["done"], maxiter):
-            progress.update(state["octave"], step, extra=extra)
-
-    def callback(octave: int, step: int, value: float) -> None:
-        while octave > state["octave"]:
-            finish_octave()
-            state.update(octave=state["octave"] + 1, done=0, value=None)
-        if step < maxiter:
-            progress.update(octave, step, extra=f"f={value:.6g}")
-        state.update(done=step + 1, value=value)
-
+    feed = _ProgressFeed(progress_factory(octave_sizes(h, w, octave_n, octave_scale), maxiter), maxiter)
     try:
         out, info = deepdream_lbfgs(net, img, end=end, octave_n=octave_n, octave_scale=octave_scale,
-                                    callback=callback, **params)
-        while state["octave"] < octave_n - 1:
-            finish_octave()
-            state.update(octave=state["octave"] + 1, done=0, value=None)
-        finish_octave()
+                                    callback=feed, **params)
+        feed.finish(octave_n)
     finally:
-        progress.close()
+        feed.progress.close()
     return out, info
+
+
+class _ProgressFeed:
+    """Turns per-iterate callbacks into progress steps; an octave that stops early is filled up.
+
+    L-BFGS-B may stop before ``maxiter`` (converged, or out of evaluations);
+    its remaining steps are counted when the next octave starts, so the bar
+    ends at 100%.
+    """
+
+    def __init__(self, progress: Any, maxiter: int) -> None:
+        self.progress = progress
+        self.maxiter = maxiter
+        self.octave = 0
+        self.done = 0
+        self.value: Optional[float] = None
+
+    def __call__(self, octave: int, step: int, value: float) -> None:
+        self._advance_to(octave)
+        if step < self.maxiter:
+            self.progress.update(octave, step, extra=f"f={value:.6g}")
+        self.done, self.value = step + 1, value
+
+    def finish(self, octave_n: int) -> None:
+        self._advance_to(octave_n - 1)
+        self._fill()
+
+    def _advance_to(self, octave: int) -> None:
+        while octave > self.octave:
+            self._fill()
+            self.octave, self.done, self.value = self.octave + 1, 0, None
+
+    def _fill(self) -> None:
+        extra = "converged" if self.value is None else f"f={self.value:.6g} (stopped)"
+        for step in range(self.done, self.maxiter):
+            self.progress.update(self.octave, step, extra=extra)

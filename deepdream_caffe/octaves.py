@@ -1,7 +1,7 @@
 """The octave pyramid and the detail carried from one octave to the next."""
 from __future__ import annotations
 
-from typing import Callable, List, Tuple
+from typing import Callable, List, Optional, Protocol, Tuple
 
 import numpy as np
 import scipy.ndimage as nd
@@ -36,20 +36,44 @@ def upscale_detail(detail: np.ndarray, h: int, w: int) -> np.ndarray:
 OctaveWork = Callable[[int, np.ndarray], None]
 
 
-def run_octaves(net, octaves: List[np.ndarray], work: OctaveWork) -> np.ndarray:
+class OctaveCheckpoint(Protocol):
+    """Somewhere to keep the input at the end of each octave, so a long run can resume."""
+
+    def load(self) -> Optional[Tuple[int, np.ndarray]]: ...  # (last octave done, its final input)
+
+    def save(self, octave: int, data: np.ndarray) -> None: ...
+
+
+def run_octaves(net, octaves: List[np.ndarray], work: OctaveWork,
+                checkpoint: Optional[OctaveCheckpoint] = None) -> np.ndarray:
     """Smallest octave first: load base + detail into the input blob, ``work(i, base)``, keep the new detail.
 
     ``work`` changes the input blob's data in place. Returns the final
-    input (CxHxW, preprocessed space) of the largest octave.
+    input (CxHxW, preprocessed space) of the largest octave. With a
+    ``checkpoint``, octaves it has already seen are skipped and the detail
+    is rebuilt from the saved input exactly as it was computed then.
     """
     src = input_blob(raw_net(net))
+    bases = octaves[::-1]
     detail = np.zeros_like(octaves[-1])
-    for i, octave_base in enumerate(octaves[::-1]):
+    start = 0
+    resumed = checkpoint.load() if checkpoint is not None else None
+    if resumed is not None:
+        done, data = resumed
+        if done >= len(bases) - 1:
+            return data.copy()
+        detail = data - bases[done]
+        start = done + 1
+    for i, octave_base in enumerate(bases):
+        if i < start:
+            continue
         h, w = octave_base.shape[-2:]
         if i > 0:
             detail = upscale_detail(detail, h, w)
         src.reshape(1, 3, h, w)
         src.data[0] = octave_base + detail
         work(i, octave_base)
+        if checkpoint is not None:
+            checkpoint.save(i, src.data[0])
         detail = src.data[0] - octave_base
     return src.data[0].copy()

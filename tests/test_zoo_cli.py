@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from zoo_helpers import REPO, one_line, run_zoo, serve_model, server, sha1, zoo_env  # noqa: F401
+from zoo_helpers import one_line, run_zoo, serve_model, server, sha1, zoo_env  # noqa: F401
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +77,12 @@ def test_fetch_unknown_model_and_path_of_a_missing_one(zoo_env, server, tiny_byt
     r = run_zoo(zoo_env, "path", "notyet", "--models-dir", str(zoo_env.models))
     assert r.returncode == 1 and "is not downloaded" in one_line(r.stderr)
     assert server.log == []  # `path` does not fetch unless asked
+
+    # Several names: each failure is its own line and the others are still fetched.
+    r = run_zoo(zoo_env, "fetch", "nope", "notyet", "--quiet", "--models-dir", str(zoo_env.models))
+    assert r.returncode == 1
+    assert "unknown model 'nope'" in one_line(r.stderr)
+    assert zoo_env.cached("notyet") == ["deploy.prototxt", "notyet.caffemodel"]
 
 
 def test_two_processes_fetching_at_once_make_one_good_file(zoo_env, server, googlenet_bytes):
@@ -169,6 +175,8 @@ def test_dream_with_a_zoo_model_works_offline_once_cached(zoo_env, server, tiny_
                               "--layer", "a/output", "--seed", "3", "--quiet"]
     r = subprocess.run(cmd, env=zoo_env.env(), capture_output=True, text=True, timeout=120, cwd=zoo_env.root)
     assert r.returncode == 0, r.stderr
+    # force_backward was patched elsewhere, never in the cached prototxt.
+    assert (zoo_env.model_dir("dreamnet") / "deploy.prototxt").read_bytes() == proto
     dreamed = np.asarray(Image.open(out))
     assert dreamed.shape == (64, 80, 3)
     assert not np.array_equal(dreamed, np.asarray(Image.open(src)))

@@ -5,7 +5,6 @@ import io
 import os
 import tarfile
 import time
-from pathlib import Path
 
 import pytest
 
@@ -97,6 +96,19 @@ def test_partial_file_from_an_earlier_run_is_resumed(zoo_env, server, tiny_bytes
     assert [r.range for r in server.requests_for("leftover/leftover.caffemodel")] == ["bytes=100-"]
 
 
+def test_complete_partial_file_is_just_renamed(zoo_env, server, tiny_bytes):
+    """A run killed between the last byte and the rename left a whole .part: the server's 416 says so."""
+    proto, weights = tiny_bytes
+    serve_model(server, zoo_env.models, "whole", proto, weights)
+    d = zoo_env.model_dir("whole")
+    d.mkdir(parents=True)
+    (d / "whole.caffemodel.part").write_bytes(weights)
+
+    files = resolve_model("whole", models_dirs=[zoo_env.models], quiet=True)
+    assert files.weights.read_bytes() == weights
+    assert [r.range for r in server.requests_for("whole/whole.caffemodel")] == [f"bytes={len(weights)}-"]
+
+
 def test_garbage_partial_file_is_thrown_away(zoo_env, server, tiny_bytes):
     """Bytes of unknown origin in the .part make the hash fail once; one clean download follows."""
     proto, weights = tiny_bytes
@@ -108,6 +120,19 @@ def test_garbage_partial_file_is_thrown_away(zoo_env, server, tiny_bytes):
     files = resolve_model("garbage", models_dirs=[zoo_env.models], quiet=True)
     assert files.weights.read_bytes() == weights
     assert [r.range for r in server.requests_for("garbage/garbage.caffemodel")] == ["bytes=100-", None]
+
+
+def test_partial_file_is_not_trusted_without_a_hash(zoo_env, server, tiny_bytes):
+    """With nothing to check against, old bytes must not become the recorded hash."""
+    proto, weights = tiny_bytes
+    serve_model(server, zoo_env.models, "fresh", proto, weights, publish_sha1=False)
+    d = zoo_env.model_dir("fresh")
+    d.mkdir(parents=True)
+    (d / "fresh.caffemodel.part").write_bytes(b"stale bytes from who knows where")
+
+    files = resolve_model("fresh", models_dirs=[zoo_env.models], quiet=True)
+    assert files.weights.read_bytes() == weights and files.weights_sha1 == sha1(weights)
+    assert [r.range for r in server.requests_for("fresh/fresh.caffemodel")] == [None]
 
 
 def test_404_says_which_url_and_keeps_nothing(zoo_env, server, tiny_bytes):
@@ -301,3 +326,17 @@ def test_full_disk_during_download_keeps_nothing(zoo_env, server, tiny_bytes):
         resolve_model("full", models_dirs=[zoo_env.models], quiet=True)
     assert "no space left on device" in str(e.value) and "\n" not in str(e.value)
     assert zoo_env.cached("full") == ["deploy.prototxt"]
+
+
+def test_waiting_for_another_fetch_is_bounded(zoo_env, server, tiny_bytes, monkeypatch, capsys):
+    from deepdream_caffe.zoo.cache import model_lock
+
+    proto, weights = tiny_bytes
+    serve_model(server, zoo_env.models, "busy", proto, weights)
+    monkeypatch.setenv("DEEPDREAM_CAFFE_LOCK_TIMEOUT", "0.3")
+    with model_lock("busy", quiet=True):  # as if another process were downloading it
+        with pytest.raises(DeepDreamError, match=r"gave up after 0.3 s waiting for another process fetching 'busy'"):
+            resolve_model("busy", models_dirs=[zoo_env.models])
+    assert "waiting for another process fetching 'busy'" in capsys.readouterr().err
+    assert server.log == []
+    assert resolve_model("busy", models_dirs=[zoo_env.models], quiet=True).weights.read_bytes() == weights

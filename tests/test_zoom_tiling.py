@@ -129,3 +129,40 @@ def test_small_images_never_tile_and_keep_parity(tiny_model):
     b = deepdream(net, img, iter_n=2, octave_n=2, end="a/output", jitter=4, rng=np.random.RandomState(3))
     assert np.array_equal(a, b)
     assert make_tiled_step(64) is not None
+
+
+def test_interrupted_dream_resumes_after_the_last_octave(tiny_model, tmp_path):
+    """A long dream killed mid-way continues from its last octave and ends with the same bits."""
+    from deepdream_caffe.checkpoint import FileCheckpoint
+
+    net = load_net(*tiny_model, end="a/output", fast=True)
+    img = np.float32(np.random.RandomState(0).randint(0, 256, (60, 70, 3)))
+    kw = dict(iter_n=3, octave_n=3, end="a/output", jitter=4)
+    want = deepdream(net, img, rng=np.random.RandomState(8), **kw)
+
+    state = tmp_path / "state.npz"
+    rng = np.random.RandomState(8)
+
+    def die_in_last_octave(info):
+        if info.octave == 2 and info.step == 1:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        deepdream(net, img, rng=rng, callback=die_in_last_octave, checkpoint=FileCheckpoint(state, "k", rng), **kw)
+    assert state.exists()
+
+    rng2 = np.random.RandomState(12345)  # state comes from the checkpoint
+    cp = FileCheckpoint(state, "k", rng2)
+    got = deepdream(net, img, rng=rng2, checkpoint=cp, **kw)
+    assert cp.resumed_from == 1
+    assert np.array_equal(got, want)
+    # another key (other settings) is ignored: a fresh run
+    cp_other = FileCheckpoint(state, "other", np.random.RandomState(8))
+    assert cp_other.load() is None
+
+
+def test_cli_dream_leaves_no_state_file(tiny_model, tmp_path):
+    r = run_cli(["dream", "-o", tmp_path / "o.png", "--prototxt", tiny_model[0], "--weights", tiny_model[1],
+                 "--layer", "a/output", "--iters", "1", "--octaves", "2", "--seed", "1", "-q"])
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.png"]

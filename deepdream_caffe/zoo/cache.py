@@ -19,6 +19,7 @@ import fcntl
 import hashlib
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Iterator, Optional
@@ -45,9 +46,8 @@ def ensure_dir(path: Path) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
         # mkdir succeeds on an existing read-only folder: prove we can write.
-        probe = path / f".probe-{os.getpid()}"
-        probe.touch()
-        probe.unlink()
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".probe-"):
+            pass
     except OSError as e:
         raise DeepDreamError(
             f"cache directory {path} is not writable ({os_reason(e)}); "

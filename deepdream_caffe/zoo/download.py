@@ -108,6 +108,10 @@ def download(
     # Bytes already in the .part came from another run or another URL: if the
     # result is wrong they may be to blame, so a mismatch then earns one clean retry.
     inherited = part.exists() and part.stat().st_size > 0
+    if inherited and expected_sha1 is None:
+        # With no hash to check against, stale bytes would become the recorded truth.
+        remove_quietly(part)
+        inherited = False
     while True:
         try:
             sha1 = _fetch_to_part(url, part, label or dest.name, quiet, settings)
@@ -140,7 +144,10 @@ def _fetch_to_part(url: str, part: Path, label: str, quiet: bool, settings: Sett
         while True:
             offset = part.stat().st_size if part.exists() else 0
             if hashed != offset:
-                hasher, hashed = _hash_prefix(part, offset), offset
+                try:
+                    hasher, hashed = _hash_prefix(part, offset), offset
+                except OSError as e:
+                    raise DiskError(f"cannot read {part}: {os_reason(e)}") from None
             requests_left -= 1
             try:
                 hasher = _request_into(url, part, offset, hasher, bar, settings)

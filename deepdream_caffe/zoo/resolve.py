@@ -79,33 +79,9 @@ def resolve_model(
         gaps = [s for s in states if s.verdict in ("missing", "mismatch")]
         if gaps and not fetch:
             raise DeepDreamError(_not_available(manifest, gaps[0], cache_dir))
-        zcache.ensure_dir(cache_dir)
-        try:
-            with zcache.model_lock(manifest.name, quiet=quiet):
-                # Another process may have fetched or recorded while we waited.
-                states = [
-                    s if s.verdict == "ok" else locate(manifest, s.spec, hashes=hashes, warn=warn, record=True)
-                    for s in states
-                ]
-                gaps = [s for s in states if s.verdict != "ok"]
-                if gaps and not fetch:
-                    raise DeepDreamError(_not_available(manifest, gaps[0], cache_dir))
-                for s in gaps:
-                    if s.verdict == "mismatch" and s.where == "cache":
-                        warn(
-                            f"{s.path} has sha1 {s.actual}, expected {s.expected} "
-                            f"({_source(s.expected_from)}); fetching it again"
-                        )
-                        zcache.remove_quietly(s.path)
-                fetched = _fetch(manifest, [s.spec for s in gaps], cache_dir, mirror, settings, quiet)
-                states = [
-                    s if s.verdict == "ok" else FileState(s.spec, fetched[s.spec.role][0], "cache", "ok",
-                                                         fetched[s.spec.role][1])
-                    for s in states
-                ]
-        finally:
-            # A first download that failed leaves no empty folder behind.
-            zcache.remove_dir_if_empty(cache_dir)
+        zcache.ensure_dir(cache_dir)  # before the lock, for the clearest error when it cannot be
+        with zcache.model_lock(manifest.name, quiet=quiet):
+            states = _complete_locked(manifest, states, fetch, mirror, settings, quiet, warn, hashes)
 
     by_role = {s.spec.role: s for s in states}
     return ModelFiles(
@@ -119,6 +95,49 @@ def resolve_model(
         description=manifest.description,
         license=manifest.license,
     )
+
+
+def _complete_locked(manifest, states, fetch, mirror, settings, quiet, warn, hashes) -> list[FileState]:
+    """Record, repair or download what ``states`` lacks; the caller holds the model's lock."""
+    cache_dir = zcache.model_dir(manifest.name)
+    # A process that failed just before we got the lock may have removed the empty folder.
+    zcache.ensure_dir(cache_dir)
+    try:
+        # Another process may have fetched or recorded while we waited.
+        states = [
+            s if s.verdict == "ok" else locate(manifest, s.spec, hashes=hashes, warn=warn, record=True)
+            for s in states
+        ]
+        gaps = [s for s in states if s.verdict != "ok"]
+        if not gaps:
+            return states
+        if not fetch:
+            raise DeepDreamError(_not_available(manifest, gaps[0], cache_dir))
+        damaged = []
+        for s in gaps:
+            if s.verdict == "mismatch" and s.where == "cache":
+                damaged.append(
+                    f"{s.path} had sha1 {s.actual}, expected {s.expected} "
+                    f"({_source(s.expected_from)}), so it was removed"
+                )
+                warn(f"{damaged[-1]}; fetching it again")
+                zcache.remove_quietly(s.path)
+        try:
+            fetched = _fetch(manifest, [s.spec for s in gaps], cache_dir, mirror, settings, quiet)
+        except DeepDreamError as e:
+            if not damaged:
+                raise
+            # Say why a file that was here is being fetched at all.
+            raise DeepDreamError(f"{'; '.join(damaged)}; fetching it again failed: {e}") from None
+        for i, s in enumerate(states):
+            if s.verdict != "ok":
+                path, sha1 = fetched[s.spec.role]
+                states[i] = FileState(s.spec, path, "cache", "ok", sha1)
+        return states
+    finally:
+        # A first download that failed leaves no empty folder behind (done under the lock,
+        # so nobody is about to write into it).
+        zcache.remove_dir_if_empty(cache_dir)
 
 
 def mirror_base(mirror: Optional[str]) -> Optional[str]:

@@ -1,8 +1,9 @@
-"""The 2015 notebook's algorithm written out plainly, as the yardstick for bit-parity.
+"""The 2015 notebook's algorithm written out plainly: the yardstick for bit-parity and speed.
 
-Deliberately independent of the package: its own net loading (a
-caffe.Classifier on a force_backward copy of the prototxt, batch as
-declared), numpy's global generator, the notebook's arithmetic.
+Deliberately independent of the rest of the package: its own net loading
+(a caffe.Classifier on a force_backward copy of the prototxt, batch as
+declared), numpy's global generator, the notebook's arithmetic. The tests
+assert the product gives these bits; scripts/bench.py times both.
 """
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ import numpy as np
 import scipy.ndimage as nd
 from google.protobuf import text_format
 
-from conftest import caffe
+from .caffe_env import import_caffe
+
+caffe = import_caffe()
 
 
 def notebook_net(prototxt, weights, mean=(104.0, 116.0, 122.0)):

@@ -1,0 +1,256 @@
+#!/usr/bin/env python3
+"""Speed and memory of deepdream-caffe against the plain notebook loop, measured in one run.
+
+    .venv/bin/python scripts/bench.py                 # default job: 1024x575, 4 octaves x 10 steps
+    .venv/bin/python scripts/bench.py --quick         # 512x288, 2 octaves x 3 steps (a smoke run)
+    .venv/bin/python scripts/bench.py --rss 1,4,12    # peak RSS against megapixels as well
+
+Both dreams run on the real GoogLeNet architecture with seeded random
+weights (same cost as the trained net), the same image and seed, each in
+its own child process (so peak RSS is per job). Printed: seconds, their
+ratio, per-step forward/backward split at full size, peak RSS, the run's
+FLOP count, a floor from a float32 matrix-product rate measured now, each
+time against that floor, and whether the two outputs are bit-identical
+(exit 1 if not). ``--other-caffe DIR`` also runs the notebook loop on
+another pycaffe build (a python/ folder) and checks the bits match: that
+is how a Caffe patch is shown not to change results.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("GLOG_minloglevel", "2")
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def googlenet_files(cache: Path):
+    """(deploy.prototxt, random-weights caffemodel), made once with a fixed Caffe seed."""
+    from deepdream_caffe.caffe_env import googlenet_deploy_prototxt, import_caffe
+
+    caffe = import_caffe()
+    proto = googlenet_deploy_prototxt()
+    if proto is None:
+        sys.exit("bench: GoogLeNet deploy.prototxt not found; run scripts/setup.sh")
+    weights = cache / "googlenet_random_seed0.caffemodel"
+    if not weights.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        caffe.set_mode_cpu()
+        caffe.set_random_seed(0)
+        net = caffe.Net(str(proto), caffe.TEST)
+        tmp = weights.with_suffix(".tmp")
+        net.save(str(tmp))
+        os.replace(tmp, weights)
+    return proto, weights
+
+
+def bench_image(h: int, w: int) -> np.ndarray:
+    """A real photo (scikit-image's astronaut) stretched to h x w."""
+    import scipy.ndimage as nd
+    from skimage import data
+
+    a = np.float32(data.astronaut())
+    return np.clip(nd.zoom(a, (h / a.shape[0], w / a.shape[1], 1), order=1), 0, 255)
+
+
+def matmul_gflops(n: int = 2048, reps: int = 5) -> float:
+    a = np.random.RandomState(0).rand(n, n).astype(np.float32)
+    b = np.random.RandomState(1).rand(n, n).astype(np.float32)
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(reps))
+    return 2.0 * n**3 / best / 1e9
+
+
+def _timed(f) -> float:
+    t = time.perf_counter()
+    f()
+    return time.perf_counter() - t
+
+
+def run_flops(proto: Path, end: str, h: int, w: int, octave_n: int, octave_scale: float, iters: int) -> float:
+    """Forward to ``end`` plus backward to the input, over all steps and octaves (FLOP = 2 x MAC).
+
+    Backward to the input costs one matrix product per convolution, the
+    same as its forward, so a step is counted as twice the forward.
+    """
+    from deepdream_caffe.octaves import octave_sizes
+    from deepdream_caffe.prototxt import read_prototxt
+    from deepdream_caffe.shapes import layer_shapes
+
+    param = read_prototxt(proto)
+    total = 0
+    for oh, ow in octave_sizes(h, w, octave_n, octave_scale):
+        macs = sum(v["macs"] for v in layer_shapes(param, oh, ow, upto=end).values())
+        total += iters * 2 * (2 * macs)
+    return float(total)
+
+
+# ------------------------------------------------------------------ child jobs
+
+
+def job(args: argparse.Namespace) -> None:
+    """Run one dream in this process and print a JSON line (time, split, RSS)."""
+    from deepdream_caffe.caffe_env import import_caffe
+
+    caffe = import_caffe()
+    if args.gpu is not None:
+        caffe.set_device(args.gpu)
+        caffe.set_mode_gpu()
+    else:
+        caffe.set_mode_cpu()
+    h, w = args.h, args.w
+    img = bench_image(h, w)
+    t0 = time.perf_counter()
+    if args.job == "notebook":
+        from deepdream_caffe import reference as nb
+
+        net = nb.notebook_net(args.proto, args.weights)
+        load = time.perf_counter() - t0
+        np.random.seed(args.seed)
+        t1 = time.perf_counter()
+        out = nb.nb_deepdream(net, img, iter_n=args.iters, octave_n=args.octaves, end=args.layer)
+        secs = time.perf_counter() - t1
+        cnet = net
+    else:
+        from deepdream_caffe import deepdream, load_net
+        from deepdream_caffe.tiling import TilePolicy
+
+        dnet = load_net(args.proto, args.weights, end=args.layer, fast=True)
+        load = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        out = deepdream(dnet, img, iter_n=args.iters, octave_n=args.octaves, end=args.layer,
+                        rng=np.random.RandomState(args.seed), step_fn=TilePolicy().step_fn((h, w)))
+        secs = time.perf_counter() - t1
+        cnet = dnet.net
+    np.save(args.out, out)
+    split = step_split(cnet, args.layer, h, w) if args.split else None
+    print(json.dumps({
+        "seconds": secs, "load_seconds": load, "split": split,
+        "maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+    }))
+
+
+def step_split(cnet, end: str, h: int, w: int, reps: int = 3):
+    """Median forward and backward seconds of one step at full size."""
+    src = cnet.blobs[cnet.inputs[0]]
+    src.reshape(1, 3, h, w)
+    src.data[...] = np.random.RandomState(0).uniform(-100, 100, src.data.shape)
+    fw, bw = [], []
+    top = cnet.blobs[cnet.top_names[end][0]]
+    for _ in range(reps):
+        fw.append(_timed(lambda: cnet.forward(end=end)))
+        top.diff[...] = top.data
+        bw.append(_timed(lambda: cnet.backward(start=end)))
+    return {"forward": float(np.median(fw)), "backward": float(np.median(bw))}
+
+
+def spawn(args: argparse.Namespace, which: str, out: Path, h: int, w: int, iters: int, split: bool,
+          pythonpath: str | None = None) -> dict:
+    cmd = [sys.executable, __file__, "--job", which, "--out", str(out), "--proto", str(args.proto),
+           "--weights", str(args.weights), "--layer", args.layer, "--size", f"{w}x{h}",
+           "--iters", str(iters), "--octaves", str(args.octaves), "--seed", str(args.seed)]
+    if split:
+        cmd.append("--split")
+    if args.gpu is not None:
+        cmd += ["--gpu", str(args.gpu)]
+    env = dict(os.environ)
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
+        env["PYTHONNOUSERSITE"] = "1"
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if r.returncode != 0:
+        sys.exit(f"bench: {which} job failed:\n{r.stderr[-2000:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+# ------------------------------------------------------------------ main
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--size", default="1024x575", help="WxH of the image (1024x575, the notebook's sky photo)")
+    p.add_argument("--iters", type=int, default=10)
+    p.add_argument("--octaves", type=int, default=4)
+    p.add_argument("--layer", default="inception_4c/output")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--gpu", type=int, default=None)
+    p.add_argument("--quick", action="store_true", help="512x288, 2 octaves x 3 steps")
+    p.add_argument("--rss", default="", help="comma-separated megapixels for the peak-RSS table, e.g. 1,4,12")
+    p.add_argument("--other-caffe", default=None, help="a pycaffe python/ folder to check bit-equality against")
+    p.add_argument("--cache", type=Path, default=Path(os.environ.get("DEEPDREAM_CAFFE_CACHE",
+                                                                   Path.home() / ".cache/deepdream-caffe")) / "bench")
+    # child-job arguments
+    p.add_argument("--job", choices=("notebook", "product"), help=argparse.SUPPRESS)
+    p.add_argument("--out", help=argparse.SUPPRESS)
+    p.add_argument("--proto", help=argparse.SUPPRESS)
+    p.add_argument("--weights", help=argparse.SUPPRESS)
+    p.add_argument("--split", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.quick:
+        args.size, args.octaves, args.iters = "512x288", 2, 3
+    args.w, args.h = (int(v) for v in args.size.split("x"))
+    if args.job:
+        job(args)
+        return 0
+
+    proto, weights = googlenet_files(args.cache)
+    args.proto, args.weights = proto, weights
+    device = "cpu" if args.gpu is None else f"gpu:{args.gpu}"
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}, device {device}")
+    print(f"job: GoogLeNet (random weights), {args.w}x{args.h}, {args.octaves} octaves x {args.iters} steps, "
+          f"end={args.layer}, seed {args.seed}")
+    gflops = matmul_gflops()
+    flops = run_flops(proto, args.layer, args.h, args.w, args.octaves, 1.4, args.iters)
+    floor = flops / (gflops * 1e9)
+    print(f"float32 matrix product now: {gflops:.0f} GFLOP/s; run: {flops / 1e9:.0f} GFLOP -> floor {floor:.2f} s")
+
+    with tempfile.TemporaryDirectory() as td:
+        nb_out, pr_out = Path(td) / "nb.npy", Path(td) / "pr.npy"
+        nb = spawn(args, "notebook", nb_out, args.h, args.w, args.iters, True)
+        pr = spawn(args, "product", pr_out, args.h, args.w, args.iters, True)
+        same = np.array_equal(np.load(nb_out), np.load(pr_out))
+        print()
+        print(f"{'':24}{'seconds':>9}{'x floor':>9}{'fwd/step':>10}{'bwd/step':>10}{'peak RSS':>11}")
+        for name, r in (("notebook loop", nb), ("deepdream-caffe", pr)):
+            s = r["split"]
+            print(f"{name:24}{r['seconds']:9.2f}{r['seconds'] / floor:9.2f}{s['forward']:10.3f}{s['backward']:10.3f}"
+                  f"{r['maxrss_mib']:8.0f} MiB")
+        print(f"speed-up over the notebook loop: {nb['seconds'] / pr['seconds']:.2f}x")
+        print(f"outputs bit-identical: {'yes' if same else 'NO'}")
+        ok = same
+        if args.other_caffe:
+            other_out = Path(td) / "other.npy"
+            ot = spawn(args, "notebook", other_out, args.h, args.w, args.iters, False, pythonpath=args.other_caffe)
+            same_other = np.array_equal(np.load(nb_out), np.load(other_out))
+            print(f"notebook loop on {args.other_caffe}: {ot['seconds']:.2f} s; bits equal to this build: "
+                  f"{'yes' if same_other else 'NO'}")
+            ok = ok and same_other
+
+        if args.rss:
+            print()
+            print("peak RSS of deepdream-caffe against image size (default octaves; 1 step per octave, since")
+            print("memory peaks at the largest octave whatever the step count):")
+            for mp in (float(v) for v in args.rss.split(",")):
+                w = int(round((mp * 1e6 * 4 / 3) ** 0.5))
+                h = int(round(w * 3 / 4))
+                r = spawn(args, "product", Path(td) / "rss.npy", h, w, 1, False)
+                print(f"  {mp:5.1f} MP ({w}x{h}): {r['maxrss_mib']:7.0f} MiB, {r['seconds']:.1f} s")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

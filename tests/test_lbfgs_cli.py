@@ -1,0 +1,68 @@
+"""``deepdream-caffe dream --mode lbfgs`` run as a user runs it: output, metadata, bad input."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data as skdata
+from skimage import transform as sktransform
+
+from cli_util import assert_one_line_error, run_cli
+from deepdream_caffe.image import encode_image, load_image
+from deepdream_caffe.lbfgs import deepdream_lbfgs
+from deepdream_caffe.net import load_net
+
+
+@pytest.fixture
+def photo(tmp_path):
+    p = tmp_path / "in.png"
+    img = sktransform.resize(skdata.astronaut(), (40, 48), anti_aliasing=True) * 255
+    Image.fromarray(np.uint8(img)).save(p)
+    return p
+
+
+def _lbfgs_cmd(model, photo, out, *extra):
+    proto, weights = model
+    return ["dream", photo, "-o", out, "--mode", "lbfgs", "--prototxt", proto, "--weights", weights,
+            "--layer", "a/output", "--octaves", "2", "-q", *extra]
+
+
+def test_cli_lbfgs_output_is_the_api_output_and_metadata_is_recorded(tiny_model, photo, tmp_path):
+    out = tmp_path / "out.jpg"
+    r = run_cli(_lbfgs_cmd(tiny_model, photo, out, "--lbfgs-iters", "4", "--gain", "3", "--tv-weight", "7",
+                           "--alpha-weight", "0.5", "--seed", "5"))
+    assert r.returncode == 0, r.stderr
+
+    net = load_net(*tiny_model, end="a/output", fast=True)
+    img, info = deepdream_lbfgs(net, load_image(photo), end="a/output", octave_n=2, gain=3.0, tv_weight=7.0,
+                                alpha_weight=0.5, maxiter=4)
+    assert out.read_bytes() == encode_image(img, "JPEG")
+
+    meta = json.loads((tmp_path / "out.jpg.json").read_text())
+    rec = meta["lbfgs"]
+    assert meta["params"]["mode"] == "lbfgs"
+    assert rec["objective"] == "gain" and rec["formula"] == info["formula"]
+    assert (rec["gain"], rec["tv_weight"], rec["alpha_weight"], rec["maxiter"]) == (3.0, 7.0, 0.5, 4)
+    assert rec["final"] == pytest.approx(info["final"])
+    assert rec["nfev"] == info["nfev"] > 0
+    assert [o["nfev"] for o in rec["octaves"]] == [o["nfev"] for o in info["octaves"]]
+
+
+@pytest.mark.parametrize("extra, fragment", [
+    (["--gain", "0"], "--gain must be positive"),
+    (["--gain", "-2"], "--gain must be positive"),
+    (["--tv-weight", "-1"], "--tv-weight must be >= 0"),
+    (["--alpha-weight", "-0.5"], "--alpha-weight must be >= 0"),
+    (["--lbfgs-iters", "0"], "--lbfgs-iters must be at least 1"),
+    (["--lbfgs-maxfun", "0"], "--lbfgs-maxfun must be at least 1"),
+    (["--layer", "fc"], "layer 'fc' has no spatial extent"),
+    (["--layer", "pool2"], "layer 'pool2' has no spatial extent"),
+])
+def test_cli_lbfgs_bad_input_is_one_line_and_writes_nothing(tiny_model, photo, tmp_path, extra, fragment):
+    out = tmp_path / "out.png"
+    r = run_cli(_lbfgs_cmd(tiny_model, photo, out, *extra))
+    assert_one_line_error(r, fragment, code=1)
+    assert not out.exists()
+    assert not (tmp_path / "out.png.json").exists()
