@@ -187,8 +187,14 @@ def _check_dream_args(args: argparse.Namespace) -> None:
         raise DeepDreamError(f"--jitter must be >= 0, got {args.jitter}")
     if args.seed is not None and not 0 <= args.seed < 2**32:
         raise DeepDreamError(f"--seed must be in [0, 2**32), got {args.seed}")
-    if args.guide is not None and args.mode == "lbfgs":
-        raise DeepDreamError("--guide is for --mode ascent")
+    if args.mode == "lbfgs":
+        if args.guide is not None:
+            raise DeepDreamError("--guide is for --mode ascent")
+        if args.tile_size is not None or args.tile_above is not None:
+            raise DeepDreamError("--tile-size/--tile-above are for --mode ascent (L-BFGS optimises whole octaves)")
+        from .lbfgs_cli import check_lbfgs_args  # noqa: PLC0415
+
+        check_lbfgs_args(args)
 
 
 def _load_input(path: Optional[Path]) -> np.ndarray:
