@@ -2,19 +2,40 @@
 
 The notebook's names are here: ``make_step``, ``deepdream``, ``objective_L2``,
 ``objective_guide``, ``preprocess``, ``deprocess``; plus ``load_net`` for
-the net and ``zoom_frames`` for the zoom sequence.
+the net, ``guide_features`` for the guided objective and
+``deepdream_lbfgs`` for the L-BFGS mode.
 """
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
 
-from .dream import StepInfo, deepdream  # noqa: E402
-from .errors import DeepDreamError  # noqa: E402
-from .guide import guide_features  # noqa: E402
-from .net import DreamNet, load_net  # noqa: E402
-from .objectives import objective_guide, objective_L2  # noqa: E402
-from .step import make_step  # noqa: E402
-from .transform import deprocess, preprocess  # noqa: E402
+# Loaded on first use, so `deepdream-caffe models ...` does not pay for scipy and Caffe.
+_EXPORTS = {
+    "DeepDreamError": ".errors",
+    "DreamNet": ".net",
+    "StepInfo": ".dream",
+    "deepdream": ".dream",
+    "deepdream_lbfgs": ".lbfgs",
+    "deprocess": ".transform",
+    "guide_features": ".guide",
+    "load_net": ".net",
+    "make_step": ".step",
+    "objective_L2": ".objectives",
+    "objective_guide": ".objectives",
+    "preprocess": ".transform",
+}
 
-__all__ = [
-    "DeepDreamError", "DreamNet", "StepInfo", "deepdream", "deprocess", "guide_features",
-    "load_net", "make_step", "objective_L2", "objective_guide", "preprocess",
-]
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list:
+    return sorted(list(globals()) + __all__)

@@ -55,12 +55,13 @@ def make_step(
     src = input_blob(raw_net(net))
 
     ox, oy = draw_jitter(jitter, rng)
-    src.data[0] = np.roll(np.roll(src.data[0], ox, -1), oy, -2)
+    # One roll over both axes moves the same pixels as the notebook's two.
+    src.data[0] = np.roll(src.data[0], (oy, ox), (-2, -1))
 
     g = input_gradient(net, end, objective)[0]
     ascent_update(src.data[:], g, step_size)
 
-    src.data[0] = np.roll(np.roll(src.data[0], -ox, -1), -oy, -2)
+    src.data[0] = np.roll(src.data[0], (-oy, -ox), (-2, -1))
 
     if clip:
         bias = net_mean(net)

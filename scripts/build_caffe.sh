@@ -58,8 +58,11 @@ command -v "$py" >/dev/null 2>&1 || die "python interpreter '$py' not found"
 site=$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 pth="$site/deepdream_caffe_pycaffe.pth"
 
-# The patch set and interpreter decide the key: change either, get a new build.
-patch_hash=$( (cat "$here"/caffe-patches/*.patch 2>/dev/null || true) | sha1sum | cut -c1-10)
+# OpenMP: the project's patches run Caffe's own loops (pooling, im2col,
+# element-wise math) on all cores.
+CXX_FLAGS="-fopenmp"
+# The patch set, flags and interpreter decide the key: change one, get a new build.
+patch_hash=$( (cat "$here"/caffe-patches/*.patch 2>/dev/null || true; echo "$CXX_FLAGS") | sha1sum | cut -c1-10)
 pyver=$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 npmajor=$("$py" -c 'import numpy; print(numpy.__version__.split(".")[0])' 2>/dev/null) \
   || die "numpy must be installed in '$py' before building (pycaffe compiles against it)"
@@ -185,7 +188,7 @@ build() {
   say "building pycaffe ($variant, $jobs jobs); log: $dir/logs/build.log (about 12 min on 2 cores)"
   run "cmake" "$dir/logs/build.log" cmake -S "$dir/src" -B "$dir/build" \
     "${cudaopts[@]}" -DUSE_OPENCV=OFF -DUSE_LEVELDB=OFF -DUSE_LMDB=OFF -DBLAS=Open \
-    -Dpython_version=3 -DBUILD_docs=OFF -DCMAKE_BUILD_TYPE=Release \
+    -Dpython_version=3 -DBUILD_docs=OFF -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS="$CXX_FLAGS" \
     -DPYTHON_EXECUTABLE="$("$py" -c 'import sys; print(sys.executable)')" \
     -DPYTHON_INCLUDE_DIR="$incl" -DPYTHON_LIBRARY="$lib"
   run "make pycaffe" "$dir/logs/build.log" make -C "$dir/build" -j"$jobs" pycaffe

@@ -11,19 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from zoo_helpers import one_line, run_zoo, serve_model, server, sha1, zoo_env  # noqa: F401
-
-
-@pytest.fixture(scope="module")
-def tiny_bytes(tiny_model) -> tuple[bytes, bytes]:
-    proto, weights = tiny_model
-    return proto.read_bytes(), weights.read_bytes()
-
-
-@pytest.fixture(scope="module")
-def googlenet_bytes(googlenet_model) -> tuple[bytes, bytes]:
-    proto, weights = googlenet_model
-    return proto.read_bytes(), weights.read_bytes()
+from zoo_helpers import googlenet_bytes, one_line, run_zoo, serve_model, server, sha1, tiny_bytes, zoo_env  # noqa: F401
 
 
 def _columns(line: str) -> list[str]:

@@ -10,19 +10,9 @@ import pytest
 
 from deepdream_caffe.errors import DeepDreamError
 from deepdream_caffe.zoo import resolve_model
-from zoo_helpers import dead_url, serve_model, server, sha1, write_manifest, zoo_env  # noqa: F401
-
-
-@pytest.fixture(scope="module")
-def tiny_bytes(tiny_model) -> tuple[bytes, bytes]:
-    proto, weights = tiny_model
-    return proto.read_bytes(), weights.read_bytes()
-
-
-@pytest.fixture(scope="module")
-def googlenet_bytes(googlenet_model) -> tuple[bytes, bytes]:
-    proto, weights = googlenet_model
-    return proto.read_bytes(), weights.read_bytes()
+from zoo_helpers import (  # noqa: F401
+    dead_url, googlenet_bytes, serve_model, server, sha1, tiny_bytes, write_manifest, zoo_env,
+)
 
 
 def test_fetch_checks_hashes_and_then_stays_offline(zoo_env, server, googlenet_bytes):

@@ -136,3 +136,15 @@ def one_line(stderr: str) -> str:
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert len(lines) == 1, f"expected one line on stderr, got: {stderr!r}"
     return lines[0]
+
+
+@pytest.fixture(scope="module")
+def tiny_bytes(tiny_model) -> tuple[bytes, bytes]:
+    proto, weights = tiny_model
+    return proto.read_bytes(), weights.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def googlenet_bytes(googlenet_model) -> tuple[bytes, bytes]:
+    proto, weights = googlenet_model
+    return proto.read_bytes(), weights.read_bytes()
