@@ -65,7 +65,7 @@ def _add_dream_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--tile-size", type=int, default=None,
                    help="work in tiles of this size for images above --tile-above pixels (bounded memory)")
     g.add_argument("--tile-above", type=float, default=None,
-                   help="megapixels above which steps work in tiles (default 6; 0 = never)")
+                   help="megapixels above which steps work in tiles (default 1.5; 0 = never)")
     g.add_argument("--notebook-net", action="store_true",
                    help="use the notebook's force_backward net instead of the faster surgery (same output bits)")
     g.add_argument("--quality", type=int, default=75, help="JPEG quality (75, as the notebook's PIL default)")

@@ -21,9 +21,9 @@ from .objectives import Objective, objective_L2
 from .step import ascent_update, draw_jitter, make_step
 from .transform import net_mean
 
-DEFAULT_TILE = 512
+DEFAULT_TILE = 768
 DEFAULT_MARGIN = 32
-DEFAULT_ABOVE_MP = 4.0
+DEFAULT_ABOVE_MP = 1.5
 
 
 def tile_gradient(cnet: Any, x: np.ndarray, end: str, objective: Objective, tile: int, margin: int,
