@@ -23,7 +23,7 @@ SRC_VERSION="1.0.0+git20180821.99bd997-8"
 ORIG_VERSION="1.0.0+git20180821.99bd997"
 DEBIAN_SUITE="bullseye"
 DEBIAN_MIRRORS="${DEEPDREAM_CAFFE_DEBIAN_MIRROR:-http://deb.debian.org/debian http://archive.debian.org/debian}"
-APT_BUILD_DEPS="cmake g++ make libboost-system-dev libboost-thread-dev libboost-filesystem-dev libboost-python-dev libboost-regex-dev libprotobuf-dev protobuf-compiler libgoogle-glog-dev libgflags-dev libhdf5-dev libopenblas-dev"
+APT_BUILD_DEPS="cmake g++ make patch xz-utils libboost-system-dev libboost-thread-dev libboost-filesystem-dev libboost-python-dev libboost-regex-dev libprotobuf-dev protobuf-compiler libgoogle-glog-dev libgflags-dev libhdf5-dev libopenblas-dev"
 
 py=python3
 cuda=0

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -99,3 +100,50 @@ def test_build_script_rejects_unknown_option():
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2
     assert r.stderr.count("\n") == 1 and "unknown option" in r.stderr
+
+
+def _bare_python(tmp_path: Path) -> Path:
+    """A venv whose Python sees numpy but no caffe, so build_caffe.sh really has to build."""
+    import sysconfig
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    py = venv / "bin" / "python"
+    site = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    # A path added by a .pth has its own .pth files ignored: numpy yes, our pycaffe .pth no.
+    Path(site, "numpy_only.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    r = subprocess.run([str(py), "-c", "import numpy; import caffe"], capture_output=True, text=True)
+    assert "No module named 'caffe'" in r.stderr
+    return py
+
+
+def _script_copy(tmp_path: Path, patch_text: str) -> Path:
+    d = tmp_path / "scripts"
+    (d / "caffe-patches").mkdir(parents=True)
+    shutil.copy(REPO / "scripts" / "build_caffe.sh", d / "build_caffe.sh")
+    (d / "caffe-patches" / "0001-broken.patch").write_text(patch_text)
+    return d / "build_caffe.sh"
+
+
+def test_build_failure_names_the_step_and_its_log(tmp_path):
+    script = _script_copy(tmp_path, "--- a/no/such/file.cpp\n+++ b/no/such/file.cpp\n@@ -1 +1 @@\n-x\n+y\n")
+    env = dict(os.environ, DEEPDREAM_CAFFE_CACHE=str(tmp_path / "cache"))
+    r = subprocess.run(["bash", str(script), "--python", str(_bare_python(tmp_path))],
+                       capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 1, r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert "step 'project patch 0001-broken.patch' failed" in last and "logs/source.log" in last
+    assert not list((tmp_path / "cache").glob("caffe/*/.complete"))
+
+
+def test_unreachable_source_says_so_and_names_alternatives(tmp_path):
+    script = _script_copy(tmp_path, "")
+    env = dict(os.environ, DEEPDREAM_CAFFE_CACHE=str(tmp_path / "cache"),
+               DEEPDREAM_CAFFE_DEBIAN_MIRROR="http://127.0.0.1:9/debian")
+    r = subprocess.run(["bash", str(script), "--python", str(_bare_python(tmp_path))],
+                       capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 1
+    last = r.stderr.strip().splitlines()[-1]
+    assert "cannot fetch Debian source package caffe" in last
+    assert "environment.yml" in last and "CAFFE_ROOT" in last
