@@ -4,6 +4,7 @@
     .venv/bin/python scripts/bench.py                 # default job: 1024x575, 4 octaves x 10 steps
     .venv/bin/python scripts/bench.py --quick         # 512x288, 2 octaves x 3 steps (a smoke run)
     .venv/bin/python scripts/bench.py --rss 1,4,12    # peak RSS against megapixels as well
+    .venv/bin/python scripts/bench.py --torch         # and a PyTorch port (pip install torch first)
 
 Both dreams run on the real GoogLeNet architecture with seeded random
 weights (same cost as the trained net), the same image and seed, each in
@@ -115,6 +116,27 @@ def job(args: argparse.Namespace) -> None:
     h, w = args.h, args.w
     img = bench_image(h, w)
     t0 = time.perf_counter()
+    if args.job == "torch":
+        import torch
+
+        sys.path.insert(0, str(REPO / "scripts"))
+        import torch_port
+        from deepdream_caffe import load_net
+        from deepdream_caffe.prototxt import read_prototxt
+
+        torch.set_num_threads(os.cpu_count() or 1)
+        dnet = load_net(args.proto, args.weights)
+        params = {k: [b.data for b in v] for k, v in dnet.net.params.items()}
+        forward = torch_port.build(read_prototxt(args.proto), params, args.layer)
+        load = time.perf_counter() - t0
+        np.random.seed(args.seed)
+        t1 = time.perf_counter()
+        out = torch_port.dream(forward, img, dnet.mean, iter_n=args.iters, octave_n=args.octaves)
+        secs = time.perf_counter() - t1
+        np.save(args.out, out)
+        print(json.dumps({"seconds": secs, "load_seconds": load, "split": None, "torch": torch.__version__,
+                          "maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}))
+        return
     if args.job == "notebook":
         from deepdream_caffe import reference as nb
 
@@ -194,7 +216,9 @@ def main() -> int:
     p.add_argument("--cache", type=Path, default=Path(os.environ.get("DEEPDREAM_CAFFE_CACHE",
                                                                    Path.home() / ".cache/deepdream-caffe")) / "bench")
     # child-job arguments
-    p.add_argument("--job", choices=("notebook", "product"), help=argparse.SUPPRESS)
+    p.add_argument("--torch", action="store_true",
+                   help="also time a PyTorch port of the same net and algorithm (needs torch installed)")
+    p.add_argument("--job", choices=("notebook", "product", "torch"), help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
     p.add_argument("--proto", help=argparse.SUPPRESS)
     p.add_argument("--weights", help=argparse.SUPPRESS)
@@ -229,6 +253,14 @@ def main() -> int:
             s = r["split"]
             print(f"{name:24}{r['seconds']:9.2f}{r['seconds'] / floor:9.2f}{s['forward']:10.3f}{s['backward']:10.3f}"
                   f"{r['maxrss_mib']:8.0f} MiB")
+        if args.torch:
+            tr = spawn(args, "torch", Path(td) / "torch.npy", args.h, args.w, args.iters, False)
+            print(f"{'PyTorch ' + tr['torch'] + ' port':24}{tr['seconds']:9.2f}{tr['seconds'] / floor:9.2f}"
+                  f"{'':20}{tr['maxrss_mib']:8.0f} MiB")
+            print(f"speed-up over the PyTorch port: {tr['seconds'] / pr['seconds']:.2f}x")
+            d = np.abs(np.load(Path(td) / "torch.npy") - np.load(pr_out))
+            print(f"PyTorch port vs ours, same algorithm: mean |difference| {d.mean():.2f} of 255 "
+                  "(rounding differences grow over the steps)")
         print(f"speed-up over the notebook loop: {nb['seconds'] / pr['seconds']:.2f}x")
         print(f"outputs bit-identical: {'yes' if same else 'NO'}")
         ok = same
