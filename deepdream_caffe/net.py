@@ -71,6 +71,8 @@ def load_net(
     channel_swap: Sequence[int] = (2, 1, 0),
     end: Optional[str] = None,
     fast: bool = False,
+    gpu: Optional[int] = None,
+    select: bool = False,
 ) -> DreamNet:
     """Load ``prototxt`` (+ ``weights``) ready for dreaming, as the notebook's first cells did.
 
@@ -78,8 +80,14 @@ def load_net(
     the file on disk is never changed. With ``end`` the net is cut after
     that layer; with ``fast`` (needs ``end``) it is rebuilt so backward skips
     weight gradients (same input gradient bits, see :mod:`surgery`).
-    Select CPU/GPU with :func:`deepdream_caffe.devices.select_device` first.
+    With ``gpu`` (a device id) or ``select=True`` the CPU/GPU mode is set
+    here (see :func:`deepdream_caffe.devices.select_device`); otherwise
+    Caffe's current mode is kept.
     """
+    if gpu is not None or select:
+        from .devices import select_device  # noqa: PLC0415
+
+        select_device(gpu)
     prototxt = Path(prototxt)
     param = read_prototxt(prototxt)
     check_structure(param, prototxt)

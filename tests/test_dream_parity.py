@@ -86,3 +86,12 @@ def test_different_seeds_differ(tiny_model):
     a = deepdream(net, img, iter_n=3, octave_n=1, end="a/output", jitter=4, rng=np.random.RandomState(1))
     b = deepdream(net, img, iter_n=3, octave_n=1, end="a/output", jitter=4, rng=np.random.RandomState(2))
     assert not np.array_equal(a, b)
+
+
+def test_load_net_gpu_on_cpu_only_caffe_is_one_clear_error(tiny_model):
+    from deepdream_caffe.errors import DeepDreamError
+
+    with pytest.raises(DeepDreamError, match="GPU 0 is not usable"):
+        load_net(*tiny_model, gpu=0)
+    net = load_net(*tiny_model, select=True)  # back on the CPU
+    assert net.weights_sha1 is not None
