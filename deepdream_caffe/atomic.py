@@ -11,12 +11,24 @@ from typing import IO, Iterator
 from .errors import DeepDreamError
 
 
+def os_reason(e: OSError) -> str:
+    """A short reason for an OSError, naming a full disk plainly."""
+    if e.errno == errno.ENOSPC:
+        return "no space left on device"
+    if e.errno == errno.EDQUOT:
+        return "disk quota exceeded"
+    if e.errno == errno.EFBIG:
+        return "file too large for this file system or process limit"
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "permission denied"
+    return e.strerror or str(e)
+
+
 def describe_os_error(e: OSError, path: Path) -> str:
+    """One line for a failed write of ``path``."""
     if e.errno == errno.ENOSPC:
         return f"disk full while writing {path}"
-    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return f"cannot write {path}: permission denied"
-    return f"cannot write {path}: {e.strerror or e}"
+    return f"cannot write {path}: {os_reason(e)}"
 
 
 @contextmanager

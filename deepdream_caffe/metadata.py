@@ -2,22 +2,16 @@
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import os
 from pathlib import Path
 from typing import Any, Dict, Optional
 
 from . import __version__
+from .hashing import sha1_file
 
 
 def file_sha1(path: Optional[os.PathLike]) -> Optional[str]:
-    if path is None:
-        return None
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return None if path is None else sha1_file(path)
 
 
 def run_metadata(

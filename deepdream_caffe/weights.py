@@ -17,14 +17,6 @@ from .errors import DeepDreamError
 from .prototxt import caffe_pb2, param_shapes_from_weights
 
 
-def sha1_of_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def check_weights(path: Path, expected: Dict[str, Sequence[Sequence[int]]]) -> str:
     """Verify ``path`` holds, for every layer in ``expected``, blobs of those shapes.
 

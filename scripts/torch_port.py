@@ -29,7 +29,6 @@ def build(param: Any, params: Dict[str, list], end: str):
             cp = layer.convolution_param
             w = torch.from_numpy(params[layer.name][0].copy())
             b = torch.from_numpy(params[layer.name][1].copy()) if len(params[layer.name]) > 1 else None
-            k = cp.kernel_size[0] if cp.kernel_size else cp.kernel_h
             stride = cp.stride[0] if cp.stride else 1
             pad = cp.pad[0] if cp.pad else 0
             ops.append((layer, lambda x, w=w, b=b, s=stride, p=pad: F.conv2d(x, w, b, stride=s, padding=p)))

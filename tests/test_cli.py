@@ -11,7 +11,7 @@ from PIL import Image
 from cli_util import assert_one_line_error, run_cli
 from deepdream_caffe import deepdream, load_net
 from deepdream_caffe.image import encode_image, load_image, read_metadata
-from deepdream_caffe.weights import sha1_of_file
+from deepdream_caffe.hashing import sha1_file
 
 TINY_ARGS = ["--layer", "a/output", "--iters", "3", "--octaves", "2", "--jitter", "4"]
 
@@ -41,8 +41,8 @@ def test_cli_output_equals_api_output_byte_for_byte(tiny_model, photo, tmp_path)
 
     meta = json.loads((tmp_path / "out.jpg.json").read_text())
     assert meta["seed"] == 123 and meta["params"]["layer"] == "a/output" and meta["params"]["iters"] == 3
-    assert meta["weights_sha1"] == sha1_of_file(tiny_model[1])
-    assert meta["input_sha1"] == sha1_of_file(photo)
+    assert meta["weights_sha1"] == sha1_file(tiny_model[1])
+    assert meta["input_sha1"] == sha1_file(photo)
 
 
 def test_same_seed_same_pixels_and_png_metadata(tiny_model, photo, tmp_path):

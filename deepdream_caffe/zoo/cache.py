@@ -14,9 +14,7 @@ remove that folder entirely.
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
-import hashlib
 import os
 import sys
 import tempfile
@@ -24,11 +22,12 @@ import time
 from pathlib import Path
 from typing import Iterator, Optional
 
+from ..atomic import atomic_output, os_reason  # noqa: F401  (os_reason: part of this module's interface)
 from ..errors import DeepDreamError
+from ..hashing import sha1_file  # noqa: F401  (part of this module's interface)
 
 CACHE_ENV = "DEEPDREAM_CAFFE_CACHE"
 LOCK_TIMEOUT_ENV = "DEEPDREAM_CAFFE_LOCK_TIMEOUT"
-_HASH_CHUNK = 1 << 20
 
 
 def cache_root() -> Path:
@@ -56,27 +55,6 @@ def ensure_dir(path: Path) -> Path:
     return path
 
 
-def os_reason(e: OSError) -> str:
-    """A short reason for an OSError, naming a full disk plainly."""
-    if e.errno == errno.ENOSPC:
-        return "no space left on device"
-    if e.errno == errno.EDQUOT:
-        return "disk quota exceeded"
-    if e.errno == errno.EFBIG:
-        return "file too large for this file system or process limit"
-    return e.strerror or str(e)
-
-
-def sha1_file(path: Path) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        while True:
-            chunk = f.read(_HASH_CHUNK)
-            if not chunk:
-                return h.hexdigest()
-            h.update(chunk)
-
-
 def record_path(directory: Path, filename: str) -> Path:
     return directory / f"{filename}.sha1"
 
@@ -99,17 +77,8 @@ def read_record(directory: Path, filename: str) -> Optional[str]:
 
 def write_record(directory: Path, filename: str, sha1: str) -> None:
     """Record ``sha1`` for ``filename``, atomically (readers never see half a record)."""
-    final = record_path(directory, filename)
-    tmp = final.with_name(final.name + f".tmp{os.getpid()}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(f"{sha1}  {filename}\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
-    except OSError as e:
-        remove_quietly(tmp)
-        raise DeepDreamError(f"cannot record the hash of {directory / filename}: {os_reason(e)}") from None
+    with atomic_output(record_path(directory, filename), "w") as f:
+        f.write(f"{sha1}  {filename}\n")
 
 
 def remove_quietly(path: Path) -> None:
