@@ -166,7 +166,7 @@ def job(args: argparse.Namespace) -> None:
     }))
 
 
-def step_split(cnet, end: str, h: int, w: int, reps: int = 3):
+def step_split(cnet, end: str, h: int, w: int, reps: int = 5):
     """Median forward and backward seconds of one step at full size."""
     src = cnet.blobs[cnet.inputs[0]]
     src.reshape(1, 3, h, w)
