@@ -65,4 +65,10 @@ def deepdream(
             if callback is not None:
                 callback(StepInfo(net, octave, octave_n, i, iter_n, clip))
 
-    return deprocess(net, run_octaves(net, octaves, work, checkpoint))
+    # Sizing the net up front reshapes every layer it has, so only a net cut
+    # after ``end`` (load_net(end=...)) qualifies: a whole net's later layers
+    # may not fit an image that ``end`` accepts. Tiled steps never qualify.
+    h, w = octaves[0].shape[-2:]
+    whole = step_fn is make_step or getattr(step_fn, "runs_whole", lambda _h, _w: False)(h, w)
+    reserve = whole and getattr(net, "end", None) == end
+    return deprocess(net, run_octaves(net, octaves, work, checkpoint, reserve=reserve))

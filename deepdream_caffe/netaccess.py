@@ -17,6 +17,19 @@ def input_blob(cnet: Any) -> Any:
     return cnet.blobs[cnet.inputs[0]]
 
 
+def reserve_input(cnet: Any, h: int, w: int) -> None:
+    """Size every blob for an ``h`` x ``w`` input now.
+
+    Caffe grows a blob's memory but never shrinks it, so the smaller
+    octaves that run first then reuse memory sized for the largest, instead
+    of each octave allocating (and page-faulting) its own and dropping the
+    last one's. Values are unaffected.
+    """
+    src = input_blob(cnet)
+    src.reshape(1, src.shape[1], h, w)
+    cnet.reshape()
+
+
 def layer_names(cnet: Any) -> List[str]:
     return list(cnet._layer_names)
 

@@ -6,7 +6,7 @@ from typing import Callable, List, Optional, Protocol, Tuple
 import numpy as np
 import scipy.ndimage as nd
 
-from .netaccess import input_blob, raw_net
+from .netaccess import input_blob, raw_net, reserve_input
 
 
 def octave_pyramid(base: np.ndarray, octave_n: int, octave_scale: float) -> List[np.ndarray]:
@@ -45,15 +45,19 @@ class OctaveCheckpoint(Protocol):
 
 
 def run_octaves(net, octaves: List[np.ndarray], work: OctaveWork,
-                checkpoint: Optional[OctaveCheckpoint] = None) -> np.ndarray:
+                checkpoint: Optional[OctaveCheckpoint] = None, reserve: bool = False) -> np.ndarray:
     """Smallest octave first: load base + detail into the input blob, ``work(i, base)``, keep the new detail.
 
     ``work`` changes the input blob's data in place. Returns the final
     input (CxHxW, preprocessed space) of the largest octave. With a
     ``checkpoint``, octaves it has already seen are skipped and the detail
     is rebuilt from the saved input exactly as it was computed then.
+    ``reserve`` sizes the net for the largest octave before the first (for
+    steps that run the whole image through the net; tiled steps must not).
     """
     src = input_blob(raw_net(net))
+    if reserve:
+        reserve_input(raw_net(net), *octaves[0].shape[-2:])
     bases = octaves[::-1]
     detail = np.zeros_like(octaves[-1])
     start = 0

@@ -110,6 +110,9 @@ class TilePolicy:
             h, w = input_blob(raw_net(net)).data.shape[-2:]
             (tiled if policy.active(h, w) else make_step)(net, **kw)
 
+        # deepdream() may size the net for the largest octave up front only
+        # when that octave runs whole.
+        step.runs_whole = lambda h, w: not policy.active(h, w)  # type: ignore[attr-defined]
         return step
 
     def describe(self) -> Dict[str, Any]:

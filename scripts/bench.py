@@ -241,12 +241,20 @@ def main() -> int:
     flops = run_flops(proto, args.layer, args.h, args.w, args.octaves, 1.4, args.iters)
     floor = flops / (gflops * 1e9)
     print(f"float32 matrix product now: {gflops:.0f} GFLOP/s; run: {flops / 1e9:.0f} GFLOP -> floor {floor:.2f} s")
+    first_gflops = gflops
 
     with tempfile.TemporaryDirectory() as td:
         nb_out, pr_out = Path(td) / "nb.npy", Path(td) / "pr.npy"
         nb = spawn(args, "notebook", nb_out, args.h, args.w, args.iters, True)
+        between = matmul_gflops()
         pr = spawn(args, "product", pr_out, args.h, args.w, args.iters, True)
         same = np.array_equal(np.load(nb_out), np.load(pr_out))
+        # The machine's speed drifts: measure the rate around each dream and
+        # keep the fastest, so the floor is never flattered by a slow moment.
+        gflops = max(first_gflops, between, matmul_gflops())
+        floor = flops / (gflops * 1e9)
+        print(f"float32 matrix product, best of before/between/after the dreams: {gflops:.0f} GFLOP/s "
+              f"-> floor {floor:.2f} s")
         print()
         print(f"{'':24}{'seconds':>9}{'x floor':>9}{'fwd/step':>10}{'bwd/step':>10}{'peak RSS':>11}")
         for name, r in (("notebook loop", nb), ("deepdream-caffe", pr)):
@@ -269,7 +277,7 @@ def main() -> int:
             ot = spawn(args, "notebook", other_out, args.h, args.w, args.iters, False, pythonpath=args.other_caffe)
             same_other = np.array_equal(np.load(nb_out), np.load(other_out))
             print(f"notebook loop on {args.other_caffe}: {ot['seconds']:.2f} s; bits equal to this build: "
-                  f"{'yes' if same_other else 'NO'}")
+                  f"{'yes' if same_other else 'NO'}; deepdream-caffe is {ot['seconds'] / pr['seconds']:.2f}x faster")
             ok = ok and same_other
 
         if args.rss:

@@ -166,3 +166,26 @@ def test_cli_dream_leaves_no_state_file(tiny_model, tmp_path):
                  "--layer", "a/output", "--iters", "1", "--octaves", "2", "--seed", "1", "-q"])
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o.png"]
+
+
+def _norm1_address_small_then_big(cnet, reserve: bool) -> tuple[int, int]:
+    from deepdream_caffe.netaccess import input_blob, reserve_input
+
+    if reserve:
+        reserve_input(cnet, 120, 160)
+    addrs = []
+    for h, w in [(60, 80), (120, 160)]:  # octaves run smallest first
+        input_blob(cnet).reshape(1, 3, h, w)
+        cnet.forward(end="norm1")
+        addrs.append(cnet.blobs["norm1"].data.ctypes.data)
+    return addrs[0], addrs[1]
+
+
+def test_whole_image_dreams_size_the_net_once_for_the_largest_octave(tiny_model):
+    small, big = _norm1_address_small_then_big(load_net(*tiny_model, end="a/output", fast=True).net, reserve=False)
+    assert small != big  # without it, growing to the next octave allocates again
+    small, big = _norm1_address_small_then_big(load_net(*tiny_model, end="a/output", fast=True).net, reserve=True)
+    assert small == big
+    policy = TilePolicy(tile=64, above_mp=0.01)
+    step = policy.step_fn((150, 220))
+    assert step.runs_whole(50, 60) and not step.runs_whole(150, 220)  # tiled runs are never sized up front
