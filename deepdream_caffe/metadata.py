@@ -1,6 +1,7 @@
 """What is recorded with each output so the run can be repeated."""
 from __future__ import annotations
 
+import ctypes
 import datetime as _dt
 import os
 from pathlib import Path
@@ -12,6 +13,21 @@ from .hashing import sha1_file
 
 def file_sha1(path: Optional[os.PathLike]) -> Optional[str]:
     return None if path is None else sha1_file(path)
+
+
+def blas_threads() -> Optional[int]:
+    """Threads of the OpenBLAS that Caffe uses, or None for another BLAS.
+
+    Recorded because OpenBLAS's matrix products round differently with a
+    different thread count: the same seed repeats its bits only with it.
+    """
+    try:
+        # Caffe links the soname libopenblas.so.0 (numpy's own copy has another
+        # name), so this finds the library already loaded in the process.
+        lib = ctypes.CDLL("libopenblas.so.0")
+        return int(lib.openblas_get_num_threads())
+    except (OSError, AttributeError):
+        return None
 
 
 def run_metadata(
@@ -42,6 +58,7 @@ def run_metadata(
         "input": str(input_path) if input_path else "skimage.data.astronaut",
         "input_sha1": file_sha1(input_path) if input_path else None,
         "device": device,
+        "blas_threads": blas_threads(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     if extra:

@@ -54,7 +54,15 @@ def test_same_seed_same_pixels_and_png_metadata(tiny_model, photo, tmp_path):
     assert np.array_equal(outs[0], outs[1])
     meta = read_metadata(tmp_path / "a.png")
     assert meta["seed"] == 9 and meta["tool"] == "deepdream-caffe"
+    assert isinstance(meta["blas_threads"], int) and meta["blas_threads"] >= 1
     assert not (tmp_path / "a.png.json").exists()
+
+
+def test_metadata_records_the_blas_thread_count_that_decides_the_bits(tiny_model, photo, tmp_path):
+    r = run_cli(["dream", photo, "-o", tmp_path / "one.png", "--seed", "9", "-q", *_net_args(tiny_model), *TINY_ARGS],
+                env={"OPENBLAS_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr
+    assert read_metadata(tmp_path / "one.png")["blas_threads"] == 1
 
 
 def test_without_seed_a_seed_is_chosen_reported_and_recorded(tiny_model, photo, tmp_path):
