@@ -7,7 +7,7 @@ STOCK_PYCAFFE_DIR is another build's python/ folder (for example a build of
 scripts/build_caffe.sh with scripts/caffe-patches emptied). Each build runs
 in its own child process: single-layer nets (convolution with strides,
 padding, dilation, groups, with and without bias; max pooling with strides
-1-5, padding, ceil-mode edges and a mask top; LRN of several sizes; ReLU)
+1-5, padding, ceil-mode edges and a mask top; LRN of several sizes; Power; ReLU)
 forward and backward on random data, and GoogLeNet (seeded random weights)
 forward to four layers and back to the input at 1024x575. Every output and
 input gradient is compared byte for byte; exit 1 if any differs.
@@ -37,6 +37,7 @@ CONV_CASES = [  # kernel, stride, pad, dilation, group, channels, height, width,
 POOL_CASES = [(3, 2, 0, 57, 113), (3, 1, 1, 36, 64), (2, 2, 0, 40, 41), (3, 2, 1, 31, 300),
               (5, 3, 2, 50, 77), (3, 1, 0, 9, 9), (7, 1, 3, 20, 600), (3, 2, 0, 4, 4)]
 LRN_CASES = [(5, 1e-4, 0.75, 1, 64), (3, 0.3, 0.5, 2, 7), (5, 2.0, 0.75, 1, 3), (7, 1e-2, 1.0, 1.5, 20)]
+POWER_CASES = [(-0.75, 1.0, 2.0), (2.5, 1.0, 0.0), (0.3333, 0.5, 1.0)]  # power, scale, shift
 GOOGLENET_ENDS = ["conv1/7x7_s2", "conv2/norm2", "inception_3b/output", "inception_4c/output"]
 
 
@@ -91,6 +92,10 @@ def child(out_path: str, weights: str, size: tuple[int, int]) -> None:
         _layer(caffe, rs, out, f"lrn{i} size{n}",
                f'layer {{ name: "l" type: "LRN" bottom: "data" top: "l" '
                f"lrn_param {{ local_size: {n} alpha: {a} beta: {b} k: {k} }} }}", (2, c, 37, 129))
+    for power, scale, shift in POWER_CASES:
+        _layer(caffe, rs, out, f"power {power} scale {scale} shift {shift}",
+               f'layer {{ name: "q" type: "Power" bottom: "data" top: "q" '
+               f"power_param {{ power: {power} scale: {scale} shift: {shift} }} }}", (2, 7, 50, 333))
     _layer(caffe, rs, out, "relu", 'layer { name: "r" type: "ReLU" bottom: "data" top: "r" }', (2, 7, 50, 333))
     _layer(caffe, rs, out, "leaky relu in place",
            'layer { name: "r" type: "ReLU" bottom: "data" top: "data" relu_param { negative_slope: 0.1 } }',

@@ -6,7 +6,8 @@ is exact whatever its order, so max pooling and convolution are checked for
 exact equality against plain numpy references: window and padding
 arithmetic, argmax tie-breaking, strides 1, 2 and 3 (the SSE and scalar
 paths), dilation and groups. LRN is checked against a float64 reference and
-by reusing its kept scale^-beta across shapes. Equality of bits with stock
+by reusing its kept scale^-beta across shapes; the vector powf behind LRN's
+scale^-beta must give libm powf's bits for every kind of input. Equality of bits with stock
 Caffe (summation order) is checked by scripts/compare_builds.py and
 scripts/bench.py --other-caffe, which need a second build.
 """
@@ -233,6 +234,52 @@ def test_lrn_matches_float64_reference_and_reuses_its_kept_power(size, alpha, be
         np.testing.assert_array_equal(net.blobs["data"].diff, first)
 
 
+# ------------------------------------------------------------------ powf (LRN's scale^-beta)
+
+
+def _libm_powf():
+    import ctypes
+    import ctypes.util
+
+    f = ctypes.CDLL(ctypes.util.find_library("m")).powf
+    f.restype, f.argtypes = ctypes.c_float, [ctypes.c_float, ctypes.c_float]
+    return f
+
+
+def _same_bits(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a.view(np.uint32) == b.view(np.uint32)) | (np.isnan(a) & np.isnan(b))
+
+
+@pytest.mark.parametrize("power", [-0.75, 0.75, 2.5, -1.7, 0.3333])
+def test_power_layer_gives_libm_powf_bits_for_every_kind_of_input(power):
+    """Patch 0003 runs caffe_powx<float> (LRN, the Power layer) in a vector form of glibc's powf.
+
+    Inputs: every 4099th float bit pattern (both signs, zeros, subnormals,
+    normals, inf, NaN: the lanes the vector form hands back to powf), a
+    dense run over [1, 106) where LRN's scale lives, and an odd length so
+    the scalar tail runs. The Power layer raises its top in place, so the
+    input and output arrays are the same memory.
+    """
+    strided = np.arange(0, 2**32, 4099, dtype=np.uint64).astype(np.uint32).view(np.float32)
+    dense = np.float32(1) + np.arange(2**20, dtype=np.float32) * np.float32(1e-4)
+    x = np.concatenate([strided, dense, np.float32([2.5, 0.1, 7.0])])
+    assert x.size % 8 != 0
+    net = _net(f'layer {{ name: "p" type: "Power" bottom: "data" top: "p" power_param {{ power: {power} }} }}',
+               (x.size,))
+    net.blobs["data"].data[...] = x
+    net.forward()
+    got = net.blobs["p"].data.copy()
+    with np.errstate(all="ignore"):
+        ref = np.power(x, np.float32(power))
+    # numpy's float32 power is libm's powf for these exponents; make sure of it.
+    powf = _libm_powf()
+    sample = np.random.RandomState(0).choice(x.size, 3000, replace=False)
+    libm = np.array([powf(float(x[i]), power) for i in sample], dtype=np.float32)
+    assert _same_bits(ref[sample], libm).all()
+    bad = np.nonzero(~_same_bits(got, ref))[0]
+    assert bad.size == 0, f"{bad.size} results differ from powf, first at x={x[bad[0]]!r}"
+
+
 # ------------------------------------------------------------------ the maintainer's bit check
 
 
@@ -249,7 +296,7 @@ def test_compare_builds_checks_every_array_and_rejects_a_non_build(tmp_path):
                        capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0, r.stderr
     last = r.stdout.strip().splitlines()[-1]
-    assert last == "92 of 92 arrays bit-identical"
+    assert last == "98 of 98 arrays bit-identical"
     r = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, env=env)
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "python/ folder" in r.stderr
 
