@@ -7,7 +7,8 @@ STOCK_PYCAFFE_DIR is another build's python/ folder (for example a build of
 scripts/build_caffe.sh with scripts/caffe-patches emptied). Each build runs
 in its own child process: single-layer nets (convolution with strides,
 padding, dilation, groups, with and without bias; max pooling with strides
-1-5, padding, ceil-mode edges and a mask top; LRN of several sizes; Power; ReLU)
+1-5, padding, ceil-mode edges and a mask top; LRN of several sizes; Power;
+Deconvolution; ReLU)
 forward and backward on random data, and GoogLeNet (seeded random weights)
 forward to four layers and back to the input at 1024x575. Every output and
 input gradient is compared byte for byte; exit 1 if any differs.
@@ -92,6 +93,11 @@ def child(out_path: str, weights: str, size: tuple[int, int]) -> None:
         _layer(caffe, rs, out, f"lrn{i} size{n}",
                f'layer {{ name: "l" type: "LRN" bottom: "data" top: "l" '
                f"lrn_param {{ local_size: {n} alpha: {a} beta: {b} k: {k} }} }}", (2, c, 37, 129))
+    # Deconvolution runs the convolution's backward product forward, and its
+    # backward reuses the im2col of its weight gradient.
+    _layer(caffe, rs, out, "deconvolution k4 s2 p1",
+           'layer { name: "d" type: "Deconvolution" bottom: "data" top: "d" convolution_param { '
+           'num_output: 6 kernel_size: 4 stride: 2 pad: 1 } }', (2, 5, 23, 41))
     for power, scale, shift in POWER_CASES:
         _layer(caffe, rs, out, f"power {power} scale {scale} shift {shift}",
                f'layer {{ name: "q" type: "Power" bottom: "data" top: "q" '

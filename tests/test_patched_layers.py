@@ -234,6 +234,42 @@ def test_lrn_matches_float64_reference_and_reuses_its_kept_power(size, alpha, be
         np.testing.assert_array_equal(net.blobs["data"].diff, first)
 
 
+def test_convolution_input_gradient_does_not_depend_on_what_ran_before():
+    """Patch 0004 shares one all-zero column buffer between every convolution's backward pass.
+
+    Each backward adds its product into that buffer and clears it again while
+    turning it back into an image; a value left behind (for example in a
+    column whose input row is padding) would leak into the next layer. Run
+    a padded layer, then a larger one with other geometry, then the first
+    again: its input gradient must be the numpy reference both times.
+    """
+    rs = np.random.RandomState(7)
+
+    def conv(k, s, p, c, h, w, o):
+        net = _net(f'layer {{ name: "c" type: "Convolution" bottom: "data" top: "c" convolution_param {{ '
+                   f'num_output: {o} kernel_size: {k} stride: {s} pad: {p} bias_term: false }} }}', (1, c, h, w))
+        x = _ints(rs, (1, c, h, w))
+        wts = _ints(rs, net.params["c"][0].data.shape, -2, 3)
+        net.params["c"][0].data[...] = wts
+        net.blobs["data"].data[...] = x
+        net.forward()
+        td = _ints(rs, net.blobs["c"].data.shape, -2, 3)
+        return net, wts, td
+
+    def grad(net, td):
+        net.blobs["c"].diff[...] = td
+        net.backward()
+        return net.blobs["data"].diff.copy()
+
+    a, wa, ta = conv(3, 3, 4, 3, 19, 37, 5)   # pad > kernel: whole column segments are padding
+    b, _, tb = conv(5, 1, 2, 6, 40, 90, 7)    # a larger buffer, other values
+    ref = _conv_grad_ref(a.blobs["data"].data.copy(), wa, ta, 3, 4, 1, 1)
+    first = grad(a, ta)
+    np.testing.assert_array_equal(first, ref)
+    grad(b, tb)
+    np.testing.assert_array_equal(grad(a, ta), ref)
+
+
 # ------------------------------------------------------------------ powf (LRN's scale^-beta)
 
 
@@ -296,7 +332,7 @@ def test_compare_builds_checks_every_array_and_rejects_a_non_build(tmp_path):
                        capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0, r.stderr
     last = r.stdout.strip().splitlines()[-1]
-    assert last == "98 of 98 arrays bit-identical"
+    assert last == "100 of 100 arrays bit-identical"
     r = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, env=env)
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "python/ folder" in r.stderr
 
