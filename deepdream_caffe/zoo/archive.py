@@ -14,7 +14,8 @@ from pathlib import Path, PurePosixPath
 from typing import Mapping
 
 from ..errors import DeepDreamError
-from .cache import os_reason, remove_quietly
+from ..atomic import os_reason
+from .cache import remove_quietly
 from .download import DiskError
 
 _CHUNK = 1 << 20

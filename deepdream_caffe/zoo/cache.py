@@ -22,9 +22,8 @@ import time
 from pathlib import Path
 from typing import Iterator, Optional
 
-from ..atomic import atomic_output, os_reason  # noqa: F401  (os_reason: part of this module's interface)
+from ..atomic import atomic_output, os_reason
 from ..errors import DeepDreamError
-from ..hashing import sha1_file  # noqa: F401  (part of this module's interface)
 
 CACHE_ENV = "DEEPDREAM_CAFFE_CACHE"
 LOCK_TIMEOUT_ENV = "DEEPDREAM_CAFFE_LOCK_TIMEOUT"

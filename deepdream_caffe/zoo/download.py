@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Optional
 
 from ..errors import DeepDreamError
-from .cache import os_reason, remove_quietly
+from ..atomic import os_reason
+from .cache import remove_quietly
 
 TIMEOUT_ENV = "DEEPDREAM_CAFFE_TIMEOUT"
 RETRIES_ENV = "DEEPDREAM_CAFFE_RETRIES"

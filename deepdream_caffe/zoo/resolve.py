@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 from urllib.parse import quote, urlsplit
 
+from ..atomic import os_reason
 from ..caffe_env import find_caffe_root
 from ..errors import DeepDreamError
+from ..hashing import sha1_file
 from . import cache as zcache
 from .archive import extract_members
 from .download import DiskError, DownloadError, HashMismatch, Settings, download
@@ -280,7 +282,7 @@ def _fetch_archive(manifest, url, specs, cache_dir, mirror, settings, quiet) -> 
                 try:
                     os.replace(dests[s.member].with_name(dests[s.member].name + ".part"), dests[s.member])
                 except OSError as e:
-                    raise DiskError(f"cannot move {dests[s.member]} into place: {zcache.os_reason(e)}") from None
+                    raise DiskError(f"cannot move {dests[s.member]} into place: {os_reason(e)}") from None
                 out[s.role] = (dests[s.member], sums[s.member])
             return out
         except DiskError as e:
@@ -359,5 +361,5 @@ class _HashMemo:
         st = path.stat()
         key = (str(path), st.st_size, st.st_mtime_ns, st.st_ino)
         if key not in self.known:
-            self.known[key] = zcache.sha1_file(path)
+            self.known[key] = sha1_file(path)
         return self.known[key]
