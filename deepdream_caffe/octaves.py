@@ -1,6 +1,8 @@
 """The octave pyramid and the detail carried from one octave to the next."""
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, List, Optional, Protocol, Tuple
 
 import numpy as np
@@ -9,11 +11,33 @@ import scipy.ndimage as nd
 from .netaccess import input_blob, raw_net, reserve_input
 
 
+def zoom_planes(img: np.ndarray, fy: float, fx: float) -> np.ndarray:
+    """``nd.zoom(img, (1, fy, fx), order=1)`` for a CxHxW image, bit for bit, one plane per thread.
+
+    scipy interpolates a 3-D array over 2x2x2 neighbours. With a zoom of 1
+    along the channel axis the channel weights are exactly 1 and 0, and the
+    zero-weighted neighbours come last in scipy's sum, which starts at +0.0
+    and so cannot be changed by adding zeros. The 3-D result is therefore
+    the 2-D zoom of each plane, which scipy computes about twice as fast,
+    and with the GIL released, so planes run side by side.
+    """
+    c, h, w = img.shape
+    # scipy's own output size: round(size * factor); it rejects an ``output`` of any other shape.
+    out = np.empty((c, int(round(h * fy)), int(round(w * fx))), dtype=img.dtype)
+
+    def plane(i: int) -> None:
+        nd.zoom(img[i], (fy, fx), output=out[i], order=1)
+
+    with ThreadPoolExecutor(max(1, min(c, os.cpu_count() or 1))) as pool:
+        list(pool.map(plane, range(c)))
+    return out
+
+
 def octave_pyramid(base: np.ndarray, octave_n: int, octave_scale: float) -> List[np.ndarray]:
     """``octave_n`` CxHxW images, the given one first, each 1/octave_scale of the one before."""
     octaves = [base]
     for _ in range(octave_n - 1):
-        octaves.append(nd.zoom(octaves[-1], (1, 1.0 / octave_scale, 1.0 / octave_scale), order=1))
+        octaves.append(zoom_planes(octaves[-1], 1.0 / octave_scale, 1.0 / octave_scale))
     return octaves
 
 
@@ -30,7 +54,7 @@ def octave_sizes(h: int, w: int, octave_n: int, octave_scale: float) -> List[Tup
 
 def upscale_detail(detail: np.ndarray, h: int, w: int) -> np.ndarray:
     h1, w1 = detail.shape[-2:]
-    return nd.zoom(detail, (1, 1.0 * h / h1, 1.0 * w / w1), order=1)
+    return zoom_planes(detail, 1.0 * h / h1, 1.0 * w / w1)
 
 
 OctaveWork = Callable[[int, np.ndarray], None]
