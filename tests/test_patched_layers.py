@@ -1,7 +1,7 @@
 """Issue 6: the layers this project's Caffe patches touch still compute the right thing.
 
 The patches (scripts/caffe-patches/) rewrite max pooling, im2col/col2im, the
-convolution bias and LRN for speed. With integer-valued data every sum here
+convolution bias, LRN and Split's backward for speed. With integer-valued data every sum here
 is exact whatever its order, so max pooling and convolution are checked for
 exact equality against plain numpy references: window and padding
 arithmetic, argmax tie-breaking, strides 1, 2 and 3 (the SSE and scalar
@@ -234,6 +234,101 @@ def test_lrn_matches_float64_reference_and_reuses_its_kept_power(size, alpha, be
         np.testing.assert_array_equal(net.blobs["data"].diff, first)
 
 
+_LRN_CHILD = r"""
+import sys
+import numpy as np
+from deepdream_caffe.caffe_env import import_caffe
+caffe = import_caffe()
+caffe.set_mode_cpu()
+import tempfile, os
+out = {}
+cases = [  # shape, size, alpha, beta, k
+    ((1, 24, 101, 103), 5, 1e-4, 0.75, 1.0),  # 10403 per plane: saxpy splits it, with tails
+    ((1, 64, 144, 256), 5, 1e-4, 0.75, 1.0),  # GoogLeNet's pool1/norm1 at 1024x575
+    ((2, 11, 103, 183), 3, 0.3, 0.5, 2.0),
+    ((1, 9, 13, 37), 7, 1e-2, 1.0, 1.5),      # small planes, window wider than half the channels
+    ((1, 2, 3, 3), 5, 2.0, 0.75, 1.0),        # fewer channels than the window, scalar tails only
+]
+rs = np.random.RandomState(5)
+for shape, size, alpha, beta, k in cases:
+    dims = " ".join(f"dim: {d}" for d in shape)
+    text = (f'force_backward: true\ninput: "data"\ninput_shape {{ {dims} }}\n'
+            f'layer {{ name: "l" type: "LRN" bottom: "data" top: "l" '
+            f'lrn_param {{ local_size: {size} alpha: {alpha} beta: {beta} k: {k} }} }}\n')
+    with tempfile.NamedTemporaryFile("w", suffix=".prototxt", delete=False) as f:
+        f.write(text)
+    net = caffe.Net(f.name, caffe.TEST)
+    os.unlink(f.name)
+    x = (rs.randn(*shape) * rs.choice([0.5, 30.0, 300.0], size=(1, shape[1], 1, 1))).astype(np.float32)
+    x[:, 0, :1] = 0.0
+    net.blobs["data"].data[...] = x
+    net.forward()
+    net.blobs["l"].diff[...] = rs.randn(*shape)
+    net.backward()
+    out[f"{shape} forward"] = net.blobs["l"].data.copy()
+    out[f"{shape} input gradient"] = net.blobs["data"].diff.copy()
+np.savez(sys.argv[1], **out)
+"""
+
+
+def test_fused_lrn_has_the_stock_codes_bits(tmp_path):
+    """Patch 0005's one-pass LRN gives the bits of the stock code it replaces, in the same build.
+
+    The stock window sums go through OpenBLAS's saxpy, whose rounding depends
+    on an element's place in each thread's share (planes above 10000 values
+    are shared between threads), so the large planes here test the rounding
+    pattern the fused loops learn from saxpy. The fused child must also say
+    that the fused form ran, or the comparison would prove nothing.
+    """
+    import subprocess
+    import sys
+
+    results, logs = {}, {}
+    for form in ("fused", "stock"):
+        env = dict(os.environ, GLOG_minloglevel="0", OMP_WAIT_POLICY="PASSIVE")
+        env.pop("DEEPDREAM_CAFFE_STOCK_LRN", None)
+        if form == "stock":
+            env["DEEPDREAM_CAFFE_STOCK_LRN"] = "1"
+        out = tmp_path / f"{form}.npz"
+        r = subprocess.run([sys.executable, "-c", _LRN_CHILD, str(out)], capture_output=True, text=True,
+                           env=env, timeout=600)
+        assert r.returncode == 0, r.stderr[-2000:]
+        results[form], logs[form] = np.load(out), r.stderr
+    assert "LRN across channels: fused form" in logs["fused"]
+    assert "LRN across channels: fused form" not in logs["stock"]
+    fused, stock = results["fused"], results["stock"]
+    assert sorted(fused.files) == sorted(stock.files) and len(fused.files) == 10
+    for key in fused.files:
+        assert fused[key].tobytes() == stock[key].tobytes(), key
+
+
+def test_split_backward_sums_the_gradients_in_caffes_order():
+    """Patch 0005 sums a Split's top gradients in one pass; the order must stay ((d0 + d1) + d2) + d3."""
+    shape = (1, 5, 67, 131)  # 43885 values: the threaded path, blocks and a partial last block
+    layers = "\n".join(f'layer {{ name: "s{i}" type: "Power" bottom: "data" top: "s{i}" }}' for i in range(4))
+    dims = " ".join(f"dim: {d}" for d in shape)
+    text = f'force_backward: true\ninput: "data"\ninput_shape {{ {dims} }}\n{layers}\n'
+    with tempfile.NamedTemporaryFile("w", suffix=".prototxt", delete=False) as f:
+        f.write(text)
+    try:
+        caffe.set_mode_cpu()
+        net = caffe.Net(f.name, caffe.TEST)
+    finally:
+        os.unlink(f.name)
+    rs = np.random.RandomState(11)
+    net.blobs["data"].data[...] = rs.randn(*shape)
+    net.forward()
+    # magnitudes 1e-4..1e4 so that another order would round differently
+    d = [(rs.randn(*shape) * 10.0 ** rs.uniform(-4, 4, shape)).astype(np.float32) for _ in range(4)]
+    for i in range(4):
+        net.blobs[f"s{i}"].diff[...] = d[i]
+    net.backward()
+    want = ((d[0] + d[1]) + d[2]) + d[3]
+    other = d[0] + (d[1] + (d[2] + d[3]))
+    assert want.tobytes() != other.tobytes()
+    assert net.blobs["data"].diff.tobytes() == want.tobytes()
+
+
 def test_convolution_input_gradient_does_not_depend_on_what_ran_before():
     """Patch 0004 shares one all-zero column buffer between every convolution's backward pass.
 
@@ -332,7 +427,7 @@ def test_compare_builds_checks_every_array_and_rejects_a_non_build(tmp_path):
                        capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0, r.stderr
     last = r.stdout.strip().splitlines()[-1]
-    assert last == "100 of 100 arrays bit-identical"
+    assert last == "106 of 106 arrays bit-identical"
     r = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, env=env)
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "python/ folder" in r.stderr
 
