@@ -9,7 +9,7 @@ in its own child process: single-layer nets (convolution with strides,
 padding, dilation, groups, with and without bias; max pooling with strides
 1-5, padding, ceil-mode edges and a mask top; LRN of several sizes, on planes
 small and large enough for OpenBLAS to split its saxpy between threads;
-Power; Deconvolution; ReLU; a blob read by 3 and 4 layers, for Split)
+Power; Deconvolution; ReLU)
 forward and backward on random data, and GoogLeNet (seeded random weights)
 forward to four layers and back to the input at 1024x575. Every output and
 input gradient is compared byte for byte; exit 1 if any differs.
@@ -44,7 +44,6 @@ LRN_CASES = [  # size, alpha, beta, k, channels, height, width
     # planes above 10000 values: OpenBLAS's saxpy splits them between threads
     (5, 1e-4, 0.75, 1, 24, 101, 103), (5, 1e-4, 0.75, 1, 9, 144, 256),
 ]
-SPLIT_CASES = [3, 4]  # how many layers read the same blob
 POWER_CASES = [(-0.75, 1.0, 2.0), (2.5, 1.0, 0.0), (0.3333, 0.5, 1.0)]  # power, scale, shift
 GOOGLENET_ENDS = ["conv1/7x7_s2", "conv2/norm2", "inception_3b/output", "inception_4c/output"]
 
@@ -71,20 +70,6 @@ def _layer(caffe, rs, out: dict, name: str, layer: str, shape) -> None:
     net.backward()
     out[name + " forward"] = top.data.copy()
     out[name + " input gradient"] = net.blobs["data"].diff.copy()
-
-
-def _split(caffe, rs, out: dict, k: int, shape) -> None:
-    """k layers read one blob, so Caffe adds a Split whose backward sums their gradients."""
-    dims = " ".join(f"dim: {d}" for d in shape)
-    layers = "\n".join(f'layer {{ name: "s{i}" type: "Power" bottom: "data" top: "s{i}" '
-                       f"power_param {{ scale: {1.0 + i} }} }}" for i in range(k))
-    net = _net(caffe, f'force_backward: true\ninput: "data"\ninput_shape {{ {dims} }}\n{layers}\n')
-    net.blobs["data"].data[...] = rs.randn(*shape)
-    net.forward()
-    for i in range(k):
-        net.blobs[f"s{i}"].diff[...] = rs.randn(*shape) * 10.0 ** rs.uniform(-3, 3, shape)
-    net.backward()
-    out[f"split into {k} input gradient"] = net.blobs["data"].diff.copy()
 
 
 def child(out_path: str, weights: str, size: tuple[int, int]) -> None:
@@ -114,8 +99,6 @@ def child(out_path: str, weights: str, size: tuple[int, int]) -> None:
         _layer(caffe, rs, out, f"lrn{i} size{n} {h}x{w}",
                f'layer {{ name: "l" type: "LRN" bottom: "data" top: "l" '
                f"lrn_param {{ local_size: {n} alpha: {a} beta: {b} k: {k} }} }}", (2 if h < 100 else 1, c, h, w))
-    for k in SPLIT_CASES:
-        _split(caffe, rs, out, k, (1, 6, 61, 67))
     # Deconvolution runs the convolution's backward product forward, and its
     # backward reuses the im2col of its weight gradient.
     _layer(caffe, rs, out, "deconvolution k4 s2 p1",

@@ -1,7 +1,7 @@
 """Issue 6: the layers this project's Caffe patches touch still compute the right thing.
 
 The patches (scripts/caffe-patches/) rewrite max pooling, im2col/col2im, the
-convolution bias, LRN and Split's backward for speed. With integer-valued data every sum here
+convolution bias and LRN for speed. With integer-valued data every sum here
 is exact whatever its order, so max pooling and convolution are checked for
 exact equality against plain numpy references: window and padding
 arithmetic, argmax tie-breaking, strides 1, 2 and 3 (the SSE and scalar
@@ -302,33 +302,6 @@ def test_fused_lrn_has_the_stock_codes_bits(tmp_path):
         assert fused[key].tobytes() == stock[key].tobytes(), key
 
 
-def test_split_backward_sums_the_gradients_in_caffes_order():
-    """Patch 0005 sums a Split's top gradients in one pass; the order must stay ((d0 + d1) + d2) + d3."""
-    shape = (1, 5, 67, 131)  # 43885 values: the threaded path, blocks and a partial last block
-    layers = "\n".join(f'layer {{ name: "s{i}" type: "Power" bottom: "data" top: "s{i}" }}' for i in range(4))
-    dims = " ".join(f"dim: {d}" for d in shape)
-    text = f'force_backward: true\ninput: "data"\ninput_shape {{ {dims} }}\n{layers}\n'
-    with tempfile.NamedTemporaryFile("w", suffix=".prototxt", delete=False) as f:
-        f.write(text)
-    try:
-        caffe.set_mode_cpu()
-        net = caffe.Net(f.name, caffe.TEST)
-    finally:
-        os.unlink(f.name)
-    rs = np.random.RandomState(11)
-    net.blobs["data"].data[...] = rs.randn(*shape)
-    net.forward()
-    # magnitudes 1e-4..1e4 so that another order would round differently
-    d = [(rs.randn(*shape) * 10.0 ** rs.uniform(-4, 4, shape)).astype(np.float32) for _ in range(4)]
-    for i in range(4):
-        net.blobs[f"s{i}"].diff[...] = d[i]
-    net.backward()
-    want = ((d[0] + d[1]) + d[2]) + d[3]
-    other = d[0] + (d[1] + (d[2] + d[3]))
-    assert want.tobytes() != other.tobytes()
-    assert net.blobs["data"].diff.tobytes() == want.tobytes()
-
-
 def test_convolution_input_gradient_does_not_depend_on_what_ran_before():
     """Patch 0004 shares one all-zero column buffer between every convolution's backward pass.
 
@@ -427,7 +400,7 @@ def test_compare_builds_checks_every_array_and_rejects_a_non_build(tmp_path):
                        capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0, r.stderr
     last = r.stdout.strip().splitlines()[-1]
-    assert last == "106 of 106 arrays bit-identical"
+    assert last == "104 of 104 arrays bit-identical"
     r = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, env=env)
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "python/ folder" in r.stderr
 
