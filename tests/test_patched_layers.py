@@ -248,6 +248,7 @@ cases = [  # shape, size, alpha, beta, k
     ((2, 11, 103, 183), 3, 0.3, 0.5, 2.0),
     ((1, 9, 13, 37), 7, 1e-2, 1.0, 1.5),      # small planes, window wider than half the channels
     ((1, 2, 3, 3), 5, 2.0, 0.75, 1.0),        # fewer channels than the window, scalar tails only
+    ((1, 8, 101, 103), 5, 1.25, 0.75, 1.0),   # alpha/size = 0.25: every product exact, stock forward
 ]
 rs = np.random.RandomState(5)
 for shape, size, alpha, beta, k in cases:
@@ -297,7 +298,7 @@ def test_fused_lrn_has_the_stock_codes_bits(tmp_path):
     assert "LRN across channels: fused form" in logs["fused"]
     assert "LRN across channels: fused form" not in logs["stock"]
     fused, stock = results["fused"], results["stock"]
-    assert sorted(fused.files) == sorted(stock.files) and len(fused.files) == 10
+    assert sorted(fused.files) == sorted(stock.files) and len(fused.files) == 12
     for key in fused.files:
         assert fused[key].tobytes() == stock[key].tobytes(), key
 
