@@ -38,11 +38,11 @@ CONV_CASES = [  # kernel, stride, pad, dilation, group, channels, height, width,
 ]
 POOL_CASES = [(3, 2, 0, 57, 113), (3, 1, 1, 36, 64), (2, 2, 0, 40, 41), (3, 2, 1, 31, 300),
               (5, 3, 2, 50, 77), (3, 1, 0, 9, 9), (7, 1, 3, 20, 600), (3, 2, 0, 4, 4)]
-LRN_CASES = [  # size, alpha, beta, k, channels, height, width
-    (5, 1e-4, 0.75, 1, 64, 37, 129), (3, 0.3, 0.5, 2, 7, 37, 129), (5, 2.0, 0.75, 1, 3, 37, 129),
-    (7, 1e-2, 1.0, 1.5, 20, 37, 129),
+LRN_CASES = [  # size, alpha, beta, k, input shape
+    (5, 1e-4, 0.75, 1, (2, 64, 37, 129)), (3, 0.3, 0.5, 2, (2, 7, 37, 129)), (5, 2.0, 0.75, 1, (2, 3, 37, 129)),
+    (7, 1e-2, 1.0, 1.5, (2, 20, 37, 129)),
     # planes above 10000 values: OpenBLAS's saxpy splits them between threads
-    (5, 1e-4, 0.75, 1, 24, 101, 103), (5, 1e-4, 0.75, 1, 9, 144, 256),
+    (5, 1e-4, 0.75, 1, (1, 24, 101, 103)), (5, 1e-4, 0.75, 1, (1, 9, 144, 256)),
 ]
 POWER_CASES = [(-0.75, 1.0, 2.0), (2.5, 1.0, 0.0), (0.3333, 0.5, 1.0)]  # power, scale, shift
 GOOGLENET_ENDS = ["conv1/7x7_s2", "conv2/norm2", "inception_3b/output", "inception_4c/output"]
@@ -95,10 +95,10 @@ def child(out_path: str, weights: str, size: tuple[int, int]) -> None:
                f'layer {{ name: "p" type: "Pooling" bottom: "data" top: "p" {params} }}', (2, 5, h, w))
         _layer(caffe, rs, out, f"maxpool{i} k{k} s{s} p{p} mask-top",
                f'layer {{ name: "p" type: "Pooling" bottom: "data" top: "p" top: "m" {params} }}', (1, 3, h, w))
-    for i, (n, a, b, k, c, h, w) in enumerate(LRN_CASES):
-        _layer(caffe, rs, out, f"lrn{i} size{n} {h}x{w}",
+    for i, (n, a, b, k, shape) in enumerate(LRN_CASES):
+        _layer(caffe, rs, out, f"lrn{i} size{n} {shape[2]}x{shape[3]}",
                f'layer {{ name: "l" type: "LRN" bottom: "data" top: "l" '
-               f"lrn_param {{ local_size: {n} alpha: {a} beta: {b} k: {k} }} }}", (2 if h < 100 else 1, c, h, w))
+               f"lrn_param {{ local_size: {n} alpha: {a} beta: {b} k: {k} }} }}", shape)
     # Deconvolution runs the convolution's backward product forward, and its
     # backward reuses the im2col of its weight gradient.
     _layer(caffe, rs, out, "deconvolution k4 s2 p1",

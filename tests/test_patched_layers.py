@@ -238,9 +238,11 @@ _LRN_CHILD = r"""
 import sys
 import numpy as np
 from deepdream_caffe.caffe_env import import_caffe
+sys.path.insert(0, sys.argv[2])
+from compare_builds import _net
+
 caffe = import_caffe()
 caffe.set_mode_cpu()
-import tempfile, os
 out = {}
 cases = [  # shape, size, alpha, beta, k
     ((1, 24, 101, 103), 5, 1e-4, 0.75, 1.0),  # 10403 per plane: saxpy splits it, with tails
@@ -253,13 +255,9 @@ cases = [  # shape, size, alpha, beta, k
 rs = np.random.RandomState(5)
 for shape, size, alpha, beta, k in cases:
     dims = " ".join(f"dim: {d}" for d in shape)
-    text = (f'force_backward: true\ninput: "data"\ninput_shape {{ {dims} }}\n'
-            f'layer {{ name: "l" type: "LRN" bottom: "data" top: "l" '
-            f'lrn_param {{ local_size: {size} alpha: {alpha} beta: {beta} k: {k} }} }}\n')
-    with tempfile.NamedTemporaryFile("w", suffix=".prototxt", delete=False) as f:
-        f.write(text)
-    net = caffe.Net(f.name, caffe.TEST)
-    os.unlink(f.name)
+    net = _net(caffe, f'force_backward: true\ninput: "data"\ninput_shape {{ {dims} }}\n'
+                      f'layer {{ name: "l" type: "LRN" bottom: "data" top: "l" '
+                      f'lrn_param {{ local_size: {size} alpha: {alpha} beta: {beta} k: {k} }} }}\n')
     x = (rs.randn(*shape) * rs.choice([0.5, 30.0, 300.0], size=(1, shape[1], 1, 1))).astype(np.float32)
     x[:, 0, :1] = 0.0
     net.blobs["data"].data[...] = x
@@ -283,7 +281,9 @@ def test_fused_lrn_has_the_stock_codes_bits(tmp_path):
     """
     import subprocess
     import sys
+    from pathlib import Path
 
+    scripts = Path(__file__).resolve().parent.parent / "scripts"
     results, logs = {}, {}
     for form in ("fused", "stock"):
         env = dict(os.environ, GLOG_minloglevel="0", OMP_WAIT_POLICY="PASSIVE")
@@ -291,7 +291,7 @@ def test_fused_lrn_has_the_stock_codes_bits(tmp_path):
         if form == "stock":
             env["DEEPDREAM_CAFFE_STOCK_LRN"] = "1"
         out = tmp_path / f"{form}.npz"
-        r = subprocess.run([sys.executable, "-c", _LRN_CHILD, str(out)], capture_output=True, text=True,
+        r = subprocess.run([sys.executable, "-c", _LRN_CHILD, str(out), str(scripts)], capture_output=True, text=True,
                            env=env, timeout=600)
         assert r.returncode == 0, r.stderr[-2000:]
         results[form], logs[form] = np.load(out), r.stderr
