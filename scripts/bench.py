@@ -76,6 +76,16 @@ def matmul_gflops(n: int = 2048, reps: int = 5) -> float:
     return 2.0 * n**3 / best / 1e9
 
 
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
 def _timed(f) -> float:
     t = time.perf_counter()
     f()
@@ -233,8 +243,13 @@ def main() -> int:
 
     proto, weights = googlenet_files(args.cache)
     args.proto, args.weights = proto, weights
+    from deepdream_caffe.metadata import blas_core, blas_threads
+
     device = "cpu" if args.gpu is None else f"gpu:{args.gpu}"
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}, device {device}")
+    print(f"machine: {cpu_model()}, {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}, "
+          f"device {device}")
+    # The kernel family and thread count decide both the speed and the bits.
+    print(f"Caffe's OpenBLAS: {blas_core() or 'not OpenBLAS'} kernels, {blas_threads()} threads")
     print(f"job: GoogLeNet (random weights), {args.w}x{args.h}, {args.octaves} octaves x {args.iters} steps, "
           f"end={args.layer}, seed {args.seed}")
     gflops = matmul_gflops()

@@ -58,11 +58,18 @@ def test_same_seed_same_pixels_and_png_metadata(tiny_model, photo, tmp_path):
     assert not (tmp_path / "a.png.json").exists()
 
 
-def test_metadata_records_the_blas_thread_count_that_decides_the_bits(tiny_model, photo, tmp_path):
+def test_metadata_records_the_blas_thread_count_and_kernel_that_decide_the_bits(tiny_model, photo, tmp_path):
     r = run_cli(["dream", photo, "-o", tmp_path / "one.png", "--seed", "9", "-q", *_net_args(tiny_model), *TINY_ARGS],
                 env={"OPENBLAS_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stderr
-    assert read_metadata(tmp_path / "one.png")["blas_threads"] == 1
+    meta = read_metadata(tmp_path / "one.png")
+    assert meta["blas_threads"] == 1
+    assert isinstance(meta["blas_core"], str) and meta["blas_core"]
+    # Debian's OpenBLAS picks its kernels per CPU at load time; forcing a family must show in the record.
+    r = run_cli(["dream", photo, "-o", tmp_path / "two.png", "--seed", "9", "-q", *_net_args(tiny_model), *TINY_ARGS],
+                env={"OPENBLAS_CORETYPE": "Nehalem"})
+    assert r.returncode == 0, r.stderr
+    assert read_metadata(tmp_path / "two.png")["blas_core"] == "Nehalem"
 
 
 def test_without_seed_a_seed_is_chosen_reported_and_recorded(tiny_model, photo, tmp_path):
