@@ -38,9 +38,9 @@ def test_googlenet_dream_is_bit_identical_to_notebook(googlenet_model, end, fast
     assert not np.array_equal(got, img)
 
 
-def test_guided_dream_is_bit_identical_to_notebook(googlenet_model):
+@pytest.mark.parametrize("end", ["inception_3b/output", "inception_4c/output"])
+def test_guided_dream_is_bit_identical_to_notebook(googlenet_model, end):
     proto, weights = googlenet_model
-    end = "inception_3b/output"
     img, guide = _image(120, 160, 1), _image(90, 90, 2)
     nb = notebook_net(proto, weights)
     nb_obj = nb_guide_objective(nb_guide_features(nb, guide, end))
@@ -51,6 +51,9 @@ def test_guided_dream_is_bit_identical_to_notebook(googlenet_model):
     obj = objective_guide(guide_features(ours, guide, end))
     got = deepdream(ours, img, iter_n=2, octave_n=2, end=end, objective=obj, rng=np.random.RandomState(3))
     assert np.array_equal(got, want)
+    # The guide must matter: the same run with the L2 objective ends elsewhere.
+    l2 = deepdream(ours, img, iter_n=2, octave_n=2, end=end, rng=np.random.RandomState(3))
+    assert not np.array_equal(got, l2)
 
 
 def test_tiny_net_parity_without_clip_and_other_params(tiny_model):
