@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -43,6 +44,8 @@ def atomic_output(path: os.PathLike, mode: str = "wb") -> Iterator[IO]:
     except OSError as e:
         raise DeepDreamError(describe_os_error(e, path)) from None
     try:
+        # mkstemp makes the file owner-only; give it the mode a plain open() would.
+        os.fchmod(fd, _new_file_mode(path))
         with os.fdopen(fd, mode) as f:
             yield f
             f.flush()
@@ -54,6 +57,16 @@ def atomic_output(path: os.PathLike, mode: str = "wb") -> Iterator[IO]:
     except BaseException:
         _unlink_quietly(tmp)
         raise
+
+
+def _new_file_mode(path: Path) -> int:
+    """The permission bits ``path`` would get from open(): its own if it exists, else 0o666 less the umask."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def _unlink_quietly(p: str) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -276,3 +277,28 @@ def test_prototxt_on_disk_is_never_modified(tiny_model, photo, tmp_path):
     assert r.returncode == 0, r.stderr
     assert proto.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["deploy.prototxt", "in.png", "o.png"])
+
+
+def test_outputs_get_the_permissions_a_plain_write_would_give(tmp_path):
+    """Atomic writes go through mkstemp, which makes files owner-only; the result must not stay so."""
+    import stat
+
+    from deepdream_caffe.atomic import atomic_output
+
+    old = os.umask(0o022)
+    try:
+        with atomic_output(tmp_path / "new.jpg") as f:
+            f.write(b"x")
+        assert stat.S_IMODE((tmp_path / "new.jpg").stat().st_mode) == 0o644
+        os.umask(0o077)
+        with atomic_output(tmp_path / "private.jpg") as f:
+            f.write(b"x")
+        assert stat.S_IMODE((tmp_path / "private.jpg").stat().st_mode) == 0o600
+    finally:
+        os.umask(old)
+    # Rewriting a file keeps the mode its owner gave it.
+    os.chmod(tmp_path / "new.jpg", 0o640)
+    with atomic_output(tmp_path / "new.jpg") as f:
+        f.write(b"y")
+    assert stat.S_IMODE((tmp_path / "new.jpg").stat().st_mode) == 0o640
+    assert (tmp_path / "new.jpg").read_bytes() == b"y"
