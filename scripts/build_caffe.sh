@@ -185,7 +185,7 @@ build() {
   incl=$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
   lib=$("$py" -c 'import sysconfig, os; print(os.path.join(sysconfig.get_config_var("LIBDIR"), sysconfig.get_config_var("LDLIBRARY")))')
   [ "$cuda" = 1 ] && cudaopts=(-DCPU_ONLY=OFF -DUSE_CUDNN=ON "-DCUDA_ARCH_NAME=$cuda_arch")
-  say "building pycaffe ($variant, $jobs jobs); log: $dir/logs/build.log (about 12 min on 2 cores)"
+  say "building pycaffe ($variant, $jobs jobs); log: $dir/logs/build.log (4-12 min on 2 cores)"
   run "cmake" "$dir/logs/build.log" cmake -S "$dir/src" -B "$dir/build" \
     "${cudaopts[@]}" -DUSE_OPENCV=OFF -DUSE_LEVELDB=OFF -DUSE_LMDB=OFF -DBLAS=Open \
     -Dpython_version=3 -DBUILD_docs=OFF -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS="$CXX_FLAGS" \
