@@ -15,17 +15,17 @@ __version__ = "0.1.0"
 # Loaded on first use, so `deepdream-caffe models ...` does not pay for scipy and Caffe.
 _EXPORTS = {
     "DeepDreamError": ".errors",
-    "DreamNet": ".net",
-    "StepInfo": ".dream",
-    "deepdream": ".dream",
-    "deepdream_lbfgs": ".lbfgs",
-    "deprocess": ".transform",
-    "guide_features": ".guide",
-    "load_net": ".net",
-    "make_step": ".step",
-    "objective_L2": ".objectives",
-    "objective_guide": ".objectives",
-    "preprocess": ".transform",
+    "DreamNet": ".net.loading",
+    "StepInfo": ".dream.ascent",
+    "deepdream": ".dream.ascent",
+    "deepdream_lbfgs": ".dream.lbfgs",
+    "deprocess": ".dream.transform",
+    "guide_features": ".dream.guide",
+    "load_net": ".net.loading",
+    "make_step": ".dream.step",
+    "objective_L2": ".dream.objectives",
+    "objective_guide": ".dream.objectives",
+    "preprocess": ".dream.transform",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -44,7 +44,7 @@ sys.path.insert(0, str(REPO))
 
 def googlenet_files(cache: Path):
     """(deploy.prototxt, random-weights caffemodel), made once with a fixed Caffe seed."""
-    from deepdream_caffe.caffe_env import googlenet_deploy_prototxt, import_caffe
+    from deepdream_caffe.net.caffe_env import googlenet_deploy_prototxt, import_caffe
 
     caffe = import_caffe()
     proto = googlenet_deploy_prototxt()
@@ -101,9 +101,9 @@ def run_flops(proto: Path, end: str, h: int, w: int, octave_n: int, octave_scale
     Backward to the input costs one matrix product per convolution, the
     same as its forward, so a step is counted as twice the forward.
     """
-    from deepdream_caffe.octaves import octave_sizes
-    from deepdream_caffe.prototxt import read_prototxt
-    from deepdream_caffe.shapes import layer_shapes
+    from deepdream_caffe.dream.octaves import octave_sizes
+    from deepdream_caffe.net.prototxt import read_prototxt
+    from deepdream_caffe.net.shapes import layer_shapes
 
     param = read_prototxt(proto)
     total = 0
@@ -118,7 +118,7 @@ def run_flops(proto: Path, end: str, h: int, w: int, octave_n: int, octave_scale
 
 def job(args: argparse.Namespace) -> None:
     """Run one dream in this process and print a JSON line (time, split, RSS)."""
-    from deepdream_caffe.caffe_env import import_caffe
+    from deepdream_caffe.net.caffe_env import import_caffe
 
     caffe = import_caffe()
     if args.gpu is not None:
@@ -135,7 +135,7 @@ def job(args: argparse.Namespace) -> None:
         sys.path.insert(0, str(REPO / "scripts"))
         import torch_port
         from deepdream_caffe import load_net
-        from deepdream_caffe.prototxt import read_prototxt
+        from deepdream_caffe.net.prototxt import read_prototxt
 
         torch.set_num_threads(os.cpu_count() or 1)
         dnet = load_net(args.proto, args.weights)
@@ -162,7 +162,7 @@ def job(args: argparse.Namespace) -> None:
         cnet = net
     else:
         from deepdream_caffe import deepdream, load_net
-        from deepdream_caffe.tiling import TilePolicy
+        from deepdream_caffe.dream.tiling import TilePolicy
 
         dnet = load_net(args.proto, args.weights, end=args.layer, fast=True)
         load = time.perf_counter() - t0
@@ -250,7 +250,7 @@ def main() -> int:
 
     proto, weights = googlenet_files(args.cache)
     args.proto, args.weights = proto, weights
-    from deepdream_caffe.metadata import blas_core, blas_threads
+    from deepdream_caffe.io.metadata import blas_core, blas_threads
 
     device = "cpu" if args.gpu is None else f"gpu:{args.gpu}"
     print(f"machine: {cpu_model()}, {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}, "

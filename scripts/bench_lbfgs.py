@@ -29,10 +29,10 @@ import numpy as np  # noqa: E402
 from skimage import data as skdata  # noqa: E402
 from skimage import transform as sktransform  # noqa: E402
 
-from deepdream_caffe.caffe_env import googlenet_deploy_prototxt, import_caffe  # noqa: E402
-from deepdream_caffe.lbfgs import DEFAULT_TV_WEIGHT, minimize_octave, octave_objective, pixel_bounds, plain_ascent  # noqa: E402
-from deepdream_caffe.net import load_net  # noqa: E402
-from deepdream_caffe.transform import preprocess  # noqa: E402
+from deepdream_caffe.net.caffe_env import googlenet_deploy_prototxt, import_caffe  # noqa: E402
+from deepdream_caffe.dream.lbfgs import DEFAULT_TV_WEIGHT, minimize_octave, octave_objective, pixel_bounds, plain_ascent  # noqa: E402
+from deepdream_caffe.net.loading import load_net  # noqa: E402
+from deepdream_caffe.dream.transform import preprocess  # noqa: E402
 
 
 def random_weights(prototxt: Path, out: Path, seed: int) -> Path:

@@ -78,7 +78,7 @@ def child(out_path: str, weights: str, size: tuple[int, int]) -> None:
     import caffe
 
     sys.path.insert(0, str(REPO))
-    from deepdream_caffe.caffe_env import googlenet_deploy_prototxt
+    from deepdream_caffe.net.caffe_env import googlenet_deploy_prototxt
 
     caffe.set_mode_cpu()
     rs = np.random.RandomState(123)

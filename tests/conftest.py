@@ -9,7 +9,7 @@ import pytest
 
 os.environ.setdefault("GLOG_minloglevel", "2")
 
-from deepdream_caffe.caffe_env import googlenet_deploy_prototxt, import_caffe  # noqa: E402
+from deepdream_caffe.net.caffe_env import googlenet_deploy_prototxt, import_caffe  # noqa: E402
 
 caffe = import_caffe()
 

@@ -11,8 +11,8 @@ from PIL import Image
 
 from cli_util import assert_one_line_error, run_cli
 from deepdream_caffe import deepdream, load_net
-from deepdream_caffe.image import encode_image, load_image, read_metadata
-from deepdream_caffe.hashing import sha1_file
+from deepdream_caffe.io.image import encode_image, load_image, read_metadata
+from deepdream_caffe.io.hashing import sha1_file
 
 TINY_ARGS = ["--layer", "a/output", "--iters", "3", "--octaves", "2", "--jitter", "4"]
 
@@ -248,7 +248,7 @@ def test_disk_full_message():
     import errno
     from pathlib import Path
 
-    from deepdream_caffe.atomic import describe_os_error
+    from deepdream_caffe.io.atomic import describe_os_error
 
     try:
         with open("/dev/full", "wb") as f:
@@ -283,7 +283,7 @@ def test_outputs_get_the_permissions_a_plain_write_would_give(tmp_path):
     """Atomic writes go through mkstemp, which makes files owner-only; the result must not stay so."""
     import stat
 
-    from deepdream_caffe.atomic import atomic_output
+    from deepdream_caffe.io.atomic import atomic_output
 
     old = os.umask(0o022)
     try:

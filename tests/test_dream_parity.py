@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from deepdream_caffe import deepdream, guide_features, load_net, make_step, objective_guide
-from deepdream_caffe.step import draw_jitter
-from deepdream_caffe.reference import nb_deepdream, nb_guide_features, nb_guide_objective, notebook_net
+from deepdream_caffe.dream.step import draw_jitter
+from deepdream_caffe.dream.reference import nb_deepdream, nb_guide_features, nb_guide_objective, notebook_net
 
 
 def _image(h, w, seed=0):

@@ -11,9 +11,9 @@ import pytest
 from skimage import data as skdata
 from skimage import transform as sktransform
 
-from deepdream_caffe.caffe_env import import_caffe
+from deepdream_caffe.net.caffe_env import import_caffe
 from deepdream_caffe.errors import DeepDreamError
-from deepdream_caffe.lbfgs import (
+from deepdream_caffe.dream.lbfgs import (
     DEFAULT_GAIN,
     DEFAULT_MAXITER,
     DEFAULT_TV_BETA,
@@ -24,12 +24,12 @@ from deepdream_caffe.lbfgs import (
     pixel_bounds,
     plain_ascent,
 )
-from deepdream_caffe.lbfgs_cli import add_lbfgs_arguments, run_lbfgs
-from deepdream_caffe.net import load_net
-from deepdream_caffe.octaves import octave_sizes
-from deepdream_caffe.progress import DreamProgress
-from deepdream_caffe.regularizers import alpha_norm, tv_norm
-from deepdream_caffe.transform import preprocess
+from deepdream_caffe.cli.lbfgs import add_lbfgs_arguments, run_lbfgs
+from deepdream_caffe.net.loading import load_net
+from deepdream_caffe.dream.octaves import octave_sizes
+from deepdream_caffe.cli.progress import DreamProgress
+from deepdream_caffe.dream.priors import alpha_norm, tv_norm
+from deepdream_caffe.dream.transform import preprocess
 
 caffe = import_caffe()
 

@@ -10,9 +10,9 @@ from skimage import data as skdata
 from skimage import transform as sktransform
 
 from cli_util import assert_one_line_error, run_cli
-from deepdream_caffe.image import encode_image, load_image
-from deepdream_caffe.lbfgs import deepdream_lbfgs
-from deepdream_caffe.net import load_net
+from deepdream_caffe.io.image import encode_image, load_image
+from deepdream_caffe.dream.lbfgs import deepdream_lbfgs
+from deepdream_caffe.net.loading import load_net
 
 
 @pytest.fixture

@@ -239,7 +239,7 @@ def test_lrn_matches_float64_reference_and_reuses_its_kept_power(size, alpha, be
 _LRN_CHILD = r"""
 import sys
 import numpy as np
-from deepdream_caffe.caffe_env import import_caffe
+from deepdream_caffe.net.caffe_env import import_caffe
 sys.path.insert(0, sys.argv[2])
 from compare_builds import _net
 

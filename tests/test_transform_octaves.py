@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 
 from deepdream_caffe.errors import DeepDreamError
-from deepdream_caffe.octaves import octave_pyramid, octave_sizes
-from deepdream_caffe.prototxt import read_prototxt
-from deepdream_caffe.sizing import fit_octaves
-from deepdream_caffe.transform import deprocess, preprocess, to_uint8
+from deepdream_caffe.dream.octaves import octave_pyramid, octave_sizes
+from deepdream_caffe.net.prototxt import read_prototxt
+from deepdream_caffe.dream.sizing import fit_octaves
+from deepdream_caffe.dream.transform import deprocess, preprocess
+from deepdream_caffe.io.image import to_uint8
 
 
 class _Net:
@@ -61,7 +62,7 @@ def test_zoom_planes_has_the_bits_of_a_3d_zoom():
     """The per-plane zoom the octave loop uses gives scipy's 3-D zoom bit for bit (signed zeros too)."""
     import scipy.ndimage as nd
 
-    from deepdream_caffe.octaves import zoom_planes
+    from deepdream_caffe.dream.octaves import zoom_planes
 
     rs = np.random.RandomState(7)
     for _ in range(120):

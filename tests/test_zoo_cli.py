@@ -144,7 +144,7 @@ def _has_dream_cli() -> bool:
     return True
 
 
-# Needs the dream command of deepdream_caffe/cli.py (owned by the dream-loop side); skipped if absent.
+# Needs the dream command of deepdream_caffe/cli/; skipped if absent.
 @pytest.mark.skipif(not _has_dream_cli(), reason="`deepdream-caffe dream --model` is not available yet")
 def test_dream_with_a_zoo_model_works_offline_once_cached(zoo_env, server, tiny_bytes):
     from PIL import Image

@@ -42,7 +42,7 @@ def test_builtin_manifests_hold_the_published_facts():
 
 def test_builtin_googlenet_prototxt_sha1_matches_the_caffe_tree(googlenet_prototxt):
     """The pinned deploy.prototxt hash is the one of the same commit's file in the Caffe source tree."""
-    from deepdream_caffe.hashing import sha1_file
+    from deepdream_caffe.io.hashing import sha1_file
 
     assert sha1_file(googlenet_prototxt) == find_manifest("bvlc_googlenet").prototxt.sha1
 

@@ -7,8 +7,8 @@ import pytest
 from cli_util import assert_one_line_error, run_cli
 from deepdream_caffe import deepdream, load_net
 from deepdream_caffe.errors import DeepDreamError
-from deepdream_caffe.tiling import TilePolicy, make_tiled_step
-from deepdream_caffe.zoom import frame_path, zoom_frames, zoom_in
+from deepdream_caffe.dream.tiling import TilePolicy, make_tiled_step
+from deepdream_caffe.dream.zoom import frame_path, zoom_frames, zoom_in
 
 
 def _dreamer(net, **kw):
@@ -104,9 +104,9 @@ def test_tiled_dream_of_a_large_image(tiny_model):
 
 def test_tiled_gradient_equals_whole_gradient_with_enough_margin(tiny_model):
     """With margins wider than the receptive field, tiles give the whole image's gradient."""
-    from deepdream_caffe.netaccess import input_blob
-    from deepdream_caffe.step import input_gradient
-    from deepdream_caffe.tiling import tile_gradient
+    from deepdream_caffe.net.access import input_blob
+    from deepdream_caffe.dream.step import input_gradient
+    from deepdream_caffe.dream.tiling import tile_gradient
 
     net = load_net(*tiny_model, end="norm1", fast=True)
     x = np.random.RandomState(1).uniform(-50, 50, (3, 70, 90)).astype(np.float32)
@@ -114,7 +114,7 @@ def test_tiled_gradient_equals_whole_gradient_with_enough_margin(tiny_model):
     src.reshape(1, 3, 70, 90)
     src.data[0] = x
     whole = input_gradient(net, "norm1")[0].copy()
-    from deepdream_caffe.objectives import objective_L2
+    from deepdream_caffe.dream.objectives import objective_L2
 
     tiled = tile_gradient(net.net, x, "norm1", objective_L2, tile=32, margin=8, origin=(5, 11))
     np.testing.assert_allclose(tiled, whole, rtol=1e-5, atol=1e-4)
@@ -133,7 +133,7 @@ def test_small_images_never_tile_and_keep_parity(tiny_model):
 
 def test_interrupted_dream_resumes_after_the_last_octave(tiny_model, tmp_path):
     """A long dream killed mid-way continues from its last octave and ends with the same bits."""
-    from deepdream_caffe.checkpoint import FileCheckpoint
+    from deepdream_caffe.io.checkpoint import FileCheckpoint
 
     net = load_net(*tiny_model, end="a/output", fast=True)
     img = np.float32(np.random.RandomState(0).randint(0, 256, (60, 70, 3)))
@@ -169,7 +169,7 @@ def test_cli_dream_leaves_no_state_file(tiny_model, tmp_path):
 
 
 def _norm1_address_small_then_big(cnet, reserve: bool) -> tuple[int, int]:
-    from deepdream_caffe.netaccess import input_blob, reserve_input
+    from deepdream_caffe.net.access import input_blob, reserve_input
 
     if reserve:
         reserve_input(cnet, 120, 160)

@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 from typing import Mapping
 
 from ..errors import DeepDreamError
-from ..atomic import os_reason
+from ..io.atomic import os_reason
 from .cache import remove_quietly
 from .download import DiskError
 

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Iterator, Optional
 
-from ..atomic import atomic_output, os_reason
+from ..io.atomic import atomic_output, os_reason
 from ..errors import DeepDreamError
 
 CACHE_ENV = "DEEPDREAM_CAFFE_CACHE"

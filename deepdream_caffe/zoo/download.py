@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..errors import DeepDreamError
-from ..atomic import os_reason
+from ..io.atomic import os_reason
 from .cache import remove_quietly
 
 TIMEOUT_ENV = "DEEPDREAM_CAFFE_TIMEOUT"

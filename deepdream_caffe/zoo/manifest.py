@@ -21,7 +21,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - the project venv is 3.11; pyproject pulls tomli for older ones
     import tomli as tomllib
 
-import deepdream_caffe
+
 from ..errors import DeepDreamError
 
 MODELS_ENV = "DEEPDREAM_CAFFE_MODELS"
@@ -73,8 +73,8 @@ class Manifest:
 
 
 def builtin_models_dir() -> Path:
-    """The repo's own ``models/`` folder."""
-    return Path(deepdream_caffe.__file__).resolve().parent.parent / "models"
+    """The built-in manifests, shipped inside the package (``zoo/models/``)."""
+    return Path(__file__).resolve().parent / "models"
 
 
 def search_dirs(models_dirs: Optional[Sequence[Path]] = None) -> list[Path]:

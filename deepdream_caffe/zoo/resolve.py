@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 from urllib.parse import quote, urlsplit
 
-from ..atomic import os_reason
-from ..caffe_env import find_caffe_root
+from ..io.atomic import os_reason
+from ..net.caffe_env import find_caffe_root
 from ..errors import DeepDreamError
-from ..hashing import sha1_file
+from ..io.hashing import sha1_file
 from . import cache as zcache
 from .archive import extract_members
 from .download import DiskError, DownloadError, HashMismatch, Settings, download

@@ -8,7 +8,7 @@ from typing import Callable, List, Optional, Protocol, Tuple
 import numpy as np
 import scipy.ndimage as nd
 
-from .netaccess import input_blob, raw_net, reserve_input
+from ..net.access import input_blob, raw_net, reserve_input
 
 
 def zoom_planes(img: np.ndarray, fy: float, fx: float) -> np.ndarray:

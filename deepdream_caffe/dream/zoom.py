@@ -9,9 +9,9 @@ from typing import Any, Callable, Dict, Optional
 import numpy as np
 import scipy.ndimage as nd
 
-from .atomic import atomic_output
-from .errors import DeepDreamError
-from .image import save_image
+from ..io.atomic import atomic_output
+from ..errors import DeepDreamError
+from ..io.image import save_image
 
 STATE_FILE = ".zoom-state.npz"
 PARAMS_FILE = "zoom.json"

@@ -5,7 +5,7 @@ from typing import Any, Optional, Tuple
 
 import numpy as np
 
-from .netaccess import end_blob, input_blob, raw_net
+from ..net.access import end_blob, input_blob, raw_net
 from .objectives import Objective, objective_L2
 from .transform import net_mean
 

@@ -14,7 +14,7 @@ import numpy as np
 import scipy.ndimage as nd
 from google.protobuf import text_format
 
-from .caffe_env import import_caffe
+from ..net.caffe_env import import_caffe
 
 caffe = import_caffe()
 

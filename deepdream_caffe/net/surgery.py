@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import DeepDreamError
+from ..errors import DeepDreamError
 from .prototxt import input_names, layer_index, param_blob_count, patched_copy
 
 GATE_LAYER = "deepdream/input_gate"

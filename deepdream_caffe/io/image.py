@@ -10,10 +10,14 @@ from typing import Any, Dict, Optional
 import numpy as np
 
 from .atomic import atomic_output
-from .errors import DeepDreamError
-from .transform import to_uint8
+from ..errors import DeepDreamError
 
 METADATA_KEY = "deepdream-caffe"
+
+
+def to_uint8(img: np.ndarray) -> np.ndarray:
+    """The notebook's conversion for display and saving: clip to [0, 255], truncate."""
+    return np.uint8(np.clip(img, 0, 255))
 
 
 def load_image(path: os.PathLike) -> np.ndarray:

@@ -6,7 +6,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Optional
 
-from .errors import DeepDreamError
+from ..errors import DeepDreamError
 
 _HOW_TO_GET_CAFFE = (
     "pycaffe is not importable: run scripts/setup.sh (builds Caffe from Debian's source) "

@@ -13,7 +13,7 @@ subject to the pixel bounds -mean <= X <= 255 - mean (L-BFGS-B bounds, not
 clipping). phi_n is the output of layer ``end`` (forward up to it only);
 ``enhanced = gain * phi_n(X0)`` is fixed at the start of each octave, so
 every octave has its own objective, defined on its own image size. The
-regularisers are in :mod:`deepdream_caffe.regularizers`.
+regularisers are in :mod:`deepdream_caffe.dream.priors`.
 
 The gradient of D comes from the ascent mode's partial backprop: the end
 blob's diff is set to dD/dphi (``phi - enhanced``, or ``-phi`` for l2)
@@ -28,10 +28,10 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 from scipy.optimize import Bounds, minimize
 
-from .errors import DeepDreamError
-from .netaccess import check_layer, end_blob, input_blob, raw_net
+from ..errors import DeepDreamError
+from ..net.access import check_layer, end_blob, input_blob, raw_net
 from .octaves import octave_pyramid, octave_sizes, run_octaves
-from .regularizers import PIXEL_SCALE, alpha_norm, tv_norm
+from .priors import PIXEL_SCALE, alpha_norm, tv_norm
 from .step import ascent_update
 from .transform import deprocess, net_mean, preprocess
 
@@ -120,7 +120,7 @@ def check_spatial_layer(net: Any, end: str, height: int, width: int) -> None:
     shape: Optional[Tuple[int, ...]] = None
     param = getattr(net, "param", None)
     if param is not None:
-        from .shapes import ShapeError, layer_shapes  # noqa: PLC0415
+        from ..net.shapes import ShapeError, layer_shapes  # noqa: PLC0415
 
         try:
             shapes = layer_shapes(param, height, width, upto=end)

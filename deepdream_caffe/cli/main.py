@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .errors import DeepDreamError
+from ..errors import DeepDreamError
 
 PROG = "deepdream-caffe"
 DEFAULT_MODEL = "bvlc_googlenet"
@@ -70,7 +70,7 @@ def _add_dream_args(p: argparse.ArgumentParser) -> None:
                    help="use the notebook's force_backward net instead of the faster surgery (same output bits)")
     g.add_argument("--quality", type=int, default=75, help="JPEG quality (75, as the notebook's PIL default)")
     try:
-        from .lbfgs_cli import add_lbfgs_arguments  # noqa: PLC0415
+        from .lbfgs import add_lbfgs_arguments  # noqa: PLC0415
 
         add_lbfgs_arguments(p)
     except ImportError:
@@ -84,7 +84,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Google's 2015 DeepDream, faithfully, on Caffe.")
-    from . import __version__  # noqa: PLC0415
+    from .. import __version__  # noqa: PLC0415
 
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -116,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     lay.set_defaults(func=cmd_layers)
 
     try:
-        from .zoo import add_models_parser  # noqa: PLC0415
+        from ..zoo import add_models_parser  # noqa: PLC0415
 
         add_models_parser(sub)
     except ImportError:
@@ -151,7 +151,7 @@ def resolve_net(args: argparse.Namespace, need_weights: bool = True) -> NetSpec:
     else:
         if args.weights is not None:
             raise DeepDreamError("--weights goes with --prototxt")
-        from .zoo import resolve_model  # noqa: PLC0415
+        from ..zoo import resolve_model  # noqa: PLC0415
 
         mf = resolve_model(
             args.model or DEFAULT_MODEL, models_dirs=args.models_dir or None, mirror=args.mirror,
@@ -192,19 +192,19 @@ def _check_dream_args(args: argparse.Namespace) -> None:
             raise DeepDreamError("--guide is for --mode ascent")
         if args.tile_size is not None or args.tile_above is not None:
             raise DeepDreamError("--tile-size/--tile-above are for --mode ascent (L-BFGS optimises whole octaves)")
-        from .lbfgs_cli import check_lbfgs_args  # noqa: PLC0415
+        from .lbfgs import check_lbfgs_args  # noqa: PLC0415
 
         check_lbfgs_args(args)
 
 
 def _load_input(path: Optional[Path]) -> np.ndarray:
-    from .image import load_image, sample_image  # noqa: PLC0415
+    from ..io.image import load_image, sample_image  # noqa: PLC0415
 
     return sample_image() if path is None else load_image(path)
 
 
 def _check_output(out: Path, inputs: Sequence[Optional[Path]]) -> None:
-    from .image import image_format  # noqa: PLC0415
+    from ..io.image import image_format  # noqa: PLC0415
 
     image_format(out)
     if not (out.parent if str(out.parent) else Path(".")).is_dir():
@@ -229,20 +229,20 @@ class DreamSetup:
 
 def _prepare(args: argparse.Namespace, img: np.ndarray) -> DreamSetup:
     """Resolve, validate and load the net for ``img``; nothing here can abort the process."""
-    from .caffe_env import import_caffe  # noqa: PLC0415
+    from ..net.caffe_env import import_caffe  # noqa: PLC0415
 
     import_caffe(verbose=args.verbose)
-    from .devices import select_device  # noqa: PLC0415
-    from .net import load_net  # noqa: PLC0415
-    from .prototxt import check_structure, read_prototxt  # noqa: PLC0415
-    from .sizing import fit_octaves  # noqa: PLC0415
+    from ..net.devices import select_device  # noqa: PLC0415
+    from ..net.loading import load_net  # noqa: PLC0415
+    from ..net.prototxt import check_structure, read_prototxt  # noqa: PLC0415
+    from ..dream.sizing import fit_octaves  # noqa: PLC0415
 
     spec = resolve_net(args)
     end = args.layer or spec.default_layer
     param = read_prototxt(spec.prototxt)
     check_structure(param, spec.prototxt)
-    from .net import _NamesOnly  # noqa: PLC0415
-    from .netaccess import check_layer  # noqa: PLC0415
+    from ..net.loading import _NamesOnly  # noqa: PLC0415
+    from ..net.access import check_layer  # noqa: PLC0415
 
     check_layer(_NamesOnly(param), end)
     h, w = img.shape[:2]
@@ -259,11 +259,11 @@ def _prepare(args: argparse.Namespace, img: np.ndarray) -> DreamSetup:
         spec.weights_sha1 = dnet.weights_sha1
     guide_objective = None
     if guide_img is not None:
-        from .guide import guide_features  # noqa: PLC0415
-        from .objectives import objective_guide  # noqa: PLC0415
+        from ..dream.guide import guide_features  # noqa: PLC0415
+        from ..dream.objectives import objective_guide  # noqa: PLC0415
 
         guide_objective = objective_guide(guide_features(dnet, guide_img, end))
-    from .tiling import TilePolicy  # noqa: PLC0415
+    from ..dream.tiling import TilePolicy  # noqa: PLC0415
 
     tiling = TilePolicy.from_args(args.tile_size, args.tile_above)
     return DreamSetup(dnet, spec, end, octave_n, device, guide_objective, tiling)
@@ -283,14 +283,14 @@ def _params(args: argparse.Namespace, setup: DreamSetup) -> Dict[str, Any]:
 def _dream_once(args, setup: DreamSetup, img: np.ndarray, rng: np.random.RandomState, label: str = "dream",
                 checkpoint: Any = None):
     """One dream of ``img`` with a progress bar; returns (image, extra metadata)."""
-    from .dream import deepdream  # noqa: PLC0415
-    from .octaves import octave_sizes  # noqa: PLC0415
+    from ..dream.ascent import deepdream  # noqa: PLC0415
+    from ..dream.octaves import octave_sizes  # noqa: PLC0415
     from .progress import DreamProgress  # noqa: PLC0415
 
     h, w = img.shape[:2]
     sizes = octave_sizes(h, w, setup.octave_n, args.octave_scale)
     if args.mode == "lbfgs":
-        from .lbfgs_cli import run_lbfgs  # noqa: PLC0415
+        from .lbfgs import run_lbfgs  # noqa: PLC0415
 
         args.layer, args.octaves = setup.end, setup.octave_n
         out, info = run_lbfgs(setup.dnet, img, args, lambda s, n: DreamProgress(s, n, quiet=args.quiet, label=label))
@@ -317,12 +317,12 @@ def _seed(args: argparse.Namespace) -> int:
 
 
 def cmd_dream(args: argparse.Namespace) -> int:
-    from .image import save_image  # noqa: PLC0415
-    from .metadata import file_sha1, run_metadata  # noqa: PLC0415
+    from ..io.image import save_image  # noqa: PLC0415
+    from ..io.metadata import file_sha1, run_metadata  # noqa: PLC0415
 
     _check_dream_args(args)
     _check_output(args.output, [args.input, args.guide])
-    from .checkpoint import FileCheckpoint, run_key, state_path  # noqa: PLC0415
+    from ..io.checkpoint import FileCheckpoint, run_key, state_path  # noqa: PLC0415
 
     img = _load_input(args.input)
     setup = _prepare(args, img)
@@ -350,8 +350,8 @@ def cmd_dream(args: argparse.Namespace) -> int:
 
 
 def cmd_zoom(args: argparse.Namespace) -> int:
-    from .metadata import run_metadata  # noqa: PLC0415
-    from .zoom import zoom_frames  # noqa: PLC0415
+    from ..io.metadata import run_metadata  # noqa: PLC0415
+    from ..dream.zoom import zoom_frames  # noqa: PLC0415
 
     _check_dream_args(args)
     if args.frames < 1:
@@ -394,8 +394,8 @@ def _parse_size(text: str) -> Tuple[int, int]:
 
 
 def cmd_layers(args: argparse.Namespace) -> int:
-    from .prototxt import check_structure, read_prototxt  # noqa: PLC0415
-    from .shapes import ShapeError, layer_shapes  # noqa: PLC0415
+    from ..net.prototxt import check_structure, read_prototxt  # noqa: PLC0415
+    from ..net.shapes import ShapeError, layer_shapes  # noqa: PLC0415
 
     spec = resolve_net(args, need_weights=False)
     if args.image is not None:
@@ -448,7 +448,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except OSError as e:
         if verbose:
             raise
-        from .atomic import describe_os_error  # noqa: PLC0415
+        from ..io.atomic import describe_os_error  # noqa: PLC0415
 
         print(f"{PROG}: error: {describe_os_error(e, Path(e.filename or '?'))}", file=sys.stderr)
         return 1

@@ -5,7 +5,7 @@ from typing import Any
 
 import numpy as np
 
-from .netaccess import end_blob, input_blob, raw_net
+from ..net.access import end_blob, input_blob, raw_net
 from .transform import preprocess
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 from typing import List, Optional, Tuple
 
-from .dream import StepInfo
+from ..dream.ascent import StepInfo
 
 
 class DreamProgress:

@@ -6,7 +6,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 
 import numpy as np
 
-from .lbfgs import (
+from ..dream.lbfgs import (
     DEFAULT_ALPHA,
     DEFAULT_GAIN,
     DEFAULT_MAXITER,
@@ -17,7 +17,7 @@ from .lbfgs import (
     check_spatial_layer,
     deepdream_lbfgs,
 )
-from .octaves import octave_sizes
+from ..dream.octaves import octave_sizes
 
 DEFAULT_LAYER = "inception_4c/output"
 

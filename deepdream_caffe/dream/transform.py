@@ -46,8 +46,3 @@ def deprocess(net: Any, img: np.ndarray) -> np.ndarray:
     """Inverse of :func:`preprocess`: 3xHxW net input -> float32 HxWx3 RGB image."""
     inverse = np.argsort(net_channel_swap(net))
     return np.dstack(_reorder(img + net_mean(net), inverse))
-
-
-def to_uint8(img: np.ndarray) -> np.ndarray:
-    """The notebook's conversion for display and saving: clip to [0, 255], truncate."""
-    return np.uint8(np.clip(img, 0, 255))

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from typing import Any, Optional, Tuple
 
-from .errors import DeepDreamError
+from ..errors import DeepDreamError
 from .octaves import octave_sizes
-from .shapes import fits, smallest_side
+from ..net.shapes import fits, smallest_side
 
 
 def fit_octaves(param: Any, end: str, h: int, w: int, octave_n: int, octave_scale: float) -> Tuple[int, Optional[str]]:

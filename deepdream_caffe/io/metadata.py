@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-from . import __version__
+from .. import __version__
 from .hashing import sha1_file
 
 

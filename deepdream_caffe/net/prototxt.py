@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from .caffe_env import import_caffe
-from .errors import DeepDreamError
+from ..errors import DeepDreamError
 
 
 def caffe_pb2() -> Any:

@@ -13,7 +13,7 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
-from .errors import DeepDreamError
+from ..errors import DeepDreamError
 from .prototxt import caffe_pb2, param_shapes_from_weights
 
 

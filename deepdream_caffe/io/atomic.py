@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Iterator
 
-from .errors import DeepDreamError
+from ..errors import DeepDreamError
 
 
 def os_reason(e: OSError) -> str:

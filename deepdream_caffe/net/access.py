@@ -4,7 +4,7 @@ from __future__ import annotations
 import difflib
 from typing import Any, List
 
-from .errors import DeepDreamError
+from ..errors import DeepDreamError
 
 
 def raw_net(net: Any) -> Any:

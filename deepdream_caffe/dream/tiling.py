@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 
 import numpy as np
 
-from .netaccess import end_blob, input_blob, raw_net
+from ..net.access import end_blob, input_blob, raw_net
 from .objectives import Objective, objective_L2
 from .step import ascent_update, draw_jitter, make_step
 from .transform import net_mean
@@ -85,7 +85,7 @@ class TilePolicy:
 
     @classmethod
     def from_args(cls, tile: Optional[int], above_mp: Optional[float]) -> "TilePolicy":
-        from .errors import DeepDreamError  # noqa: PLC0415
+        from ..errors import DeepDreamError  # noqa: PLC0415
 
         p = cls(tile=tile or DEFAULT_TILE, above_mp=DEFAULT_ABOVE_MP if above_mp is None else above_mp)
         if p.tile < 32:

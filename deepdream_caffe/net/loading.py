@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .caffe_env import import_caffe
-from .errors import DeepDreamError
+from ..errors import DeepDreamError
 from .prototxt import check_structure, layer_index, patched_copy, read_prototxt
 from .surgery import GATE_LAYER, dream_surgery
 from .weights import check_weights
@@ -92,7 +92,7 @@ def load_net(
     param = read_prototxt(prototxt)
     check_structure(param, prototxt)
     if end is not None and layer_index(param, end) is None:
-        from .netaccess import check_layer  # noqa: PLC0415
+        from .access import check_layer  # noqa: PLC0415
 
         check_layer(_NamesOnly(param), end)
     if fast and end is None:
@@ -128,7 +128,7 @@ def load_net(
 
 
 class _NamesOnly:
-    """Just enough of a pycaffe Net's surface for netaccess.check_layer on a NetParameter."""
+    """Just enough of a pycaffe Net's surface for access.check_layer on a NetParameter."""
 
     def __init__(self, param: Any) -> None:
         from .prototxt import input_names  # noqa: PLC0415

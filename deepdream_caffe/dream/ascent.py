@@ -6,7 +6,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from .netaccess import check_layer, input_blob, raw_net
+from ..net.access import check_layer, input_blob, raw_net
 from .octaves import OctaveCheckpoint, octave_pyramid, run_octaves
 from .step import make_step
 from .transform import deprocess, preprocess

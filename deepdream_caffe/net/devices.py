@@ -12,7 +12,7 @@ import sys
 from typing import Optional
 
 from .caffe_env import import_caffe
-from .errors import DeepDreamError
+from ..errors import DeepDreamError
 
 _PROBE = """
 import caffe

@@ -1,0 +1,1 @@
+"""Programs built on the API: validated run configurations and file-in, file-out pipelines."""

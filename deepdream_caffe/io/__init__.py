@@ -1,0 +1,1 @@
+"""Files: images, run metadata, atomic writes, hashing, resumable state."""
