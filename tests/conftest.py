@@ -1,7 +1,12 @@
-"""Shared fixtures: real Caffe nets made by the tests (no weights are downloaded)."""
+"""Shared fixtures: real Caffe nets made by the tests (no weights are downloaded).
+
+pycaffe is imported only by the fixtures that make nets, so the tests of
+``zoo/``, ``io/`` and argument parsing run without a Caffe build.
+"""
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,9 +14,10 @@ import pytest
 
 os.environ.setdefault("GLOG_minloglevel", "2")
 
-from deepdream_caffe.net.caffe_env import googlenet_deploy_prototxt, import_caffe  # noqa: E402
+# The helper modules (cli_util, httpserver, zoo_helpers) sit beside this file.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-caffe = import_caffe()
+from deepdream_caffe.net.caffe_env import googlenet_deploy_prototxt, import_caffe  # noqa: E402
 
 # A small net with the ingredients DeepDream walks through: conv, ReLU in place,
 # LRN, max-pooling, an inception-like concat and a classifier past the end.
@@ -45,6 +51,7 @@ layer { name: "prob" type: "Softmax" bottom: "fc" top: "prob" }
 
 def make_weights(prototxt: Path, out: Path, seed: int = 0) -> Path:
     """Fill a net from its prototxt fillers with a fixed Caffe seed and save it."""
+    caffe = import_caffe()
     caffe.set_mode_cpu()
     caffe.set_random_seed(seed)
     net = caffe.Net(str(prototxt), caffe.TEST)

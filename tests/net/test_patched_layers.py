@@ -22,7 +22,9 @@ import tempfile
 import numpy as np
 import pytest
 
-from conftest import caffe
+from deepdream_caffe.net.caffe_env import import_caffe
+
+caffe = import_caffe()
 
 
 def _net(layer: str, shape: tuple[int, ...]) -> "caffe.Net":
@@ -285,7 +287,7 @@ def test_fused_lrn_has_the_stock_codes_bits(tmp_path):
     import sys
     from pathlib import Path
 
-    scripts = Path(__file__).resolve().parent.parent / "scripts"
+    scripts = Path(__file__).resolve().parents[2] / "scripts"
     results, logs = {}, {}
     for form in ("fused", "stock"):
         env = dict(os.environ, GLOG_minloglevel="0", OMP_WAIT_POLICY="PASSIVE")
@@ -427,7 +429,7 @@ def test_compare_builds_checks_every_array_and_rejects_a_non_build(tmp_path):
     import sys
     from pathlib import Path
 
-    repo = Path(__file__).resolve().parent.parent
+    repo = Path(__file__).resolve().parents[2]
     script = repo / "scripts" / "compare_builds.py"
     env = dict(os.environ, DEEPDREAM_CAFFE_CACHE=str(tmp_path))
     pydir = Path(caffe.__file__).resolve().parent.parent

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
-from conftest import caffe
+from deepdream_caffe.net.caffe_env import import_caffe
 
-REPO = Path(__file__).resolve().parent.parent
+caffe = import_caffe()
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_caffe_imports_without_pythonpath():
