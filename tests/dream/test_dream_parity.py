@@ -38,6 +38,34 @@ def test_googlenet_dream_is_bit_identical_to_notebook(googlenet_model, end, fast
     assert not np.array_equal(got, img)
 
 
+def test_the_notebooks_own_order_on_one_net_is_reproduced_stale_gradients_and_all(googlenet_model):
+    """The notebook dreams 4c, then 3b/5x5_reduce on the same net: the second sees the first's stale diffs.
+
+    backward(start=) runs every layer below the start in the net's order, so
+    inception_3b's other branches push their leftover top diffs through the
+    split into the image. A whole net reused in the same order repeats that;
+    a net cut after the layer (the default) gives the layer's own dream.
+    """
+    proto, weights = googlenet_model
+    img = _image(120, 160, 3)
+    first, second = "inception_4c/output", "inception_3b/5x5_reduce"
+    nb = notebook_net(proto, weights)
+    for end in (first, second):
+        np.random.seed(5)
+        want = nb_deepdream(nb, img, iter_n=2, octave_n=2, end=end)
+
+    whole = load_net(proto, weights)
+    for end in (first, second):
+        got = deepdream(whole, img, iter_n=2, octave_n=2, end=end, rng=np.random.RandomState(5))
+    assert np.array_equal(got, want)
+
+    alone = deepdream(load_net(proto, weights, end=second, fast=True), img, iter_n=2, octave_n=2, end=second,
+                      rng=np.random.RandomState(5))
+    np.random.seed(5)
+    assert np.array_equal(alone, nb_deepdream(notebook_net(proto, weights), img, iter_n=2, octave_n=2, end=second))
+    assert np.abs(alone - want).max() > 0.5  # the stale diffs really change the notebook's second dream
+
+
 @pytest.mark.parametrize("end", ["inception_3b/output", "inception_4c/output"])
 def test_guided_dream_is_bit_identical_to_notebook(googlenet_model, end):
     proto, weights = googlenet_model
