@@ -1,13 +1,16 @@
-"""A progress bar on stderr that knows later octaves cost more (weighted by pixels)."""
+"""What a run reports, on stderr: notes, the chosen seed, a progress bar weighted by pixels."""
 from __future__ import annotations
 
 import sys
 from typing import List, Optional, Tuple
 
+from ..app.reporting import Progress, Reporter
 from ..dream.ascent import StepInfo
 
+PROG = "deepdream-caffe"
 
-class DreamProgress:
+
+class DreamProgress(Progress):
     """Callback for :func:`deepdream`: one tqdm bar over all steps of all octaves.
 
     Each step counts in proportion to its octave's pixel count, so the time
@@ -45,3 +48,20 @@ class DreamProgress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+class StderrReporter(Reporter):
+    """The CLI's reporter: a line per note, a progress bar per dream; nothing with ``quiet``."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+
+    def note(self, message: str) -> None:
+        if not self.quiet:
+            print(f"{PROG}: {message}", file=sys.stderr)
+
+    def seed_chosen(self, seed: int) -> None:
+        self.note(f"seed {seed} (repeat this run with --seed {seed})")
+
+    def progress(self, sizes: List[Tuple[int, int]], iter_n: int, label: str) -> Progress:
+        return DreamProgress(sizes, iter_n, quiet=self.quiet, label=label)

@@ -68,9 +68,13 @@ def run_metadata(
     weights_sha1: Optional[str],
     input_path: Optional[Path],
     device: str,
+    input_sha1: Optional[str] = None,
     extra: Optional[Dict[str, Any]] = None,
 ) -> Dict[str, Any]:
-    """A JSON-able record: tool version, parameters, seed, model files and their hashes."""
+    """A JSON-able record: tool version, parameters, seed, model files and their hashes.
+
+    ``input_sha1`` saves hashing the input again when the caller knows it.
+    """
     meta: Dict[str, Any] = {
         "tool": "deepdream-caffe",
         "version": __version__,
@@ -83,7 +87,7 @@ def run_metadata(
         "weights": str(weights) if weights else None,
         "weights_sha1": weights_sha1,
         "input": str(input_path) if input_path else "skimage.data.astronaut",
-        "input_sha1": file_sha1(input_path) if input_path else None,
+        "input_sha1": (input_sha1 or file_sha1(input_path)) if input_path else None,
         "device": device,
         "blas_threads": blas_threads(),
         "blas_core": blas_core(),

@@ -73,6 +73,7 @@ def load_net(
     fast: bool = False,
     gpu: Optional[int] = None,
     select: bool = False,
+    weights_sha1: Optional[str] = None,
 ) -> DreamNet:
     """Load ``prototxt`` (+ ``weights``) ready for dreaming, as the notebook's first cells did.
 
@@ -82,7 +83,9 @@ def load_net(
     weight gradients (same input gradient bits, see :mod:`surgery`).
     With ``gpu`` (a device id) or ``select=True`` the CPU/GPU mode is set
     here (see :func:`deepdream_caffe.devices.select_device`); otherwise
-    Caffe's current mode is kept.
+    Caffe's current mode is kept. ``weights_sha1``, the hash of ``weights``
+    the caller has just verified (the zoo does), is recorded instead of
+    hashing the file again.
     """
     if gpu is not None or select:
         from .devices import select_device  # noqa: PLC0415
@@ -112,7 +115,7 @@ def load_net(
             for name, blobs in net.params.items()
             if name != GATE_LAYER and len(blobs)
         }
-        sha1 = check_weights(weights, expected)
+        sha1 = check_weights(weights, expected, known_sha1=weights_sha1)
         net.copy_from(str(weights))
     return DreamNet(
         net=net,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -17,11 +17,13 @@ from ..errors import DeepDreamError
 from .prototxt import caffe_pb2, param_shapes_from_weights
 
 
-def check_weights(path: Path, expected: Dict[str, Sequence[Sequence[int]]]) -> str:
+def check_weights(path: Path, expected: Dict[str, Sequence[Sequence[int]]],
+                  known_sha1: Optional[str] = None) -> str:
     """Verify ``path`` holds, for every layer in ``expected``, blobs of those shapes.
 
     ``expected`` maps layer name -> its parameter blob shapes (from the net
-    built without weights). Returns the file's sha1.
+    built without weights). Returns the file's sha1: ``known_sha1`` when the
+    caller has just verified it, else hashed here.
     """
     path = Path(path)
     try:
@@ -59,4 +61,4 @@ def check_weights(path: Path, expected: Dict[str, Sequence[Sequence[int]]]) -> s
         raise DeepDreamError(
             f"weights {path} lack {len(missing)} layer(s) of the prototxt ({shown}); Caffe would leave them random"
         )
-    return hashlib.sha1(data).hexdigest()
+    return known_sha1 or hashlib.sha1(data).hexdigest()

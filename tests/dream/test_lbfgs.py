@@ -24,7 +24,10 @@ from deepdream_caffe.dream.lbfgs import (
     pixel_bounds,
     plain_ascent,
 )
-from deepdream_caffe.cli.lbfgs import add_lbfgs_arguments, run_lbfgs
+from deepdream_caffe.app.config import DreamConfig
+from deepdream_caffe.app.modes import run_lbfgs as app_run_lbfgs
+from deepdream_caffe.cli.lbfgs import add_lbfgs_arguments, lbfgs_options
+from deepdream_caffe.cli.options import FLAG_NAMES
 from deepdream_caffe.net.loading import load_net
 from deepdream_caffe.dream.octaves import octave_sizes
 from deepdream_caffe.cli.progress import DreamProgress
@@ -341,6 +344,14 @@ def lbfgs_args(*argv: str, layer: str = "a/output", octaves: int = 2) -> argpars
     args = parser.parse_args(list(argv))
     args.layer, args.octaves, args.octave_scale = layer, octaves, 1.4
     return args
+
+
+def run_lbfgs(net, img, args, progress_factory):
+    """The command line's path: options checked into a config, then the app's L-BFGS run."""
+    cfg = DreamConfig(layer=args.layer, octaves=args.octaves, octave_scale=args.octave_scale, mode="lbfgs",
+                      lbfgs=lbfgs_options(args), names=FLAG_NAMES)
+    return app_run_lbfgs(net, img, end=cfg.layer, octave_n=cfg.octaves, octave_scale=cfg.octave_scale,
+                         options=cfg.lbfgs, progress=progress_factory)
 
 
 def test_cli_defaults_are_the_api_defaults():

@@ -1,0 +1,145 @@
+"""A run's settings, validated once, from plain values (no command line needed).
+
+Every check happens when a config is made, before any file or net is
+touched, and raises one DeepDreamError line. ``names`` says what each field
+is called where the value came from (the CLI passes its flags), so the line
+names what the user typed.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional
+
+from ..dream import defaults as nb
+from ..dream.lbfgs import (
+    DEFAULT_ALPHA,
+    DEFAULT_GAIN,
+    DEFAULT_MAXITER,
+    DEFAULT_TV_BETA,
+    DEFAULT_TV_WEIGHT,
+    check_lbfgs_params,
+)
+from ..dream.tiling import DEFAULT_ABOVE_MP, DEFAULT_MARGIN, DEFAULT_TILE, TilePolicy
+from ..errors import DeepDreamError
+from .netspec import NetSource
+
+MODES = ("ascent", "lbfgs")
+LBFGS_FIELDS = ("objective", "gain", "tv_weight", "tv_beta", "alpha_weight", "alpha", "maxiter", "maxfun")
+
+
+def _namer(names: Mapping[str, str]):
+    return lambda key: names.get(key, key)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+@dataclass(frozen=True)
+class LbfgsOptions:
+    """The settings of ``--mode lbfgs`` (see :func:`deepdream_caffe.dream.lbfgs.deepdream_lbfgs`)."""
+
+    objective: str = "gain"
+    gain: float = DEFAULT_GAIN
+    tv_weight: float = DEFAULT_TV_WEIGHT
+    tv_beta: float = DEFAULT_TV_BETA
+    alpha_weight: float = 0.0
+    alpha: float = DEFAULT_ALPHA
+    maxiter: int = DEFAULT_MAXITER
+    maxfun: Optional[int] = None
+
+    def kwargs(self) -> Dict[str, Any]:
+        """Keyword arguments for ``deepdream_lbfgs``."""
+        return {k: getattr(self, k) for k in LBFGS_FIELDS}
+
+
+@dataclass(frozen=True)
+class DreamConfig:
+    """Everything that decides a dream, checked when made.
+
+    ``layer=None`` means the model's default layer. ``seed=None`` lets the
+    run choose one (and report it). ``tile_size``/``tile_above`` bound memory
+    for big images (ascent only); ``lbfgs`` is used with ``mode="lbfgs"``.
+    """
+
+    net: NetSource = NetSource()
+    layer: Optional[str] = None
+    iters: int = nb.ITER_N
+    octaves: int = nb.OCTAVE_N
+    octave_scale: float = nb.OCTAVE_SCALE
+    step_size: float = nb.STEP_SIZE
+    jitter: int = nb.JITTER
+    clip: bool = True
+    seed: Optional[int] = None
+    guide: Optional[Path] = None
+    mode: str = "ascent"
+    tile_size: Optional[int] = None
+    tile_above: Optional[float] = None
+    notebook_net: bool = False
+    quality: int = nb.JPEG_QUALITY
+    gpu: Optional[int] = None
+    verbose: bool = False  # Caffe's own log
+    lbfgs: LbfgsOptions = LbfgsOptions()
+    names: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False, hash=False)
+
+    def __post_init__(self) -> None:
+        n = _namer(self.names)
+
+        def integer(key: str, low: int, high: Optional[int] = None) -> None:
+            v = getattr(self, key)
+            if not isinstance(v, int) or isinstance(v, bool) or v < low or (high is not None and v > high):
+                bound = f"at least {low}" if high is None else f"in [{low}, {high}]"
+                raise DeepDreamError(f"{n(key)} must be {bound}, got {v!r}")
+
+        integer("iters", 1)
+        integer("octaves", 1)
+        if not _is_number(self.octave_scale) or not self.octave_scale > 1.0:
+            raise DeepDreamError(f"{n('octave_scale')} must be above 1, got {self.octave_scale!r}")
+        if not _is_number(self.step_size) or not self.step_size > 0:
+            raise DeepDreamError(f"{n('step_size')} must be positive, got {self.step_size!r}")
+        if not isinstance(self.jitter, int) or self.jitter < 0:
+            raise DeepDreamError(f"{n('jitter')} must be >= 0, got {self.jitter!r}")
+        if self.seed is not None and not (isinstance(self.seed, int) and 0 <= self.seed < 2**32):
+            raise DeepDreamError(f"{n('seed')} must be in [0, 2**32), got {self.seed!r}")
+        integer("quality", 1, 100)
+        if self.tile_size is not None:
+            integer("tile_size", 32)
+        if self.tile_above is not None and (not _is_number(self.tile_above) or self.tile_above < 0):
+            raise DeepDreamError(f"{n('tile_above')} must be >= 0, got {self.tile_above!r}")
+        if self.mode not in MODES:
+            raise DeepDreamError(f"{n('mode')} must be one of {', '.join(MODES)}; got {self.mode!r}")
+        if self.mode == "lbfgs":
+            if self.guide is not None:
+                raise DeepDreamError(f"{n('guide')} is for {n('mode')} ascent")
+            if self.tile_size is not None or self.tile_above is not None:
+                raise DeepDreamError(f"{n('tile_size')}/{n('tile_above')} are for {n('mode')} ascent "
+                                     "(L-BFGS optimises whole octaves)")
+            names = {k: n(k) for k in LBFGS_FIELDS}
+            names.update(octave_n=n("octaves"), octave_scale=n("octave_scale"))
+            check_lbfgs_params(**self.lbfgs.kwargs(), octave_n=self.octaves, octave_scale=self.octave_scale,
+                               names=names)
+
+    @property
+    def tiling(self) -> TilePolicy:
+        """When and how the steps work in tiles, as these settings ask."""
+        return TilePolicy(tile=self.tile_size or DEFAULT_TILE,
+                          above_mp=DEFAULT_ABOVE_MP if self.tile_above is None else float(self.tile_above),
+                          margin=DEFAULT_MARGIN)
+
+
+@dataclass(frozen=True)
+class ZoomConfig:
+    """The zoom sequence's own settings: how many frames, how much zoom per frame."""
+
+    frames: int = 100
+    scale: float = 0.05
+    names: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False, hash=False)
+
+    def __post_init__(self) -> None:
+        n = _namer(self.names)
+        if not isinstance(self.frames, int) or isinstance(self.frames, bool) or self.frames < 1:
+            raise DeepDreamError(f"{n('frames')} must be at least 1, got {self.frames!r}")
+        if not _is_number(self.scale) or not 0 < self.scale < 1:
+            raise DeepDreamError(f"{n('scale')} must be between 0 and 1, got {self.scale!r}")

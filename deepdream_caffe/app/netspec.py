@@ -1,0 +1,75 @@
+"""Which net a run uses: a model from the zoo or a prototxt of your own, resolved to files."""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Optional, Tuple
+
+from ..dream.defaults import DEFAULT_LAYER
+from ..errors import DeepDreamError
+
+DEFAULT_MODEL = "bvlc_googlenet"
+# The notebook's GoogLeNet conventions, for a prototxt of your own.
+DEFAULT_MEAN = (104.0, 116.0, 122.0)
+DEFAULT_CHANNEL_SWAP = (2, 1, 0)
+
+
+@dataclass(frozen=True)
+class NetSource:
+    """The net as the user named it: ``model`` from the zoo, or ``prototxt`` + ``weights``.
+
+    ``mean`` and ``channel_swap`` override the model's; ``models_dirs`` and
+    ``mirror`` are handed to the zoo.
+    """
+
+    model: Optional[str] = None
+    prototxt: Optional[Path] = None
+    weights: Optional[Path] = None
+    mean: Optional[Tuple[float, float, float]] = None
+    channel_swap: Optional[Tuple[int, int, int]] = None
+    models_dirs: Tuple[Path, ...] = ()
+    mirror: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        if self.prototxt is not None and self.model:
+            raise DeepDreamError("give either --model or --prototxt/--weights, not both")
+        if self.prototxt is None and self.weights is not None:
+            raise DeepDreamError("--weights goes with --prototxt")
+        if self.mean is not None and len(self.mean) != 3:
+            raise DeepDreamError(f"--mean needs 3 values, got {list(self.mean)}")
+        if self.channel_swap is not None and sorted(self.channel_swap) != [0, 1, 2]:
+            raise DeepDreamError(f"--channel-swap must be a permutation of 0 1 2, got {list(self.channel_swap)}")
+
+
+@dataclass(frozen=True)
+class NetSpec:
+    """Where a net comes from and how its input looks, with local files."""
+
+    prototxt: Path
+    weights: Optional[Path]
+    weights_sha1: Optional[str]  # known when the zoo verified the file; else set when the net loads
+    mean: Tuple[float, float, float]
+    channel_swap: Tuple[int, int, int]
+    default_layer: str
+    model: Optional[str]
+
+
+def resolve_net(source: NetSource, need_weights: bool = True, quiet: bool = False) -> NetSpec:
+    """The local files and input conventions of ``source`` (zoo models are fetched and verified)."""
+    if source.prototxt is not None:
+        if need_weights and source.weights is None:
+            raise DeepDreamError("--prototxt needs --weights (the .caffemodel)")
+        spec = NetSpec(Path(source.prototxt), None if source.weights is None else Path(source.weights), None,
+                       DEFAULT_MEAN, DEFAULT_CHANNEL_SWAP, DEFAULT_LAYER, None)
+    else:
+        from ..zoo import resolve_model  # noqa: PLC0415
+
+        mf = resolve_model(source.model or DEFAULT_MODEL, models_dirs=list(source.models_dirs) or None,
+                           mirror=source.mirror, quiet=quiet)
+        spec = NetSpec(mf.prototxt, mf.weights, mf.weights_sha1, tuple(mf.mean), tuple(mf.channel_swap),
+                       mf.default_layer or DEFAULT_LAYER, mf.name)
+    if source.mean is not None:
+        spec = replace(spec, mean=tuple(float(v) for v in source.mean))
+    if source.channel_swap is not None:
+        spec = replace(spec, channel_swap=tuple(int(v) for v in source.channel_swap))
+    return spec

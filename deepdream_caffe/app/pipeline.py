@@ -1,0 +1,257 @@
+"""File in, file out: ``dream_file`` and ``zoom_file``, and the ``DreamSession`` they share.
+
+A session resolves and loads the net once for a :class:`DreamConfig` and
+dreams any number of images with it (frames of a zoom or a video, a batch
+of photos). Everything is checked before the first pixel is computed;
+failures are one DeepDreamError line. Progress and notes go to a
+:class:`Reporter`; nothing here prints.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..errors import DeepDreamError
+from ..io.image import image_format, load_image, sample_image, save_image
+from ..io.metadata import file_sha1
+from .config import DreamConfig, ZoomConfig
+from .modes import run_ascent, run_lbfgs
+from .netspec import NetSpec, resolve_net
+from .record import output_metadata, resume_key, run_params
+from .reporting import Progress, Reporter
+
+
+@dataclass
+class DreamResult:
+    """One dreamed image (float32 HxWx3 RGB) and what the run would record about it."""
+
+    image: np.ndarray
+    octave_n: int  # octaves actually used (fewer than asked when the image is small)
+    extra: Dict[str, Any] = field(default_factory=dict)  # mode-specific metadata (L-BFGS: its record)
+
+
+def load_input(path: Optional[os.PathLike]) -> np.ndarray:
+    """The image at ``path``, or scikit-image's sample photo for ``None``."""
+    return sample_image() if path is None else load_image(path)
+
+
+def check_output(out: os.PathLike, inputs: Sequence[Optional[os.PathLike]]) -> None:
+    """Refuse, before any work, an output of unknown format, in a missing folder, or that is an input."""
+    out = Path(out)
+    image_format(out)
+    if not (out.parent if str(out.parent) else Path(".")).is_dir():
+        raise DeepDreamError(f"output directory does not exist: {out.parent}")
+    for p in inputs:
+        if p is not None and out.exists() and Path(p).exists() and os.path.samefile(out, p):
+            raise DeepDreamError(f"refusing to overwrite the input {p}; choose another -o")
+
+
+def choose_seed(config: DreamConfig, reporter: Reporter) -> int:
+    """The config's seed, or a fresh one that the reporter is told (so the run can be repeated)."""
+    if config.seed is not None:
+        return config.seed
+    seed = secrets.randbelow(2**32)
+    reporter.seed_chosen(seed)
+    return seed
+
+
+class DreamSession:
+    """A net resolved, checked and loaded once for ``config``; dreams many images with it.
+
+    The cheap checks (prototxt, layer, guide image, device) run here; the net
+    itself loads on first use (or :meth:`load`), so an image too small for
+    the layer is refused before the weights are read.
+    """
+
+    def __init__(self, config: DreamConfig, reporter: Optional[Reporter] = None) -> None:
+        from ..net.caffe_env import import_caffe  # noqa: PLC0415
+
+        import_caffe(verbose=config.verbose)
+        from ..net.access import check_layer  # noqa: PLC0415
+        from ..net.devices import select_device  # noqa: PLC0415
+        from ..net.loading import _NamesOnly  # noqa: PLC0415
+        from ..net.prototxt import check_structure, read_prototxt  # noqa: PLC0415
+        from ..dream.sizing import fit_octaves  # noqa: PLC0415
+
+        self.config = config
+        self.reporter = reporter or Reporter()
+        self.spec: NetSpec = resolve_net(config.net, quiet=self.reporter.quiet)
+        self.end = config.layer or self.spec.default_layer
+        self.param = read_prototxt(self.spec.prototxt)
+        check_structure(self.param, self.spec.prototxt)
+        check_layer(_NamesOnly(self.param), self.end)
+        self._guide_img = load_input(config.guide) if config.guide is not None else None
+        if self._guide_img is not None:
+            fit_octaves(self.param, self.end, self._guide_img.shape[0], self._guide_img.shape[1], 1,
+                        config.octave_scale)
+        self.device = select_device(config.gpu)
+        self._net: Any = None
+        self._guide_objective: Any = None
+        self._plans: Dict[Tuple[int, int], int] = {}
+
+    @property
+    def net(self) -> Any:
+        """The loaded :class:`~deepdream_caffe.net.loading.DreamNet` (loaded now if it was not)."""
+        return self.load()
+
+    def load(self) -> Any:
+        """Load the net (once) and compute the guide's features; returns the DreamNet."""
+        if self._net is not None:
+            return self._net
+        from ..net.loading import load_net  # noqa: PLC0415
+
+        spec = self.spec
+        dnet = load_net(spec.prototxt, spec.weights, mean=spec.mean, channel_swap=spec.channel_swap,
+                        end=self.end, fast=not self.config.notebook_net, weights_sha1=spec.weights_sha1)
+        if spec.weights_sha1 is None:
+            self.spec = replace(spec, weights_sha1=dnet.weights_sha1)
+        if self._guide_img is not None:
+            from ..dream.guide import guide_features  # noqa: PLC0415
+            from ..dream.objectives import objective_guide  # noqa: PLC0415
+
+            self._guide_objective = objective_guide(guide_features(dnet, self._guide_img, self.end))
+        self._net = dnet
+        return dnet
+
+    def octaves_for(self, h: int, w: int) -> int:
+        """How many octaves an ``h`` x ``w`` image gets (fewer than asked if small; told once per size)."""
+        if (h, w) not in self._plans:
+            from ..dream.sizing import fit_octaves  # noqa: PLC0415
+
+            n, why = fit_octaves(self.param, self.end, h, w, self.config.octaves, self.config.octave_scale)
+            if why:
+                self.reporter.note(why)
+            self._plans[(h, w)] = n
+        return self._plans[(h, w)]
+
+    def params(self, octave_n: int) -> Dict[str, Any]:
+        """The recorded settings of a dream with ``octave_n`` octaves."""
+        return run_params(self.config, self.spec, self.end, octave_n)
+
+    def dream(self, img: np.ndarray, rng: Optional[np.random.RandomState] = None, *, label: str = "dream",
+              checkpoint: Any = None) -> DreamResult:
+        """Dream on ``img`` (HxWx3 RGB) in the config's mode; ``rng`` supplies the jitter (ascent).
+
+        ``checkpoint`` (ascent only) lets an interrupted dream resume after
+        its last finished octave.
+        """
+        octave_n = self.octaves_for(*img.shape[:2])
+        net = self.load()
+        cfg = self.config
+
+        def progress(sizes: List[Tuple[int, int]], iter_n: int) -> Progress:
+            return self.reporter.progress(sizes, iter_n, label)
+
+        if cfg.mode == "lbfgs":
+            out, info = run_lbfgs(net, img, end=self.end, octave_n=octave_n, octave_scale=cfg.octave_scale,
+                                  options=cfg.lbfgs, progress=progress)
+            return DreamResult(out, octave_n, {"lbfgs": info})
+        step_params: Dict[str, Any] = {"step_size": cfg.step_size, "jitter": cfg.jitter}
+        if self._guide_objective is not None:
+            step_params["objective"] = self._guide_objective
+        out = run_ascent(net, img, end=self.end, iter_n=cfg.iters, octave_n=octave_n, octave_scale=cfg.octave_scale,
+                         clip=cfg.clip, step_fn=cfg.tiling.step_fn(img.shape[:2]), rng=rng, progress=progress,
+                         checkpoint=checkpoint, **step_params)
+        return DreamResult(out, octave_n)
+
+
+def dream_file(
+    input_path: Optional[os.PathLike],
+    output: os.PathLike,
+    config: Optional[DreamConfig] = None,
+    *,
+    session: Optional[DreamSession] = None,
+    reporter: Optional[Reporter] = None,
+) -> DreamResult:
+    """Dream on the image at ``input_path`` (``None``: a sample photo) and write ``output`` atomically.
+
+    The output's format follows its extension; its metadata (settings,
+    seed, hashes) goes into a PNG's text chunk or beside it as
+    ``output.json``. An ascent dream resumes from ``.output.dream-state.npz``
+    if an earlier identical run was interrupted. Pass ``session`` to reuse a
+    loaded net (its config is used); the input is never overwritten.
+    """
+    if session is None and config is None:
+        raise TypeError("dream_file needs a config or a session")
+    cfg = session.config if session is not None else config
+    rep = session.reporter if session is not None and reporter is None else (reporter or Reporter())
+    output = Path(output)
+    input_path = None if input_path is None else Path(input_path)
+    check_output(output, [input_path, cfg.guide])
+    img = load_input(input_path)
+    input_sha1 = file_sha1(input_path)
+    session = session or DreamSession(cfg, rep)
+    octave_n = session.octaves_for(*img.shape[:2])  # a too-small image fails before the net loads
+    session.load()  # the weights' hash goes into the resume key
+    seed = choose_seed(cfg, rep)
+    rng = np.random.RandomState(seed)
+    params = session.params(octave_n)
+    checkpoint = None
+    if cfg.mode == "ascent":
+        from ..io.checkpoint import FileCheckpoint, state_path  # noqa: PLC0415
+
+        key = resume_key(params, seed, input_sha1, session.spec.weights_sha1, img.shape)
+        checkpoint = FileCheckpoint(state_path(output), key, rng)
+    result = session.dream(img, rng, checkpoint=checkpoint)
+    if checkpoint is not None and checkpoint.resumed_from is not None:
+        rep.note(f"resumed after octave {checkpoint.resumed_from + 1} from {checkpoint.path}")
+    meta = output_metadata("dream", params, seed, session.spec, session.device, input_path, input_sha1,
+                           extra=result.extra)
+    save_image(output, result.image, meta, quality=cfg.quality)
+    if checkpoint is not None:
+        checkpoint.remove()
+    rep.note(f"wrote {output}")
+    return result
+
+
+def zoom_file(
+    input_path: Optional[os.PathLike],
+    out_dir: os.PathLike,
+    config: Optional[DreamConfig] = None,
+    zoom: ZoomConfig = ZoomConfig(),
+    *,
+    session: Optional[DreamSession] = None,
+    reporter: Optional[Reporter] = None,
+) -> int:
+    """The notebook's zoom sequence from ``input_path`` into ``out_dir`` (0000.jpg, ...); resumable.
+
+    Returns the index of the first frame made by this call (0 for a fresh
+    run). An interrupted run continues with the same frames when repeated
+    with the same settings and seed.
+    """
+    from ..dream.zoom import STATE_FILE, zoom_frames  # noqa: PLC0415
+
+    if session is None and config is None:
+        raise TypeError("zoom_file needs a config or a session")
+    cfg = session.config if session is not None else config
+    rep = session.reporter if session is not None and reporter is None else (reporter or Reporter())
+    out_dir = Path(out_dir)
+    seed_name = cfg.names.get("seed", "seed")
+    if cfg.seed is None and (out_dir / STATE_FILE).exists():
+        raise DeepDreamError(f"{out_dir} holds an unfinished run; repeat it with its {seed_name} "
+                             f"(see {out_dir}/zoom.json)")
+    input_path = None if input_path is None else Path(input_path)
+    img = load_input(input_path)
+    session = session or DreamSession(cfg, rep)
+    octave_n = session.octaves_for(*img.shape[:2])
+    session.load()  # the weights' hash goes into the parameters
+    seed = choose_seed(cfg, rep)
+    spec = session.spec
+    params = dict(session.params(octave_n), seed=seed, model=spec.model, weights_sha1=spec.weights_sha1,
+                  input=str(input_path) if input_path else None)
+    meta = output_metadata("zoom", params, seed, spec, session.device, input_path, file_sha1(input_path))
+
+    def on_frame(i: int) -> None:
+        rep.note(f"frame {i + 1}/{zoom.frames} written")
+
+    start = zoom_frames(lambda frame, rng: session.dream(frame, rng, label="frame").image, img, out_dir,
+                        zoom.frames, np.random.RandomState(seed), scale=zoom.scale, params=params, metadata=meta,
+                        on_frame=on_frame)
+    if start > 0:
+        rep.note(f"resumed at frame {start}")
+    return start

@@ -1,0 +1,44 @@
+"""What is written down about a run, in one place: its parameters, its resume key, its metadata.
+
+The parameters decide the pixels (with the seed, the input and the
+weights); the resume key is their hash, so a state file left by a run with
+other settings is never picked up; the metadata goes with the output.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple
+
+from ..io.checkpoint import run_key
+from ..io.metadata import run_metadata
+from .config import DreamConfig
+from .netspec import NetSpec
+
+
+def run_params(config: DreamConfig, spec: NetSpec, end: str, octave_n: int) -> Dict[str, Any]:
+    """The settings that decide a dream's pixels, as recorded (``octave_n`` is the count actually used)."""
+    return {
+        "mode": config.mode, "layer": end, "iters": config.iters, "octaves": octave_n,
+        "octave_scale": config.octave_scale, "step_size": config.step_size, "jitter": config.jitter,
+        "clip": config.clip, "guide": str(config.guide) if config.guide else None,
+        "mean": list(spec.mean), "channel_swap": list(spec.channel_swap),
+        "tiling": config.tiling.describe(),
+    }
+
+
+def resume_key(params: Dict[str, Any], seed: int, input_sha1: Optional[str], weights_sha1: Optional[str],
+               shape: Tuple[int, ...]) -> str:
+    """The key of a resumable dream's state file: everything that decides the result."""
+    return run_key({"params": params, "seed": seed, "input": input_sha1, "weights": weights_sha1,
+                    "shape": tuple(shape)})
+
+
+def output_metadata(command: str, params: Dict[str, Any], seed: int, spec: NetSpec, device: str,
+                    input_path: Optional[Path], input_sha1: Optional[str],
+                    extra: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """The record saved with an output (PNG text chunk or ``.json`` sidecar; ``zoom.json``)."""
+    return run_metadata(
+        command=command, params=params, seed=seed, model=spec.model, prototxt=spec.prototxt,
+        weights=spec.weights, weights_sha1=spec.weights_sha1, input_path=input_path, input_sha1=input_sha1,
+        device=device, extra=extra,
+    )

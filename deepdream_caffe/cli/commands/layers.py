@@ -1,0 +1,48 @@
+"""``deepdream-caffe layers``: the net's layers and their output shapes at an input size."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Tuple
+
+from ...app.layers import layer_table
+from ...app.pipeline import load_input
+from ...errors import DeepDreamError
+from ..options import add_common_args, add_net_args, net_source
+
+ORDER = 30
+DEFAULT_SIZE = "1024x575"
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("layers", help="list the net's layers and their output shapes")
+    p.add_argument("--size", default=None, metavar="WxH", help=f"input size (default {DEFAULT_SIZE})")
+    p.add_argument("--image", type=Path, help="take the input size from this image")
+    add_net_args(p)
+    add_common_args(p)
+    p.set_defaults(func=run)
+
+
+def parse_size(text: str) -> Tuple[int, int]:
+    """``WxH`` -> (h, w)."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise DeepDreamError(f"--size wants WxH, e.g. 1024x575; got '{text}'") from None
+    if w < 1 or h < 1:
+        raise DeepDreamError(f"--size must be positive, got '{text}'")
+    return h, w
+
+
+def run(args: argparse.Namespace) -> int:
+    source = net_source(args)
+    if args.image is not None:
+        h, w = load_input(args.image).shape[:2]
+    else:
+        h, w = parse_size(args.size or DEFAULT_SIZE)
+    rows = layer_table(source, h, w, quiet=args.quiet)
+    width = max((len(r.name) for r in rows if r.shapes is not None), default=10)
+    for r in rows:
+        shape = "?" if r.shapes is None else " ".join("x".join(str(d) for d in s) for s in r.shapes)
+        print(f"{r.name:<{width}}  {r.type:<12}  {shape}")
+    return 0

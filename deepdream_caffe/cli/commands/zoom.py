@@ -1,0 +1,31 @@
+"""``deepdream-caffe zoom``: the notebook's zoom sequence (dream, zoom in, repeat), resumable."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ...app.config import ZoomConfig
+from ...app.pipeline import zoom_file
+from ..options import FLAG_NAMES, add_common_args, add_dream_args, add_net_args, dream_config
+from ..progress import StderrReporter
+
+ORDER = 20
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    z = subparsers.add_parser("zoom", help="the notebook's zoom sequence: dream, zoom in, repeat (resumable)")
+    z.add_argument("input", nargs="?", type=Path, help="first frame (default: a sample photo)")
+    z.add_argument("--frames", type=int, default=ZoomConfig.frames, help=f"number of frames ({ZoomConfig.frames})")
+    z.add_argument("--scale", type=float, default=ZoomConfig.scale, help=f"zoom per frame ({ZoomConfig.scale})")
+    z.add_argument("--out-dir", type=Path, required=True, help="folder for 0000.jpg, 0001.jpg, ...")
+    add_net_args(z)
+    add_dream_args(z)
+    add_common_args(z)
+    z.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = dream_config(args)
+    zoom = ZoomConfig(frames=args.frames, scale=args.scale, names=FLAG_NAMES)
+    zoom_file(args.input, args.out_dir, config, zoom, reporter=StderrReporter(args.quiet))
+    return 0

@@ -1,0 +1,91 @@
+"""Argument groups shared by several commands, and turning parsed arguments into the app's config."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Dict
+
+from ..app.config import DreamConfig, LbfgsOptions
+from ..app.netspec import DEFAULT_MODEL, NetSource
+from ..dream import defaults as nb
+from ..dream.tiling import DEFAULT_ABOVE_MP
+from .lbfgs import LBFGS_FLAGS, add_lbfgs_arguments, lbfgs_options
+from .progress import PROG
+
+# The flag of each DreamConfig field, so a bad value's error line names what the user typed.
+FLAG_NAMES: Dict[str, str] = {
+    "layer": "--layer", "iters": "--iters", "octaves": "--octaves", "octave_scale": "--octave-scale",
+    "step_size": "--step-size", "jitter": "--jitter", "clip": "--no-clip", "seed": "--seed", "guide": "--guide",
+    "mode": "--mode", "tile_size": "--tile-size", "tile_above": "--tile-above", "quality": "--quality",
+    "frames": "--frames", "scale": "--scale", **LBFGS_FLAGS,
+}
+
+
+def add_net_args(p: argparse.ArgumentParser) -> None:
+    """--model or --prototxt/--weights, the input conventions, where models come from, the device."""
+    g = p.add_argument_group("net")
+    g.add_argument("--model", help=f"model from the zoo (default {DEFAULT_MODEL}; see `{PROG} models list`)")
+    g.add_argument("--prototxt", type=Path, help="a deploy prototxt of your own (with --weights)")
+    g.add_argument("--weights", type=Path, help="the .caffemodel for --prototxt")
+    g.add_argument("--mean", type=float, nargs=3, metavar=("B", "G", "R"),
+                   help="per-channel input mean in the net's channel order (default: the model's, or 104 116 122)")
+    g.add_argument("--channel-swap", type=int, nargs=3, metavar="I",
+                   help="order of the image's RGB channels at the net input (default 2 1 0: RGB->BGR)")
+    g.add_argument("--models-dir", type=Path, action="append", default=[],
+                   help="extra folder of model manifests, searched first (repeatable)")
+    g.add_argument("--mirror", help="fetch model files from MIRROR/<file name> first")
+    g.add_argument("--gpu", type=int, nargs="?", const=0, default=None, metavar="ID",
+                   help="run on GPU ID (default 0 when given without a value)")
+
+
+def add_dream_args(p: argparse.ArgumentParser) -> None:
+    """The dream's settings (the notebook's defaults) and the L-BFGS mode's."""
+    g = p.add_argument_group("dream (defaults are the notebook's)")
+    g.add_argument("--layer", help=f"Caffe layer name to maximise (default: the model's, {nb.DEFAULT_LAYER})")
+    g.add_argument("--iters", type=int, default=nb.ITER_N, help=f"steps per octave ({nb.ITER_N})")
+    g.add_argument("--octaves", type=int, default=nb.OCTAVE_N, help=f"number of octaves ({nb.OCTAVE_N})")
+    g.add_argument("--octave-scale", type=float, default=nb.OCTAVE_SCALE,
+                   help=f"size ratio between octaves ({nb.OCTAVE_SCALE})")
+    g.add_argument("--step-size", type=float, default=nb.STEP_SIZE, help=f"ascent step size ({nb.STEP_SIZE})")
+    g.add_argument("--jitter", type=int, default=nb.JITTER, help=f"random shift in pixels ({nb.JITTER})")
+    g.add_argument("--no-clip", action="store_true", help="do not clip pixels to the valid range")
+    g.add_argument("--seed", type=int, help="seed for the jitter (default: chosen and reported)")
+    g.add_argument("--guide", type=Path, help="guide image for the guided objective")
+    g.add_argument("--mode", choices=("ascent", "lbfgs"), default="ascent",
+                   help="ascent: the notebook's gradient ascent; lbfgs: scipy L-BFGS-B on an enhanced target")
+    g.add_argument("--tile-size", type=int, default=None,
+                   help="work in tiles of this size for images above --tile-above pixels (bounded memory)")
+    g.add_argument("--tile-above", type=float, default=None,
+                   help=f"megapixels above which steps work in tiles (default {DEFAULT_ABOVE_MP:g}; 0 = never)")
+    g.add_argument("--notebook-net", action="store_true",
+                   help="use the notebook's force_backward net instead of the faster surgery (same output bits)")
+    g.add_argument("--quality", type=int, default=nb.JPEG_QUALITY,
+                   help=f"JPEG quality ({nb.JPEG_QUALITY}, as the notebook's PIL default)")
+    add_lbfgs_arguments(p)
+
+
+def add_common_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or notes")
+    p.add_argument("-v", "--verbose", action="store_true", help="show Caffe's log and tracebacks")
+
+
+def net_source(args: argparse.Namespace) -> NetSource:
+    """The net named on the command line."""
+    return NetSource(
+        model=args.model, prototxt=args.prototxt, weights=args.weights,
+        mean=None if args.mean is None else tuple(args.mean),
+        channel_swap=None if args.channel_swap is None else tuple(args.channel_swap),
+        models_dirs=tuple(args.models_dir or ()), mirror=args.mirror,
+    )
+
+
+def dream_config(args: argparse.Namespace) -> DreamConfig:
+    """The validated run configuration of a ``dream`` or ``zoom`` command line."""
+    lbfgs: LbfgsOptions = lbfgs_options(args)
+    return DreamConfig(
+        net=net_source(args), layer=args.layer, iters=args.iters, octaves=args.octaves,
+        octave_scale=args.octave_scale, step_size=args.step_size, jitter=args.jitter, clip=not args.no_clip,
+        seed=args.seed, guide=args.guide, mode=args.mode, tile_size=args.tile_size, tile_above=args.tile_above,
+        notebook_net=args.notebook_net, quality=args.quality, gpu=args.gpu, verbose=args.verbose, lbfgs=lbfgs,
+        names=FLAG_NAMES,
+    )
