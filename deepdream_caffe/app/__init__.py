@@ -4,14 +4,40 @@
 command as a call; a :class:`DreamSession` loads the net once and dreams
 many images (frames, batches) with it.
 """
-from .config import DreamConfig, LbfgsOptions, ZoomConfig
-from .layers import LayerRow, layer_table
-from .netspec import DEFAULT_MODEL, NetSource, NetSpec, resolve_net
-from .pipeline import DreamResult, DreamSession, check_output, dream_file, load_input, zoom_file
-from .reporting import Progress, Reporter
+from __future__ import annotations
 
-__all__ = [
-    "DEFAULT_MODEL", "DreamConfig", "DreamResult", "DreamSession", "LayerRow", "LbfgsOptions", "NetSource",
-    "NetSpec", "Progress", "Reporter", "ZoomConfig", "check_output", "dream_file", "layer_table", "load_input",
-    "resolve_net", "zoom_file",
-]
+import importlib
+from typing import Any
+
+# Loaded on first use, so the command line can build its parser without numpy or Caffe.
+_EXPORTS = {
+    "DEFAULT_MODEL": ".netspec",
+    "DreamConfig": ".config",
+    "DreamResult": ".pipeline",
+    "DreamSession": ".pipeline",
+    "LayerRow": ".layers",
+    "LbfgsOptions": ".config",
+    "NetSource": ".netspec",
+    "NetSpec": ".netspec",
+    "Progress": ".reporting",
+    "Reporter": ".reporting",
+    "ZoomConfig": ".config",
+    "check_output": ".pipeline",
+    "dream_file": ".pipeline",
+    "layer_table": ".layers",
+    "load_input": ".pipeline",
+    "resolve_net": ".netspec",
+    "zoom_file": ".pipeline",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list:
+    return sorted(list(globals()) + __all__)

@@ -8,22 +8,17 @@ names what the user typed.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional
 
 from ..dream import defaults as nb
-from ..dream.lbfgs import (
-    DEFAULT_ALPHA,
-    DEFAULT_GAIN,
-    DEFAULT_MAXITER,
-    DEFAULT_TV_BETA,
-    DEFAULT_TV_WEIGHT,
-    check_lbfgs_params,
-)
-from ..dream.tiling import DEFAULT_ABOVE_MP, DEFAULT_MARGIN, DEFAULT_TILE, TilePolicy
 from ..errors import DeepDreamError
 from .netspec import NetSource
+
+if TYPE_CHECKING:
+    from ..dream.tiling import TilePolicy
 
 MODES = ("ascent", "lbfgs")
 LBFGS_FIELDS = ("objective", "gain", "tv_weight", "tv_beta", "alpha_weight", "alpha", "maxiter", "maxfun")
@@ -34,20 +29,24 @@ def _namer(names: Mapping[str, str]):
 
 
 def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _is_integer(v: Any) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
 @dataclass(frozen=True)
 class LbfgsOptions:
     """The settings of ``--mode lbfgs`` (see :func:`deepdream_caffe.dream.lbfgs.deepdream_lbfgs`)."""
 
-    objective: str = "gain"
-    gain: float = DEFAULT_GAIN
-    tv_weight: float = DEFAULT_TV_WEIGHT
-    tv_beta: float = DEFAULT_TV_BETA
+    objective: str = nb.LBFGS_OBJECTIVES[0]
+    gain: float = nb.LBFGS_GAIN
+    tv_weight: float = nb.LBFGS_TV_WEIGHT
+    tv_beta: float = nb.LBFGS_TV_BETA
     alpha_weight: float = 0.0
-    alpha: float = DEFAULT_ALPHA
-    maxiter: int = DEFAULT_MAXITER
+    alpha: float = nb.LBFGS_ALPHA
+    maxiter: int = nb.LBFGS_MAXITER
     maxfun: Optional[int] = None
 
     def kwargs(self) -> Dict[str, Any]:
@@ -89,9 +88,10 @@ class DreamConfig:
 
         def integer(key: str, low: int, high: Optional[int] = None) -> None:
             v = getattr(self, key)
-            if not isinstance(v, int) or isinstance(v, bool) or v < low or (high is not None and v > high):
+            if not _is_integer(v) or v < low or (high is not None and v > high):
                 bound = f"at least {low}" if high is None else f"in [{low}, {high}]"
                 raise DeepDreamError(f"{n(key)} must be {bound}, got {v!r}")
+            object.__setattr__(self, key, int(v))
 
         integer("iters", 1)
         integer("octaves", 1)
@@ -99,9 +99,9 @@ class DreamConfig:
             raise DeepDreamError(f"{n('octave_scale')} must be above 1, got {self.octave_scale!r}")
         if not _is_number(self.step_size) or not self.step_size > 0:
             raise DeepDreamError(f"{n('step_size')} must be positive, got {self.step_size!r}")
-        if not isinstance(self.jitter, int) or self.jitter < 0:
+        if not _is_integer(self.jitter) or self.jitter < 0:
             raise DeepDreamError(f"{n('jitter')} must be >= 0, got {self.jitter!r}")
-        if self.seed is not None and not (isinstance(self.seed, int) and 0 <= self.seed < 2**32):
+        if self.seed is not None and not (_is_integer(self.seed) and 0 <= self.seed < 2**32):
             raise DeepDreamError(f"{n('seed')} must be in [0, 2**32), got {self.seed!r}")
         integer("quality", 1, 100)
         if self.tile_size is not None:
@@ -116,17 +116,28 @@ class DreamConfig:
             if self.tile_size is not None or self.tile_above is not None:
                 raise DeepDreamError(f"{n('tile_size')}/{n('tile_above')} are for {n('mode')} ascent "
                                      "(L-BFGS optimises whole octaves)")
+            from ..dream.lbfgs import check_lbfgs_params  # noqa: PLC0415 - scipy only when needed
+
             names = {k: n(k) for k in LBFGS_FIELDS}
             names.update(octave_n=n("octaves"), octave_scale=n("octave_scale"))
             check_lbfgs_params(**self.lbfgs.kwargs(), octave_n=self.octaves, octave_scale=self.octave_scale,
                                names=names)
+        # Stored as plain Python numbers (numpy's are welcome in, but not in the JSON record).
+        for key, kind in (("jitter", int), ("seed", int), ("octave_scale", float), ("step_size", float),
+                          ("tile_above", float)):
+            if getattr(self, key) is not None:
+                object.__setattr__(self, key, kind(getattr(self, key)))
+        if self.guide is not None:
+            object.__setattr__(self, "guide", Path(self.guide))
 
     @property
-    def tiling(self) -> TilePolicy:
+    def tiling(self) -> "TilePolicy":
         """When and how the steps work in tiles, as these settings ask."""
-        return TilePolicy(tile=self.tile_size or DEFAULT_TILE,
-                          above_mp=DEFAULT_ABOVE_MP if self.tile_above is None else float(self.tile_above),
-                          margin=DEFAULT_MARGIN)
+        from ..dream.tiling import TilePolicy  # noqa: PLC0415
+
+        return TilePolicy(tile=self.tile_size or nb.TILE,
+                          above_mp=nb.TILE_ABOVE_MP if self.tile_above is None else float(self.tile_above),
+                          margin=nb.TILE_MARGIN)
 
 
 @dataclass(frozen=True)

@@ -31,14 +31,23 @@ class NetSource:
     mirror: Optional[str] = None
 
     def __post_init__(self) -> None:
+        # Plain values in (str paths, lists), hashable values kept.
+        for key in ("prototxt", "weights"):
+            if getattr(self, key) is not None:
+                object.__setattr__(self, key, Path(getattr(self, key)))
+        object.__setattr__(self, "models_dirs", tuple(Path(p) for p in self.models_dirs))
         if self.prototxt is not None and self.model:
             raise DeepDreamError("give either --model or --prototxt/--weights, not both")
         if self.prototxt is None and self.weights is not None:
             raise DeepDreamError("--weights goes with --prototxt")
-        if self.mean is not None and len(self.mean) != 3:
-            raise DeepDreamError(f"--mean needs 3 values, got {list(self.mean)}")
-        if self.channel_swap is not None and sorted(self.channel_swap) != [0, 1, 2]:
-            raise DeepDreamError(f"--channel-swap must be a permutation of 0 1 2, got {list(self.channel_swap)}")
+        if self.mean is not None:
+            if len(self.mean) != 3:
+                raise DeepDreamError(f"--mean needs 3 values, got {list(self.mean)}")
+            object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
+        if self.channel_swap is not None:
+            if sorted(self.channel_swap) != [0, 1, 2]:
+                raise DeepDreamError(f"--channel-swap must be a permutation of 0 1 2, got {list(self.channel_swap)}")
+            object.__setattr__(self, "channel_swap", tuple(int(v) for v in self.channel_swap))
 
 
 @dataclass(frozen=True)
@@ -59,8 +68,7 @@ def resolve_net(source: NetSource, need_weights: bool = True, quiet: bool = Fals
     if source.prototxt is not None:
         if need_weights and source.weights is None:
             raise DeepDreamError("--prototxt needs --weights (the .caffemodel)")
-        spec = NetSpec(Path(source.prototxt), None if source.weights is None else Path(source.weights), None,
-                       DEFAULT_MEAN, DEFAULT_CHANNEL_SWAP, DEFAULT_LAYER, None)
+        spec = NetSpec(source.prototxt, source.weights, None, DEFAULT_MEAN, DEFAULT_CHANNEL_SWAP, DEFAULT_LAYER, None)
     else:
         from ..zoo import resolve_model  # noqa: PLC0415
 
@@ -69,7 +77,7 @@ def resolve_net(source: NetSource, need_weights: bool = True, quiet: bool = Fals
         spec = NetSpec(mf.prototxt, mf.weights, mf.weights_sha1, tuple(mf.mean), tuple(mf.channel_swap),
                        mf.default_layer or DEFAULT_LAYER, mf.name)
     if source.mean is not None:
-        spec = replace(spec, mean=tuple(float(v) for v in source.mean))
+        spec = replace(spec, mean=source.mean)
     if source.channel_swap is not None:
-        spec = replace(spec, channel_swap=tuple(int(v) for v in source.channel_swap))
+        spec = replace(spec, channel_swap=source.channel_swap)
     return spec

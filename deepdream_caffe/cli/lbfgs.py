@@ -4,13 +4,13 @@ from __future__ import annotations
 import argparse
 
 from ..app.config import LbfgsOptions
-from ..dream.lbfgs import (
-    DEFAULT_ALPHA,
-    DEFAULT_GAIN,
-    DEFAULT_MAXITER,
-    DEFAULT_TV_BETA,
-    DEFAULT_TV_WEIGHT,
-    OBJECTIVES,
+from ..dream.defaults import (
+    LBFGS_ALPHA as DEFAULT_ALPHA,
+    LBFGS_GAIN as DEFAULT_GAIN,
+    LBFGS_MAXITER as DEFAULT_MAXITER,
+    LBFGS_OBJECTIVES as OBJECTIVES,
+    LBFGS_TV_BETA as DEFAULT_TV_BETA,
+    LBFGS_TV_WEIGHT as DEFAULT_TV_WEIGHT,
 )
 
 # The flag of each LbfgsOptions field, for error lines.

@@ -8,7 +8,6 @@ from typing import Dict
 from ..app.config import DreamConfig, LbfgsOptions
 from ..app.netspec import DEFAULT_MODEL, NetSource
 from ..dream import defaults as nb
-from ..dream.tiling import DEFAULT_ABOVE_MP
 from .lbfgs import LBFGS_FLAGS, add_lbfgs_arguments, lbfgs_options
 from .progress import PROG
 
@@ -56,7 +55,7 @@ def add_dream_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--tile-size", type=int, default=None,
                    help="work in tiles of this size for images above --tile-above pixels (bounded memory)")
     g.add_argument("--tile-above", type=float, default=None,
-                   help=f"megapixels above which steps work in tiles (default {DEFAULT_ABOVE_MP:g}; 0 = never)")
+                   help=f"megapixels above which steps work in tiles (default {nb.TILE_ABOVE_MP:g}; 0 = never)")
     g.add_argument("--notebook-net", action="store_true",
                    help="use the notebook's force_backward net instead of the faster surgery (same output bits)")
     g.add_argument("--quality", type=int, default=nb.JPEG_QUALITY,
@@ -72,10 +71,8 @@ def add_common_args(p: argparse.ArgumentParser) -> None:
 def net_source(args: argparse.Namespace) -> NetSource:
     """The net named on the command line."""
     return NetSource(
-        model=args.model, prototxt=args.prototxt, weights=args.weights,
-        mean=None if args.mean is None else tuple(args.mean),
-        channel_swap=None if args.channel_swap is None else tuple(args.channel_swap),
-        models_dirs=tuple(args.models_dir or ()), mirror=args.mirror,
+        model=args.model, prototxt=args.prototxt, weights=args.weights, mean=args.mean,
+        channel_swap=args.channel_swap, models_dirs=args.models_dir or (), mirror=args.mirror,
     )
 
 

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import sys
-from typing import List, Optional, Tuple
+from typing import TYPE_CHECKING, List, Optional, Tuple
 
 from ..app.reporting import Progress, Reporter
-from ..dream.ascent import StepInfo
+
+if TYPE_CHECKING:
+    from ..dream.ascent import StepInfo
 
 PROG = "deepdream-caffe"
 
@@ -32,7 +34,7 @@ class DreamProgress(Progress):
                 leave=True, dynamic_ncols=True,
             )
 
-    def __call__(self, info: StepInfo) -> None:
+    def __call__(self, info: "StepInfo") -> None:
         self.update(info.octave, info.step)
 
     def update(self, octave: int, step: int, extra: Optional[str] = None) -> None:

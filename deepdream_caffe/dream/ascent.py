@@ -7,6 +7,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from ..net.access import check_layer, input_blob, raw_net
+from . import defaults as nb
 from .octaves import OctaveCheckpoint, octave_pyramid, run_octaves
 from .step import make_step
 from .transform import deprocess, preprocess
@@ -37,10 +38,10 @@ StepCallback = Callable[[StepInfo], None]
 def deepdream(
     net: Any,
     base_img: np.ndarray,
-    iter_n: int = 10,
-    octave_n: int = 4,
-    octave_scale: float = 1.4,
-    end: str = "inception_4c/output",
+    iter_n: int = nb.ITER_N,
+    octave_n: int = nb.OCTAVE_N,
+    octave_scale: float = nb.OCTAVE_SCALE,
+    end: str = nb.DEFAULT_LAYER,
     clip: bool = True,
     rng: Optional[np.random.RandomState] = None,
     callback: Optional[StepCallback] = None,

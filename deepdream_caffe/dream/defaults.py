@@ -1,10 +1,28 @@
-"""The notebook's settings, named once: every default of the API, the app and the CLI comes from here."""
+"""Every default setting, named once: the API, the app and the CLI all take them from here.
+
+Plain constants, no imports: the command line reads them to build its
+``--help`` without loading numpy, scipy or Caffe.
+"""
 from __future__ import annotations
 
-DEFAULT_LAYER = "inception_4c/output"  # the notebook's `end`
+# The notebook's (google/deepdream dream.ipynb).
+DEFAULT_LAYER = "inception_4c/output"  # its `end`
 ITER_N = 10
 OCTAVE_N = 4
 OCTAVE_SCALE = 1.4
 STEP_SIZE = 1.5
 JITTER = 32
 JPEG_QUALITY = 75  # PIL's default, which the notebook's saves used
+
+# The L-BFGS mode (dream/lbfgs.py).
+LBFGS_OBJECTIVES = ("gain", "l2")
+LBFGS_GAIN = 2.0
+LBFGS_TV_WEIGHT = 50.0
+LBFGS_TV_BETA = 2.0
+LBFGS_ALPHA = 6.0
+LBFGS_MAXITER = 10
+
+# Tiles for big images (dream/tiling.py).
+TILE = 768
+TILE_MARGIN = 32
+TILE_ABOVE_MP = 1.5

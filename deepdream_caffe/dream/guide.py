@@ -6,10 +6,11 @@ from typing import Any
 import numpy as np
 
 from ..net.access import end_blob, input_blob, raw_net
+from .defaults import DEFAULT_LAYER
 from .transform import preprocess
 
 
-def guide_features(net: Any, guide_img: np.ndarray, end: str = "inception_4c/output") -> np.ndarray:
+def guide_features(net: Any, guide_img: np.ndarray, end: str = DEFAULT_LAYER) -> np.ndarray:
     """Run ``guide_img`` (HxWx3 RGB) forward to ``end`` and return a copy of its activations (CxHxW)."""
     cnet = raw_net(net)
     h, w = guide_img.shape[:2]

@@ -30,17 +30,18 @@ from scipy.optimize import Bounds, minimize
 
 from ..errors import DeepDreamError
 from ..net.access import check_layer, end_blob, input_blob, raw_net
+from . import defaults as nb
 from .octaves import octave_pyramid, octave_sizes, run_octaves
 from .priors import PIXEL_SCALE, alpha_norm, tv_norm
 from .step import ascent_update
 from .transform import deprocess, net_mean, preprocess
 
-OBJECTIVES = ("gain", "l2")
-DEFAULT_GAIN = 2.0
-DEFAULT_TV_WEIGHT = 50.0
-DEFAULT_TV_BETA = 2.0
-DEFAULT_ALPHA = 6.0
-DEFAULT_MAXITER = 10
+OBJECTIVES = nb.LBFGS_OBJECTIVES
+DEFAULT_GAIN = nb.LBFGS_GAIN
+DEFAULT_TV_WEIGHT = nb.LBFGS_TV_WEIGHT
+DEFAULT_TV_BETA = nb.LBFGS_TV_BETA
+DEFAULT_ALPHA = nb.LBFGS_ALPHA
+DEFAULT_MAXITER = nb.LBFGS_MAXITER
 
 FORMULAS = {
     "gain": "0.5*||phi_n(X) - gain*phi_n(X0)||^2 + tv_weight*R_TV(X) + alpha_weight*R_alpha(X)",
@@ -66,7 +67,7 @@ def check_lbfgs_params(
     maxiter: int,
     maxfun: Optional[int],
     octave_n: int = 1,
-    octave_scale: float = 1.4,
+    octave_scale: float = nb.OCTAVE_SCALE,
     names: Optional[Dict[str, str]] = None,
 ) -> None:
     """Raise a one-line DeepDreamError for the first bad parameter.
@@ -337,9 +338,9 @@ def deepdream_lbfgs(
     net: Any,
     base_img: np.ndarray,
     *,
-    end: str = "inception_4c/output",
-    octave_n: int = 4,
-    octave_scale: float = 1.4,
+    end: str = nb.DEFAULT_LAYER,
+    octave_n: int = nb.OCTAVE_N,
+    octave_scale: float = nb.OCTAVE_SCALE,
     objective: str = "gain",
     gain: float = DEFAULT_GAIN,
     tv_weight: float = DEFAULT_TV_WEIGHT,
@@ -418,7 +419,7 @@ def plain_ascent(
     lo: np.ndarray,
     hi: np.ndarray,
     steps: int,
-    step_size: float = 1.5,
+    step_size: float = nb.STEP_SIZE,
 ) -> Tuple[np.ndarray, List[float]]:
     """The ascent mode's normalised step on the same objective, for comparison with L-BFGS.
 

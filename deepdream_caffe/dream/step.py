@@ -6,6 +6,7 @@ from typing import Any, Optional, Tuple
 import numpy as np
 
 from ..net.access import end_blob, input_blob, raw_net
+from . import defaults as nb
 from .objectives import Objective, objective_L2
 from .transform import net_mean
 
@@ -39,9 +40,9 @@ def input_gradient(net: Any, end: str, objective: Objective = objective_L2) -> n
 
 def make_step(
     net: Any,
-    step_size: float = 1.5,
-    end: str = "inception_4c/output",
-    jitter: int = 32,
+    step_size: float = nb.STEP_SIZE,
+    end: str = nb.DEFAULT_LAYER,
+    jitter: int = nb.JITTER,
     clip: bool = True,
     objective: Objective = objective_L2,
     rng: Optional[np.random.RandomState] = None,

@@ -17,13 +17,14 @@ from typing import Any, Callable, Dict, Optional, Tuple
 import numpy as np
 
 from ..net.access import end_blob, input_blob, raw_net
+from . import defaults as nb
 from .objectives import Objective, objective_L2
 from .step import ascent_update, draw_jitter, make_step
 from .transform import net_mean
 
-DEFAULT_TILE = 768
-DEFAULT_MARGIN = 32
-DEFAULT_ABOVE_MP = 1.5
+DEFAULT_TILE = nb.TILE
+DEFAULT_MARGIN = nb.TILE_MARGIN
+DEFAULT_ABOVE_MP = nb.TILE_ABOVE_MP
 
 
 def tile_gradient(cnet: Any, x: np.ndarray, end: str, objective: Objective, tile: int, margin: int,
@@ -53,7 +54,7 @@ def tile_gradient(cnet: Any, x: np.ndarray, end: str, objective: Objective, tile
 def make_tiled_step(tile: int = DEFAULT_TILE, margin: int = DEFAULT_MARGIN) -> Callable[..., None]:
     """A drop-in for ``make_step`` that works in tiles (see the module docstring)."""
 
-    def tiled_step(net: Any, step_size: float = 1.5, end: str = "inception_4c/output", jitter: int = 32,
+    def tiled_step(net: Any, step_size: float = nb.STEP_SIZE, end: str = nb.DEFAULT_LAYER, jitter: int = nb.JITTER,
                    clip: bool = True, objective: Objective = objective_L2,
                    rng: Optional[np.random.RandomState] = None) -> None:
         cnet = raw_net(net)

@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ...app.pipeline import dream_file
 from ..options import add_common_args, add_dream_args, add_net_args, dream_config
 from ..progress import StderrReporter
 
@@ -22,5 +21,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ...app.pipeline import dream_file  # noqa: PLC0415 - numpy and the rest only to dream
+
     dream_file(args.input, args.output, dream_config(args), reporter=StderrReporter(args.quiet))
     return 0

@@ -5,8 +5,6 @@ import argparse
 from pathlib import Path
 from typing import Tuple
 
-from ...app.layers import layer_table
-from ...app.pipeline import load_input
 from ...errors import DeepDreamError
 from ..options import add_common_args, add_net_args, net_source
 
@@ -35,6 +33,9 @@ def parse_size(text: str) -> Tuple[int, int]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ...app.layers import layer_table  # noqa: PLC0415
+    from ...app.pipeline import load_input  # noqa: PLC0415
+
     source = net_source(args)
     if args.image is not None:
         h, w = load_input(args.image).shape[:2]

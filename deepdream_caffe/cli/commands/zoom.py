@@ -5,7 +5,6 @@ import argparse
 from pathlib import Path
 
 from ...app.config import ZoomConfig
-from ...app.pipeline import zoom_file
 from ..options import FLAG_NAMES, add_common_args, add_dream_args, add_net_args, dream_config
 from ..progress import StderrReporter
 
@@ -25,6 +24,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ...app.pipeline import zoom_file  # noqa: PLC0415 - numpy and the rest only to dream
+
     config = dream_config(args)
     zoom = ZoomConfig(frames=args.frames, scale=args.scale, names=FLAG_NAMES)
     zoom_file(args.input, args.out_dir, config, zoom, reporter=StderrReporter(args.quiet))
