@@ -1,7 +1,11 @@
 """Shared fixtures: real Caffe nets made by the tests (no weights are downloaded).
 
 pycaffe is imported only by the fixtures that make nets, so the tests of
-``zoo/``, ``io/`` and argument parsing run without a Caffe build.
+``zoo/``, ``io/`` and argument parsing run without a Caffe build. Every test
+that uses such a fixture is marked ``requires_caffe``;
+``pytest tests/zoo tests/io tests/cli tests/app -m "not requires_caffe"`` is
+the tier that runs where pycaffe cannot be imported
+(tests/app/test_without_caffe.py proves it does).
 """
 from __future__ import annotations
 
@@ -91,6 +95,16 @@ def googlenet_model(googlenet_prototxt, tmp_path_factory) -> tuple[Path, Path]:
     """(deploy.prototxt, caffemodel): the real architecture with seeded random weights."""
     d = tmp_path_factory.mktemp("googlenet")
     return googlenet_prototxt, make_weights(googlenet_prototxt, d / "googlenet_random.caffemodel", seed=0)
+
+
+# Fixtures that build or load nets with pycaffe (directly or through another fixture).
+CAFFE_FIXTURES = frozenset({"tiny_model", "googlenet_model", "googlenet_prototxt"})
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        if CAFFE_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.requires_caffe)
 
 
 @pytest.fixture

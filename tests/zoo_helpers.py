@@ -138,13 +138,33 @@ def one_line(stderr: str) -> str:
     return lines[0]
 
 
+def payload(seed: int, size: int) -> bytes:
+    """``size`` bytes that stand in for a model file the test only downloads, hashes and compares."""
+    import numpy as np  # noqa: PLC0415
+
+    return np.random.RandomState(seed).bytes(size)
+
+
+# The download tests never load what they fetch, so their files need no Caffe to make:
+# a small pair, and a big pair (several MB) for the tests that cut, throttle or limit a transfer.
 @pytest.fixture(scope="module")
-def tiny_bytes(tiny_model) -> tuple[bytes, bytes]:
+def tiny_bytes() -> tuple[bytes, bytes]:
+    return b'name: "download-test"\n' + payload(1, 300), payload(2, 6000)
+
+
+@pytest.fixture(scope="module")
+def googlenet_bytes() -> tuple[bytes, bytes]:
+    return b'name: "big-download-test"\n' + payload(3, 30000), payload(4, 8 << 20)
+
+
+# For the tests that load or dream with what they fetched: real nets (these need Caffe).
+@pytest.fixture(scope="module")
+def tiny_model_bytes(tiny_model) -> tuple[bytes, bytes]:
     proto, weights = tiny_model
     return proto.read_bytes(), weights.read_bytes()
 
 
 @pytest.fixture(scope="module")
-def googlenet_bytes(googlenet_model) -> tuple[bytes, bytes]:
+def googlenet_model_bytes(googlenet_model) -> tuple[bytes, bytes]:
     proto, weights = googlenet_model
     return proto.read_bytes(), weights.read_bytes()

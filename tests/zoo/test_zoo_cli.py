@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from zoo_helpers import googlenet_bytes, one_line, run_zoo, serve_model, server, sha1, tiny_bytes, zoo_env  # noqa: F401
+from zoo_helpers import (  # noqa: F401
+    googlenet_bytes, one_line, run_zoo, serve_model, server, sha1, tiny_bytes, tiny_model_bytes, zoo_env,
+)
 
 
 def _columns(line: str) -> list[str]:
@@ -146,10 +148,10 @@ def _has_dream_cli() -> bool:
 
 # Needs the dream command of deepdream_caffe/cli/; skipped if absent.
 @pytest.mark.skipif(not _has_dream_cli(), reason="`deepdream-caffe dream --model` is not available yet")
-def test_dream_with_a_zoo_model_works_offline_once_cached(zoo_env, server, tiny_bytes):
+def test_dream_with_a_zoo_model_works_offline_once_cached(zoo_env, server, tiny_model_bytes):
     from PIL import Image
 
-    proto, weights = tiny_bytes
+    proto, weights = tiny_model_bytes
     serve_model(server, zoo_env.models, "dreamnet", proto, weights, publish_sha1=False)
     r = run_zoo(zoo_env, "fetch", "dreamnet", "--quiet", "--models-dir", str(zoo_env.models))
     assert r.returncode == 0, r.stderr

@@ -11,14 +11,14 @@ import pytest
 from deepdream_caffe.errors import DeepDreamError
 from deepdream_caffe.zoo import resolve_model
 from zoo_helpers import (  # noqa: F401
-    dead_url, googlenet_bytes, serve_model, server, sha1, tiny_bytes, write_manifest, zoo_env,
+    dead_url, googlenet_bytes, googlenet_model_bytes, serve_model, server, sha1, tiny_bytes, write_manifest, zoo_env,
 )
 
 
-def test_fetch_checks_hashes_and_then_stays_offline(zoo_env, server, googlenet_bytes):
+def test_fetch_checks_hashes_and_then_stays_offline(zoo_env, server, googlenet_model_bytes):
     import caffe
 
-    proto, weights = googlenet_bytes
+    proto, weights = googlenet_model_bytes
     serve_model(server, zoo_env.models, "gnet", proto, weights)
     files = resolve_model("gnet", models_dirs=[zoo_env.models], quiet=True)
 
