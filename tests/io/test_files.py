@@ -1,0 +1,103 @@
+"""io/: images in any mode, outputs with their record, atomic writes, resumable state (no Caffe)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from deepdream_caffe.errors import DeepDreamError
+from deepdream_caffe.io.atomic import atomic_output
+from deepdream_caffe.io.checkpoint import FileCheckpoint, run_key, state_path
+from deepdream_caffe.io.hashing import sha1_file
+from deepdream_caffe.io.image import load_image, read_metadata, save_image
+from deepdream_caffe.io.metadata import run_metadata
+
+
+def test_grey_alpha_and_16_bit_images_load_as_float_rgb(tmp_path):
+    grey = np.arange(12, dtype=np.uint8).reshape(3, 4) * 20
+    Image.fromarray(grey).save(tmp_path / "g.png")
+    x = load_image(tmp_path / "g.png")
+    assert x.shape == (3, 4, 3) and x.dtype == np.float32
+    assert np.array_equal(x[..., 0], grey) and np.array_equal(x[..., 0], x[..., 2])
+
+    rgba = np.zeros((2, 2, 4), np.uint8)
+    rgba[0, 0] = (10, 20, 30, 255)  # opaque: kept
+    rgba[1, 1] = (10, 20, 30, 0)  # transparent: white, not the colour stored under it
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    x = load_image(tmp_path / "a.png")
+    assert x[0, 0].tolist() == [10, 20, 30] and x[1, 1].tolist() == [255, 255, 255]
+
+    Image.fromarray(np.array([[0, 65535]], np.uint16)).save(tmp_path / "16.png")
+    assert load_image(tmp_path / "16.png")[0, :, 0].tolist() == pytest.approx([0, 255])
+
+
+def test_bad_image_paths_are_one_line_errors(tmp_path):
+    with pytest.raises(DeepDreamError, match="image not found"):
+        load_image(tmp_path / "none.png")
+    with pytest.raises(DeepDreamError, match="is a directory"):
+        load_image(tmp_path)
+    (tmp_path / "t.jpg").write_text("text")
+    with pytest.raises(DeepDreamError, match="not an image"):
+        load_image(tmp_path / "t.jpg")
+
+
+def test_png_keeps_its_record_inside_other_formats_beside(tmp_path):
+    img = np.full((4, 5, 3), 300.0, np.float32)  # clipped to 255 on the way out
+    meta = {"seed": 3, "params": {"layer": "x"}}
+    save_image(tmp_path / "o.png", img, meta)
+    assert read_metadata(tmp_path / "o.png") == meta and not (tmp_path / "o.png.json").exists()
+    assert np.asarray(Image.open(tmp_path / "o.png")).max() == 255
+    save_image(tmp_path / "o.jpg", img, meta)
+    assert json.loads((tmp_path / "o.jpg.json").read_text()) == meta == read_metadata(tmp_path / "o.jpg")
+    with pytest.raises(DeepDreamError, match="image format"):
+        save_image(tmp_path / "o.xyz", img)
+
+
+def test_a_failed_atomic_write_leaves_the_old_file_and_no_temp(tmp_path):
+    target = tmp_path / "f.bin"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError):
+        with atomic_output(target) as f:
+            f.write(b"new, half")
+            raise RuntimeError("interrupted")
+    assert target.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.bin"]
+
+
+def test_checkpoint_restores_data_and_generator_and_ignores_other_keys(tmp_path):
+    path = state_path(tmp_path / "out.png")
+    assert path.name == ".out.png.dream-state.npz"
+    rng = np.random.RandomState(5)
+    rng.randint(0, 10, 7)
+    data = np.arange(6, dtype=np.float32).reshape(2, 3)
+    FileCheckpoint(path, "k1", rng).save(2, data)
+    want = rng.randint(0, 1000, 5)
+
+    fresh = np.random.RandomState(0)
+    cp = FileCheckpoint(path, "k1", fresh)
+    octave, got = cp.load()
+    assert (octave, cp.resumed_from) == (2, 2) and np.array_equal(got, data)
+    assert np.array_equal(fresh.randint(0, 1000, 5), want)  # the generator continues where it was
+    assert FileCheckpoint(path, "k2", np.random.RandomState(0)).load() is None
+    path.write_bytes(b"garbage")
+    assert FileCheckpoint(path, "k1", np.random.RandomState(0)).load() is None
+    cp.remove()
+    cp.remove()  # twice is fine
+    assert not path.exists()
+    assert run_key({"a": 1, "b": 2}) == run_key({"b": 2, "a": 1}) != run_key({"a": 1, "b": 3})
+
+
+def test_run_metadata_uses_a_known_input_hash_and_hashes_otherwise(tmp_path):
+    src = tmp_path / "in.png"
+    src.write_bytes(b"not really a png")
+    proto = tmp_path / "deploy.prototxt"
+    proto.write_text("name: 'x'\n")
+    kw = dict(command="dream", params={}, seed=1, model=None, prototxt=proto, weights=None, weights_sha1=None,
+              input_path=src, device="cpu")
+    assert run_metadata(**kw)["input_sha1"] == sha1_file(src)
+    assert run_metadata(**kw, input_sha1="0" * 40)["input_sha1"] == "0" * 40
+    meta = run_metadata(**dict(kw, input_path=None))
+    assert meta["input"] == "skimage.data.astronaut" and meta["input_sha1"] is None
+    assert meta["prototxt_sha1"] == sha1_file(proto)
