@@ -160,6 +160,18 @@ class DreamSession:
         return DreamResult(out, octave_n)
 
 
+def _settings(what: str, config: Optional[DreamConfig], session: Optional["DreamSession"],
+              reporter: Optional[Reporter]) -> Tuple[DreamConfig, Reporter]:
+    """The config and reporter of a call: a session's own, or those given for a new session."""
+    if session is None:
+        if config is None:
+            raise TypeError(f"{what} needs a config or a session")
+        return config, reporter or Reporter()
+    if config is not None or reporter is not None:
+        raise TypeError(f"{what}: a session brings its own config and reporter; give one or the other")
+    return session.config, session.reporter
+
+
 def dream_file(
     input_path: Optional[os.PathLike],
     output: os.PathLike,
@@ -173,13 +185,11 @@ def dream_file(
     The output's format follows its extension; its metadata (settings,
     seed, hashes) goes into a PNG's text chunk or beside it as
     ``output.json``. An ascent dream resumes from ``.output.dream-state.npz``
-    if an earlier identical run was interrupted. Pass ``session`` to reuse a
-    loaded net (its config is used); the input is never overwritten.
+    if an earlier identical run was interrupted. Pass ``session`` instead of
+    ``config`` (and ``reporter``) to reuse a loaded net. The input is never
+    overwritten.
     """
-    if session is None and config is None:
-        raise TypeError("dream_file needs a config or a session")
-    cfg = session.config if session is not None else config
-    rep = session.reporter if session is not None and reporter is None else (reporter or Reporter())
+    cfg, rep = _settings("dream_file", config, session, reporter)
     output = Path(output)
     input_path = None if input_path is None else Path(input_path)
     check_output(output, [input_path, cfg.guide])
@@ -226,10 +236,7 @@ def zoom_file(
     """
     from ..dream.zoom import STATE_FILE, zoom_frames  # noqa: PLC0415
 
-    if session is None and config is None:
-        raise TypeError("zoom_file needs a config or a session")
-    cfg = session.config if session is not None else config
-    rep = session.reporter if session is not None and reporter is None else (reporter or Reporter())
+    cfg, rep = _settings("zoom_file", config, session, reporter)
     out_dir = Path(out_dir)
     seed_name = cfg.names.get("seed", "seed")
     if cfg.seed is None and (out_dir / STATE_FILE).exists():
