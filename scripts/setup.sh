@@ -27,7 +27,8 @@ if [ ! -f "$stamp" ]; then
   say "installing Python dependencies (log: $log)"
   "$py" -m pip install -q --upgrade pip >"$log" 2>&1 || true
   # Runtime deps before Caffe: pycaffe compiles against numpy and imports the rest.
-  "$py" -m pip install -q "numpy>=2" scipy pillow "protobuf>=3.20,<5" six scikit-image tqdm \
+  "$py" -m pip install -q "numpy>=2" scipy pillow "protobuf>=3.20,<5" six scikit-image tqdm "av>=14" \
+    "opencv-python-headless>=4.10" \
     >>"$log" 2>&1 || { say "pip could not install the Python dependencies; see $log"; exit 1; }
 fi
 

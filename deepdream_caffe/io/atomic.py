@@ -59,6 +59,35 @@ def atomic_output(path: os.PathLike, mode: str = "wb") -> Iterator[IO]:
         raise
 
 
+@contextmanager
+def atomic_path(path: os.PathLike, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` for a writer that wants a file name (an encoder);
+    on success it becomes ``path``, on any failure it is removed.
+
+    ``suffix`` ends the temporary name (some writers pick their format from it).
+    """
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise DeepDreamError(f"output directory does not exist: {parent}")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=parent)
+    except OSError as e:
+        raise DeepDreamError(describe_os_error(e, path)) from None
+    try:
+        os.fchmod(fd, _new_file_mode(path))
+        os.close(fd)
+        yield Path(tmp)
+        _fsync_file(tmp)  # the writer closed it; make its bytes durable before the rename
+        os.replace(tmp, path)
+    except OSError as e:
+        _unlink_quietly(tmp)
+        raise DeepDreamError(describe_os_error(e, path)) from None
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+
+
 def _new_file_mode(path: Path) -> int:
     """The permission bits ``path`` would get from open(): its own if it exists, else 0o666 less the umask."""
     try:
@@ -67,6 +96,14 @@ def _new_file_mode(path: Path) -> int:
         umask = os.umask(0)
         os.umask(umask)
         return 0o666 & ~umask
+
+
+def _fsync_file(p: str) -> None:
+    fd = os.open(p, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _unlink_quietly(p: str) -> None:

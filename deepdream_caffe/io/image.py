@@ -92,6 +92,7 @@ def encode_image(img: np.ndarray, fmt: str, metadata: Optional[Dict[str, Any]] =
 
 
 _FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP"}
+IMAGE_SUFFIXES = frozenset(_FORMATS)
 
 
 def image_format(path: os.PathLike) -> str:

@@ -1,0 +1,543 @@
+"""Video in and out: frames from a video file, a folder or a glob of images; H.264 MP4 or animated GIF out.
+
+Video files are decoded and encoded with PyAV (FFmpeg's libraries, shipped
+inside its wheels, libx264 included): it runs in-process, so failures are
+exceptions rather than a child's stderr to parse; frame rates are exact
+fractions (30000/1001, not 29.97); and the input's audio is copied packet
+by packet, without re-encoding, where the output container takes its codec.
+Animated GIFs are written with Pillow, which picks a palette per frame.
+Every output is encoded into a temporary file beside it and renamed, so a
+failure leaves nothing behind.
+"""
+from __future__ import annotations
+
+import glob as _glob
+import io
+import json
+import re
+from dataclasses import dataclass, field
+from fractions import Fraction
+from itertools import chain
+from pathlib import Path
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
+
+import numpy as np
+
+from ..errors import DeepDreamError
+from .atomic import atomic_output, atomic_path
+from .image import IMAGE_SUFFIXES, load_image, sidecar_path, to_uint8
+
+# Output suffix -> FFmpeg muxer; all take H.264 (libx264) by default.
+CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
+GIF_SUFFIX = ".gif"
+DEFAULT_CODEC = "libx264"
+DEFAULT_CRF = 18  # x264's "visually lossless" end; dreams are full of fine detail
+DEFAULT_FPS = Fraction(25)  # FFmpeg's own default for image sequences
+_GLOB_CHARS = re.compile(r"[*?\[]")
+
+
+def _av() -> Any:
+    try:
+        import av  # noqa: PLC0415
+    except ImportError:
+        raise DeepDreamError("video needs PyAV (pip install av; scripts/setup.sh installs it)") from None
+    return av
+
+
+def _av_errors() -> Tuple[type, ...]:
+    # PyAV raises FFmpegError subclasses, and plain ValueError for a codec or muxer it does not know.
+    return (_av().FFmpegError, ValueError)
+
+
+# ---------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class VideoSource:
+    """A sequence of frames: a video file, or image files (a folder or a glob), probed once."""
+
+    spec: str
+    kind: str  # "video" or "frames"
+    width: int
+    height: int
+    frame_rate: Fraction
+    frame_count: int  # the container's count for a video (decoding may find a few more or fewer)
+    audio_codec: Optional[str] = None
+    path: Optional[Path] = None  # the video file
+    files: Tuple[Path, ...] = field(default=(), repr=False)  # the image files, in order
+
+    @property
+    def has_audio(self) -> bool:
+        return self.audio_codec is not None
+
+    def describe(self) -> str:
+        audio = f", audio {self.audio_codec}" if self.audio_codec else ""
+        return f"{self.width}x{self.height}, {self.frame_count} frames at {format_rate(self.frame_rate)} fps{audio}"
+
+    def frames(self, start: int = 0) -> Iterator[np.ndarray]:
+        """Frames ``start``, ``start+1``, ... as HxWx3 float32 RGB in [0, 255] (as :func:`load_image`)."""
+        if self.kind == "frames":
+            return self._image_frames(start)
+        return self._video_frames(start)
+
+    def _image_frames(self, start: int) -> Iterator[np.ndarray]:
+        for f in self.files[start:]:
+            img = load_image(f)
+            if img.shape[:2] != (self.height, self.width):
+                raise DeepDreamError(
+                    f"frame {f} is {img.shape[1]}x{img.shape[0]}, the first frame {self.width}x{self.height}; "
+                    "all frames must have one size"
+                )
+            yield img
+
+    def _video_frames(self, start: int) -> Iterator[np.ndarray]:
+        av = _av()
+        container = _open_video(self.path)
+        i = 0
+        try:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"  # frame threads: decoding is bit-exact whatever the thread count
+            # No seeking: decoding from the start finds frame ``start`` exactly, and costs
+            # little next to dreaming the frames.
+            for frame in container.decode(stream):
+                if i >= start:
+                    if (frame.height, frame.width) != (self.height, self.width):
+                        raise DeepDreamError(
+                            f"frame {i} of {self.path} is {frame.width}x{frame.height}, not "
+                            f"{self.width}x{self.height}; videos that change size are not supported"
+                        )
+                    yield np.float32(frame.to_ndarray(format="rgb24"))
+                i += 1
+        except av.FFmpegError as e:
+            raise DeepDreamError(f"cannot decode frame {i} of {self.path}: {_reason(e)}") from None
+        finally:
+            container.close()
+
+
+def format_rate(rate: Fraction) -> str:
+    """25, 29.97, 12.5: a frame rate as people write it."""
+    return str(int(rate)) if rate.denominator == 1 else f"{float(rate):.3f}".rstrip("0").rstrip(".")
+
+
+def as_rate(fps: Union[float, int, str, Fraction]) -> Fraction:
+    """A frame rate as a fraction; 29.97 and "30000/1001" both become 30000/1001."""
+    try:
+        rate = Fraction(str(fps)) if not isinstance(fps, Fraction) else fps
+    except (ValueError, ZeroDivisionError):
+        raise DeepDreamError(f"frame rate must be a number like 25 or 30000/1001, got '{fps}'") from None
+    if not 0 < rate <= 1000:
+        raise DeepDreamError(f"frame rate must be in (0, 1000], got {fps}")
+    # The NTSC family: 29.97 means 30000/1001, as every camera that writes it does.
+    for base in (24, 30, 60, 120):
+        if rate != base and abs(rate - Fraction(base * 1000, 1001)) < Fraction(1, 200):
+            return Fraction(base * 1000, 1001)
+    return rate
+
+
+def open_source(spec: Union[str, Path], fps: Optional[Union[float, str, Fraction]] = None) -> VideoSource:
+    """Probe a video file, a folder of images or a glob of images (sorted by name, numbers as numbers).
+
+    ``fps`` is the frame rate of image frames (default 25); for a video file
+    it overrides the container's rate when given.
+    """
+    text = str(spec)
+    p = Path(text)
+    rate = as_rate(fps) if fps is not None else None
+    if p.is_dir():
+        files = [f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".")]
+        if not files:
+            raise DeepDreamError(f"no image frames ({', '.join(sorted(IMAGE_SUFFIXES))}) in folder {p}")
+        return _frames_source(text, files, rate)
+    if not p.exists() and _GLOB_CHARS.search(text):
+        files = [Path(f) for f in _glob.glob(text) if Path(f).suffix.lower() in IMAGE_SUFFIXES and Path(f).is_file()]
+        if not files:
+            raise DeepDreamError(f"no image files match {text}")
+        return _frames_source(text, files, rate)
+    if not p.exists():
+        raise DeepDreamError(f"input not found: {p}")
+    if p.suffix.lower() in IMAGE_SUFFIXES:
+        raise DeepDreamError(f"{p} is one image, not a video; give a video file, or a folder or glob of frames")
+    return _video_source(p, rate)
+
+
+def _natural_key(path: Path) -> List[Any]:
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", path.name)]
+
+
+def _frames_source(spec: str, files: List[Path], rate: Optional[Fraction]) -> VideoSource:
+    from PIL import Image, UnidentifiedImageError  # noqa: PLC0415
+
+    files = sorted(files, key=_natural_key)
+    sizes = set()
+    for f in files:  # headers only: a size mismatch is found now, not hours into the run
+        try:
+            with Image.open(f) as im:
+                sizes.add((im.size, f))
+        except (OSError, UnidentifiedImageError, SyntaxError, ValueError):
+            raise DeepDreamError(f"not an image file (or a format Pillow cannot read): {f}") from None
+        if len({s for s, _ in sizes}) > 1:
+            first = files[0]
+            raise DeepDreamError(f"frame {f} differs in size from {first}; all frames must have one size")
+    (w, h), _ = next(iter(sizes))
+    return VideoSource(spec, "frames", w, h, rate or DEFAULT_FPS, len(files), None, None, tuple(files))
+
+
+def _reason(e: BaseException) -> str:
+    # PyAV's messages end with ": 'path'"; the caller names the file itself.
+    msg = getattr(e, "strerror", None) or str(e)
+    return re.sub(r"\s*:\s*'[^']*'\s*$", "", msg)
+
+
+def _open_video(path: Path) -> Any:
+    av = _av()
+    try:
+        return av.open(str(path), "r")
+    except IsADirectoryError:
+        raise DeepDreamError(f"input is a directory: {path}") from None
+    except PermissionError:
+        raise DeepDreamError(f"cannot read {path}: permission denied") from None
+    except _av_errors():
+        raise DeepDreamError(f"not a video file (or a format FFmpeg cannot read): {path}") from None
+
+
+def _video_source(path: Path, rate: Optional[Fraction]) -> VideoSource:
+    av = _av()
+    container = _open_video(path)
+    try:
+        if not container.streams.video:
+            raise DeepDreamError(f"{path} has no video stream")
+        v = container.streams.video[0]
+        w, h = v.codec_context.width, v.codec_context.height
+        native = v.average_rate or v.guessed_rate or v.base_rate
+        count = v.frames
+        if not count:  # Matroska, WebM, raw streams: no count in the header; count the packets
+            count = sum(1 for pkt in container.demux(v) if pkt.size)
+        audio = container.streams.audio[0].codec_context.name if container.streams.audio else None
+    except av.FFmpegError as e:
+        raise DeepDreamError(f"cannot read {path}: {_reason(e)}") from None
+    finally:
+        container.close()
+    if count == 0:
+        raise DeepDreamError(f"{path} has no video frames")
+    if not w or not h:
+        raise DeepDreamError(f"cannot tell the frame size of {path}")
+    return VideoSource(str(path), "video", w, h, rate or (Fraction(native) if native else DEFAULT_FPS), count,
+                       audio, path)
+
+
+def count_frames(path: Union[str, Path]) -> int:
+    """The number of frames a video file decodes to (every frame decoded, not the header's count)."""
+    container = _open_video(Path(path))
+    try:
+        return sum(1 for _ in container.decode(container.streams.video[0]))
+    finally:
+        container.close()
+
+
+# ---------------------------------------------------------------- writing
+
+
+def output_kind(path: Union[str, Path]) -> str:
+    """"video" (.mp4 .m4v .mov .mkv), "gif", or "frames" (a folder: an existing one, or a name without suffix)."""
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix in CONTAINERS:
+        return "video"
+    if suffix == GIF_SUFFIX:
+        return "gif"
+    if p.is_dir() or not suffix:
+        return "frames"
+    if suffix in IMAGE_SUFFIXES:
+        raise DeepDreamError(f"{p} names one image; give a video ({', '.join(video_suffixes())}) or a frame folder")
+    raise DeepDreamError(f"cannot tell the video format from '{p}'; use one of {', '.join(video_suffixes())}")
+
+
+def video_suffixes() -> List[str]:
+    return sorted(CONTAINERS) + [GIF_SUFFIX]
+
+
+def even_size(width: int, height: int) -> Tuple[int, int]:
+    """The size a yuv420p encoder needs (both sides even): one more column or row where odd."""
+    return width + (width & 1), height + (height & 1)
+
+
+def _pad_even(frame: np.ndarray) -> np.ndarray:
+    h, w = frame.shape[:2]
+    if not (h | w) & 1:
+        return frame
+    # Repeat the last row/column rather than cropping: every dreamed pixel stays in the video.
+    return np.pad(frame, ((0, h & 1), (0, w & 1), (0, 0)), mode="edge")
+
+
+def _pick_pix_fmt(codec: Any) -> str:
+    names = [f.name for f in (codec.video_formats or ())]
+    return "yuv420p" if "yuv420p" in names or not names else names[0]
+
+
+def _check_codec(name: str) -> None:
+    """An FFmpeg video encoder by that name, or one line saying there is none."""
+    av = _av()
+    try:
+        codec = av.Codec(name, "w")
+    except _av_errors():
+        raise DeepDreamError(f"no video encoder named '{name}' in this FFmpeg (try libx264)") from None
+    if codec.type != "video":
+        raise DeepDreamError(f"'{name}' is an {codec.type} encoder, not a video one (try libx264)")
+
+
+def _add_video_stream(container: Any, codec: str, rate: Fraction, width: int, height: int, crf: int) -> Any:
+    _check_codec(codec)
+    stream = container.add_stream(codec, rate=rate)
+    stream.pix_fmt = _pick_pix_fmt(stream.codec_context.codec)
+    if stream.pix_fmt in ("yuv420p", "yuv422p", "nv12"):
+        width, height = even_size(width, height)
+    stream.width, stream.height = width, height
+    if codec in ("libx264", "libx265"):
+        stream.options = {"crf": str(crf), "preset": "medium"}
+    return stream
+
+
+def check_video_output(path: Union[str, Path], width: int, height: int, codec: Optional[str] = None,
+                       crf: int = DEFAULT_CRF, rate: Fraction = DEFAULT_FPS) -> None:
+    """Fail now, in one line, if ``path`` cannot be written with this codec (before hours of dreaming).
+
+    Encodes one frame of the real size into memory: unknown codecs, codecs
+    the container refuses and sizes the encoder refuses all show here.
+    """
+    path = Path(path)
+    kind = output_kind(path)
+    if kind == "frames":
+        return
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise DeepDreamError(f"output directory does not exist: {parent}")
+    if path.is_dir():
+        raise DeepDreamError(f"output {path} is a directory")
+    if kind == "gif":
+        if codec not in (None, "gif"):
+            raise DeepDreamError(f"a .gif holds only GIF frames; drop --codec {codec} or write .mp4")
+        return
+    av = _av()
+    codec = codec or DEFAULT_CODEC
+    buf = io.BytesIO()
+    try:
+        with av.open(buf, "w", format=CONTAINERS[path.suffix.lower()]) as out:
+            stream = _add_video_stream(out, codec, rate, width, height, crf)
+            frame = av.VideoFrame.from_ndarray(np.zeros((height, width, 3), np.uint8), format="rgb24")
+            frame = frame.reformat(width=stream.width, height=stream.height)
+            for pkt in chain(stream.encode(frame), stream.encode(None)):
+                out.mux(pkt)
+    except _av_errors() as e:
+        raise DeepDreamError(f"cannot write {codec} video into {path.name}: {_reason(e)}") from None
+
+
+class _AudioCopy:
+    """The first audio stream of a video file, muxed into an output in step with its video.
+
+    Packets are copied as they are where the output container takes the
+    codec; otherwise they are decoded and encoded to AAC.
+    """
+
+    def __init__(self, out: Any, src: Path, fmt: str) -> None:
+        av = _av()
+        self.inp = _open_video(src)
+        self.ist = self.inp.streams.audio[0]
+        self.copy = _can_copy(src, fmt)
+        if self.copy:
+            self.ost = out.add_stream_from_template(self.ist)
+        else:
+            # The default layout for the channel count: AAC refuses "2 channels" of unknown order.
+            ch = self.ist.codec_context.channels
+            self.ost = out.add_stream("aac", rate=self.ist.codec_context.sample_rate or 48000,
+                                      layout={1: "mono", 2: "stereo"}.get(ch, f"{ch}c"))
+        self.out, self.av = out, av
+        # The output's video starts at 0: shift the audio by the input video's start to stay in sync.
+        vst = self.inp.streams.video[0] if self.inp.streams.video else None
+        start = vst.start_time * vst.time_base if vst is not None and vst.start_time is not None else 0
+        self.shift = int(round(start / self.ist.time_base)) if start else 0
+        self.packets = self.inp.demux(self.ist)
+        self.held: Optional[Any] = None
+        self.done = False
+
+    def until(self, seconds: float) -> None:
+        """Mux the audio that starts before ``seconds`` (the video's end so far)."""
+        while not self.done:
+            pkt = self.held or next(self.packets, None)
+            self.held = None
+            if pkt is None:
+                self.done = True
+                break
+            if pkt.pts is None or pkt.dts is None:
+                continue  # the demuxer's flush packet
+            if self.shift:
+                pkt.pts, pkt.dts = pkt.pts - self.shift, pkt.dts - self.shift
+                if pkt.pts + (pkt.duration or 0) <= 0:
+                    continue  # sound from before the first frame
+            if float(pkt.pts * pkt.time_base) >= seconds:
+                self.held = pkt
+                return
+            self._mux(pkt)
+
+    def _mux(self, pkt: Any) -> None:
+        if self.copy:
+            pkt.stream = self.ost
+            self.out.mux(pkt)
+            return
+        for frame in pkt.decode():
+            frame.pts = None  # the encoder counts samples itself
+            for opkt in self.ost.encode(frame):
+                self.out.mux(opkt)
+
+    def close(self) -> None:
+        if not self.copy:
+            for opkt in self.ost.encode(None):
+                self.out.mux(opkt)
+        self.inp.close()
+
+
+def _can_copy(src: Path, fmt: str) -> bool:
+    """Whether the muxer ``fmt`` takes the first audio stream of ``src`` as it is.
+
+    Tried for real in memory, header, a packet and trailer: some muxers
+    accept a codec's header and refuse it only when closing (MP4 and PCM
+    of unnamed channel order).
+    """
+    av = _av()
+    inp = _open_video(src)
+    try:
+        ist = inp.streams.audio[0]
+        with av.open(io.BytesIO(), "w", format=fmt) as probe:
+            ost = probe.add_stream_from_template(ist)
+            for pkt in inp.demux(ist):
+                if pkt.dts is not None:
+                    pkt.stream = ost
+                    probe.mux(pkt)
+                    break
+        return True
+    except _av_errors():
+        return False
+    finally:
+        inp.close()
+
+
+def write_video(
+    path: Union[str, Path],
+    frames: Iterable[np.ndarray],
+    rate: Fraction = DEFAULT_FPS,
+    *,
+    audio_from: Optional[VideoSource] = None,
+    metadata: Optional[Dict[str, Any]] = None,
+    codec: Optional[str] = None,
+    crf: int = DEFAULT_CRF,
+) -> int:
+    """Encode ``frames`` (HxWx3 RGB, float in [0, 255] or uint8) into ``path`` (.mp4 .mov .mkv or .gif).
+
+    Returns the frame count. Video is H.264 (``codec``) in yuv420p, odd
+    sizes padded by one row/column; the audio of ``audio_from`` (a video
+    file) is kept, cut at the video's end. ``metadata`` goes in the
+    container's comment and in ``path.json``. Atomic: on any failure
+    nothing is left at ``path``.
+    """
+    path = Path(path)
+    kind = output_kind(path)
+    if kind == "frames":
+        raise DeepDreamError(f"cannot tell the video format from '{path}'; use one of {', '.join(video_suffixes())}")
+    if path.is_dir():
+        raise DeepDreamError(f"output {path} is a directory")
+    rate = as_rate(rate)
+    it = iter(frames)
+    first = next(it, None)
+    if first is None:
+        raise DeepDreamError(f"no frames to write into {path}")
+    frames = chain([first], it)
+    comment = json.dumps(metadata, sort_keys=True, separators=(",", ":")) if metadata is not None else None
+    with atomic_path(path, suffix=path.suffix) as tmp:
+        if kind == "gif":
+            n = _write_gif(tmp, frames, rate, comment)
+        else:
+            n = _write_av(tmp, frames, rate, CONTAINERS[path.suffix.lower()], codec or DEFAULT_CODEC, crf,
+                          audio_from if audio_from is not None and audio_from.has_audio else None, comment, path)
+    if metadata is not None:
+        with atomic_output(sidecar_path(path), "w") as f:
+            json.dump(metadata, f, indent=2, sort_keys=True)
+            f.write("\n")
+    return n
+
+
+def _checked(frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+    """uint8 frames, all of the first one's size."""
+    shape = None
+    for i, img in enumerate(frames):
+        a = img if img.dtype == np.uint8 else to_uint8(img)
+        if a.ndim != 3 or a.shape[2] != 3:
+            raise DeepDreamError(f"frame {i} is not an RGB image (shape {a.shape})")
+        if shape is None:
+            shape = a.shape
+        elif a.shape != shape:
+            raise DeepDreamError(f"frame {i} is {a.shape[1]}x{a.shape[0]}, frame 0 {shape[1]}x{shape[0]}")
+        yield np.ascontiguousarray(a)
+
+
+def _write_av(tmp: Path, frames: Iterable[np.ndarray], rate: Fraction, fmt: str, codec: str, crf: int,
+              audio: Optional[VideoSource], comment: Optional[str], path: Path) -> int:
+    av = _av()
+    options = {"movflags": "+faststart"} if fmt in ("mp4", "mov") else {}  # index first: plays while loading
+    n = 0
+    try:
+        out = av.open(str(tmp), "w", format=fmt, options=options)
+    except _av_errors() as e:
+        raise DeepDreamError(f"cannot write {path}: {_reason(e)}") from None
+    copier = None
+    ok = False
+    try:
+        if comment is not None:
+            out.metadata["comment"] = comment
+        stream = None
+        for arr in _checked(frames):
+            if stream is None:
+                stream = _add_video_stream(out, codec, rate, arr.shape[1], arr.shape[0], crf)
+                if audio is not None:
+                    copier = _AudioCopy(out, audio.path, fmt)
+            if stream.pix_fmt == "yuv420p":
+                arr = _pad_even(arr)
+            frame = av.VideoFrame.from_ndarray(arr, format="rgb24")
+            frame.pts = n
+            for pkt in stream.encode(frame):
+                out.mux(pkt)
+            n += 1
+            if copier is not None:
+                copier.until(float(n / rate))
+        for pkt in stream.encode(None):
+            out.mux(pkt)
+        if copier is not None:
+            copier.until(float(n / rate))
+            copier.close()
+        ok = True
+    except _av_errors() as e:
+        raise DeepDreamError(f"cannot write {path}: {_reason(e)}") from None
+    finally:
+        try:
+            out.close()  # writes the trailer (and moves the index first)
+        except _av_errors() as e:
+            if ok:
+                raise DeepDreamError(f"cannot write {path}: {_reason(e)}") from None
+    return n
+
+
+def _write_gif(tmp: Path, frames: Iterable[np.ndarray], rate: Fraction, comment: Optional[str]) -> int:
+    from PIL import Image  # noqa: PLC0415
+
+    count = [0]
+
+    def images() -> Iterator[Any]:
+        for arr in _checked(frames):
+            count[0] += 1
+            yield Image.fromarray(arr)
+
+    it = images()
+    first = next(it)
+    # GIF keeps delays in hundredths of a second: 25 fps is exact, 30 fps plays at 33.3.
+    duration = max(20, int(round(100 / float(rate))) * 10)
+    extra = {"comment": comment.encode()} if comment else {}
+    first.save(tmp, format="GIF", save_all=True, append_images=it, duration=duration, loop=0, **extra)
+    return count[0]
