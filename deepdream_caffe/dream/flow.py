@@ -10,9 +10,12 @@ moved to where its content went and blended into frame t:
 2. the previous dream (or only its detail, dream minus input) is sampled
    at ``p + back(p)``: the warp;
 3. occlusion: where the two flows disagree (the forward-backward check of
-   Sundaram et al. 2010, thresholds as in Ruder et al. 2016) or ``back``
-   points outside the frame, the pixel was hidden or off screen in frame
-   t-1; nothing is carried there, so revealed regions come from frame t;
+   Sundaram et al. 2010) the pixel was hidden in frame t-1; where ``back``
+   points outside the frame it was off screen; at motion boundaries (a
+   steep flow gradient) the flow itself is unreliable, as dense flows smear
+   the motion of an object onto the background it uncovers. Thresholds are
+   those of Ruder et al. 2016. Nothing is carried to these pixels, so
+   revealed regions come from frame t;
 4. ``input = frame + blend * visible * (warped - frame)`` (carry "dream")
    or ``frame + blend * visible * warped_detail`` (carry "detail").
 
@@ -35,6 +38,9 @@ CARRY_MODES = ("dream", "detail")
 # Forward-backward consistency: |b + f|^2 <= ALPHA (|b|^2 + |f|^2) + BETA (pixels^2).
 CONSISTENCY_ALPHA = 0.01
 CONSISTENCY_BETA = 0.5
+# Motion boundary: |grad b_x|^2 + |grad b_y|^2 > ALPHA |b|^2 + BETA.
+BOUNDARY_ALPHA = 0.01
+BOUNDARY_BETA = 0.002
 
 
 def _cv2() -> Any:
@@ -91,11 +97,12 @@ def warp(img: np.ndarray, back: np.ndarray) -> np.ndarray:
 
 
 def visible_mask(back: np.ndarray, fwd: np.ndarray) -> np.ndarray:
-    """1 where pixel ``p`` of frame t was seen in frame t-1, 0 where it was hidden or off screen.
+    """1 where pixel ``p`` of frame t can take what was at ``p + back(p)`` in frame t-1, else 0.
 
-    ``p`` maps back to ``q = p + back(p)``; going forward from ``q`` must
-    come home, ``back(p) + fwd(q) ~ 0``, within a tolerance that grows
-    with the motion (the forward-backward check).
+    0 where it was hidden (going forward from ``q = p + back(p)`` does not
+    come home: ``back(p) + fwd(q)`` is far from 0, beyond a tolerance that
+    grows with the motion), off screen (``q`` outside the frame), or on a
+    motion boundary (the flow changes steeply, so it is not to be trusted).
     """
     cv2 = _cv2()
     h, w = back.shape[:2]
@@ -103,10 +110,14 @@ def visible_mask(back: np.ndarray, fwd: np.ndarray) -> np.ndarray:
     qx, qy = xs + back[..., 0], ys + back[..., 1]
     f = cv2.remap(np.ascontiguousarray(fwd, np.float32), qx, qy, interpolation=cv2.INTER_LINEAR,
                   borderMode=cv2.BORDER_REPLICATE)
+    b2 = np.sum(back ** 2, axis=2)
     err = np.sum((back + f) ** 2, axis=2)
-    tol = CONSISTENCY_ALPHA * (np.sum(back ** 2, axis=2) + np.sum(f ** 2, axis=2)) + CONSISTENCY_BETA
+    consistent = err <= CONSISTENCY_ALPHA * (b2 + np.sum(f ** 2, axis=2)) + CONSISTENCY_BETA
     inside = (qx >= 0) & (qx <= w - 1) & (qy >= 0) & (qy <= h - 1)
-    return ((err <= tol) & inside).astype(np.float32)
+    gy_x, gx_x = np.gradient(back[..., 0])
+    gy_y, gx_y = np.gradient(back[..., 1])
+    boundary = gx_x ** 2 + gy_x ** 2 + gx_y ** 2 + gy_y ** 2 > BOUNDARY_ALPHA * b2 + BOUNDARY_BETA
+    return (consistent & inside & ~boundary).astype(np.float32)
 
 
 @dataclass
@@ -119,7 +130,7 @@ class CarryInfo:
 class FrameCarry:
     """Builds each frame's dream input from the previous frame, its dream and the flow between them."""
 
-    def __init__(self, method: str = "dis", blend: float = 0.5, carry: str = "dream") -> None:
+    def __init__(self, method: str = "dis", blend: float = 0.5, carry: str = "detail") -> None:
         if method not in FLOW_METHODS:
             raise DeepDreamError(f"--flow must be one of {', '.join(FLOW_METHODS)}; got '{method}'")
         if carry not in CARRY_MODES:

@@ -357,33 +357,49 @@ class _AudioCopy:
         self.shift = int(round(start / self.ist.time_base)) if start else 0
         self.packets = self.inp.demux(self.ist)
         self.held: Optional[Any] = None
-        self.done = False
 
-    def until(self, seconds: float) -> None:
-        """Mux the audio that starts before ``seconds`` (the video's end so far)."""
-        while not self.done:
-            pkt = self.held or next(self.packets, None)
-            self.held = None
-            if pkt is None:
-                self.done = True
-                break
+    def _next(self) -> Optional[Any]:
+        """The next packet in output time (shifted), or None at the end."""
+        if self.held is not None:
+            pkt, self.held = self.held, None
+            return pkt
+        for pkt in self.packets:
             if pkt.pts is None or pkt.dts is None:
                 continue  # the demuxer's flush packet
             if self.shift:
                 pkt.pts, pkt.dts = pkt.pts - self.shift, pkt.dts - self.shift
                 if pkt.pts + (pkt.duration or 0) <= 0:
                     continue  # sound from before the first frame
-            if float(pkt.pts * pkt.time_base) >= seconds:
+            return pkt
+        return None
+
+    def until(self, seconds: float, final: bool = False) -> None:
+        """Mux the audio that ends by ``seconds`` (the video so far); ``final``: all that starts before it.
+
+        At the end the packet that runs past the video is cut at the video's
+        end when re-encoding; copied, it is kept whole (up to one packet, 21-32 ms for AAC).
+        """
+        while True:
+            pkt = self._next()
+            if pkt is None:
+                return
+            start = pkt.pts * pkt.time_base
+            end = start + (pkt.duration or 0) * pkt.time_base
+            if start >= seconds or (not final and end > seconds):
                 self.held = pkt
                 return
-            self._mux(pkt)
+            self._mux(pkt, seconds if final else None)
 
-    def _mux(self, pkt: Any) -> None:
+    def _mux(self, pkt: Any, limit: Optional[float]) -> None:
         if self.copy:
             pkt.stream = self.ost
             self.out.mux(pkt)
             return
         for frame in pkt.decode():
+            if limit is not None and frame.pts is not None:
+                frame = _cut_audio(frame, limit)
+                if frame is None:
+                    continue
             frame.pts = None  # the encoder counts samples itself
             for opkt in self.ost.encode(frame):
                 self.out.mux(opkt)
@@ -393,6 +409,22 @@ class _AudioCopy:
             for opkt in self.ost.encode(None):
                 self.out.mux(opkt)
         self.inp.close()
+
+
+def _cut_audio(frame: Any, limit: float) -> Optional[Any]:
+    """The part of a decoded audio frame before ``limit`` seconds, or None."""
+    av = _av()
+    start = float(frame.pts * frame.time_base)
+    keep = int(round((limit - start) * frame.sample_rate))
+    if keep <= 0:
+        return None
+    if keep >= frame.samples:
+        return frame
+    arr = frame.to_ndarray()
+    arr = arr[:, :keep] if frame.format.is_planar else arr[:, :keep * len(frame.layout.channels)]
+    cut = av.AudioFrame.from_ndarray(np.ascontiguousarray(arr), format=frame.format.name, layout=frame.layout.name)
+    cut.sample_rate = frame.sample_rate
+    return cut
 
 
 def _can_copy(src: Path, fmt: str) -> bool:
@@ -449,6 +481,8 @@ def write_video(
     first = next(it, None)
     if first is None:
         raise DeepDreamError(f"no frames to write into {path}")
+    # Codec, container and size checked on one frame in memory: a refusal is one clear line.
+    check_video_output(path, first.shape[1], first.shape[0], codec, crf, rate)
     frames = chain([first], it)
     comment = json.dumps(metadata, sort_keys=True, separators=(",", ":")) if metadata is not None else None
     with atomic_path(path, suffix=path.suffix) as tmp:
@@ -510,7 +544,7 @@ def _write_av(tmp: Path, frames: Iterable[np.ndarray], rate: Fraction, fmt: str,
         for pkt in stream.encode(None):
             out.mux(pkt)
         if copier is not None:
-            copier.until(float(n / rate))
+            copier.until(float(n / rate), final=True)
             copier.close()
         ok = True
     except _av_errors() as e:
@@ -532,7 +566,9 @@ def _write_gif(tmp: Path, frames: Iterable[np.ndarray], rate: Fraction, comment:
     def images() -> Iterator[Any]:
         for arr in _checked(frames):
             count[0] += 1
-            yield Image.fromarray(arr)
+            # Fast octree: a palette per frame in milliseconds (median cut takes ~0.3 s on a
+            # dream's many colours, for no visible gain).
+            yield Image.fromarray(arr).quantize(256, method=Image.Quantize.FASTOCTREE)
 
     it = images()
     first = next(it)
