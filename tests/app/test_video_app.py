@@ -1,0 +1,172 @@
+"""Dreaming a synthetic clip with the tiny net: frames kept, the dream follows the motion, resume is exact."""
+from __future__ import annotations
+
+import json
+import os
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from deepdream_caffe.app.video import dream_video, work_dir
+from deepdream_caffe.dream.flow import FrameCarry
+from deepdream_caffe.errors import DeepDreamError
+from deepdream_caffe.io.image import load_image, save_image
+from deepdream_caffe.io.video import open_source
+from video_clips import audio_codec_of, corr, moving_square, write_clip_with_audio
+
+END = "a/output"
+
+
+@pytest.fixture(scope="module")
+def net(tiny_model):
+    from deepdream_caffe.net.loading import load_net
+
+    proto, weights = tiny_model
+    return load_net(proto, weights, end=END)
+
+
+@pytest.fixture(scope="module")
+def clip():
+    return moving_square(n=8)
+
+
+@pytest.fixture(scope="module")
+def clip_file(clip, tmp_path_factory):
+    p = tmp_path_factory.mktemp("clip") / "square.mp4"
+    write_clip_with_audio(p, clip.frames, rate=Fraction(25))
+    return p
+
+
+def _dreamer(net):
+    from deepdream_caffe.dream.ascent import deepdream
+
+    def dream(img, rng):
+        return deepdream(net, img, iter_n=2, octave_n=2, end=END, rng=rng, jitter=8)
+
+    return dream
+
+
+def _frames(path):
+    return list(open_source(path).frames())
+
+
+def _detail_following(clip, frames_in, frames_out):
+    """Mean correlation, frame to frame, of what was dreamed on the square, lined up by its known motion."""
+    img = [corr(clip.square(frames_out[t], t), clip.square(frames_out[t - 1], t - 1)) for t in range(1, len(clip.frames))]
+    det = [corr(clip.square(frames_out[t] - frames_in[t], t), clip.square(frames_out[t - 1] - frames_in[t - 1], t - 1))
+           for t in range(1, len(clip.frames))]
+    return float(np.mean(img)), float(np.mean(det))
+
+
+RUN = dict(carry=FrameCarry("dis", 0.5), seed=9, params={"iters": 3})
+
+
+@pytest.fixture(scope="module")
+def whole_run(net, clip_file, tmp_path_factory):
+    """An uninterrupted run on the clip: (folder, output)."""
+    d = tmp_path_factory.mktemp("whole")
+    out = d / "dreamed.mp4"
+    r = dream_video(open_source(clip_file), out, _dreamer(net), metadata={"tool": "deepdream-caffe"}, **RUN)
+    assert r.frames == 8 and r.resumed_at == 0
+    return d, out
+
+
+def test_output_keeps_frame_count_size_rate_and_audio(whole_run):
+    d, out = whole_run
+    back = open_source(out)
+    assert (back.frame_count, back.width, back.height, back.frame_rate) == (8, 160, 120, 25)
+    assert len(_frames(out)) == 8
+    assert audio_codec_of(out) == "aac"
+    meta = json.loads((d / "dreamed.mp4.json").read_text())
+    assert meta["seed"] == 9 and meta["params"]["flow"] == "dis" and meta["params"]["blend"] == 0.5
+    assert meta["frames"] == 8 and meta["frame_rate"] == "25" and meta["tool"] == "deepdream-caffe"
+    assert sorted(os.listdir(d)) == ["dreamed.mp4", "dreamed.mp4.json"]  # the work folder is gone
+
+
+def test_with_flow_the_dream_moves_with_the_square(net, clip, tmp_path):
+    # Frames as PNGs: no codec noise between the clip and what is measured.
+    src_dir = tmp_path / "in"
+    src_dir.mkdir()
+    for i, f in enumerate(clip.frames):
+        save_image(src_dir / f"{i:03d}.png", f)
+    src = open_source(src_dir)
+    runs = {}
+    for name, carry in [("independent", FrameCarry("none", 0.0)), ("blend, no flow", FrameCarry("none", 0.5)),
+                        ("dis flow", FrameCarry("dis", 0.5))]:
+        out = tmp_path / name.replace(" ", "_").replace(",", "")
+        dream_video(src, out, _dreamer(net), carry=carry, seed=11, params={})
+        frames_out = [load_image(out / f"{i:06d}.png") for i in range(len(clip.frames))]
+        runs[name] = _detail_following(clip, clip.frames, frames_out)
+    for name, (img, det) in runs.items():
+        print(f"{name:>15}: output frames {img:.3f}, dreamed detail {det:.3f}")
+    base_img, base_det = runs["independent"]
+    img, det = runs["dis flow"]
+    print(f"with flow: output-frame margin {img - base_img:+.3f}, detail margin {det - base_det:+.3f}")
+    assert img > base_img + 0.002
+    assert det > base_det + 0.1
+    assert det > runs["blend, no flow"][1] + 0.1  # blending in place smears the dream behind the square
+
+
+def test_killed_after_frame_k_resumes_to_the_same_frames(net, clip_file, whole_run, tmp_path):
+    src = open_source(clip_file)
+
+    def stop_after_3(i):
+        if i == 3:
+            raise KeyboardInterrupt
+
+    part = tmp_path / "part.mp4"
+    with pytest.raises(KeyboardInterrupt):
+        dream_video(src, part, _dreamer(net), on_frame=stop_after_3, **RUN)
+    assert not part.exists()
+    work = work_dir(part)
+    assert sorted(p.name for p in work.glob("*.png")) == [f"{i:06d}.png" for i in range(4)]
+    r = dream_video(src, part, _dreamer(net), **RUN)
+    assert r.resumed_at == 4 and r.frames == 8
+    a, b = _frames(whole_run[1]), _frames(part)
+    assert len(a) == len(b) == 8
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def test_a_work_folder_of_other_settings_is_refused_not_mixed_in(net, clip_file, tmp_path):
+    src = open_source(clip_file)
+    out = tmp_path / "o.mp4"
+
+    def stop_at_once(i):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        dream_video(src, out, _dreamer(net), carry=FrameCarry("dis", 0.5), seed=1, params={}, on_frame=stop_at_once)
+    with pytest.raises(DeepDreamError, match=r"holds frames of another run \(other blend\)"):
+        dream_video(src, out, _dreamer(net), carry=FrameCarry("dis", 0.7), seed=1, params={})
+    with pytest.raises(DeepDreamError, match=r"other seed"):
+        dream_video(src, out, _dreamer(net), carry=FrameCarry("dis", 0.5), seed=2, params={})
+
+
+def test_frame_folder_output_and_max_frames(net, clip_file, tmp_path):
+    src = open_source(clip_file)
+    out = tmp_path / "frames"
+    r = dream_video(src, out, _dreamer(net), carry=FrameCarry("dis", 0.5), seed=1, params={}, max_frames=4)
+    assert r.frames == 4
+    assert sorted(p.name for p in out.glob("*.png")) == [f"{i:06d}.png" for i in range(4)]
+    # Asking for more later carries on from the state left in the folder.
+    r = dream_video(src, out, _dreamer(net), carry=FrameCarry("dis", 0.5), seed=1, params={}, max_frames=6)
+    assert (r.resumed_at, r.frames) == (4, 6)
+
+
+def test_bad_outputs_fail_before_any_dream(net, clip_file, tmp_path):
+    src = open_source(clip_file)
+    calls = []
+
+    def dream(img, rng):
+        calls.append(1)
+        return img
+
+    for out, fragment in [(tmp_path / "o.avi", "cannot tell the video format"),
+                          (tmp_path / "no" / "o.mp4", "output directory does not exist"),
+                          (clip_file, "refusing to overwrite the input")]:
+        with pytest.raises(DeepDreamError, match=fragment):
+            dream_video(src, out, dream, carry=FrameCarry("dis", 0.5), seed=1, params={}, codec=None)
+    with pytest.raises(DeepDreamError, match="no video encoder named 'h265'"):
+        dream_video(src, tmp_path / "o.mp4", dream, carry=FrameCarry("dis", 0.5), seed=1, params={}, codec="h265")
+    assert calls == [] and sorted(os.listdir(tmp_path)) == []
