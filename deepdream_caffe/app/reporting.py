@@ -18,6 +18,19 @@ class Progress:
         """The dream ended (finished or not)."""
 
 
+class FrameProgress:
+    """One progress display over the frames of a video (or an encode); this one shows nothing."""
+
+    def advance(self, amount: float) -> None:
+        """Part of a frame is done (``amount`` in frames, e.g. one dream step's share)."""
+
+    def frame_done(self, done: int, note: str = "") -> None:
+        """``done`` frames are finished; ``note`` says something about the last one."""
+
+    def close(self) -> None:
+        """The run ended (finished or not)."""
+
+
 class Reporter:
     """Receives a run's news. Subclass and override what you want to see.
 
@@ -35,6 +48,10 @@ class Reporter:
     def progress(self, sizes: List[Tuple[int, int]], iter_n: int, label: str) -> Progress:
         """A progress display for one dream over octaves of ``sizes`` (largest first), ``iter_n`` steps each."""
         return Progress()
+
+    def frames(self, total: int, done: int, label: str) -> FrameProgress:
+        """A progress display over ``total`` frames, ``done`` of them finished already (a resumed run)."""
+        return FrameProgress()
 
 
 class LbfgsProgress:

@@ -14,21 +14,26 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
+from ..dream.defaults import BLEND, CARRY, CARRY_MODES, FLOW, FLOW_METHODS
 from ..dream.flow import FrameCarry
 from ..errors import DeepDreamError
 from ..io.atomic import atomic_output
 from ..io.checkpoint import run_key
 from ..io.hashing import sha1_file
 from ..io.image import load_image, save_image
-from ..io.video import DEFAULT_CRF, VideoSource, check_video_output, format_rate, output_kind, write_video
+from ..io.video import (
+    DEFAULT_CRF, DEFAULT_FPS, VideoSource, as_rate, check_video_output, format_rate, open_source, output_kind,
+    write_video,
+)
+from .reporting import FrameProgress, Progress, Reporter
 
 RECORD_FILE = "video.json"
 STATE_FILE = ".video-state.npz"
@@ -142,28 +147,6 @@ class VideoResult:
     seconds: float
 
 
-class _FrameBar:
-    """A tqdm bar over frames (time left from the frames done so far), or nothing when quiet."""
-
-    def __init__(self, total: Optional[int], initial: int, quiet: bool, desc: str) -> None:
-        self.bar = None
-        if not quiet:
-            from tqdm import tqdm  # noqa: PLC0415
-
-            self.bar = tqdm(total=total, initial=initial, desc=desc, unit="frame", file=sys.stderr,
-                            dynamic_ncols=True, leave=True)
-
-    def update(self, note: str = "") -> None:
-        if self.bar is not None:
-            if note:
-                self.bar.set_postfix_str(note, refresh=False)
-            self.bar.update(1)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 def dream_video(
     source: VideoSource,
     out: os.PathLike,
@@ -176,7 +159,7 @@ def dream_video(
     max_frames: Optional[int] = None,
     codec: Optional[str] = None,
     crf: int = DEFAULT_CRF,
-    quiet: bool = True,
+    reporter: Optional[Reporter] = None,
     on_frame: Optional[Callable[[int], None]] = None,
 ) -> VideoResult:
     """Dream every frame of ``source`` into ``out`` (.mp4 .mov .mkv .gif, or a frame folder); resumable.
@@ -185,9 +168,12 @@ def dream_video(
     ``carry`` builds each frame's input from the previous one (flow, blend).
     ``params`` are what decides the frames besides the input and ``seed``:
     a work folder left by a run with other ones is refused, not mixed in.
-    ``on_frame(i)`` is called after frame ``i`` is safely on disk.
+    ``on_frame(i)`` is called after frame ``i`` is safely on disk. Progress
+    goes to ``reporter.frames``; a reporter whose ``progress`` feeds
+    :meth:`FrameProgress.advance` moves it within frames too.
     """
     t0 = time.monotonic()
+    rep = reporter or Reporter()
     out = Path(out)
     kind = output_kind(out)
     if kind == "frames" and source.kind == "frames" and source.files and out.exists() \
@@ -216,7 +202,11 @@ def dream_video(
         if not frame_file(work, state.index).exists():
             save_image(frame_file(work, state.index), prev_dream)  # killed between the state and the frame
     done = start
-    bar = _FrameBar(total, min(start, total), quiet, "video")
+    if start:
+        rep.note(f"resuming after frame {start} from {work}")
+    bar = rep.frames(total, min(start, total), "video")
+    if isinstance(rep, _FrameReporter):
+        rep.bar = bar
     try:
         if max_frames is None or start < max_frames:
             for i, frame in enumerate(source.frames(start), start):
@@ -227,7 +217,7 @@ def dream_video(
                 _save_state(work, i, frame, result, rng)
                 save_image(frame_file(work, i), result)
                 done = i + 1
-                bar.update(f"{info.visible:.0%} carried" if carry.blend > 0 and i > 0 else "")
+                bar.frame_done(min(done, total), f"{info.visible:.0%} carried" if carry.blend > 0 and i > 0 else "")
                 if on_frame is not None:
                     on_frame(i)
                 prev_frame, prev_dream = frame, result
@@ -239,7 +229,7 @@ def dream_video(
         meta = dict(metadata or {}, params=params, seed=seed, frames=done, frame_rate=format_rate(source.frame_rate),
                     input=source.spec, input_sha1=input_sha1)
         encode_frames([frame_file(work, i) for i in range(done)], out, source, meta, codec=codec, crf=crf,
-                      quiet=quiet)
+                      reporter=rep)
         _remove_work(work, done)
     return VideoResult(out, done, start, seed, time.monotonic() - t0)
 
@@ -253,15 +243,15 @@ def encode_frames(
     rate: Optional[Any] = None,
     codec: Optional[str] = None,
     crf: int = DEFAULT_CRF,
-    quiet: bool = True,
+    reporter: Optional[Reporter] = None,
 ) -> int:
     """Encode image ``files`` into the video ``out`` at ``rate`` (default: the source's), with the source's audio."""
-    bar = _FrameBar(len(files), 0, quiet, "encode")
+    bar = (reporter or Reporter()).frames(len(files), 0, "encode")
 
     def frames() -> Iterator[np.ndarray]:
-        for f in files:
+        for i, f in enumerate(files):
             yield load_image(f)
-            bar.update()
+            bar.frame_done(i + 1)
 
     try:
         return write_video(out, frames(), rate if rate is not None else source.frame_rate,
@@ -269,3 +259,245 @@ def encode_frames(
                            metadata=metadata, codec=codec, crf=crf)
     finally:
         bar.close()
+
+
+# ---------------------------------------------------------------- progress
+
+
+class _FrameFraction(Progress):
+    """One frame's dream as a fraction of the frame bar: each step moves it by its octave's share of pixels."""
+
+    def __init__(self, bar: FrameProgress, sizes: List[Tuple[int, int]], iter_n: int) -> None:
+        self.bar = bar
+        pixels = [h * w for h, w in sizes[::-1]]  # smallest first, as the dream visits them
+        total = float(sum(pixels) * iter_n) or 1.0
+        self.share = [p / total for p in pixels]
+
+    def update(self, octave: int, step: int, extra: Optional[str] = None) -> None:
+        self.bar.advance(self.share[octave])
+
+
+class _FrameReporter(Reporter):
+    """The caller's reporter, with each frame's dream shown inside the frame bar instead of a bar of its own."""
+
+    def __init__(self, inner: Reporter) -> None:
+        self.inner = inner
+        self.quiet = inner.quiet
+        self.bar: FrameProgress = FrameProgress()
+
+    def note(self, message: str) -> None:
+        self.inner.note(message)
+
+    def seed_chosen(self, seed: int) -> None:
+        self.inner.seed_chosen(seed)
+
+    def progress(self, sizes: List[Tuple[int, int]], iter_n: int, label: str) -> Progress:
+        return _FrameFraction(self.bar, sizes, iter_n)
+
+    def frames(self, total: int, done: int, label: str) -> FrameProgress:
+        return self.inner.frames(total, done, label)
+
+
+# ---------------------------------------------------------------- file in, file out
+
+
+def _names(names: Mapping[str, str]) -> Callable[[str], str]:
+    return lambda key: names.get(key, key)
+
+
+@dataclass(frozen=True)
+class VideoConfig:
+    """How a video is dreamed and written, besides the dream itself; checked when made.
+
+    ``flow``/``blend``/``carry``: see :mod:`deepdream_caffe.dream.flow`.
+    ``fps`` is the frame rate of image-frame input (default 25);
+    ``max_frames`` dreams only the first frames; ``codec``/``crf`` are the
+    encoder's (libx264, 18).
+    """
+
+    flow: str = FLOW
+    blend: float = BLEND
+    carry: str = CARRY
+    fps: Optional[Union[float, str]] = None
+    max_frames: Optional[int] = None
+    codec: Optional[str] = None
+    crf: int = DEFAULT_CRF
+    names: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False, hash=False)
+
+    def __post_init__(self) -> None:
+        n = _names(self.names)
+        if self.flow not in FLOW_METHODS:
+            raise DeepDreamError(f"{n('flow')} must be one of {', '.join(FLOW_METHODS)}; got {self.flow!r}")
+        if self.carry not in CARRY_MODES:
+            raise DeepDreamError(f"{n('carry')} must be one of {', '.join(CARRY_MODES)}; got {self.carry!r}")
+        if not isinstance(self.blend, (int, float)) or not 0.0 <= self.blend <= 1.0:
+            raise DeepDreamError(f"{n('blend')} must be in [0, 1], got {self.blend!r}")
+        if self.max_frames is not None and (not isinstance(self.max_frames, int) or self.max_frames < 1):
+            raise DeepDreamError(f"{n('max_frames')} must be at least 1, got {self.max_frames!r}")
+        if not isinstance(self.crf, int) or not 0 <= self.crf <= 51:
+            raise DeepDreamError(f"{n('crf')} must be in [0, 51], got {self.crf!r}")
+        if self.fps is not None:
+            as_rate(self.fps)
+
+    def carrier(self) -> FrameCarry:
+        return FrameCarry(self.flow, float(self.blend), self.carry)
+
+
+def _seed_for(config: Any, work: Path, rep: Reporter) -> int:
+    """The config's seed; else an unfinished run's (so re-running the same command resumes it); else a new one."""
+    from .pipeline import choose_seed  # noqa: PLC0415
+
+    if config.seed is None:
+        rec = read_record(work) if work.is_dir() else None
+        if rec is not None and isinstance(rec.get("seed"), int) and (work / STATE_FILE).exists():
+            rep.note(f"seed {rec['seed']}, the unfinished run's in {work}")
+            return rec["seed"]
+    return choose_seed(config, rep)
+
+
+def video_file(
+    input_spec: Union[str, os.PathLike],
+    output: os.PathLike,
+    config: Optional[Any] = None,
+    video: VideoConfig = VideoConfig(),
+    *,
+    session: Optional[Any] = None,
+    reporter: Optional[Reporter] = None,
+    on_frame: Optional[Callable[[int], None]] = None,
+) -> VideoResult:
+    """Dream every frame of ``input_spec`` (a video file, a frame folder or a glob) into ``output``.
+
+    ``config`` is a :class:`~deepdream_caffe.app.config.DreamConfig` (all
+    dream options: layer, guide, mode, seed, tiling), or pass a loaded
+    :class:`~deepdream_caffe.app.pipeline.DreamSession`. ``output`` is
+    .mp4 .m4v .mov .mkv .gif or a folder. Resumable: run it again after an
+    interruption and it carries on with the same frames. Everything is
+    checked before the net loads.
+    """
+    from .pipeline import DreamSession  # noqa: PLC0415
+    from .record import output_metadata  # noqa: PLC0415
+
+    if session is None and config is None:
+        raise TypeError("video_file needs a config or a session")
+    cfg = session.config if session is not None else config
+    rep = reporter or (session.reporter if session is not None else Reporter())
+    n = _names(video.names)
+    source = open_source(input_spec, video.fps)
+    if source.kind == "video" and video.fps is not None:
+        raise DeepDreamError(f"{n('fps')} is for frame folders; a video keeps its own frame rate")
+    out = Path(output)
+    kind = output_kind(out)
+    if kind != "frames":
+        if source.path is not None and out.exists() and os.path.samefile(source.path, out):
+            raise DeepDreamError(f"refusing to overwrite the input {out}; choose another -o")
+        check_video_output(out, source.width, source.height, video.codec, video.crf, source.frame_rate)
+    carry = video.carrier()
+    frame_rep = _FrameReporter(rep)
+    session = session or DreamSession(cfg, frame_rep)
+    octave_n = session.octaves_for(source.height, source.width)  # frames too small fail before the net loads
+    session.load()
+    seed = _seed_for(cfg, work_dir(out), rep)
+    spec = session.spec
+    params = dict(session.params(octave_n), model=spec.model, weights_sha1=spec.weights_sha1)
+    input_sha1 = source_sha1(source)
+    meta = output_metadata("video", params, seed, spec, session.device, Path(source.spec), input_sha1)
+
+    def dream(img: np.ndarray, rng: np.random.RandomState) -> np.ndarray:
+        return session.dream(img, rng, label="frame").image
+
+    result = dream_video(source, out, dream, carry=carry, seed=seed, params=params, metadata=meta,
+                         max_frames=video.max_frames, codec=video.codec, crf=video.crf,
+                         reporter=frame_rep if session.reporter is frame_rep else rep, on_frame=on_frame)
+    rep.note(f"wrote {out} ({result.frames} frames)")
+    return result
+
+
+def _encode_metadata(command: str, source: VideoSource, rate: Fraction, extra: Optional[Dict[str, Any]] = None
+                     ) -> Dict[str, Any]:
+    from .. import __version__  # noqa: PLC0415
+
+    meta = {"tool": "deepdream-caffe", "version": __version__, "command": command, "input": source.spec,
+            "frames": source.frame_count, "frame_rate": format_rate(rate)}
+    meta.update(extra or {})
+    return meta
+
+
+def frames_to_video_file(
+    input_spec: Union[str, os.PathLike],
+    output: os.PathLike,
+    *,
+    fps: Optional[Union[float, str]] = None,
+    codec: Optional[str] = None,
+    crf: int = DEFAULT_CRF,
+    reporter: Optional[Reporter] = None,
+) -> int:
+    """Encode a frame folder or glob (or re-encode a video) into ``output`` (.mp4 .m4v .mov .mkv .gif).
+
+    Frames are taken in name order (numbers as numbers) at ``fps`` (25).
+    Returns the frame count.
+    """
+    source = open_source(input_spec, fps)
+    out = Path(output)
+    if output_kind(out) == "frames":
+        raise DeepDreamError(f"cannot tell the video format from '{out}'; use one of .gif, .m4v, .mkv, .mov, .mp4")
+    if source.path is not None and out.exists() and os.path.samefile(source.path, out):
+        raise DeepDreamError(f"refusing to overwrite the input {out}; choose another output")
+    check_video_output(out, source.width, source.height, codec, crf, source.frame_rate)
+    rep = reporter or Reporter()
+    bar = rep.frames(source.frame_count, 0, "encode")
+
+    def frames() -> Iterator[np.ndarray]:
+        for i, img in enumerate(source.frames()):
+            yield img
+            bar.frame_done(i + 1)
+
+    try:
+        n = write_video(out, frames(), source.frame_rate, audio_from=source if source.kind == "video" else None,
+                        metadata=_encode_metadata("frames-to-video", source, source.frame_rate), codec=codec, crf=crf)
+    finally:
+        bar.close()
+    rep.note(f"wrote {out} ({n} frames at {format_rate(source.frame_rate)} fps)")
+    return n
+
+
+def check_zoom_video(input_path: Optional[os.PathLike], output: os.PathLike, *, fps: Optional[Union[float, str]] = None,
+                     codec: Optional[str] = None, crf: int = DEFAULT_CRF) -> None:
+    """Refuse now, before the zoom's dreams, a video output that could not be written for this input."""
+    from .pipeline import load_input  # noqa: PLC0415
+
+    out = Path(output)
+    if output_kind(out) == "frames":
+        raise DeepDreamError(f"cannot tell the video format from '{out}'; use one of .gif, .m4v, .mkv, .mov, .mp4")
+    h, w = load_input(input_path).shape[:2]
+    check_video_output(out, w, h, codec, crf, as_rate(fps) if fps is not None else DEFAULT_FPS)
+
+
+def zoom_video_file(
+    out_dir: os.PathLike,
+    frames: int,
+    output: os.PathLike,
+    *,
+    fps: Optional[Union[float, str]] = None,
+    codec: Optional[str] = None,
+    crf: int = DEFAULT_CRF,
+    reporter: Optional[Reporter] = None,
+) -> int:
+    """Encode a zoom's frames ``0000.jpg`` ... of ``out_dir`` into ``output``; the folder stays as it is."""
+    from ..dream.zoom import PARAMS_FILE, frame_path  # noqa: PLC0415
+
+    out_dir = Path(out_dir)
+    files = [frame_path(out_dir, i) for i in range(frames)]
+    missing = [f for f in files if not f.exists()]
+    if missing:
+        raise DeepDreamError(f"{missing[0]} is missing; finish the zoom first")
+    rate = as_rate(fps) if fps is not None else DEFAULT_FPS
+    source = open_source(out_dir, rate)
+    meta = _encode_metadata("zoom", source, rate, {"frames": frames})
+    try:
+        meta["zoom"] = json.loads((out_dir / PARAMS_FILE).read_text())
+    except (OSError, ValueError):
+        pass
+    rep = reporter or Reporter()
+    n = encode_frames(files, output, None, meta, rate=rate, codec=codec, crf=crf, reporter=rep)
+    rep.note(f"wrote {output} ({n} frames at {format_rate(rate)} fps)")
+    return n

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, List, Optional, Tuple
 
-from ..app.reporting import Progress, Reporter
+from ..app.reporting import FrameProgress, Progress, Reporter
 
 if TYPE_CHECKING:
     from ..dream.ascent import StepInfo
@@ -52,6 +52,29 @@ class DreamProgress(Progress):
             self.bar.close()
 
 
+class FrameBar(FrameProgress):
+    """A tqdm bar over frames that also moves within a frame, so the time left is right from the first one."""
+
+    def __init__(self, total: int, done: int, label: str) -> None:
+        from tqdm import tqdm  # noqa: PLC0415
+
+        self.bar = tqdm(
+            total=total, initial=done, file=sys.stderr, desc=label, unit="frame", dynamic_ncols=True, leave=True,
+            bar_format="{desc} {percentage:3.0f}%|{bar}| frame {n:.0f}/{total_fmt} {elapsed}<{remaining}{postfix}",
+        )
+
+    def advance(self, amount: float) -> None:
+        self.bar.update(amount)
+
+    def frame_done(self, done: int, note: str = "") -> None:
+        if note:
+            self.bar.set_postfix_str(note, refresh=False)
+        self.bar.update(done - self.bar.n)  # whole frames, whatever the steps' fractions added up to
+
+    def close(self) -> None:
+        self.bar.close()
+
+
 class StderrReporter(Reporter):
     """The CLI's reporter: a line per note, a progress bar per dream; nothing with ``quiet``."""
 
@@ -67,3 +90,6 @@ class StderrReporter(Reporter):
 
     def progress(self, sizes: List[Tuple[int, int]], iter_n: int, label: str) -> Progress:
         return DreamProgress(sizes, iter_n, quiet=self.quiet, label=label)
+
+    def frames(self, total: int, done: int, label: str) -> FrameProgress:
+        return FrameProgress() if self.quiet else FrameBar(total, done, label)

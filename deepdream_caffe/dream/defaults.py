@@ -26,3 +26,10 @@ LBFGS_MAXITER = 10
 TILE = 768
 TILE_MARGIN = 32
 TILE_ABOVE_MP = 1.5
+
+# Video: what a frame carries from the last (dream/flow.py).
+FLOW_METHODS = ("none", "farneback", "dis")
+FLOW = "dis"
+CARRY_MODES = ("dream", "detail")
+CARRY = "detail"
+BLEND = 0.5

@@ -32,8 +32,7 @@ import numpy as np
 from ..errors import DeepDreamError
 from ..io.image import to_uint8
 
-FLOW_METHODS = ("none", "farneback", "dis")
-CARRY_MODES = ("dream", "detail")
+from .defaults import BLEND, CARRY, CARRY_MODES, FLOW, FLOW_METHODS
 
 # Forward-backward consistency: |b + f|^2 <= ALPHA (|b|^2 + |f|^2) + BETA (pixels^2).
 CONSISTENCY_ALPHA = 0.01
@@ -62,7 +61,7 @@ def gray(img: np.ndarray) -> np.ndarray:
 class FlowEstimator:
     """Dense flow between two 8-bit gray frames: ``flow(a, b)[y, x] = (dx, dy)`` with ``a(p) ~ b(p + d)``."""
 
-    def __init__(self, method: str = "dis") -> None:
+    def __init__(self, method: str = FLOW) -> None:
         if method not in FLOW_METHODS or method == "none":
             raise DeepDreamError(f"flow method must be one of farneback, dis; got '{method}'")
         self.method = method
@@ -130,7 +129,7 @@ class CarryInfo:
 class FrameCarry:
     """Builds each frame's dream input from the previous frame, its dream and the flow between them."""
 
-    def __init__(self, method: str = "dis", blend: float = 0.5, carry: str = "detail") -> None:
+    def __init__(self, method: str = FLOW, blend: float = BLEND, carry: str = CARRY) -> None:
         if method not in FLOW_METHODS:
             raise DeepDreamError(f"--flow must be one of {', '.join(FLOW_METHODS)}; got '{method}'")
         if carry not in CARRY_MODES:

@@ -27,12 +27,10 @@ from ..errors import DeepDreamError
 from .atomic import atomic_output, atomic_path
 from .image import IMAGE_SUFFIXES, load_image, sidecar_path, to_uint8
 
-# Output suffix -> FFmpeg muxer; all take H.264 (libx264) by default.
-CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
-GIF_SUFFIX = ".gif"
-DEFAULT_CODEC = "libx264"
-DEFAULT_CRF = 18  # x264's "visually lossless" end; dreams are full of fine detail
-DEFAULT_FPS = Fraction(25)  # FFmpeg's own default for image sequences
+from .video_formats import CONTAINERS, DEFAULT_CODEC, DEFAULT_CRF, GIF_SUFFIX
+from .video_formats import DEFAULT_FPS as _FPS
+
+DEFAULT_FPS = Fraction(_FPS)
 _GLOB_CHARS = re.compile(r"[*?\[]")
 
 

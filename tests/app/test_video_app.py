@@ -38,11 +38,12 @@ def clip_file(clip, tmp_path_factory):
     return p
 
 
-def _dreamer(net):
+def _dreamer(net, iters=1, octaves=1):
+    """A short dream: the pipeline's tests need frames that differ, not strong dreams."""
     from deepdream_caffe.dream.ascent import deepdream
 
     def dream(img, rng):
-        return deepdream(net, img, iter_n=2, octave_n=2, end=END, rng=rng, jitter=8)
+        return deepdream(net, img, iter_n=iters, octave_n=octaves, end=END, rng=rng, jitter=8)
 
     return dream
 
@@ -95,7 +96,7 @@ def test_with_flow_the_dream_moves_with_the_square(net, clip, tmp_path):
     for name, carry in [("independent", FrameCarry("none", 0.0)), ("blend, no flow", FrameCarry("none", 0.5)),
                         ("dis flow", FrameCarry("dis", 0.5))]:
         out = tmp_path / name.replace(" ", "_").replace(",", "")
-        dream_video(src, out, _dreamer(net), carry=carry, seed=11, params={})
+        dream_video(src, out, _dreamer(net, iters=2, octaves=2), carry=carry, seed=11, params={})
         frames_out = [load_image(out / f"{i:06d}.png") for i in range(len(clip.frames))]
         runs[name] = _detail_following(clip, clip.frames, frames_out)
     for name, (img, det) in runs.items():

@@ -7,6 +7,7 @@ from pathlib import Path
 from ...app.config import ZoomConfig
 from ..options import FLAG_NAMES, add_common_args, add_dream_args, add_net_args, dream_config
 from ..progress import StderrReporter
+from ..video_options import add_encode_args
 
 ORDER = 20
 
@@ -17,6 +18,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     z.add_argument("--frames", type=int, default=ZoomConfig.frames, help=f"number of frames ({ZoomConfig.frames})")
     z.add_argument("--scale", type=float, default=ZoomConfig.scale, help=f"zoom per frame ({ZoomConfig.scale})")
     z.add_argument("--out-dir", type=Path, required=True, help="folder for 0000.jpg, 0001.jpg, ...")
+    v = z.add_argument_group("video")
+    v.add_argument("--video", type=Path, default=None, metavar="OUT",
+                   help="also write the frames as OUT.mp4 (H.264) or OUT.gif (the folder stays as it is)")
+    add_encode_args(v, "frame rate of --video (default 25)")
     add_net_args(z)
     add_dream_args(z)
     add_common_args(z)
@@ -28,5 +33,13 @@ def run(args: argparse.Namespace) -> int:
 
     config = dream_config(args)
     zoom = ZoomConfig(frames=args.frames, scale=args.scale, names=FLAG_NAMES)
-    zoom_file(args.input, args.out_dir, config, zoom, reporter=StderrReporter(args.quiet))
+    reporter = StderrReporter(args.quiet)
+    if args.video is not None:
+        from ...app.video import check_zoom_video, zoom_video_file  # noqa: PLC0415
+
+        check_zoom_video(args.input, args.video, fps=args.fps, codec=args.codec, crf=args.crf)
+    zoom_file(args.input, args.out_dir, config, zoom, reporter=reporter)
+    if args.video is not None:
+        zoom_video_file(args.out_dir, zoom.frames, args.video, fps=args.fps, codec=args.codec, crf=args.crf,
+                        reporter=reporter)
     return 0

@@ -1,0 +1,19 @@
+"""The encoder's options, shared by ``video``, ``zoom --video`` and ``frames-to-video``."""
+from __future__ import annotations
+
+import argparse
+
+from ..io.video_formats import DEFAULT_CODEC, DEFAULT_CRF
+
+# The flag of each VideoConfig field, so a bad value's error line names what the user typed.
+VIDEO_FLAGS = {"flow": "--flow", "blend": "--blend", "carry": "--carry", "fps": "--fps",
+               "max_frames": "--max-frames", "codec": "--codec", "crf": "--crf"}
+
+
+def add_encode_args(g: argparse._ActionsContainer, fps_help: str) -> None:
+    """--fps, --codec, --crf."""
+    g.add_argument("--fps", default=None, metavar="RATE", help=fps_help)
+    g.add_argument("--codec", default=None,
+                   help=f"FFmpeg video encoder for .mp4/.m4v/.mov/.mkv (default {DEFAULT_CODEC}: H.264, yuv420p)")
+    g.add_argument("--crf", type=int, default=DEFAULT_CRF,
+                   help=f"x264/x265 quality, 0 (lossless) to 51 (default {DEFAULT_CRF}, visually lossless)")
