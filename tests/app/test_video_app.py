@@ -171,3 +171,53 @@ def test_bad_outputs_fail_before_any_dream(net, clip_file, tmp_path):
     with pytest.raises(DeepDreamError, match="no video encoder named 'h265'"):
         dream_video(src, tmp_path / "o.mp4", dream, carry=FrameCarry("dis", 0.5), seed=1, params={}, codec="h265")
     assert calls == [] and sorted(os.listdir(tmp_path)) == []
+
+
+def _config(tiny_model, **kw):
+    from deepdream_caffe.app.config import DreamConfig
+    from deepdream_caffe.app.netspec import NetSource
+
+    proto, weights = tiny_model
+    base = dict(net=NetSource(prototxt=proto, weights=weights), layer=END, iters=1, octaves=1, jitter=8)
+    base.update(kw)
+    return DreamConfig(**base)
+
+
+@pytest.mark.parametrize("option", ["guide", "lbfgs", "tiles"])
+def test_video_file_takes_every_dream_option(option, tiny_model, clip, clip_file, tmp_path):
+    from deepdream_caffe.app.config import LbfgsOptions
+    from deepdream_caffe.app.video import VideoConfig, video_file
+
+    if option == "guide":
+        guide = tmp_path / "guide.png"
+        save_image(guide, clip.frames[0][::-1])
+        cfg = _config(tiny_model, seed=1, guide=guide)
+    elif option == "lbfgs":
+        cfg = _config(tiny_model, seed=1, mode="lbfgs", lbfgs=LbfgsOptions(maxiter=2))
+    else:
+        cfg = _config(tiny_model, seed=1, tile_size=64, tile_above=0.001)
+    out = tmp_path / "o.mkv"
+    r = video_file(clip_file, out, cfg, VideoConfig(max_frames=2))
+    assert r.frames == 2 and len(_frames(out)) == 2
+    params = json.loads((tmp_path / "o.mkv.json").read_text())["params"]
+    assert {"guide": params["guide"] is not None, "lbfgs": params["mode"] == "lbfgs",
+            "tiles": params["tiling"]["tile"] == 64}[option]
+
+
+def test_video_file_without_a_seed_resumes_with_the_unfinished_runs_seed(tiny_model, clip_file, tmp_path):
+    from deepdream_caffe.app.video import VideoConfig, read_record, video_file
+
+    out = tmp_path / "o.mp4"
+
+    def stop(i):
+        if i == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        video_file(clip_file, out, _config(tiny_model), VideoConfig(max_frames=4), on_frame=stop)
+    seed = read_record(work_dir(out))["seed"]
+    r = video_file(clip_file, out, _config(tiny_model), VideoConfig(max_frames=4))
+    assert (r.resumed_at, r.frames, r.seed) == (2, 4, seed)
+    whole = tmp_path / "whole.mp4"
+    video_file(clip_file, whole, _config(tiny_model, seed=seed), VideoConfig(max_frames=4))
+    assert all(np.array_equal(a, b) for a, b in zip(_frames(out), _frames(whole)))
