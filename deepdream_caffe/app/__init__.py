@@ -2,7 +2,8 @@
 
 ``dream_file(input, output, DreamConfig(...))`` is the whole ``dream``
 command as a call; a :class:`DreamSession` loads the net once and dreams
-many images (frames, batches) with it.
+many images (frames, batches) with it; ``video_file(input, output, DreamConfig(...), VideoConfig(...))``
+dreams a clip frame by frame with optical-flow coherence.
 """
 from __future__ import annotations
 
@@ -15,18 +16,23 @@ _EXPORTS = {
     "DreamConfig": ".config",
     "DreamResult": ".pipeline",
     "DreamSession": ".pipeline",
+    "FrameProgress": ".reporting",
     "LayerRow": ".layers",
     "LbfgsOptions": ".config",
     "NetSource": ".netspec",
     "NetSpec": ".netspec",
     "Progress": ".reporting",
     "Reporter": ".reporting",
+    "VideoConfig": ".video",
+    "VideoResult": ".video",
     "ZoomConfig": ".config",
     "check_output": ".pipeline",
     "dream_file": ".pipeline",
+    "frames_to_video_file": ".video",
     "layer_table": ".layers",
     "load_input": ".pipeline",
     "resolve_net": ".netspec",
+    "video_file": ".video",
     "zoom_file": ".pipeline",
 }
 
