@@ -221,6 +221,9 @@ def dream_video(
                 if on_frame is not None:
                     on_frame(i)
                 prev_frame, prev_dream = frame, result
+    except KeyboardInterrupt:
+        rep.note(f"stopped after frame {done}; the same command carries on from {work}")
+        raise
     finally:
         bar.close()
     if done == 0:
@@ -349,8 +352,8 @@ def _seed_for(config: Any, work: Path, rep: Reporter) -> int:
 
     if config.seed is None:
         rec = read_record(work) if work.is_dir() else None
-        if rec is not None and isinstance(rec.get("seed"), int) and (work / STATE_FILE).exists():
-            rep.note(f"seed {rec['seed']}, the unfinished run's in {work}")
+        if rec is not None and isinstance(rec.get("seed"), int):
+            rep.note(f"seed {rec['seed']}, that of the run in {work}")
             return rec["seed"]
     return choose_seed(config, rep)
 
@@ -391,6 +394,8 @@ def video_file(
         if source.path is not None and out.exists() and os.path.samefile(source.path, out):
             raise DeepDreamError(f"refusing to overwrite the input {out}; choose another -o")
         check_video_output(out, source.width, source.height, video.codec, video.crf, source.frame_rate)
+    if kind == "gif" and source.has_audio:
+        rep.note("a GIF has no sound: the input's audio is left out")
     carry = video.carrier()
     frame_rep = _FrameReporter(rep)
     session = session or DreamSession(cfg, frame_rep)

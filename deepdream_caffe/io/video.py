@@ -548,6 +548,8 @@ def _write_av(tmp: Path, frames: Iterable[np.ndarray], rate: Fraction, fmt: str,
     except _av_errors() as e:
         raise DeepDreamError(f"cannot write {path}: {_reason(e)}") from None
     finally:
+        if copier is not None and not ok:
+            copier.inp.close()
         try:
             out.close()  # writes the trailer (and moves the index first)
         except _av_errors() as e:
