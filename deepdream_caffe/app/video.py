@@ -372,18 +372,16 @@ def video_file(
 
     ``config`` is a :class:`~deepdream_caffe.app.config.DreamConfig` (all
     dream options: layer, guide, mode, seed, tiling), or pass a loaded
-    :class:`~deepdream_caffe.app.pipeline.DreamSession`. ``output`` is
+    :class:`~deepdream_caffe.app.pipeline.DreamSession` instead (it brings
+    its own config and reporter). ``output`` is
     .mp4 .m4v .mov .mkv .gif or a folder. Resumable: run it again after an
     interruption and it carries on with the same frames. Everything is
     checked before the net loads.
     """
-    from .pipeline import DreamSession  # noqa: PLC0415
+    from .pipeline import DreamSession, _settings  # noqa: PLC0415
     from .record import output_metadata  # noqa: PLC0415
 
-    if session is None and config is None:
-        raise TypeError("video_file needs a config or a session")
-    cfg = session.config if session is not None else config
-    rep = reporter or (session.reporter if session is not None else Reporter())
+    cfg, rep = _settings("video_file", config, session, reporter)
     n = _names(video.names)
     source = open_source(input_spec, video.fps)
     if source.kind == "video" and video.fps is not None:
