@@ -130,6 +130,8 @@ def _remove_work(work: Path, frames: int) -> None:
         frame_file(work, i).unlink(missing_ok=True)
     for name in (STATE_FILE, RECORD_FILE):
         (work / name).unlink(missing_ok=True)
+    for tmp in work.glob(".*.tmp"):  # a write that a kill cut short (atomic_output's temp files)
+        tmp.unlink(missing_ok=True)
     try:
         work.rmdir()
     except OSError:
