@@ -6,27 +6,33 @@ Layout under ``$DEEPDREAM_CAFFE_CACHE`` (default ``~/.cache/deepdream-caffe``)::
     models/<name>/<file>.part     a download in progress (resumed next time)
     models/<name>/<file>.sha1     hash recorded at first download when the
                                   publisher gives none (sha1sum -c format)
+    models/<name>/<file>.bad-<sha1>  a file whose hash was wrong, moved aside
+                                  (never deleted: it may be the only copy)
     locks/model-<name>.lock       held while a process writes models/<name>/
 
 The lock lives outside the model's folder so a failed first download can
-remove that folder entirely.
+remove that folder entirely. Every name here goes through :mod:`.names`.
 """
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
+import stat
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Iterator, Optional
 
-from ..io.atomic import atomic_output, os_reason
 from ..errors import DeepDreamError
+from ..io.atomic import atomic_output, os_reason
+from . import names
+from .settings import LOCK_TIMEOUT_ENV, lock_timeout
 
 CACHE_ENV = "DEEPDREAM_CAFFE_CACHE"
-LOCK_TIMEOUT_ENV = "DEEPDREAM_CAFFE_LOCK_TIMEOUT"
+_RECORD_MAX = 4096  # a record is one line: sha1, two spaces, the file name
 
 
 def cache_root() -> Path:
@@ -36,11 +42,20 @@ def cache_root() -> Path:
 
 def model_dir(name: str) -> Path:
     """Where the cached files of model ``name`` live (not created here)."""
-    return cache_root() / "models" / name
+    return names.inside(cache_root() / "models", name, "model name")
 
 
 def ensure_dir(path: Path) -> Path:
-    """``mkdir -p`` with a one-line error that says how to pick another place."""
+    """``mkdir -p`` with a one-line error that says how to pick another place.
+
+    The folder itself must be a real folder, not a symbolic link: the zoo
+    writes and renames inside it and must stay in the cache.
+    """
+    if path.is_symlink():
+        raise DeepDreamError(
+            f"cache folder {path} is a symbolic link (to {os.readlink(path)}); the zoo writes only into real "
+            f"folders: remove the link, or set {CACHE_ENV} to the place you want"
+        )
     try:
         path.mkdir(parents=True, exist_ok=True)
         # mkdir succeeds on an existing read-only folder: prove we can write.
@@ -55,23 +70,28 @@ def ensure_dir(path: Path) -> Path:
 
 
 def record_path(directory: Path, filename: str) -> Path:
-    return directory / f"{filename}.sha1"
+    return names.inside(directory, filename + names.RECORD_SUFFIX, "hash record")
 
 
 def read_record(directory: Path, filename: str) -> Optional[str]:
     """The hash recorded for ``filename`` at its first download, if any."""
+    path = record_path(directory, filename)
     try:
-        text = record_path(directory, filename).read_text(encoding="utf-8")
-    except (FileNotFoundError, NotADirectoryError):
-        return None
+        f = names.open_for_read(path)
     except OSError as e:
-        raise DeepDreamError(f"cannot read {record_path(directory, filename)}: {os_reason(e)}") from None
-    fields = text.split()
-    if not fields or len(fields[0]) != 40:
-        raise DeepDreamError(
-            f"{record_path(directory, filename)} is damaged; delete it and the file beside it, then fetch again"
-        )
-    return fields[0].lower()
+        raise DeepDreamError(f"cannot read {path}: {os_reason(e)}") from None
+    if f is None:
+        return None
+    with f:
+        try:
+            raw = f.read(_RECORD_MAX)
+        except OSError as e:
+            raise DeepDreamError(f"cannot read {path}: {os_reason(e)}") from None
+    fields = raw.split()
+    sha1 = fields[0].decode("ascii", "replace").lower() if fields else ""
+    if len(sha1) != 40 or any(c not in "0123456789abcdef" for c in sha1):
+        raise DeepDreamError(f"{path} is damaged; delete it and the file beside it, then fetch again")
+    return sha1
 
 
 def write_record(directory: Path, filename: str, sha1: str) -> None:
@@ -80,25 +100,50 @@ def write_record(directory: Path, filename: str, sha1: str) -> None:
         f.write(f"{sha1}  {filename}\n")
 
 
+def remove_record(directory: Path, filename: str) -> None:
+    remove_quietly(record_path(directory, filename))
+
+
+def set_aside(path: Path, sha1: str) -> Path:
+    """Move a file with a wrong hash to ``<file>.bad-<sha1>`` beside it; return the new path.
+
+    Renaming moves the entry (a symbolic link stays a link): nothing it may
+    point at is touched, and nothing is deleted.
+    """
+    target = names.bad_path(path, sha1)
+    try:
+        os.replace(path, target)
+    except OSError as e:
+        raise DeepDreamError(f"cannot move {path} aside to {target.name}: {os_reason(e)}") from None
+    return target
+
+
 def remove_quietly(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError, IsADirectoryError, PermissionError):
-        path.unlink()
+    """Unlink a working file; a symbolic link is removed itself, never what it points at."""
+    with contextlib.suppress(FileNotFoundError, IsADirectoryError, PermissionError, NotADirectoryError):
+        os.unlink(path)
 
 
 def remove_dir_if_empty(path: Path) -> None:
     with contextlib.suppress(OSError):
-        path.rmdir()
+        if not path.is_symlink():
+            path.rmdir()
 
 
-def lock_timeout() -> float:
-    raw = os.environ.get(LOCK_TIMEOUT_ENV, "3600")
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if value <= 0:
-        raise DeepDreamError(f"{LOCK_TIMEOUT_ENV} must be a positive number of seconds, not {raw!r}")
-    return value
+def _open_lock(path: Path) -> int:
+    """The lock file's descriptor, never through a symbolic link or a FIFO left in its place."""
+    for _ in range(2):
+        names.clear_foreign(path)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                continue
+            raise
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            return fd
+        os.close(fd)  # pragma: no cover - replaced between the check and the open
+    raise DeepDreamError(f"lock file {path} keeps being replaced by something that is not a file")
 
 
 @contextlib.contextmanager
@@ -110,9 +155,9 @@ def model_lock(name: str, *, quiet: bool = False, timeout: Optional[float] = Non
     """
     timeout = lock_timeout() if timeout is None else timeout
     lock_dir = ensure_dir(cache_root() / "locks")
-    path = lock_dir / f"model-{name}.lock"
+    path = names.inside(lock_dir, f"model-{name}{names.LOCK_SUFFIX}", "lock file")
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = _open_lock(path)
     except OSError as e:
         raise DeepDreamError(f"cannot create lock file {path}: {os_reason(e)}") from None
     try:

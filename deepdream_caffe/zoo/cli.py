@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from ..errors import DeepDreamError
-from .manifest import Manifest, find_manifest, list_manifests
+from .manifest import Broken, Manifest, find_manifest, scan_manifests
 from .resolve import caffe_root_dir, locate, resolve_model
 from . import cache as zcache
 
@@ -56,10 +56,15 @@ def add_models_parser(subparsers) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    manifests, broken = list_manifests(args.models_dir)
+    """The table of models; a broken manifest is a row saying so, and one line on stderr."""
     rows = [("NAME", "SIZE", "CACHED", "LICENSE", "DESCRIPTION")]
-    for m in manifests:
-        rows.append((m.name, _size(m), _presence(m), m.license, m.description))
+    broken = []
+    for m in scan_manifests(args.models_dir):
+        if isinstance(m, Broken):
+            rows.append((m.name, "-", "-", "-", "BROKEN manifest (see the error below)"))
+            broken.append(m.reason)
+        else:
+            rows.append((m.name, _size(m), _presence(m), m.license, m.description))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4])
@@ -94,36 +99,56 @@ def cmd_path(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    """Re-hash every local copy; exit 1 if any file is missing, wrong or broken, named or not."""
+    bad = 0
+    manifests = []
     if args.names:
-        manifests = [find_manifest(n, args.models_dir) for n in args.names]
-        broken: list[str] = []
+        for name in args.names:
+            try:
+                manifests.append(find_manifest(name, args.models_dir))
+            except DeepDreamError as e:
+                print(f"deepdream-caffe: error: {e}", file=sys.stderr)
+                bad += 1
     else:
-        manifests, broken = list_manifests(args.models_dir)
-    bad = len(broken)
-    for message in broken:
-        print(f"deepdream-caffe: error: {message}", file=sys.stderr)
+        for m in scan_manifests(args.models_dir):
+            if isinstance(m, Broken):
+                print(f"deepdream-caffe: error: {m.reason}", file=sys.stderr)
+                bad += 1
+            else:
+                manifests.append(m)
     rows = []
     for m in manifests:
         for spec in m.files:
-            state = locate(m, spec, warn=lambda msg: print(f"deepdream-caffe: warning: {msg}", file=sys.stderr))
-            if state.verdict == "ok":
-                status, detail = "ok", str(state.path)
-            elif state.verdict == "mismatch":
-                status, detail = "MISMATCH", f"{state.path}: sha1 {state.actual}, expected {state.expected}"
+            state = locate(m, spec)
+            # A wrong copy under $CAFFE_ROOT is reported, even when the cache has a good one.
+            for r in state.rejected:
+                rows.append((m.name, spec.filename, _STATUS[r.verdict], _detail(r) + " (not used)"))
                 bad += 1
-            elif state.verdict == "unrecorded":
-                status, detail = "unchecked", f"{state.path}: no hash published or recorded yet"
-            else:
-                status, detail = "missing", "not downloaded"
-                # Asked about by name, a missing file is a failure; in the full sweep it is just news.
-                bad += 1 if args.names else 0
-            if not args.quiet or status in ("MISMATCH", "missing"):
-                rows.append((m.name, spec.filename, status, detail))
+            rows.append((m.name, spec.filename, _STATUS[state.verdict], _detail(state)))
+            bad += state.verdict in ("mismatch", "invalid", "missing")
+    if args.quiet:
+        rows = [r for r in rows if r[2] not in ("ok", "unchecked")]
     if rows:
         widths = [max(len(r[i]) for r in rows) for i in range(3)]
         for r in rows:
             print("  ".join(c.ljust(w) for c, w in zip(r[:3], widths)) + "  " + r[3])
     return 1 if bad else 0
+
+
+_STATUS = {"ok": "ok", "mismatch": "MISMATCH", "invalid": "INVALID", "unrecorded": "unchecked",
+           "missing": "missing"}
+
+
+def _detail(state) -> str:
+    if state.verdict == "ok":
+        return str(state.path)
+    if state.verdict == "mismatch":
+        return f"{state.path}: sha1 {state.actual}, expected {state.expected}"
+    if state.verdict == "invalid":
+        return f"{state.path}: {state.reason}"
+    if state.verdict == "unrecorded":
+        return f"{state.path}: no hash published or recorded yet"
+    return "not downloaded"
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:

@@ -3,8 +3,15 @@
 Only the standard library speaks HTTP here (urllib), so the zoo works in a
 bare venv. A download goes to ``<dest>.part``; a cut connection is resumed
 with an HTTP Range request after a short back-off, a silent server is given
-up on after the stall timeout, and the finished file is renamed over
-``<dest>`` only once its sha1 is right. Callers hold the model's lock.
+up on after the stall timeout, a slow one after the overall deadline, and
+the finished file is renamed over ``<dest>`` only once its sha1 (or, with no
+hash to check, its content) is right. Callers hold the model's lock.
+
+What a server sends is checked for what was asked for: the body as it is
+(``Accept-Encoding: identity``; a compressed body is refused), not a web page,
+not larger than the file can be. A resumed request carries ``If-Range`` with
+the first reply's ETag or Last-Modified, so a file that changed on the
+server between a cut and a resume is fetched again whole, never spliced.
 """
 from __future__ import annotations
 
@@ -13,46 +20,29 @@ import hashlib
 import http.client
 import os
 import re
+import shutil
 import socket
 import ssl
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from ..errors import DeepDreamError
 from ..io.atomic import os_reason
+from . import names
 from .cache import remove_quietly
-
-TIMEOUT_ENV = "DEEPDREAM_CAFFE_TIMEOUT"
-RETRIES_ENV = "DEEPDREAM_CAFFE_RETRIES"
-RETRY_WAIT_ENV = "DEEPDREAM_CAFFE_RETRY_WAIT"
+from .settings import MIN_RATE_ENV, RETRIES_ENV, RETRY_WAIT_ENV, TIMEOUT_ENV, Settings  # noqa: F401
 
 _CHUNK = 64 * 1024
 _USER_AGENT = "deepdream-caffe (+model zoo)"
 _CONTENT_RANGE_RE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 _UNSATISFIED_RANGE_RE = re.compile(r"bytes\s+\*/(\d+)")
-
-
-@dataclass(frozen=True)
-class Settings:
-    """How patient a download is."""
-
-    stall_timeout: float = 30.0  # seconds without a byte before a request is given up
-    retries: int = 4  # further tries after a failure that made no progress
-    retry_wait: float = 0.5  # first back-off in seconds, doubled per failure, capped at 30
-
-    @classmethod
-    def from_env(cls) -> "Settings":
-        """Defaults, overridden by DEEPDREAM_CAFFE_TIMEOUT / _RETRIES / _RETRY_WAIT."""
-        return cls(
-            stall_timeout=_env_number(TIMEOUT_ENV, cls.stall_timeout, float, minimum=0.001),
-            retries=_env_number(RETRIES_ENV, cls.retries, int, minimum=0),
-            retry_wait=_env_number(RETRY_WAIT_ENV, cls.retry_wait, float, minimum=0.0),
-        )
+_WEB_PAGE_TYPES = ("text/html", "application/xhtml+xml")
 
 
 class DownloadError(DeepDreamError):
@@ -81,11 +71,22 @@ class _Transient(Exception):
 
 
 class _Permanent(Exception):
-    """Not worth another try: 404, unknown host, bad certificate."""
+    """Not worth another try: 404, unknown host, bad certificate, a web page instead of the file."""
 
 
 class _Complete(Exception):
     """The .part already holds the whole file (the server says so)."""
+
+
+@dataclass
+class _Transfer:
+    """What one download has learnt about the file on the server, across its requests."""
+
+    started: float
+    may_resume: bool  # resuming is safe: a validator to send, or a hash to check at the end
+    validator: Optional[str] = None  # strong ETag or Last-Modified of the first reply
+    etag: bool = False  # the validator is an ETag (compared on each 206 reply)
+    total: Optional[int] = None  # the file's size, if the server told
 
 
 def download(
@@ -96,16 +97,27 @@ def download(
     label: str = "",
     quiet: bool = False,
     settings: Optional[Settings] = None,
+    max_bytes: Optional[int] = None,
+    check: Optional[Callable[[Path], None]] = None,
+    encoded_ok: bool = False,
 ) -> str:
     """Fetch ``url`` into ``dest`` and return the sha1 of what was stored.
 
-    Resumes a ``dest.part`` left by an earlier try. When ``expected_sha1`` is
-    given and the bytes differ, the partial file is deleted and HashMismatch
-    says which URL gave what. Raises DownloadError or DiskError otherwise;
-    ``dest`` is only ever replaced by a complete, checked file.
+    Resumes a ``dest.part`` left by an earlier try when ``expected_sha1`` can
+    judge the result. When the bytes differ from ``expected_sha1`` the
+    partial file is deleted and HashMismatch says which URL gave what. With
+    no hash, ``check(part)`` (raising DeepDreamError) must accept the bytes
+    before they become ``dest``. ``max_bytes`` bounds the size; a compressed
+    body is refused unless ``encoded_ok`` (a tarball is read as it comes).
+    Raises DownloadError or DiskError otherwise; ``dest`` is only ever
+    replaced by a complete, checked file.
     """
     settings = settings or Settings.from_env()
-    part = dest.with_name(dest.name + ".part")
+    part = names.part_path(dest)
+    try:
+        names.clear_foreign(part)  # a link or FIFO in its place is removed, never followed
+    except OSError as e:
+        raise DiskError(f"cannot clear {part}: {os_reason(e)}") from None
     # Bytes already in the .part came from another run or another URL: if the
     # result is wrong they may be to blame, so a mismatch then earns one clean retry.
     inherited = part.exists() and part.stat().st_size > 0
@@ -115,9 +127,14 @@ def download(
         inherited = False
     while True:
         try:
-            sha1 = _fetch_to_part(url, part, label or dest.name, quiet, settings)
+            sha1 = _fetch_to_part(url, part, label or dest.name, quiet, settings, expected_sha1 is not None,
+                                  max_bytes, encoded_ok)
         except DiskError:
             remove_quietly(part)
+            raise
+        except DownloadError:
+            if expected_sha1 is None:
+                remove_quietly(part)  # cannot be resumed safely by a later run: do not keep it
             raise
         if expected_sha1 is None or sha1 == expected_sha1:
             break
@@ -126,6 +143,15 @@ def download(
             inherited = False
             continue
         raise HashMismatch(url, sha1, expected_sha1)
+    if check is not None and expected_sha1 is None:
+        try:
+            check(part)
+        except DeepDreamError as e:
+            remove_quietly(part)
+            raise DownloadError(url, f"{e}; nothing was kept") from None
+        except OSError as e:
+            remove_quietly(part)
+            raise DiskError(f"cannot read {part}: {os_reason(e)}") from None
     try:
         os.replace(part, dest)
     except OSError as e:
@@ -134,10 +160,12 @@ def download(
     return sha1
 
 
-def _fetch_to_part(url: str, part: Path, label: str, quiet: bool, settings: Settings) -> str:
+def _fetch_to_part(url: str, part: Path, label: str, quiet: bool, settings: Settings, hashed_result: bool,
+                   max_bytes: Optional[int], encoded_ok: bool) -> str:
     bar = _Progress(label, quiet)
     hasher, hashed = None, -1
     failures = 0
+    xfer = _Transfer(started=time.monotonic(), may_resume=hashed_result)
     # A server that sends a few bytes per connection would otherwise reset the
     # failure count forever; this caps the total number of requests.
     requests_left = 10 * (settings.retries + 1) + 10
@@ -151,7 +179,7 @@ def _fetch_to_part(url: str, part: Path, label: str, quiet: bool, settings: Sett
                     raise DiskError(f"cannot read {part}: {os_reason(e)}") from None
             requests_left -= 1
             try:
-                hasher = _request_into(url, part, offset, hasher, bar, settings)
+                hasher = _request_into(url, part, offset, hasher, bar, settings, xfer, max_bytes, encoded_ok)
                 return hasher.hexdigest()
             except _Complete:
                 return hasher.hexdigest()
@@ -163,29 +191,66 @@ def _fetch_to_part(url: str, part: Path, label: str, quiet: bool, settings: Sett
                 if failures > settings.retries or requests_left <= 0:
                     tries = "1 try" if settings.retries == 0 else f"{settings.retries + 1} tries"
                     raise DownloadError(url, f"{e} (gave up after {tries} without progress)") from None
-                if failures:
-                    time.sleep(min(settings.retry_wait * 2 ** (failures - 1), 30.0))
+                wait = min(settings.retry_wait * 2 ** (failures - 1), 30.0) if failures else 0.0
+                _check_deadline(xfer, now, settings, extra=wait)
+                if wait:
+                    time.sleep(wait)
                 hashed = -1  # re-read what reached the disk rather than trust the buffer
     finally:
         bar.close()
 
 
-def _request_into(url: str, part: Path, offset: int, hasher, bar, settings: Settings):
+def _check_deadline(xfer: _Transfer, have: int, settings: Settings, extra: float = 0.0) -> None:
+    """Give up when the whole download has taken longer than its size allows at the minimum rate."""
+    expected = xfer.total if xfer.total is not None else have
+    allowed = settings.deadline(expected)
+    elapsed = time.monotonic() - xfer.started + extra
+    if elapsed > allowed:
+        size = f"{have} of {xfer.total}" if xfer.total is not None else f"{have}"
+        raise _Permanent(
+            f"too slow: {size} bytes after {elapsed:.0f} s, over the {allowed:.0f} s allowed at "
+            f"{settings.min_rate:g} bytes/s (set {MIN_RATE_ENV} to allow slower downloads)"
+        )
+
+
+class _SafeRedirect(urllib.request.HTTPRedirectHandler):
+    """Follow redirects only to http(s): never to ftp:// or file://."""
+
+    max_redirections = 10
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        scheme = urllib.parse.urlsplit(newurl).scheme.lower()
+        if scheme not in ("http", "https"):
+            raise _Permanent(f"the server redirects to a {scheme or 'relative'}: URL, refused ({newurl})")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_OPENER = urllib.request.build_opener(_SafeRedirect)
+
+
+def _request_into(url: str, part: Path, offset: int, hasher, bar, settings: Settings, xfer: _Transfer,
+                  max_bytes: Optional[int], encoded_ok: bool):
     """One HTTP request appending to ``part`` from ``offset``.
 
     ``hasher`` covers the first ``offset`` bytes of ``part``; the hasher
     returned covers the whole file once the request completes.
     """
+    if offset and not (xfer.may_resume or xfer.validator):
+        # Nothing could tell a spliced file from a whole one: start over.
+        _truncate(part)
+        offset, hasher = 0, hashlib.sha1()
     headers = {"User-Agent": _USER_AGENT, "Accept-Encoding": "identity"}
     if offset:
         headers["Range"] = f"bytes={offset}-"
+        if xfer.validator:
+            headers["If-Range"] = xfer.validator
     try:
-        resp = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=settings.stall_timeout)
+        resp = _OPENER.open(urllib.request.Request(url, headers=headers), timeout=settings.stall_timeout)
     except urllib.error.HTTPError as e:
         with e:
             if e.code == 416 and offset:
                 m = _UNSATISFIED_RANGE_RE.search(e.headers.get("Content-Range", "") or "")
-                if m and int(m.group(1)) == offset:
+                if m and int(m.group(1)) == offset and (xfer.total is None or xfer.total == offset):
                     raise _Complete() from None
                 _truncate(part)
                 raise _Transient("the server would not resume the partial download; starting over") from None
@@ -195,31 +260,43 @@ def _request_into(url: str, part: Path, offset: int, hasher, bar, settings: Sett
             raise _Permanent(reason) from None
     except urllib.error.URLError as e:
         raise _classify(e.reason) from None
-    except (OSError, http.client.HTTPException) as e:
+    except (OSError, http.client.HTTPException, ValueError) as e:
         raise _classify(e) from None
 
     with resp:
+        _check_reply(resp, encoded_ok)
         length = _int_header(resp, "Content-Length")
-        total = None
         if offset and resp.status == 206:
             m = _CONTENT_RANGE_RE.search(resp.headers.get("Content-Range", "") or "")
             if not m or int(m.group(1)) != offset:
                 _truncate(part)
                 raise _Transient("the server resumed at the wrong place; starting over")
             total = int(m.group(3)) if m.group(3) != "*" else None
+            etag = resp.headers.get("ETag")
+            if (total is not None and xfer.total is not None and total != xfer.total) or (
+                    xfer.etag and etag is not None and etag != xfer.validator):
+                _truncate(part)
+                raise _Transient("the file changed on the server since the download began; starting over")
         elif resp.status == 200:
             if offset:
-                # The server ignored Range and sends the whole file again.
+                # The server ignored Range, or If-Range said the file changed: it sends the whole file.
                 offset = 0
                 hasher = hashlib.sha1()
             total = length
+            _learn_validator(resp, xfer)
         else:
             raise _Permanent(f"unexpected HTTP status {resp.status}")
+        if total is not None:
+            xfer.total = total
+            if max_bytes is not None and total > max_bytes:
+                raise _Permanent(f"the server announces {total} bytes, more than the {max_bytes} this file can be")
+            _check_space(part, total - offset)
         bar.start(total, offset)
 
         got = 0
         try:
-            f = open(part, "ab" if offset else "wb")
+            fd = names.open_for_write(part, append=bool(offset))
+            f = os.fdopen(fd, "ab" if offset else "wb")
         except OSError as e:
             raise DiskError(f"cannot write {part}: {os_reason(e)}") from None
         try:
@@ -233,6 +310,8 @@ def _request_into(url: str, part: Path, offset: int, hasher, bar, settings: Sett
                     raise _Transient(f"connection lost ({_describe(e)})") from None
                 if not chunk:
                     break
+                if max_bytes is not None and offset + got + len(chunk) > max_bytes:
+                    raise _Permanent(f"the server sends more than the {max_bytes} bytes this file can be")
                 try:
                     f.write(chunk)
                 except OSError as e:
@@ -240,6 +319,7 @@ def _request_into(url: str, part: Path, offset: int, hasher, bar, settings: Sett
                 hasher.update(chunk)
                 got += len(chunk)
                 bar.update(len(chunk))
+                _check_deadline(xfer, offset + got, settings)
             try:
                 f.flush()
                 # Surface a full disk now, not at some later writeback.
@@ -256,10 +336,44 @@ def _request_into(url: str, part: Path, offset: int, hasher, bar, settings: Sett
         return hasher
 
 
+def _check_reply(resp, encoded_ok: bool) -> None:
+    """Refuse a reply that is not the file as it is: a compressed body or a web page."""
+    encoding = (resp.headers.get("Content-Encoding") or "identity").strip().lower()
+    if encoding not in ("identity", "") and not encoded_ok:
+        raise _Permanent(f"the server sent a {encoding}-encoded body although the file was asked for as it is")
+    ctype = (resp.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+    if ctype in _WEB_PAGE_TYPES:
+        raise _Permanent(f"the server sent a web page (Content-Type: {ctype}), not the file")
+
+
+def _learn_validator(resp, xfer: _Transfer) -> None:
+    """Keep what If-Range can use: a strong ETag (a weak one is not allowed there), else Last-Modified."""
+    etag = (resp.headers.get("ETag") or "").strip()
+    modified = (resp.headers.get("Last-Modified") or "").strip()
+    if etag and not etag.startswith("W/"):
+        xfer.validator, xfer.etag = etag, True
+    elif modified:
+        xfer.validator, xfer.etag = modified, False
+    else:
+        xfer.validator, xfer.etag = None, False
+
+
+def _check_space(part: Path, needed: int) -> None:
+    try:
+        free = shutil.disk_usage(part.parent).free
+    except OSError:
+        return
+    if needed > free:
+        raise DiskError(f"not enough space for {part.name}: {needed} more bytes needed, {free} free")
+
+
 def _hash_prefix(part: Path, size: int):
     h = hashlib.sha1()
     if size:
-        with open(part, "rb") as f:
+        f = names.open_for_read(part)
+        if f is None:
+            raise DiskError(f"{part} is not a plain file; remove it")
+        with f:
             left = size
             while left:
                 chunk = f.read(min(left, 1 << 20))
@@ -272,8 +386,7 @@ def _hash_prefix(part: Path, size: int):
 
 def _truncate(part: Path) -> None:
     try:
-        with open(part, "wb"):
-            pass
+        os.close(names.open_for_write(part))
     except OSError as e:
         raise DiskError(f"cannot write {part}: {os_reason(e)}") from None
 
@@ -339,16 +452,3 @@ class _Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
-
-
-def _env_number(name: str, default, kind, *, minimum):
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = kind(raw)
-    except ValueError:
-        value = None
-    if value is None or value < minimum:
-        raise DeepDreamError(f"{name} must be a number >= {minimum:g}, not {raw!r}")
-    return value

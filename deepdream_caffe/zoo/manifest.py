@@ -8,9 +8,11 @@ the first folder holding a name wins, so users can shadow a built-in model.
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 import sys
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Optional, Sequence
@@ -23,6 +25,7 @@ else:  # pragma: no cover - the project venv is 3.11; pyproject pulls tomli for 
 
 
 from ..errors import DeepDreamError
+from . import names
 
 MODELS_ENV = "DEEPDREAM_CAFFE_MODELS"
 MANIFEST_NAME = "model.toml"
@@ -31,6 +34,9 @@ ROLES = ("prototxt", "weights")
 # Names become folder names in the cache and in URLs' file names: keep them tame.
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 _SHA1_RE = re.compile(r"^[0-9a-f]{40}$")
+MAX_MODEL_NAME = 100
+MAX_MANIFEST_BYTES = 64 << 10
+_MAX_TEXT = 300
 
 _REQUIRED = ("description", "license", "prototxt_url", "weights_url", "mean", "channel_swap", "default_layer")
 _OPTIONAL = ("prototxt_sha1", "weights_sha1", "archive_member", "approx_size_mb")
@@ -92,22 +98,30 @@ def url_file_name(url: str) -> str:
 
 
 def check_name(name: str) -> None:
-    if not _NAME_RE.match(name or ""):
+    if not isinstance(name, str) or not _NAME_RE.match(name) or len(name) > MAX_MODEL_NAME or names.name_problem(name):
         raise DeepDreamError(
-            f"invalid model name {name!r}: use letters, digits and '_.+-' (e.g. bvlc_googlenet)"
+            f"invalid model name {name!r}: use letters, digits and '_.+-' (e.g. bvlc_googlenet), "
+            f"at most {MAX_MODEL_NAME} characters"
         )
+
+
+def _is_model_name(name: str) -> bool:
+    return bool(_NAME_RE.match(name)) and len(name) <= MAX_MODEL_NAME and not names.name_problem(name)
 
 
 def available_names(models_dirs: Optional[Sequence[Path]] = None) -> list[str]:
     """Every model name with a manifest in any search folder, sorted."""
-    names = set()
+    found = set()
     for d in search_dirs(models_dirs):
-        if not d.is_dir():
-            continue
-        for sub in d.iterdir():
-            if (sub / MANIFEST_NAME).is_file() and _NAME_RE.match(sub.name):
-                names.add(sub.name)
-    return sorted(names)
+        try:
+            if not d.is_dir():
+                continue
+            for sub in d.iterdir():
+                if _is_model_name(sub.name) and (sub / MANIFEST_NAME).is_file():
+                    found.add(sub.name)
+        except OSError:
+            continue  # an unreadable folder holds no models we can use
+    return sorted(found)
 
 
 def find_manifest(name: str, models_dirs: Optional[Sequence[Path]] = None) -> Manifest:
@@ -125,15 +139,33 @@ def find_manifest(name: str, models_dirs: Optional[Sequence[Path]] = None) -> Ma
     )
 
 
-def list_manifests(models_dirs: Optional[Sequence[Path]] = None) -> tuple[list[Manifest], list[str]]:
-    """All models, first folder wins per name; also the one-line errors of broken manifests."""
-    found, errors = [], []
+@dataclass(frozen=True)
+class Broken:
+    """A manifest that could not be loaded, and the one-line reason."""
+
+    name: str
+    reason: str
+
+
+def scan_manifests(models_dirs: Optional[Sequence[Path]] = None) -> list:
+    """Every model in name order, first folder wins: a Manifest, or Broken for one that fails to load.
+
+    One bad manifest never hides the others.
+    """
+    out = []
     for name in available_names(models_dirs):
         try:
-            found.append(find_manifest(name, models_dirs))
+            out.append(find_manifest(name, models_dirs))
         except DeepDreamError as e:
-            errors.append(str(e))
-    return found, errors
+            out.append(Broken(name, str(e)))
+    return out
+
+
+def list_manifests(models_dirs: Optional[Sequence[Path]] = None) -> tuple[list[Manifest], list[str]]:
+    """All models, first folder wins per name; also the one-line errors of broken manifests."""
+    scanned = scan_manifests(models_dirs)
+    return ([m for m in scanned if isinstance(m, Manifest)],
+            [b.reason for b in scanned if isinstance(b, Broken)])
 
 
 def load_manifest(path: Path, name: Optional[str] = None) -> Manifest:
@@ -141,16 +173,27 @@ def load_manifest(path: Path, name: Optional[str] = None) -> Manifest:
     path = Path(path)
     name = name or path.parent.name
     check_name(name)
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except OSError as e:
-        raise DeepDreamError(f"cannot read model manifest {path}: {e.strerror or e}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise DeepDreamError(f"model manifest {path} is not valid TOML: {e}") from None
 
     def bad(msg: str) -> DeepDreamError:
         return DeepDreamError(f"model manifest {path}: {msg}")
+
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_MANIFEST_BYTES + 1)
+    except OSError as e:
+        raise DeepDreamError(f"cannot read model manifest {path}: {e.strerror or e}") from None
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise bad(f"larger than {MAX_MANIFEST_BYTES >> 10} KB; a manifest is a few lines")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise bad(f"not UTF-8 text (byte {e.start} is {raw[e.start]:#04x}); TOML files are UTF-8") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise DeepDreamError(f"model manifest {path} is not valid TOML: {e}") from None
+    except RecursionError:
+        raise bad("nested too deeply to be a manifest") from None
 
     missing = [k for k in _REQUIRED if k not in data]
     if missing:
@@ -158,61 +201,77 @@ def load_manifest(path: Path, name: Optional[str] = None) -> Manifest:
     unknown = sorted(set(data) - set(_REQUIRED) - set(_OPTIONAL))
     if unknown:
         # A typo such as "weight_sha1" would otherwise silently turn a checked file into a TOFU one.
-        raise bad(f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}")
+        shown = ", ".join(k if k.isprintable() and len(k) < 80 else _printable(k) for k in unknown[:5])
+        raise bad(f"unknown key{'s' if len(unknown) > 1 else ''} {shown}")
 
     for key in ("description", "license", "default_layer"):
-        if not isinstance(data[key], str) or not data[key].strip():
+        value = data[key]
+        if not isinstance(value, str) or not value.strip():
             raise bad(f"'{key}' must be a non-empty string")
+        if len(value) > _MAX_TEXT or any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in value):
+            # Control characters would reach the terminal through `models list`.
+            raise bad(f"'{key}' must be one line of at most {_MAX_TEXT} printable characters")
     description = data["description"].strip()
-    if "\n" in description:
-        raise bad("'description' must be one line")
 
     mean = data["mean"]
     if (
         not isinstance(mean, list)
         or len(mean) != 3
-        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in mean)
+        or not all(_is_number(v) and math.isfinite(v) and 0 <= v <= 255 for v in mean)
     ):
-        raise bad("'mean' must be three numbers [B, G, R]")
+        raise bad(f"'mean' must be three finite numbers from 0 to 255 [B, G, R], not {_printable(mean)}")
     swap = data["channel_swap"]
-    if not isinstance(swap, list) or sorted(swap) != [0, 1, 2] or any(isinstance(v, bool) for v in swap):
-        raise bad("'channel_swap' must be a permutation of [0, 1, 2], e.g. [2, 1, 0]")
+    if (
+        not isinstance(swap, list)
+        or len(swap) != 3
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in swap)
+        or sorted(swap) != [0, 1, 2]
+    ):
+        raise bad(f"'channel_swap' must be a permutation of [0, 1, 2], e.g. [2, 1, 0], not {_printable(swap)}")
 
     members = data.get("archive_member", {})
     if not isinstance(members, dict) or set(members) - set(ROLES):
         raise bad("'archive_member' must be a table with keys 'prototxt' and/or 'weights'")
-    for role, m in members.items():
-        if not isinstance(m, str) or not m.strip() or m.startswith("/"):
+    for role in ROLES:
+        if role not in members:
+            continue
+        m = members[role]
+        if (not isinstance(m, str) or not m.strip() or m.startswith("/") or "\0" in m or len(m) > 1024
+                or ".." in PurePosixPath(m).parts):
             raise bad(f"archive_member.{role} must be a relative path inside the archive")
 
     specs = {}
     for role in ROLES:
         url = data[f"{role}_url"]
         if not isinstance(url, str) or not _good_url(url):
-            raise bad(f"'{role}_url' is not an http(s) URL to a file: {url!r}")
+            raise bad(f"'{role}_url' is not an http(s) URL to a file: {_printable(url)}")
         sha1 = data.get(f"{role}_sha1")
         if sha1 is not None:
             if not isinstance(sha1, str) or not _SHA1_RE.match(sha1.lower()):
                 raise bad(f"'{role}_sha1' must be 40 hex digits")
             sha1 = sha1.lower()
         member = members.get(role)
+        source = f"archive_member.{role}" if member else f"{role}_url"
         filename = PurePosixPath(member).name if member else url_file_name(url)
-        if not filename or filename.startswith(".") or any(c in filename for c in "/\\\0"):
-            raise bad(f"cannot tell a local file name for the {role} from {member or url!r}")
-        specs[role] = FileSpec(role, url, sha1, member, filename)
+        problem = names.name_problem(filename)
+        if problem:
+            raise bad(f"the {role}'s local file name {_printable(filename)} (from {source}) {problem}")
+        spec = FileSpec(role, url, sha1, member, filename)
+        if member:
+            problem = names.name_problem(spec.download_name)
+            if problem:
+                raise bad(f"the archive's file name {_printable(spec.download_name)} (from {role}_url) "
+                          f"{problem}")
+        specs[role] = spec
 
     p, w = specs["prototxt"], specs["weights"]
-    if p.filename == w.filename:
-        raise bad(f"the prototxt and the weights would both be stored as '{p.filename}'")
-    for spec in (p, w):
-        if spec.member and spec.filename == spec.download_name:
-            raise bad(f"the {spec.role} member has the same name as the archive it comes from")
+    _check_collisions(p, w, bad)
     if p.url == w.url and not (p.member and w.member):
         raise bad("prototxt_url and weights_url are the same URL but not both archive members")
 
     size = data.get("approx_size_mb")
-    if size is not None and (not isinstance(size, (int, float)) or isinstance(size, bool) or size <= 0):
-        raise bad("'approx_size_mb' must be a positive number")
+    if size is not None and (not _is_number(size) or not math.isfinite(size) or not 0 < size <= 1e5):
+        raise bad("'approx_size_mb' must be a positive number of megabytes")
 
     return Manifest(
         name=name,
@@ -228,11 +287,46 @@ def load_manifest(path: Path, name: Optional[str] = None) -> Manifest:
     )
 
 
+def _check_collisions(p: FileSpec, w: FileSpec, bad) -> None:
+    """The names a model's files take on disk must be distinct and none of the zoo's working names.
+
+    Each stored file also has ``.part``, ``.sha1`` and ``.bad-<sha1>``
+    companions, and a tarball is saved under its own name while members are
+    taken out of it: a manifest that named one file like another's companion
+    would let a download overwrite a verified file or its record.
+    """
+    stored = [(f"the {s.role}", s.filename) for s in (p, w)]
+    archives = {s.url: s for s in (p, w) if s.member}  # one tarball when both come from the same URL
+    stored += [(f"the {s.role}'s archive", s.download_name) for s in archives.values()]
+    for what, filename in stored:
+        low = filename.lower()
+        if low.endswith(names.WORKING_SUFFIXES) or names.BAD_INFIX in low:
+            raise bad(f"{what} would be stored as {filename!r}, a name the zoo uses for its own working files "
+                      f"(names ending in {', '.join(names.WORKING_SUFFIXES)} or holding '{names.BAD_INFIX}')")
+    seen: dict = {}
+    for what, filename in stored:
+        key = filename.casefold()  # a case-insensitive file system would make them one file
+        if key in seen:
+            raise bad(f"{seen[key]} and {what} would both be stored as '{filename}'")
+        seen[key] = what
+
+
+def _is_number(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _printable(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _good_url(url: str) -> bool:
+    if len(url) > 2048 or any(c.isspace() or unicodedata.category(c) == "Cc" for c in url):
+        return False
     try:
         parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
     except ValueError:
         return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname) and bool(url_file_name(url)) and not any(
-        c.isspace() for c in url
-    )
+    return (parts.scheme in ("http", "https") and bool(parts.hostname) and not parts.path.endswith("/")
+            and bool(url_file_name(url)))

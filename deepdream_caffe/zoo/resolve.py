@@ -4,27 +4,39 @@ Each of a model's files is taken from the first place that has it with the
 right hash: ``$CAFFE_ROOT/models/<name>/`` (the notebook's layout), then the
 cache, then the network (``--mirror`` first, then the manifest's URL). The
 right hash is the manifest's, or else the one recorded beside the cached file
-at first use (trust on first use), checked on every later use.
+at first use (trust on first use), checked on every later use. A file whose
+hash nobody publishes must also be the kind of file asked for (a prototxt, a
+caffemodel) before its hash is recorded, and on every use after.
+
+Nothing that may be the only copy is deleted: a cached file with the wrong
+hash is moved aside to ``<file>.bad-<sha1>``, and files under
+``$CAFFE_ROOT`` are never touched, only reported.
 """
 from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 from urllib.parse import quote, urlsplit
 
-from ..io.atomic import os_reason
-from ..net.caffe_env import find_caffe_root
 from ..errors import DeepDreamError
+from ..io.atomic import os_reason
 from ..io.hashing import sha1_file
+from ..net.caffe_env import find_caffe_root
 from . import cache as zcache
+from . import names
 from .archive import extract_members
-from .download import DiskError, DownloadError, HashMismatch, Settings, download
+from .content import MAX_CAFFEMODEL_BYTES, MAX_PROTOTXT_BYTES, check_file
+from .download import DiskError, DownloadError, HashMismatch, download
 from .manifest import FileSpec, Manifest, find_manifest, url_file_name
+from .settings import Settings, lock_timeout
 
 MIRROR_ENV = "DEEPDREAM_CAFFE_MIRROR"
+# A tarball holds both files and the publisher's extras; more than this is not a model.
+MAX_ARCHIVE_BYTES = 4 << 30
+_LIMITS = {"prototxt": MAX_PROTOTXT_BYTES, "weights": MAX_CAFFEMODEL_BYTES}
 
 
 @dataclass(frozen=True)
@@ -44,15 +56,27 @@ class ModelFiles:
 
 @dataclass(frozen=True)
 class FileState:
-    """Where one of a model's files is found and whether its hash is right."""
+    """Where one of a model's files is found and whether it is right."""
 
     spec: FileSpec
     path: Optional[Path]  # None when neither $CAFFE_ROOT nor the cache has it
     where: str  # "caffe_root", "cache" or "" when missing
-    verdict: str  # "ok", "mismatch", "unrecorded" (no hash known yet) or "missing"
+    # "ok", "mismatch" (wrong hash), "invalid" (not the kind of file asked for),
+    # "unrecorded" (no hash known yet) or "missing"
+    verdict: str
     actual: Optional[str] = None
     expected: Optional[str] = None
     expected_from: str = ""  # "manifest" or the record's path
+    reason: str = ""  # why an "invalid" file is not what was asked for
+    rejected: tuple = field(default=())  # bad copies seen elsewhere ($CAFFE_ROOT), as FileStates
+
+    def problem(self) -> str:
+        """One phrase on what is wrong with this copy."""
+        if self.verdict == "mismatch":
+            return f"{self.path} has sha1 {self.actual}, expected {self.expected} ({_source(self.expected_from)})"
+        if self.verdict == "invalid":
+            return f"{self.path} is not usable: {self.reason}"
+        return f"{self.spec.filename} is {self.verdict}"
 
 
 def resolve_model(
@@ -72,6 +96,7 @@ def resolve_model(
     manifest = find_manifest(name, models_dirs)
     mirror = mirror_base(mirror)
     settings = Settings.from_env()  # bad settings fail before anything is touched
+    lock_timeout()
     warn = _Warner(quiet)
     hashes = _HashMemo()
     cache_dir = zcache.model_dir(manifest.name)
@@ -115,22 +140,22 @@ def _complete_locked(manifest, states, fetch, mirror, settings, quiet, warn, has
             return states
         if not fetch:
             raise DeepDreamError(_not_available(manifest, gaps[0], cache_dir))
-        damaged = []
+        moved = []
         for s in gaps:
-            if s.verdict == "mismatch" and s.where == "cache":
-                damaged.append(
-                    f"{s.path} had sha1 {s.actual}, expected {s.expected} "
-                    f"({_source(s.expected_from)}), so it was removed"
-                )
-                warn(f"{damaged[-1]}; fetching it again")
-                zcache.remove_quietly(s.path)
+            if s.where == "cache" and s.verdict in ("mismatch", "invalid"):
+                aside = zcache.set_aside(s.path, s.actual)
+                if s.verdict == "invalid" and s.expected_from not in ("", "manifest"):
+                    # The record holds this bad file's hash (now in its new name): it is no truth.
+                    zcache.remove_record(cache_dir, s.spec.filename)
+                moved.append(f"{s.problem()}, so it was moved to {aside.name}")
+                warn(f"{moved[-1]}; fetching it again")
         try:
-            fetched = _fetch(manifest, [s.spec for s in gaps], cache_dir, mirror, settings, quiet)
+            fetched = _fetch(manifest, gaps, cache_dir, mirror, settings, quiet)
         except DeepDreamError as e:
-            if not damaged:
+            if not moved:
                 raise
             # Say why a file that was here is being fetched at all.
-            raise DeepDreamError(f"{'; '.join(damaged)}; fetching it again failed: {e}") from None
+            raise DeepDreamError(f"{'; '.join(moved)}; fetching it again failed: {e}") from None
         for i, s in enumerate(states):
             if s.verdict != "ok":
                 path, sha1 = fetched[s.spec.role]
@@ -167,10 +192,12 @@ def locate(
     warn: Optional[Callable[[str], None]] = None,
     record: bool = False,
 ) -> FileState:
-    """Find ``spec``'s file in $CAFFE_ROOT or the cache and judge its hash.
+    """Find ``spec``'s file in $CAFFE_ROOT or the cache and judge it.
 
     With ``record``, a file whose hash nobody knows yet has it recorded now
-    (trust on first use); the caller must hold the model's lock.
+    (trust on first use) if its content is the kind asked for; the caller
+    must hold the model's lock. Bad copies under $CAFFE_ROOT are reported
+    through ``warn`` and in ``rejected``, never touched.
     """
     hashes = hashes or _HashMemo()
     cache_dir = zcache.model_dir(manifest.name)
@@ -178,51 +205,76 @@ def locate(
     root = caffe_root_dir(manifest.name)
     if root is not None:
         places.append((root / spec.filename, "caffe_root"))
-    places.append((cache_dir / spec.filename, "cache"))
+    places.append((names.inside(cache_dir, spec.filename), "cache"))
 
-    bad = None
+    rejected: list[FileState] = []
+    in_cache = None
     for path, where in places:
         if not path.is_file():
             continue
-        actual = hashes(path)
-        if spec.sha1:
-            expected, source = spec.sha1, "manifest"
+        state = _judge(spec, path, where, cache_dir, hashes, record)
+        if state.verdict in ("ok", "unrecorded"):
+            return _with(state, rejected)
+        if where == "caffe_root":
+            rejected.append(state)
+            if warn is not None:
+                warn(f"ignoring {state.problem()}")
         else:
-            expected = zcache.read_record(cache_dir, spec.filename)
-            source = str(zcache.record_path(cache_dir, spec.filename))
-        if expected is None:
-            if not record:
-                return FileState(spec, path, where, "unrecorded", actual)
-            zcache.write_record(cache_dir, spec.filename, actual)
-            return FileState(spec, path, where, "ok", actual, actual, source)
-        state = FileState(spec, path, where, "ok" if actual == expected else "mismatch", actual, expected, source)
-        if state.verdict == "ok":
-            return state
-        if where == "caffe_root" and warn is not None:
-            warn(f"ignoring {path}: sha1 {actual}, expected {expected} ({_source(source)})")
-        bad = state if where == "cache" else bad
-    return bad or FileState(spec, None, "", "missing")
+            in_cache = state
+    return _with(in_cache or FileState(spec, None, "", "missing"), rejected)
+
+
+def _with(state: FileState, rejected: list) -> FileState:
+    if not rejected:
+        return state
+    return FileState(state.spec, state.path, state.where, state.verdict, state.actual, state.expected,
+                     state.expected_from, state.reason, tuple(rejected))
+
+
+def _judge(spec: FileSpec, path: Path, where: str, cache_dir: Path, hashes: "_HashMemo", record: bool) -> FileState:
+    try:
+        actual = hashes(path)
+    except OSError as e:
+        raise DeepDreamError(f"cannot read {path}: {os_reason(e)}") from None
+    if spec.sha1:
+        expected, source = spec.sha1, "manifest"
+    else:
+        expected = zcache.read_record(cache_dir, spec.filename)
+        source = str(zcache.record_path(cache_dir, spec.filename))
+    if expected is not None and actual != expected:
+        return FileState(spec, path, where, "mismatch", actual, expected, source)
+    if not spec.sha1:
+        # No published hash: the bytes must be a prototxt or a caffemodel before their hash
+        # means anything (a record made by an older version may hold a web page's).
+        reason = hashes.content_problem(spec.role, path)
+        if reason:
+            return FileState(spec, path, where, "invalid", actual, expected, source if expected else "", reason)
+    if expected is None:
+        if not record:
+            return FileState(spec, path, where, "unrecorded", actual)
+        zcache.write_record(cache_dir, spec.filename, actual)
+        return FileState(spec, path, where, "ok", actual, actual, source)
+    return FileState(spec, path, where, "ok", actual, expected, source)
 
 
 def _fetch(
     manifest: Manifest,
-    specs: list[FileSpec],
+    gaps: list[FileState],
     cache_dir: Path,
     mirror: Optional[str],
     settings: Settings,
     quiet: bool,
 ) -> dict[str, tuple[Path, str]]:
-    """Download ``specs`` into the cache; role -> (path, sha1). Caller holds the lock."""
+    """Download the files of ``gaps`` into the cache; role -> (path, sha1). Caller holds the lock."""
     done: dict[str, tuple[Path, str]] = {}
-    by_url: dict[str, list[FileSpec]] = {}
-    for spec in specs:
-        by_url.setdefault(spec.url, []).append(spec)
+    by_url: dict[str, list[FileState]] = {}
+    for s in gaps:
+        by_url.setdefault(s.spec.url, []).append(s)
     for url, group in by_url.items():
-        if group[0].member:
+        if group[0].spec.member:
             done.update(_fetch_archive(manifest, url, group, cache_dir, mirror, settings, quiet))
         else:
-            spec = group[0]
-            done[spec.role] = _fetch_file(manifest, spec, cache_dir, mirror, settings, quiet)
+            done[group[0].spec.role] = _fetch_file(manifest, group[0], cache_dir, mirror, settings, quiet)
     return done
 
 
@@ -231,8 +283,9 @@ def _candidates(url: str, mirror: Optional[str]) -> list[str]:
     return urls + [url]
 
 
-def _fetch_file(manifest, spec, cache_dir, mirror, settings, quiet) -> tuple[Path, str]:
-    dest = cache_dir / spec.filename
+def _fetch_file(manifest, state, cache_dir, mirror, settings, quiet) -> tuple[Path, str]:
+    spec = state.spec
+    dest = names.inside(cache_dir, spec.filename)
     expected = spec.sha1 or zcache.read_record(cache_dir, spec.filename)
     source = "manifest" if spec.sha1 else str(zcache.record_path(cache_dir, spec.filename))
     errors, mismatches = [], []
@@ -241,7 +294,8 @@ def _fetch_file(manifest, spec, cache_dir, mirror, settings, quiet) -> tuple[Pat
         try:
             sha1 = download(
                 url, dest, expected_sha1=expected, label=f"{manifest.name} {spec.filename}",
-                quiet=quiet, settings=settings,
+                quiet=quiet, settings=settings, max_bytes=_LIMITS[spec.role],
+                check=lambda part, role=spec.role: check_file(role, part),
             )
         except DiskError as e:
             raise DeepDreamError(f"{e}; free some space or set {zcache.CACHE_ENV} to another disk") from None
@@ -253,34 +307,45 @@ def _fetch_file(manifest, spec, cache_dir, mirror, settings, quiet) -> tuple[Pat
             if url != urls[-1]:
                 # The next URL starts clean so its bytes are judged on their own; the
                 # last one's partial file stays to be resumed by the next try.
-                zcache.remove_quietly(dest.with_name(dest.name + ".part"))
+                zcache.remove_quietly(names.part_path(dest))
             continue
         if expected is None:
             zcache.write_record(cache_dir, spec.filename, sha1)
         return dest, sha1
-    raise DeepDreamError(_fetch_failed(manifest, spec, dest, errors, mismatches))
+    raise DeepDreamError(_fetch_failed(manifest, [state], cache_dir, errors, mismatches))
 
 
-def _fetch_archive(manifest, url, specs, cache_dir, mirror, settings, quiet) -> dict[str, tuple[Path, str]]:
-    tarball = cache_dir / url_file_name(url)
+def _fetch_archive(manifest, url, group, cache_dir, mirror, settings, quiet) -> dict[str, tuple[Path, str]]:
+    specs = [s.spec for s in group]
+    tarball = names.inside(cache_dir, url_file_name(url), "archive")
+    dests = {s.member: names.inside(cache_dir, s.filename) for s in specs}
+    limits = {s.member: _LIMITS[s.role] for s in specs}
     errors, mismatches = [], []
     for cand in _candidates(url, mirror):
-        dests = {s.member: cache_dir / s.filename for s in specs}
         try:
-            download(cand, tarball, label=f"{manifest.name} {tarball.name}", quiet=quiet, settings=settings)
-            sums = extract_members(tarball, dests)
+            # A tarball is read as it comes: a server that labels a .tar.gz as gzip-encoded
+            # sends the same bytes, and tarfile opens either.
+            download(cand, tarball, label=f"{manifest.name} {tarball.name}", quiet=quiet, settings=settings,
+                     max_bytes=MAX_ARCHIVE_BYTES, encoded_ok=True)
+            sums = extract_members(tarball, dests, limits)
             expected = {s.member: s.sha1 or zcache.read_record(cache_dir, s.filename) for s in specs}
             for s in specs:
+                part = names.part_path(dests[s.member])
                 if expected[s.member] and sums[s.member] != expected[s.member]:
                     source = "manifest" if s.sha1 else str(zcache.record_path(cache_dir, s.filename))
                     raise HashMismatch(cand, sums[s.member], expected[s.member], f"member {s.member}, "
                                        f"{_source(source)}")
+                if expected[s.member] is None:
+                    try:
+                        check_file(s.role, part)
+                    except OSError as e:
+                        raise DiskError(f"cannot read {part}: {os_reason(e)}") from None
             out = {}
             for s in specs:
                 if expected[s.member] is None:
                     zcache.write_record(cache_dir, s.filename, sums[s.member])
                 try:
-                    os.replace(dests[s.member].with_name(dests[s.member].name + ".part"), dests[s.member])
+                    os.replace(names.part_path(dests[s.member]), dests[s.member])
                 except OSError as e:
                     raise DiskError(f"cannot move {dests[s.member]} into place: {os_reason(e)}") from None
                 out[s.role] = (dests[s.member], sums[s.member])
@@ -291,45 +356,60 @@ def _fetch_archive(manifest, url, specs, cache_dir, mirror, settings, quiet) -> 
             mismatches.append(str(e))
         except DownloadError as e:
             errors.append(f"{e.url}: {e.reason}")
-        except DeepDreamError as e:  # a broken tarball or a missing member
+        except DeepDreamError as e:  # a broken tarball, a missing or refused member, a member of the wrong kind
             errors.append(f"{cand}: {e}")
         finally:
             # The tarball is only a vehicle: never keep it, and never keep a half-extracted member.
             zcache.remove_quietly(tarball)
-            zcache.remove_quietly(tarball.with_name(tarball.name + ".part"))
+            zcache.remove_quietly(names.part_path(tarball))
             for d in dests.values():
-                zcache.remove_quietly(d.with_name(d.name + ".part"))
-    raise DeepDreamError(_fetch_failed(manifest, specs[0], cache_dir / specs[0].filename, errors, mismatches,
-                                       members=specs))
+                zcache.remove_quietly(names.part_path(d))
+    raise DeepDreamError(_fetch_failed(manifest, group, cache_dir, errors, mismatches, archive=True))
 
 
-def _fetch_failed(manifest, spec, dest, errors, mismatches, members=None) -> str:
-    what = f"{manifest.name} {spec.role if not members else 'files'}"
+def _fetch_failed(manifest, group, cache_dir, errors, mismatches, archive=False) -> str:
+    spec = group[0].spec
+    what = f"{manifest.name} {'files' if archive else spec.role}"
     if mismatches and not errors:
         return f"{what}: {'; '.join(mismatches)}; nothing was kept"
     problems = "; ".join(mismatches + errors)
-    if members:
+    if archive:
         by_hand = (
             f"download {spec.url} by hand and extract "
-            + ", ".join(f"{s.member} to {dest.parent / s.filename}" for s in members)
+            + ", ".join(f"{s.spec.member} to {cache_dir / s.spec.filename}" for s in group)
         )
     else:
-        by_hand = f"download {spec.url} by hand to {dest}"
-    return (
-        f"cannot fetch {what}: {problems}. Without network, {by_hand} "
-        f"(or into $CAFFE_ROOT/models/{manifest.name}/), or use --mirror BASE_URL"
-    )
+        by_hand = f"download {spec.url} by hand to {cache_dir / spec.filename}"
+    rejected = [r for s in group for r in s.rejected]
+    if rejected:
+        # Never tell the user to put a file where a wrong one already is.
+        elsewhere = f" ({'; '.join(r.problem() for r in rejected)}: replace it with the right file)"
+    else:
+        elsewhere = f" (or into $CAFFE_ROOT/models/{manifest.name}/)"
+    return f"cannot fetch {what}: {problems}. Without network, {by_hand}{elsewhere}, or use --mirror BASE_URL"
 
 
 def _not_available(manifest: Manifest, state: FileState, cache_dir: Path) -> str:
+    fetch = f"'deepdream-caffe models fetch {manifest.name}'"
     if state.verdict == "mismatch":
         return (
-            f"{state.path} has sha1 {state.actual}, expected {state.expected} ({_source(state.expected_from)}); "
-            f"run 'deepdream-caffe models fetch {manifest.name}' to fetch it again"
+            f"{state.problem()}; run {fetch} to move it aside (to {names.bad_path(state.path, state.actual).name}) "
+            "and fetch it again"
+        )
+    if state.verdict == "invalid":
+        remove = str(state.path)
+        if state.expected_from:
+            remove += f" and its record {state.expected_from}"
+        return f"{state.problem()}; run {fetch} to move it aside and fetch it again, or remove {remove}"
+    if state.rejected:
+        bad = "; ".join(r.problem() for r in state.rejected)
+        return (
+            f"model '{manifest.name}' has no usable {state.spec.filename}: {bad}; replace that file with the "
+            f"right one, or run {fetch} to download it into {cache_dir}"
         )
     return (
         f"model '{manifest.name}' is not downloaded ({state.spec.filename} missing); run "
-        f"'deepdream-caffe models fetch {manifest.name}' or place its files in {cache_dir}"
+        f"{fetch} or place its files in {cache_dir}"
     )
 
 
@@ -352,14 +432,32 @@ class _Warner:
 
 
 class _HashMemo:
-    """sha1 of a file, computed once per call even when a file is looked at twice."""
+    """sha1 and content verdict of a file, computed once per call even when a file is looked at twice."""
 
     def __init__(self):
         self.known: dict[tuple, str] = {}
+        self.content: dict[tuple, str] = {}
+
+    @staticmethod
+    def _key(path: Path) -> tuple:
+        st = path.stat()
+        return (str(path), st.st_size, st.st_mtime_ns, st.st_ino)
 
     def __call__(self, path: Path) -> str:
-        st = path.stat()
-        key = (str(path), st.st_size, st.st_mtime_ns, st.st_ino)
+        key = self._key(path)
         if key not in self.known:
             self.known[key] = sha1_file(path)
         return self.known[key]
+
+    def content_problem(self, role: str, path: Path) -> str:
+        """Why ``path`` is not a ``role`` file, or ""."""
+        key = (role,) + self._key(path)
+        if key not in self.content:
+            try:
+                check_file(role, path)
+                self.content[key] = ""
+            except DeepDreamError as e:
+                self.content[key] = str(e)
+            except OSError as e:
+                self.content[key] = f"cannot read it ({os_reason(e)})"
+        return self.content[key]

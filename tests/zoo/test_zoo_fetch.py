@@ -302,20 +302,23 @@ def test_unwritable_cache_is_one_clear_line(zoo_env, server, tiny_bytes, monkeyp
     assert "DEEPDREAM_CAFFE_CACHE" in str(e.value) and server.log == []
 
 
-def test_full_disk_during_download_keeps_nothing(zoo_env, server, tiny_bytes):
-    """/dev/full answers every write with ENOSPC, a real full-disk error without root tricks."""
-    if not os.path.exists("/dev/full"):
-        pytest.skip("no /dev/full on this system")
+def test_a_link_in_place_of_the_partial_file_is_never_written_through(zoo_env, server, tiny_bytes):
+    """A .part that is a symbolic link (to /dev/full, to a file outside the cache) is removed, not followed."""
     proto, weights = tiny_bytes
-    serve_model(server, zoo_env.models, "full", proto, weights)
-    d = zoo_env.model_dir("full")
+    serve_model(server, zoo_env.models, "linked", proto, weights)
+    d = zoo_env.model_dir("linked")
     d.mkdir(parents=True)
-    (d / "full.caffemodel.part").symlink_to("/dev/full")
+    victim = zoo_env.root / "victim.txt"
+    victim.write_bytes(b"keep me")
+    (d / "linked.caffemodel.part").symlink_to(victim)
+    if os.path.exists("/dev/full"):
+        (d / "deploy.prototxt.part").symlink_to("/dev/full")
 
-    with pytest.raises(DeepDreamError) as e:
-        resolve_model("full", models_dirs=[zoo_env.models], quiet=True)
-    assert "no space left on device" in str(e.value) and "\n" not in str(e.value)
-    assert zoo_env.cached("full") == ["deploy.prototxt"]
+    files = resolve_model("linked", models_dirs=[zoo_env.models], quiet=True)
+    assert files.weights.read_bytes() == weights and files.prototxt.read_bytes() == proto
+    assert victim.read_bytes() == b"keep me"
+    assert zoo_env.cached("linked") == ["deploy.prototxt", "linked.caffemodel"]
+    assert not files.weights.is_symlink()
 
 
 def test_waiting_for_another_fetch_is_bounded(zoo_env, server, tiny_bytes, monkeypatch, capsys):

@@ -81,7 +81,7 @@ def test_unknown_model_lists_the_known_ones(zoo_env):
         ({"prototxt_url": "ftp://example.org/deploy.prototxt"}, (), "'prototxt_url' is not an http(s) URL"),
         ({"weights_url": "http://example.org/"}, (), "'weights_url' is not an http(s) URL"),
         ({"weights_sha1": "abc"}, (), "'weights_sha1' must be 40 hex digits"),
-        ({"mean": [1, 2]}, (), "'mean' must be three numbers"),
+        ({"mean": [1, 2]}, (), "'mean' must be three finite numbers"),
         ({"channel_swap": [0, 0, 1]}, (), "'channel_swap' must be a permutation"),
         ({"weight_sha1": "0" * 40}, (), "unknown key weight_sha1"),
         ({"default_layer": ""}, (), "'default_layer' must be a non-empty string"),
