@@ -168,3 +168,97 @@ def tiny_model_bytes(tiny_model) -> tuple[bytes, bytes]:
 def googlenet_model_bytes(googlenet_model) -> tuple[bytes, bytes]:
     proto, weights = googlenet_model
     return proto.read_bytes(), weights.read_bytes()
+
+
+# -- isolated environments for hostile cases run side by side ---------------------------------
+
+ZOO_TEST_SETTINGS = {
+    "DEEPDREAM_CAFFE_TIMEOUT": "1",
+    "DEEPDREAM_CAFFE_RETRIES": "2",
+    "DEEPDREAM_CAFFE_RETRY_WAIT": "0.01",
+    "DEEPDREAM_CAFFE_LOCK_TIMEOUT": "60",
+}
+
+
+def case_env(root: Path) -> ZooEnv:
+    """A ZooEnv of its own under ``root`` (no monkeypatching), for cases that run concurrently."""
+    z = ZooEnv(root, root / "cache", root / "manifests", root / "caffe_root")
+    z.models.mkdir(parents=True)
+    (z.caffe_root / "models").mkdir(parents=True)
+    return z
+
+
+def case_os_env(z: ZooEnv, **extra: str) -> dict[str, str]:
+    """os.environ for a subprocess of ``z``: its cache and Caffe root, short patience, no user settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEEPDREAM_CAFFE_") and k != "CAFFE_ROOT"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    env.update(ZOO_TEST_SETTINGS, DEEPDREAM_CAFFE_CACHE=str(z.cache), CAFFE_ROOT=str(z.caffe_root))
+    env.update(extra)
+    return env
+
+
+def run_zoo_many(jobs: list[tuple[list[str], dict[str, str]]], *, parallel: int = 4,
+                 timeout: float = 60) -> list[subprocess.CompletedProcess]:
+    """Run ``models ARGS`` for each (args, env) in real subprocesses, a few at a time; results in order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(job):
+        args, env = job
+        return subprocess.run([sys.executable, "-m", "deepdream_caffe.zoo", "models", *args], env=env,
+                              capture_output=True, text=True, timeout=timeout)
+
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        return list(pool.map(one, jobs))
+
+
+def snapshot(root: Path, skip: Path) -> dict[str, tuple]:
+    """Every entry under ``root`` except ``skip``: kind and, for files, content hash (links not followed)."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        d = Path(dirpath)
+        if d == skip or skip in d.parents:
+            dirnames[:] = []
+            continue
+        for n in dirnames + filenames:
+            p = d / n
+            if p == skip:
+                continue
+            if p.is_symlink():
+                out[str(p.relative_to(root))] = ("link", os.readlink(p))
+            elif p.is_file():
+                out[str(p.relative_to(root))] = ("file", sha1(p.read_bytes()))
+            else:
+                out[str(p.relative_to(root))] = ("other",)
+    return out
+
+
+def varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def pb_field(number: int, payload, wire: int = 2) -> bytes:
+    """One protobuf field: a length-delimited payload (bytes) or a varint (int, wire 0)."""
+    if wire == 0:
+        return varint(number << 3) + varint(payload)
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+
+def crafted_caffemodel(layers: list[tuple[str, list[tuple[list[int], int]]]]) -> bytes:
+    """A NetParameter with ``(name, [(shape, number of float values), ...])`` layers, built by hand."""
+    import struct
+
+    net = pb_field(1, b"crafted")
+    for name, blobs in layers:
+        layer = pb_field(1, name.encode()) + pb_field(2, b"Convolution")
+        for shape, n in blobs:
+            dims = b"".join(varint(d) for d in shape)
+            blob = pb_field(7, pb_field(1, dims)) + pb_field(5, struct.pack(f"<{n}f", *([0.5] * n)))
+            layer += pb_field(7, blob)
+        net += pb_field(100, layer)
+    return net

@@ -35,7 +35,8 @@ def extract_members(archive: Path, wanted: Mapping[str, Path],
                     limits: Optional[Mapping[str, int]] = None) -> dict[str, str]:
     """Copy each ``member -> dest`` out of ``archive`` into ``dest.part``; return member -> sha1.
 
-    A member is found by its exact name, else by a unique file of the same
+    A member is found by its exact name (the last entry of that name, as
+    tar itself would leave it), else by a unique file of the same
     base name anywhere in the archive (publishers re-pack with another top
     folder now and then). ``limits`` bounds each member's size in bytes.
     Raises DeepDreamError naming what is missing or refused.
@@ -45,15 +46,10 @@ def extract_members(archive: Path, wanted: Mapping[str, Path],
     try:
         try:
             with tarfile.open(archive, "r:*") as tar:
-                chosen = _choose(tar, wanted, archive)
+                chosen = _choose(tar, wanted, archive, limits)
                 sums = {}
                 for member, info in chosen.items():
-                    limit = limits.get(member)
-                    if limit is not None and info.size > limit:
-                        raise DeepDreamError(
-                            f"{archive.name}: member {info.name} is {info.size} bytes, more than the {limit} "
-                            "this file can be; refused"
-                        )
+                    _check_size(archive, info, limits.get(member))
                     src = tar.extractfile(info)
                     if src is None:  # pragma: no cover - regular members always extract
                         raise DeepDreamError(f"{archive.name}: cannot read member {info.name}")
@@ -71,7 +67,16 @@ def _reason(e: BaseException) -> str:
     return " ".join((str(e) or type(e).__name__).split())
 
 
-def _choose(tar: tarfile.TarFile, wanted: Mapping[str, Path], archive: Path) -> dict[str, tarfile.TarInfo]:
+def _check_size(archive: Path, info: tarfile.TarInfo, limit: Optional[int]) -> None:
+    if limit is not None and info.size > limit:
+        raise DeepDreamError(
+            f"{archive.name}: member {info.name} is {info.size} bytes, more than the {limit} this file can be; "
+            "refused"
+        )
+
+
+def _choose(tar: tarfile.TarFile, wanted: Mapping[str, Path], archive: Path,
+            limits: Mapping[str, int]) -> dict[str, tarfile.TarInfo]:
     """Walk the archive once (bounded) and pick each wanted member."""
     want = {m: PurePosixPath(m) for m in wanted}
     bases = {p.name for p in want.values()}
@@ -95,11 +100,11 @@ def _choose(tar: tarfile.TarFile, wanted: Mapping[str, Path], archive: Path) -> 
             sample.append(info.name)
         for member, p in want.items():
             if path == p:
+                # Refused on sight: walking past a member that size would only waste time.
+                _check_size(archive, info, limits.get(member))
                 exact[member] = info
         if path.name in bases:
             by_base.setdefault(path.name, []).append(info)
-        if len(exact) == len(want):
-            break
     chosen = {}
     for member, p in want.items():
         info = exact.get(member)

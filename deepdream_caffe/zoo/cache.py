@@ -70,7 +70,7 @@ def ensure_dir(path: Path) -> Path:
 
 
 def record_path(directory: Path, filename: str) -> Path:
-    return names.inside(directory, filename + names.RECORD_SUFFIX, "hash record")
+    return names.inside(directory, filename + names.RECORD_SUFFIX, "hash record", names.NAME_MAX)
 
 
 def read_record(directory: Path, filename: str) -> Optional[str]:
@@ -155,7 +155,7 @@ def model_lock(name: str, *, quiet: bool = False, timeout: Optional[float] = Non
     """
     timeout = lock_timeout() if timeout is None else timeout
     lock_dir = ensure_dir(cache_root() / "locks")
-    path = names.inside(lock_dir, f"model-{name}{names.LOCK_SUFFIX}", "lock file")
+    path = names.inside(lock_dir, f"model-{name}{names.LOCK_SUFFIX}", "lock file", names.NAME_MAX)
     try:
         fd = _open_lock(path)
     except OSError as e:

@@ -53,14 +53,18 @@ def describe_start(head: bytes) -> str:
 
 
 def check_file(role: str, path: Path) -> None:
-    """Raise ContentError unless ``path`` looks like a ``role`` ("prototxt" or "weights") file."""
+    """Raise ContentError unless ``path`` looks like a ``role`` ("prototxt" or "weights") file.
+
+    The message reads after "is" ("not a prototxt (it is an HTML page)").
+    """
     (check_prototxt if role == "prototxt" else check_caffemodel)(path)
 
 
-def _fail(path: Path, kind: str, reason: str, head: bytes) -> ContentError:
+def _fail(kind: str, reason: str, head: bytes) -> ContentError:
+    """"not a caffemodel (it is an HTML page)": callers say which file or URL it is about."""
     seen = describe_start(head)
     # A recognised kind of file says more than where the parser gave up.
-    return ContentError(f"{Path(path).name} is not a {kind} ({f'it is {seen}' if seen else reason})")
+    return ContentError(f"not a {kind} ({f'it is {seen}' if seen else reason})")
 
 
 # -- prototxt: protobuf text format ----------------------------------------------------------
@@ -85,20 +89,20 @@ def check_prototxt(path: Path) -> None:
         data = f.read(MAX_PROTOTXT_BYTES + 1)
     head = data[:1024]
     if len(data) > MAX_PROTOTXT_BYTES:
-        raise _fail(path, "prototxt", f"larger than {MAX_PROTOTXT_BYTES >> 20} MB", b"")
+        raise _fail("prototxt", f"larger than {MAX_PROTOTXT_BYTES >> 20} MB", b"")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        raise _fail(path, "prototxt", "not UTF-8 text", head) from None
+        raise _fail("prototxt", "not UTF-8 text", head) from None
     try:
         layers = _walk_text(text)
     except ValueError as e:
-        raise _fail(path, "prototxt", str(e), head) from None
+        raise _fail("prototxt", str(e), head) from None
     if not layers:
-        raise _fail(path, "prototxt", "it defines no layers", head)
+        raise _fail("prototxt", "it defines no layers", head)
     untyped = [i for i, typed in enumerate(layers) if not typed]
     if untyped:
-        raise _fail(path, "prototxt", f"layer {untyped[0] + 1} has no type", head)
+        raise _fail("prototxt", f"layer {untyped[0] + 1} has no type", head)
 
 
 def _tokens(text: str):
@@ -273,17 +277,17 @@ def check_caffemodel(path: Path) -> None:
     with open(path, "rb", buffering=1 << 16) as f:
         head = f.read(1024)
         if size > MAX_CAFFEMODEL_BYTES:
-            raise _fail(path, "caffemodel", "larger than Caffe's 2 GB limit", b"")
+            raise _fail("caffemodel", "larger than Caffe's 2 GB limit", b"")
         f.seek(0)
         r = _Reader(f, size)
         try:
             layers, blobs = _walk_net(r, size)
         except (ValueError, OSError) as e:
-            raise _fail(path, "caffemodel", str(e), head) from None
+            raise _fail("caffemodel", str(e), head) from None
     if not layers:
-        raise _fail(path, "caffemodel", "it holds no layers", head)
+        raise _fail("caffemodel", "it holds no layers", head)
     if not blobs:
-        raise _fail(path, "caffemodel", "no layer holds weights", head)
+        raise _fail("caffemodel", "no layer holds weights", head)
 
 
 # NetParameter field numbers and wire types (caffe.proto).

@@ -148,7 +148,7 @@ def download(
             check(part)
         except DeepDreamError as e:
             remove_quietly(part)
-            raise DownloadError(url, f"{e}; nothing was kept") from None
+            raise DownloadError(url, f"what arrived is {e}; nothing was kept") from None
         except OSError as e:
             remove_quietly(part)
             raise DiskError(f"cannot read {part}: {os_reason(e)}") from None
@@ -188,11 +188,16 @@ def _fetch_to_part(url: str, part: Path, label: str, quiet: bool, settings: Sett
             except _Transient as e:
                 now = part.stat().st_size if part.exists() else 0
                 failures = 0 if now > offset else failures + 1
-                if failures > settings.retries or requests_left <= 0:
+                if failures > settings.retries:
                     tries = "1 try" if settings.retries == 0 else f"{settings.retries + 1} tries"
                     raise DownloadError(url, f"{e} (gave up after {tries} without progress)") from None
+                if requests_left <= 0:
+                    raise DownloadError(url, f"{e} (gave up after {10 * (settings.retries + 1) + 10} requests)") from None
                 wait = min(settings.retry_wait * 2 ** (failures - 1), 30.0) if failures else 0.0
-                _check_deadline(xfer, now, settings, extra=wait)
+                try:
+                    _check_deadline(xfer, now, settings, extra=wait)
+                except _Permanent as slow:
+                    raise DownloadError(url, f"{e}, then {slow}") from None
                 if wait:
                     time.sleep(wait)
                 hashed = -1  # re-read what reached the disk rather than trust the buffer

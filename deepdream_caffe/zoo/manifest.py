@@ -237,7 +237,7 @@ def load_manifest(path: Path, name: Optional[str] = None) -> Manifest:
             continue
         m = members[role]
         if (not isinstance(m, str) or not m.strip() or m.startswith("/") or "\0" in m or len(m) > 1024
-                or ".." in PurePosixPath(m).parts):
+                or m.endswith("/") or any(part in (".", "..") for part in m.split("/"))):
             raise bad(f"archive_member.{role} must be a relative path inside the archive")
 
     specs = {}

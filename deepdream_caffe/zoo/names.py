@@ -22,6 +22,7 @@ from ..errors import DeepDreamError
 # NAME_MAX is 255 bytes; the longest working name adds ".bad-" and 40 hex digits,
 # the atomic writer's temp name a dot, ".sha1" and 14 more.
 MAX_NAME_BYTES = 200
+NAME_MAX = 255  # the file system's limit, for working names made from a checked one
 PART_SUFFIX = ".part"
 RECORD_SUFFIX = ".sha1"
 BAD_INFIX = ".bad-"
@@ -37,7 +38,7 @@ _DEVICES = {"con", "prn", "aux", "nul", "conin$", "conout$"} | {f"{p}{i}" for p 
 _BAD_CATEGORIES = {"Cc", "Cf", "Zl", "Zp", "Cs"}
 
 
-def name_problem(name: object) -> str:
+def name_problem(name: object, max_bytes: int = MAX_NAME_BYTES) -> str:
     """Why ``name`` cannot be a file name in a cache folder ("is empty", ...), or "" if it can."""
     if not isinstance(name, str):
         return "is not a string"
@@ -61,22 +62,22 @@ def name_problem(name: object) -> str:
         size = len(name.encode("utf-8"))
     except UnicodeEncodeError:
         return "is not valid text"
-    if size > MAX_NAME_BYTES:
-        return f"is longer than {MAX_NAME_BYTES} bytes"
+    if size > max_bytes:
+        return f"is longer than {max_bytes} bytes"
     return ""
 
 
-def check_name(name: object, what: str) -> str:
+def check_name(name: object, what: str, max_bytes: int = MAX_NAME_BYTES) -> str:
     """Return ``name`` if it is a safe single file name, else raise a one-line DeepDreamError."""
-    problem = name_problem(name)
+    problem = name_problem(name, max_bytes)
     if problem:
         raise DeepDreamError(f"refusing {what} {name!r} as a file name: it {problem}")
     return name  # type: ignore[return-value]
 
 
-def inside(directory: Path, name: str, what: str = "file") -> Path:
+def inside(directory: Path, name: str, what: str = "file", max_bytes: int = MAX_NAME_BYTES) -> Path:
     """``directory / name`` after the check; the result's parent is ``directory`` itself."""
-    path = Path(directory) / check_name(name, what)
+    path = Path(directory) / check_name(name, what, max_bytes)
     if path.parent != Path(directory):  # pragma: no cover - check_name already makes this impossible
         raise DeepDreamError(f"refusing {what} {name!r}: it would leave {directory}")
     return path
@@ -84,7 +85,7 @@ def inside(directory: Path, name: str, what: str = "file") -> Path:
 
 def sibling(path: Path, suffix: str, what: str = "working file") -> Path:
     """A working name beside ``path`` (``x`` -> ``x.part``), checked like any other."""
-    return inside(path.parent, path.name + suffix, what)
+    return inside(path.parent, path.name + suffix, what, NAME_MAX)
 
 
 def part_path(dest: Path) -> Path:

@@ -75,7 +75,7 @@ class FileState:
         if self.verdict == "mismatch":
             return f"{self.path} has sha1 {self.actual}, expected {self.expected} ({_source(self.expected_from)})"
         if self.verdict == "invalid":
-            return f"{self.path} is not usable: {self.reason}"
+            return f"{self.path} is {self.reason}"
         return f"{self.spec.filename} is {self.verdict}"
 
 
@@ -103,13 +103,14 @@ def resolve_model(
 
     states = [locate(manifest, spec, hashes=hashes, warn=warn) for spec in manifest.files]
     if any(s.verdict != "ok" for s in states):
-        gaps = [s for s in states if s.verdict in ("missing", "mismatch")]
+        gaps = [s for s in states if s.verdict != "unrecorded"]
         if gaps and not fetch:
-            raise DeepDreamError(_not_available(manifest, gaps[0], cache_dir))
+            raise DeepDreamError(_not_available(manifest, gaps, cache_dir))
         zcache.ensure_dir(cache_dir)  # before the lock, for the clearest error when it cannot be
         with zcache.model_lock(manifest.name, quiet=quiet):
             states = _complete_locked(manifest, states, fetch, mirror, settings, quiet, warn, hashes)
 
+    warn.flush()
     by_role = {s.spec.role: s for s in states}
     return ModelFiles(
         name=manifest.name,
@@ -139,7 +140,7 @@ def _complete_locked(manifest, states, fetch, mirror, settings, quiet, warn, has
         if not gaps:
             return states
         if not fetch:
-            raise DeepDreamError(_not_available(manifest, gaps[0], cache_dir))
+            raise DeepDreamError(_not_available(manifest, gaps, cache_dir))
         moved = []
         for s in gaps:
             if s.where == "cache" and s.verdict in ("mismatch", "invalid"):
@@ -340,6 +341,8 @@ def _fetch_archive(manifest, url, group, cache_dir, mirror, settings, quiet) -> 
                         check_file(s.role, part)
                     except OSError as e:
                         raise DiskError(f"cannot read {part}: {os_reason(e)}") from None
+                    except DeepDreamError as e:
+                        raise DeepDreamError(f"{tarball.name}: member {s.member} is {e}") from None
             out = {}
             for s in specs:
                 if expected[s.member] is None:
@@ -389,28 +392,30 @@ def _fetch_failed(manifest, group, cache_dir, errors, mismatches, archive=False)
     return f"cannot fetch {what}: {problems}. Without network, {by_hand}{elsewhere}, or use --mirror BASE_URL"
 
 
-def _not_available(manifest: Manifest, state: FileState, cache_dir: Path) -> str:
+def _not_available(manifest: Manifest, gaps: list, cache_dir: Path) -> str:
+    """Why the model cannot be used without fetching: every file's problem, wrong ones first, one line."""
     fetch = f"'deepdream-caffe models fetch {manifest.name}'"
-    if state.verdict == "mismatch":
-        return (
-            f"{state.problem()}; run {fetch} to move it aside (to {names.bad_path(state.path, state.actual).name}) "
-            "and fetch it again"
-        )
-    if state.verdict == "invalid":
-        remove = str(state.path)
-        if state.expected_from:
-            remove += f" and its record {state.expected_from}"
-        return f"{state.problem()}; run {fetch} to move it aside and fetch it again, or remove {remove}"
-    if state.rejected:
-        bad = "; ".join(r.problem() for r in state.rejected)
-        return (
-            f"model '{manifest.name}' has no usable {state.spec.filename}: {bad}; replace that file with the "
-            f"right one, or run {fetch} to download it into {cache_dir}"
-        )
-    return (
-        f"model '{manifest.name}' is not downloaded ({state.spec.filename} missing); run "
-        f"{fetch} or place its files in {cache_dir}"
-    )
+    parts, missing = [], []
+    for state in sorted(gaps, key=lambda s: s.verdict != "invalid"):
+        if state.verdict == "mismatch":
+            parts.append(f"{state.problem()}; run {fetch} to move it aside "
+                         f"(to {names.bad_path(state.path, state.actual).name}) and fetch it again")
+        elif state.verdict == "invalid":
+            remove = str(state.path)
+            if state.expected_from:
+                remove += f" and its record {state.expected_from}"
+            parts.append(f"{state.problem()}; run {fetch} to move it aside and fetch it again, or remove {remove}")
+        elif state.rejected:
+            # Never tell the user to put a file where a wrong one already is.
+            bad = "; ".join(r.problem() for r in state.rejected)
+            parts.append(f"model '{manifest.name}' has no usable {state.spec.filename}: {bad}; replace that file "
+                         f"with the right one, or run {fetch} to download it into {cache_dir}")
+        elif state.verdict == "missing":
+            missing.append(state.spec.filename)
+    if missing:
+        parts.append(f"model '{manifest.name}' is not downloaded ({', '.join(missing)} missing); run "
+                     f"{fetch} or place its files in {cache_dir}")
+    return "; ".join(parts)
 
 
 def _source(expected_from: str) -> str:
@@ -420,15 +425,23 @@ def _source(expected_from: str) -> str:
 
 
 class _Warner:
-    """Print each warning once on stderr, unless quiet."""
+    """Warnings, each once, printed on stderr only when the model resolves (unless quiet).
+
+    When resolving fails, the one error line already says what the warnings would.
+    """
 
     def __init__(self, quiet: bool):
-        self.quiet, self.seen = quiet, set()
+        self.quiet, self.seen = quiet, []
 
     def __call__(self, message: str) -> None:
-        if not self.quiet and message not in self.seen:
-            self.seen.add(message)
-            print(f"deepdream-caffe: warning: {message}", file=sys.stderr)
+        if message not in self.seen:
+            self.seen.append(message)
+
+    def flush(self) -> None:
+        if not self.quiet:
+            for message in self.seen:
+                print(f"deepdream-caffe: warning: {message}", file=sys.stderr)
+        self.seen = []
 
 
 class _HashMemo:

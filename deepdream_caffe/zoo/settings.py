@@ -22,6 +22,8 @@ MIN_RATE_ENV = "DEEPDREAM_CAFFE_MIN_RATE"
 LOCK_TIMEOUT_ENV = "DEEPDREAM_CAFFE_LOCK_TIMEOUT"
 
 _INT_RE = re.compile(r"^[+]?\d{1,9}$")
+# Plain decimal numbers only: float() would also take "nan", "inf" and "1_0".
+_FLOAT_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 _DAY = 86400.0
 
 Number = Union[int, float]
@@ -38,11 +40,8 @@ def env_number(name: str, default: Number, kind: Callable = float, *, low: Numbe
     if kind is int:
         value = int(text) if _INT_RE.match(text) else None
     else:
-        try:
-            value = float(text)
-        except ValueError:
-            value = None
-        if value is not None and not math.isfinite(value):
+        value = float(text) if _FLOAT_RE.match(text) else None
+        if value is not None and not math.isfinite(value):  # 1e999
             value = None
     if value is None or not low <= value <= high:
         what = "a whole number" if kind is int else "a number"

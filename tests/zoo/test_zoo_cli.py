@@ -188,3 +188,60 @@ def test_models_subcommand_is_wired_into_the_main_cli(zoo_env, server, tiny_byte
     assert r.returncode == 0, r.stderr
     assert [q.path for q in server.log] == ["nothing-here/deploy.prototxt", "viamain/deploy.prototxt",
                                            "nothing-here/viamain.caffemodel", "viamain/viamain.caffemodel"]
+
+
+def test_verify_fails_on_any_gap_and_reports_wrong_caffe_root_copies(zoo_env, server, tiny_bytes):
+    """Issue #12, item 12: the sweep exits 1 like `verify NAME`; a wrong $CAFFE_ROOT file is reported, and
+    no message tells the user to put a file where a wrong one already is."""
+    proto, weights = tiny_bytes
+    serve_model(server, zoo_env.models, "v", proto, weights)
+    md = ["--models-dir", str(zoo_env.models)]
+    r = run_zoo(zoo_env, "verify", *md)
+    assert r.returncode == 1 and r.stderr == ""
+    assert ["v", "deploy.prototxt", "missing"] == _columns([x for x in r.stdout.splitlines() if x.startswith("v ")][0])[:3]
+    assert run_zoo(zoo_env, "verify", "v", *md).returncode == 1
+
+    root = zoo_env.caffe_root / "models" / "v"
+    root.mkdir()
+    (root / "v.caffemodel").write_bytes(weights[::-1])
+    (root / "deploy.prototxt").write_bytes(proto)
+    r = run_zoo(zoo_env, "path", "v", *md)  # not fetched: says what is wrong with the copy that is there
+    line = one_line(r.stderr)
+    assert r.returncode == 1 and f"{root / 'v.caffemodel'} has sha1 {sha1(weights[::-1])}" in line
+    assert "replace that file with the right one" in line and "place its files in" not in line
+    server.stop()
+    r = run_zoo(zoo_env, "fetch", "v", "--quiet", *md)
+    line = one_line(r.stderr)
+    assert r.returncode == 1 and "replace it with the right file" in line and "(or into $CAFFE_ROOT" not in line
+
+    with type(server)() as again:
+        serve_model(again, zoo_env.models, "v", proto, weights)
+        assert run_zoo(zoo_env, "fetch", "v", "--quiet", *md).returncode == 0
+    r = run_zoo(zoo_env, "verify", "v", *md)
+    rows = [_columns(x) for x in r.stdout.splitlines()]
+    assert r.returncode == 1  # the cache is fine, but a wrong file lies in $CAFFE_ROOT
+    assert ["v", "deploy.prototxt", "ok", str(root / "deploy.prototxt")] == rows[0]
+    assert ["v", "v.caffemodel", "MISMATCH"] == rows[1][:3] and rows[1][3].endswith("(not used)")
+    assert ["v", "v.caffemodel", "ok", str(zoo_env.model_dir("v") / "v.caffemodel")] == rows[2]
+    (root / "v.caffemodel").unlink()
+    assert run_zoo(zoo_env, "verify", "v", *md).returncode == 0
+
+
+def test_one_bad_manifest_does_not_break_list_for_the_others(zoo_env):
+    """Issue #12, item 11: channel_swap = [0, "a", 2] and a non-UTF-8 model.toml each make one BROKEN row."""
+    from zoo_helpers import write_manifest
+
+    urls = dict(prototxt_url="http://127.0.0.1:9/a/deploy.prototxt", weights_url="http://127.0.0.1:9/a/w.caffemodel")
+    write_manifest(zoo_env.models, "typed", channel_swap=[0, "a", 2], **urls)
+    (zoo_env.models / "latin1").mkdir()
+    (zoo_env.models / "latin1" / "model.toml").write_bytes(b'description = "caf\xe9"\n')
+    write_manifest(zoo_env.models, "fine", **urls)
+    r = run_zoo(zoo_env, "list", "--models-dir", str(zoo_env.models))
+    assert r.returncode == 1
+    rows = {x.split()[0]: x for x in r.stdout.splitlines()[1:]}
+    assert "BROKEN" in rows["typed"] and "BROKEN" in rows["latin1"] and "BROKEN" not in rows["fine"]
+    assert "bvlc_googlenet" in rows
+    errors = r.stderr.splitlines()
+    assert len(errors) == 2
+    assert "'channel_swap' must be a permutation of [0, 1, 2], e.g. [2, 1, 0], not [0, 'a', 2]" in errors[1]
+    assert "not UTF-8 text (byte 18 is 0xe9)" in errors[0]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import tarfile
 import time
 
@@ -333,3 +334,81 @@ def test_waiting_for_another_fetch_is_bounded(zoo_env, server, tiny_bytes, monke
     assert "waiting for another process fetching 'busy'" in capsys.readouterr().err
     assert server.log == []
     assert resolve_model("busy", models_dirs=[zoo_env.models], quiet=True).weights.read_bytes() == weights
+
+
+def test_a_wrong_cached_file_is_moved_aside_never_deleted(zoo_env, server, tiny_bytes, capsys):
+    """Issue #12, item 3: a tampered trust-on-first-use file is kept as NAME.bad-<sha1>, and said so."""
+    proto, weights = tiny_bytes
+    serve_model(server, zoo_env.models, "kept", proto, weights, publish_sha1=False)
+    files = resolve_model("kept", models_dirs=[zoo_env.models], quiet=True)
+    edited = weights[:-4] + b"mine"
+    files.weights.write_bytes(edited)
+
+    # Offline: refused, and the file is left exactly where and as it is.
+    with pytest.raises(DeepDreamError, match=rf"to move it aside \(to kept.caffemodel.bad-{sha1(edited)}\)"):
+        resolve_model("kept", models_dirs=[zoo_env.models], fetch=False, quiet=True)
+    assert files.weights.read_bytes() == edited
+
+    # Fetching: moved aside (not deleted), the right file fetched, the move reported.
+    assert resolve_model("kept", models_dirs=[zoo_env.models]).weights.read_bytes() == weights
+    aside = zoo_env.model_dir("kept") / f"kept.caffemodel.bad-{sha1(edited)}"
+    assert aside.read_bytes() == edited
+    assert f"so it was moved to {aside.name}; fetching it again" in capsys.readouterr().err
+
+    # A wrong copy under $CAFFE_ROOT is never touched, only passed over.
+    root = zoo_env.caffe_root / "models" / "kept"
+    root.mkdir()
+    (root / "kept.caffemodel").write_bytes(edited)
+    assert resolve_model("kept", models_dirs=[zoo_env.models], quiet=True).weights == files.weights
+    assert (root / "kept.caffemodel").read_bytes() == edited
+
+
+def test_trust_on_first_use_records_only_a_real_file(zoo_env, server, tiny_bytes):
+    """Issue #12, item 4: an HTML page with status 200 or a gzip body is refused before any hash is recorded."""
+    import gzip
+
+    proto, weights = tiny_bytes
+    serve_model(server, zoo_env.models, "tofu2", proto, weights, publish_sha1=False)
+    server.add("tofu2/tofu2.caffemodel", b"<html><body>Please log in</body></html>")
+    with pytest.raises(DeepDreamError, match=r"tofu2.caffemodel: what arrived is not a caffemodel \(it is an HTML"):
+        resolve_model("tofu2", models_dirs=[zoo_env.models], quiet=True)
+    server.add("tofu2/tofu2.caffemodel", gzip.compress(weights), headers={"Content-Encoding": "gzip"})
+    with pytest.raises(DeepDreamError, match="gzip-encoded body although the file was asked for as it is"):
+        resolve_model("tofu2", models_dirs=[zoo_env.models], quiet=True)
+    assert [r.accept_encoding for r in server.requests_for("tofu2/tofu2.caffemodel")] == ["identity"] * 2
+    assert zoo_env.cached("tofu2") == ["deploy.prototxt", "deploy.prototxt.sha1"]  # no weights, no record
+
+    server.add("tofu2/tofu2.caffemodel", weights)
+    assert resolve_model("tofu2", models_dirs=[zoo_env.models], quiet=True).weights_sha1 == sha1(weights)
+
+
+@pytest.mark.parametrize("validator", [dict(etag=True), dict(last_modified="Mon, 01 Jan 2024 00:00:00 GMT")])
+def test_a_file_that_changed_between_cut_and_resume_is_never_spliced(zoo_env, server, tiny_bytes, validator):
+    """The resume carries If-Range; the server's 200 (the file changed) means starting over."""
+    from zoo_helpers import crafted_caffemodel
+
+    proto, weights = tiny_bytes
+    newer = crafted_caffemodel([("conv1", [([8, 3, 3, 3], 216)])])
+    half = len(weights) // 2
+    serve_model(server, zoo_env.models, "moving", proto, weights, publish_sha1=False, drop_after=half,
+                then=newer, **validator)
+    files = resolve_model("moving", models_dirs=[zoo_env.models], quiet=True)
+    assert files.weights.read_bytes() == newer and files.weights_sha1 == sha1(newer)
+    first, resumed, *rest = server.requests_for("moving/moving.caffemodel")
+    assert first.range is None and resumed.range == f"bytes={half}-" and rest == []
+    expected = validator.get("last_modified") or f'"{sha1(weights)[:16]}"'
+    assert resumed.if_range == expected
+
+
+def test_a_trickle_ends_at_the_overall_deadline(zoo_env, server, tiny_bytes, monkeypatch):
+    """Issue #12, item 9: one byte now and then never trips the stall timeout, so the whole download has a deadline."""
+    proto, weights = tiny_bytes
+    monkeypatch.setenv("DEEPDREAM_CAFFE_TIMEOUT", "0.5")
+    monkeypatch.setenv("DEEPDREAM_CAFFE_MIN_RATE", str(len(weights)))  # the deadline is 1 s + 1 s
+    serve_model(server, zoo_env.models, "slow", proto, weights, rate=40)
+    with pytest.raises(DeepDreamError) as e:
+        resolve_model("slow", models_dirs=[zoo_env.models], quiet=True)
+    assert f"bytes/s (set DEEPDREAM_CAFFE_MIN_RATE to allow slower downloads)" in str(e.value)
+    assert re.search(rf"too slow: \d+ of {len(weights)} bytes after", str(e.value))
+    assert len(server.requests_for("slow/slow.caffemodel")) == 1  # given up, not retried
+    assert "slow.caffemodel.part" in zoo_env.cached("slow")  # a prefix, kept to resume (the hash will judge)
