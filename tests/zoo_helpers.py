@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -204,8 +205,11 @@ def run_zoo_many(jobs: list[tuple[list[str], dict[str, str]]], *, parallel: int 
 
     def one(job):
         args, env = job
-        return subprocess.run([sys.executable, "-m", "deepdream_caffe.zoo", "models", *args], env=env,
-                              capture_output=True, text=True, timeout=timeout)
+        t0 = time.monotonic()
+        r = subprocess.run([sys.executable, "-m", "deepdream_caffe.zoo", "models", *args], env=env,
+                           capture_output=True, text=True, timeout=timeout)
+        r.seconds = time.monotonic() - t0  # for finding slow cases, never asserted
+        return r
 
     with ThreadPoolExecutor(max_workers=parallel) as pool:
         return list(pool.map(one, jobs))

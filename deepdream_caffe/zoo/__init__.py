@@ -10,7 +10,8 @@ Settings from the environment: ``DEEPDREAM_CAFFE_MODELS`` (extra manifest
 folders), ``DEEPDREAM_CAFFE_CACHE``, ``DEEPDREAM_CAFFE_MIRROR``, and the
 download's patience: ``DEEPDREAM_CAFFE_TIMEOUT`` (stall seconds),
 ``DEEPDREAM_CAFFE_RETRIES``, ``DEEPDREAM_CAFFE_RETRY_WAIT`` (first back-off
-seconds) and ``DEEPDREAM_CAFFE_LOCK_TIMEOUT``.
+seconds), ``DEEPDREAM_CAFFE_MIN_RATE`` (bytes per second, the overall
+deadline) and ``DEEPDREAM_CAFFE_LOCK_TIMEOUT`` (see :mod:`.settings`).
 """
 from __future__ import annotations
 

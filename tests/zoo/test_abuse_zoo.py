@@ -152,6 +152,8 @@ def _check_cache(case: Case, succeeded: bool) -> list[str]:
 def _run_family(family: str, cases: list[Case]) -> None:
     COUNTS[family] = len(cases)
     results = run_zoo_many([(c.args, c.env) for c in cases])
+    if os.environ.get("ZOO_ABUSE_TIMES"):
+        print(family, sorted(((round(r.seconds, 1), c.id) for c, r in zip(cases, results)), reverse=True)[:8])
     failures = {c.id: problems for c, r in zip(cases, results) if (problems := _check(c, r))}
     assert not failures, f"{len(failures)} of {len(cases)} {family} cases broke the promise: {failures}"
 
