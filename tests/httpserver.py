@@ -70,7 +70,7 @@ class Request:
 class FileServer:
     """Serve in-memory files at ``http://127.0.0.1:<port>/<path>``; use as a context manager."""
 
-    def __init__(self, lifetime: float = 120.0, max_requests: int = 2000) -> None:
+    def __init__(self, lifetime: float = 300.0, max_requests: int = 2000) -> None:
         self.lifetime, self.max_requests = lifetime, max_requests
         self._timer: Optional[threading.Timer] = None
         self._stop_lock = threading.Lock()

@@ -36,7 +36,7 @@ from ..errors import DeepDreamError
 from ..io.atomic import os_reason
 from . import names
 from .cache import remove_quietly
-from .settings import MIN_RATE_ENV, RETRIES_ENV, RETRY_WAIT_ENV, TIMEOUT_ENV, Settings  # noqa: F401
+from .settings import MIN_RATE_ENV, Settings
 
 _CHUNK = 64 * 1024
 _USER_AGENT = "deepdream-caffe (+model zoo)"

@@ -35,7 +35,7 @@ from deepdream_caffe.errors import DeepDreamError
 from deepdream_caffe.zoo import find_manifest, resolve_model
 from httpserver import FileServer
 from zoo_helpers import (  # noqa: F401  (fixtures)
-    REPO, ZooEnv, case_env, case_os_env, crafted_caffemodel, one_line, run_zoo_many, sha1, snapshot, tiny_bytes,
+    REPO, ZooEnv, case_env, case_os_env, crafted_caffemodel, run_zoo_many, sha1, snapshot, tiny_bytes,
     write_manifest,
 )
 
@@ -48,7 +48,7 @@ COUNTS: dict[str, int] = {}  # family -> number of cases, for the README check
 
 @pytest.fixture(scope="module")
 def srv():
-    with FileServer(lifetime=150, max_requests=5000) as s:
+    with FileServer(lifetime=600, max_requests=5000) as s:
         yield s
 
 

@@ -408,7 +408,7 @@ def test_a_trickle_ends_at_the_overall_deadline(zoo_env, server, tiny_bytes, mon
     serve_model(server, zoo_env.models, "slow", proto, weights, rate=40)
     with pytest.raises(DeepDreamError) as e:
         resolve_model("slow", models_dirs=[zoo_env.models], quiet=True)
-    assert f"bytes/s (set DEEPDREAM_CAFFE_MIN_RATE to allow slower downloads)" in str(e.value)
+    assert "bytes/s (set DEEPDREAM_CAFFE_MIN_RATE to allow slower downloads)" in str(e.value)
     assert re.search(rf"too slow: \d+ of {len(weights)} bytes after", str(e.value))
     assert len(server.requests_for("slow/slow.caffemodel")) == 1  # given up, not retried
     assert "slow.caffemodel.part" in zoo_env.cached("slow")  # a prefix, kept to resume (the hash will judge)
