@@ -118,31 +118,48 @@ def _tokens(text: str):
         pos = m.end()
 
 
+class _Tokens:
+    """The tokens of a text, read one ahead (never all at once: a crafted file may hold millions)."""
+
+    def __init__(self, text: str):
+        self._gen = _tokens(text)
+        self._ahead = None
+        self._line = 1
+
+    def peek(self) -> tuple:
+        if self._ahead is None:
+            self._ahead = next(self._gen, None) or ("end", "", self._line)
+        return self._ahead
+
+    def take(self) -> tuple:
+        tok = self.peek()
+        self._ahead, self._line = None, tok[2]
+        return tok
+
+    def skip_separator(self) -> None:
+        kind, tok, _ = self.peek()
+        if kind == "punct" and tok in ",;":
+            self.take()
+
+
 def _walk_text(text: str) -> list:
     """Parse the text format's structure; return, per top-level layer, whether it has a ``type``."""
-    toks = list(_tokens(text))
-    n, i = len(toks), 0
+    t = _Tokens(text)
     stack: list = []  # closers of the open messages
     layers: list = []
     top_layer = -1  # index in ``layers`` of the open top-level layer, if any
-
-    def peek(k: int = 0):
-        return toks[i + k] if i + k < n else ("end", "", toks[-1][2] if toks else 1)
-
     while True:
-        kind, tok, line = peek()
+        kind, tok, line = t.peek()
         if kind == "end":
             if stack:
                 raise ValueError(f"'{stack[-1]}' missing at the end (the file is cut short?)")
             return layers
         if kind == "punct" and stack and tok == stack[-1]:
+            t.take()
             stack.pop()
             if not stack:
                 top_layer = -1
-            i += 1
-            after = peek()
-            if after[0] == "punct" and after[1] in ",;":
-                i += 1
+            t.skip_separator()
             continue
         if kind != "ident" or tok.startswith("-"):
             raise ValueError(f"expected a field name on line {line}, found {tok!r}")
@@ -151,12 +168,12 @@ def _walk_text(text: str) -> list:
             raise ValueError(f"'{name}' on line {line} is not a field of a net definition")
         if len(stack) == 1 and top_layer >= 0 and name == "type":
             layers[top_layer] = True
-        i += 1
-        kind, tok, line = peek()
+        t.take()
+        kind, tok, line = t.peek()
         colon = kind == "punct" and tok == ":"
         if colon:
-            i += 1
-            kind, tok, line = peek()
+            t.take()
+            kind, tok, line = t.peek()
         if kind == "punct" and tok in _CLOSE:
             if len(stack) >= MAX_DEPTH:
                 raise ValueError(f"nested more than {MAX_DEPTH} deep on line {line}")
@@ -164,43 +181,45 @@ def _walk_text(text: str) -> list:
                 layers.append(False)
                 top_layer = len(layers) - 1
             stack.append(_CLOSE[tok])
-            i += 1
+            t.take()
             continue
         if not colon:
             raise ValueError(f"expected ':' or '{{' after '{name}' on line {line}")
         if kind == "punct" and tok == "[":
-            i = _skip_list(toks, i + 1, line)
+            t.take()
+            _skip_list(t, line)
         else:
-            i = _skip_value(toks, i, name)
-        kind, tok, _ = peek()
-        if kind == "punct" and tok in ",;":
-            i += 1
+            _skip_value(t, name)
+        t.skip_separator()
 
 
-def _skip_value(toks: list, i: int, name: str) -> int:
-    if i >= len(toks):
+def _skip_value(t: _Tokens, name: str) -> None:
+    kind, tok, line = t.peek()
+    if kind == "end":
         raise ValueError(f"'{name}' has no value (the file is cut short?)")
-    kind, tok, line = toks[i]
     if kind == "str":
-        while i < len(toks) and toks[i][0] == "str":  # adjacent strings concatenate
-            i += 1
-        return i
+        while t.peek()[0] == "str":  # adjacent strings concatenate
+            t.take()
+        return
     if kind in ("num", "ident"):
-        return i + 1
+        t.take()
+        return
     raise ValueError(f"'{name}' on line {line} has no value, found {tok!r}")
 
 
-def _skip_list(toks: list, i: int, line: int) -> int:
+def _skip_list(t: _Tokens, line: int) -> None:
     """Skip ``[v, v, ...]`` of scalars (a list of messages is not used by Caffe's files)."""
-    while i < len(toks):
-        kind, tok, _ = toks[i]
+    while True:
+        kind, tok, _ = t.peek()
+        if kind == "end":
+            raise ValueError(f"list opened on line {line} is not closed")
         if kind == "punct" and tok == "]":
-            return i + 1
+            t.take()
+            return
         if kind == "punct" and tok == ",":
-            i += 1
+            t.take()
             continue
-        i = _skip_value(toks, i, "a list")
-    raise ValueError(f"list opened on line {line} is not closed")
+        _skip_value(t, "a list")
 
 
 # -- caffemodel: protobuf wire format ---------------------------------------------------------
@@ -211,8 +230,8 @@ _VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5
 class _Reader:
     """Reads protobuf fields from a file, skipping payloads it does not need with seeks."""
 
-    def __init__(self, f: BinaryIO, size: int):
-        self.f, self.size, self.fields = f, size, 0
+    def __init__(self, f: BinaryIO):
+        self.f, self.fields = f, 0
 
     def pos(self) -> int:
         return self.f.tell()
@@ -267,7 +286,8 @@ class _Reader:
             raise ValueError("a message overruns its length")
 
     def text(self, stop: int) -> str:
-        return self.f.read(stop - self.pos()).decode("utf-8", "replace")
+        """A string field, at most 256 bytes of it (the rest is skipped: a name only labels errors)."""
+        return self.f.read(min(256, stop - self.pos())).decode("utf-8", "replace")
 
 
 def check_caffemodel(path: Path) -> None:
@@ -279,7 +299,7 @@ def check_caffemodel(path: Path) -> None:
         if size > MAX_CAFFEMODEL_BYTES:
             raise _fail("caffemodel", "larger than Caffe's 2 GB limit", b"")
         f.seek(0)
-        r = _Reader(f, size)
+        r = _Reader(f)
         try:
             layers, blobs = _walk_net(r, size)
         except (ValueError, OSError) as e:
