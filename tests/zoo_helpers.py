@@ -146,16 +146,34 @@ def payload(seed: int, size: int) -> bytes:
     return np.random.RandomState(seed).bytes(size)
 
 
+def download_pair(seed: int, proto_size: int, weights_size: int) -> tuple[bytes, bytes]:
+    """A prototxt and a caffemodel of about these sizes with random content, made without Caffe.
+
+    The zoo checks that what arrives is what was asked for before it trusts a
+    file on first use, so these are structurally real (protobuf text with a
+    typed layer; a NetParameter whose blob holds as many float32 values as
+    its shape says); the values are random so a misplaced byte always shows.
+    """
+    head = b'name: "download-test"\nlayer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1" }\n'
+    pad = payload(seed, max(1, (proto_size - len(head)) // 2)).hex().encode()
+    proto = head + b"# " + pad + b"\n"
+    n = max(1, (weights_size - 40) // 4)
+    blob = pb_field(7, pb_field(1, varint(n))) + pb_field(5, payload(seed + 1, 4 * n))
+    layer = pb_field(1, b"conv1") + pb_field(2, b"Convolution") + pb_field(7, blob)
+    weights = pb_field(1, b"download-test") + pb_field(100, layer)
+    return proto, weights
+
+
 # The download tests never load what they fetch, so their files need no Caffe to make:
 # a small pair, and a big pair (several MB) for the tests that cut, throttle or limit a transfer.
 @pytest.fixture(scope="module")
 def tiny_bytes() -> tuple[bytes, bytes]:
-    return b'name: "download-test"\n' + payload(1, 300), payload(2, 6000)
+    return download_pair(1, 300, 6000)
 
 
 @pytest.fixture(scope="module")
 def googlenet_bytes() -> tuple[bytes, bytes]:
-    return b'name: "big-download-test"\n' + payload(3, 30000), payload(4, 8 << 20)
+    return download_pair(3, 30000, 8 << 20)
 
 
 # For the tests that load or dream with what they fetched: real nets (these need Caffe).

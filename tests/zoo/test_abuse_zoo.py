@@ -415,7 +415,7 @@ def _server_behaviours(proto: bytes, weights: bytes) -> list[tuple]:
         ("weights-without-blobs", W, False, crafted_caffemodel([("conv1", [])]), {}, "no layer holds weights",
          {}, False),
         ("cut-no-length", W, False, weights[:half], dict(length=-1), "cut short", {}, False),
-        ("cut-prototxt-no-length", P, False, proto[:len(proto) * 2 // 3], dict(length=-1), "is not a prototxt",
+        ("cut-prototxt-no-length", P, False, proto[:proto.index(b"}")], dict(length=-1), "is not a prototxt",
          {}, False),
         ("length-lies-longer", W, False, weights, dict(length=len(weights) + 100), "gave up after", {}, False),
         ("length-lies-longer-hashed", W, True, weights, dict(length=len(weights) + 100), "gave up after",

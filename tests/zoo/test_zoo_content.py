@@ -6,20 +6,17 @@ import struct
 
 import pytest
 
-from deepdream_caffe.net.caffe_env import find_caffe_root
 from deepdream_caffe.zoo.content import ContentError, check_caffemodel, check_prototxt
-from zoo_helpers import crafted_caffemodel, googlenet_bytes, pb_field, tiny_bytes, varint  # noqa: F401
+from zoo_helpers import (  # noqa: F401  (fixtures)
+    crafted_caffemodel, googlenet_model_bytes, pb_field, tiny_bytes, tiny_model_bytes, varint,
+)
 
 
-def _caffe_tree_prototxts():
-    root = find_caffe_root()
-    return sorted(root.rglob("*.prototxt")) if root is not None and root.is_dir() else []
-
-
-def test_every_net_in_the_caffe_tree_passes_and_every_solver_fails():
-    files = _caffe_tree_prototxts()
+def test_every_net_in_the_caffe_tree_passes_and_every_solver_fails(googlenet_prototxt):
+    root = googlenet_prototxt.parents[2]  # <root>/models/bvlc_googlenet/deploy.prototxt
+    files = sorted(root.rglob("*.prototxt")) if (root / "examples").is_dir() else []
     if not files:
-        pytest.skip("no Caffe source tree here")
+        pytest.skip("GoogLeNet's prototxt was fetched alone: no Caffe source tree here")
     nets, solvers = [], []
     for f in files:
         try:
@@ -32,9 +29,9 @@ def test_every_net_in_the_caffe_tree_passes_and_every_solver_fails():
     assert all("solver" in f.name for f, _ in solvers), [s for s in solvers if "solver" not in s[0].name]
 
 
-def test_real_caffemodels_pass_and_every_cut_fails(tmp_path, tiny_bytes, googlenet_bytes):
-    proto, weights = tiny_bytes
-    for data in (weights, googlenet_bytes[1]):
+def test_real_caffemodels_pass_and_every_cut_fails(tmp_path, tiny_model_bytes, googlenet_model_bytes):
+    proto, weights = tiny_model_bytes
+    for data in (weights, googlenet_model_bytes[1]):
         (tmp_path / "w").write_bytes(data)
         check_caffemodel(tmp_path / "w")
     # A truncated caffemodel is never taken for one, wherever it is cut.
@@ -47,8 +44,8 @@ def test_real_caffemodels_pass_and_every_cut_fails(tmp_path, tiny_bytes, googlen
     check_prototxt(tmp_path / "p")
 
 
-def test_a_prototxt_cut_inside_a_layer_fails(tmp_path, tiny_bytes):
-    proto = tiny_bytes[0]
+def test_a_prototxt_cut_inside_a_layer_fails(tmp_path, tiny_model_bytes):
+    proto = tiny_model_bytes[0]
     depth, cuts = 0, []
     for i, c in enumerate(proto):
         depth += {ord("{"): 1, ord("}"): -1}.get(c, 0)
@@ -113,3 +110,12 @@ def test_what_is_not_a_caffemodel(tmp_path, data, says):
     with pytest.raises(ContentError) as e:
         check_caffemodel(tmp_path / "w")
     assert says in str(e.value) and str(e.value).startswith("not a caffemodel (")
+
+
+def test_the_download_tests_stand_ins_are_what_they_stand_for(tmp_path, tiny_bytes):
+    """The Caffe-free files the download tests serve pass the same checks real ones do."""
+    proto, weights = tiny_bytes
+    (tmp_path / "p").write_bytes(proto)
+    (tmp_path / "w").write_bytes(weights)
+    check_prototxt(tmp_path / "p")
+    check_caffemodel(tmp_path / "w")
