@@ -28,7 +28,7 @@ if [ ! -f "$stamp" ]; then
   "$py" -m pip install -q --upgrade pip >"$log" 2>&1 || true
   # Runtime deps before Caffe: pycaffe compiles against numpy and imports the rest.
   "$py" -m pip install -q "numpy>=2" scipy pillow "protobuf>=3.20,<5" six scikit-image tqdm "av>=14" \
-    "opencv-python-headless>=4.10" \
+    "opencv-python-headless>=4.10" "dask[distributed]" \
     >>"$log" 2>&1 || { say "pip could not install the Python dependencies; see $log"; exit 1; }
 fi
 

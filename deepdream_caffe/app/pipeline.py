@@ -65,10 +65,14 @@ class DreamSession:
 
     The cheap checks (prototxt, layer, guide image, device) run here; the net
     itself loads on first use (or :meth:`load`), so an image too small for
-    the layer is refused before the weights are read.
+    the layer is refused before the weights are read. ``net_cache`` (a dict
+    kept by the caller, e.g. one per batch worker) shares loaded nets between
+    sessions whose configs differ only in what the net does not depend on
+    (seed, steps, octaves).
     """
 
-    def __init__(self, config: DreamConfig, reporter: Optional[Reporter] = None) -> None:
+    def __init__(self, config: DreamConfig, reporter: Optional[Reporter] = None,
+                 net_cache: Optional[Dict[Tuple[Any, ...], Any]] = None) -> None:
         from ..net.caffe_env import import_caffe  # noqa: PLC0415
 
         import_caffe(verbose=config.verbose)
@@ -91,6 +95,7 @@ class DreamSession:
                         config.octave_scale)
         self.device = select_device(config.gpu)
         self._net: Any = None
+        self._net_cache = net_cache
         self._guide_objective: Any = None
         self._plans: Dict[Tuple[int, int], int] = {}
 
@@ -106,8 +111,14 @@ class DreamSession:
         from ..net.loading import load_net  # noqa: PLC0415
 
         spec = self.spec
-        dnet = load_net(spec.prototxt, spec.weights, mean=spec.mean, channel_swap=spec.channel_swap,
-                        end=self.end, fast=not self.config.notebook_net, weights_sha1=spec.weights_sha1)
+        key = (str(spec.prototxt), str(spec.weights), tuple(spec.mean), tuple(spec.channel_swap), self.end,
+               self.config.notebook_net)
+        dnet = None if self._net_cache is None else self._net_cache.get(key)
+        if dnet is None:
+            dnet = load_net(spec.prototxt, spec.weights, mean=spec.mean, channel_swap=spec.channel_swap,
+                            end=self.end, fast=not self.config.notebook_net, weights_sha1=spec.weights_sha1)
+            if self._net_cache is not None:
+                self._net_cache[key] = dnet
         if spec.weights_sha1 is None:
             self.spec = replace(spec, weights_sha1=dnet.weights_sha1)
         if self._guide_img is not None:
@@ -179,6 +190,7 @@ def dream_file(
     *,
     session: Optional[DreamSession] = None,
     reporter: Optional[Reporter] = None,
+    extra_metadata: Optional[Dict[str, Any]] = None,
 ) -> DreamResult:
     """Dream on the image at ``input_path`` (``None``: a sample photo) and write ``output`` atomically.
 
@@ -186,7 +198,8 @@ def dream_file(
     seed, hashes) goes into a PNG's text chunk or beside it as
     ``output.json``. An ascent dream resumes from ``.output.dream-state.npz``
     if an earlier identical run was interrupted. Pass ``session`` instead of
-    ``config`` (and ``reporter``) to reuse a loaded net. The input is never
+    ``config`` (and ``reporter``) to reuse a loaded net. ``extra_metadata``
+    is added to the record (a batch puts its own there). The input is never
     overwritten.
     """
     cfg, rep = _settings("dream_file", config, session, reporter)
@@ -211,7 +224,7 @@ def dream_file(
     if checkpoint is not None and checkpoint.resumed_from is not None:
         rep.note(f"resumed after octave {checkpoint.resumed_from + 1} from {checkpoint.path}")
     meta = output_metadata("dream", params, seed, session.spec, session.device, input_path, input_sha1,
-                           extra=result.extra)
+                           extra={**result.extra, **(extra_metadata or {})})
     save_image(output, result.image, meta, quality=cfg.quality)
     if checkpoint is not None:
         checkpoint.remove()

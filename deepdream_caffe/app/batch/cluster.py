@@ -1,0 +1,113 @@
+"""Where a batch runs: a LocalCluster of worker processes, or an existing Dask scheduler.
+
+CPU workers split the cores: ``workers x BLAS threads <= cores``. The
+thread count is put in each worker's environment (OPENBLAS_NUM_THREADS,
+OMP_NUM_THREADS) by its nanny before the worker process starts, so it is in
+place when Caffe's OpenBLAS loads there. Each worker runs one task at a
+time (a Caffe net is not shared between threads).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Dict, Optional
+
+from ...errors import DeepDreamError
+
+THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def blas_split(workers: int, cores: Optional[int] = None) -> int:
+    """BLAS threads per worker so that ``workers x threads <= cores`` (at least 1)."""
+    cores = usable_cores() if cores is None else cores
+    return max(1, cores // max(1, workers))
+
+
+def worker_env(threads: int, gpus: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    """The environment a worker process starts with: its BLAS thread count (and quiet Caffe logs)."""
+    env = {v: str(threads) for v in THREAD_VARS}
+    env["GLOG_minloglevel"] = os.environ.get("GLOG_minloglevel", "2")
+    env.update(gpus or {})
+    return env
+
+
+@dataclass
+class Cluster:
+    """A connected Dask client, the cluster it started (None for an external scheduler), and facts."""
+
+    client: Any
+    local: Any
+    threads: Optional[int]  # BLAS threads per worker when this process chose them
+    dashboard: Optional[str]
+
+    def close(self) -> None:
+        self.client.close()
+        if self.local is not None:
+            self.local.close()
+
+
+def _has_bokeh() -> bool:
+    import importlib.util  # noqa: PLC0415
+
+    return importlib.util.find_spec("bokeh") is not None
+
+
+def dashboard_link(client: Any) -> Optional[str]:
+    """The dashboard's address when the scheduler runs one, else None.
+
+    The scheduler's web server runs without bokeh too, but then its pages
+    only ask for bokeh: that counts as no dashboard.
+    """
+    try:
+        info = client.scheduler_info()
+        if "dashboard" not in info.get("services", {}) or not client.run_on_scheduler(_has_bokeh):
+            return None
+    except Exception:  # noqa: BLE001 - a dashboard is a nicety; never fail for it
+        return None
+    try:
+        return client.dashboard_link
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def start_cluster(workers: Optional[int] = None, scheduler: Optional[str] = None, dashboard: bool = True,
+                  timeout: float = 60.0) -> Cluster:
+    """Connect to ``scheduler`` (``tcp://HOST:PORT``), or start ``workers`` local worker processes.
+
+    Local workers default to one per core, one BLAS thread each. The
+    LocalCluster listens on 127.0.0.1 only.
+    """
+    import logging  # noqa: PLC0415
+
+    import dask  # noqa: PLC0415
+    from distributed import Client, LocalCluster  # noqa: PLC0415
+
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+    # One task per worker at a time, the rest queued at the scheduler: a dying worker takes only its own
+    # task with it, and an idle worker gets the next one (the default sends ahead to busy workers).
+    dask.config.set({"distributed.scheduler.worker-saturation": 1.0})
+    if scheduler is not None:
+        if workers is not None:
+            raise DeepDreamError("--workers is for a local cluster; an existing scheduler has its own workers")
+        try:
+            client = Client(scheduler, timeout=timeout)
+        except (OSError, TimeoutError) as e:
+            raise DeepDreamError(f"cannot reach the Dask scheduler at {scheduler}: {e}") from None
+        return Cluster(client, None, None, dashboard_link(client))
+    n = usable_cores() if workers is None else workers
+    if n < 1:
+        raise DeepDreamError(f"--workers must be at least 1, got {n}")
+    threads = blas_split(n)
+    local = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+                         dashboard_address="127.0.0.1:0" if dashboard else None, env=worker_env(threads),
+                         silence_logs=logging.ERROR)
+    client = Client(local, timeout=timeout)
+    return Cluster(client, local, threads, dashboard_link(client) if dashboard else None)

@@ -1,0 +1,144 @@
+"""The tasks of a batch: one per (input, setting), each with its seed, output path and finished-key.
+
+Seeds: each image's seed is derived from the batch's one ``--seed`` and the
+input's file name (not its folder), by :func:`image_seed`: the first 4 bytes
+(big-endian) of SHA-256 of ``"<seed>:<file name>"``. It is stable across
+machines, Python versions and runs, and recorded with the output. All
+settings of a sweep use the same seed for an image, so they differ only by
+the setting.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from ...errors import DeepDreamError
+from ...io.checkpoint import run_key
+from ...io.hashing import sha1_file
+from ...io.image import image_format, read_metadata
+from ..config import DreamConfig
+
+METADATA_KEY = "batch"  # where a batch's own record sits in an output's metadata
+
+
+def image_seed(seed: int, name: str) -> int:
+    """The seed of the image called ``name`` (a file name) in a batch run with ``seed``: a stable hash."""
+    digest = hashlib.sha256(f"{int(seed)}:{name}".encode("utf-8")).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One column of a sweep: the config for it, its label, and the ``dream`` flags that repeat it.
+
+    ``values`` are the swept options (``{"layer": "inception_3b/output"}``);
+    empty for a batch without a sweep. ``flags`` are the dream options
+    without ``--seed`` and ``-o`` (the batch adds those per image).
+    """
+
+    config: DreamConfig
+    values: Tuple[Tuple[str, Any], ...] = ()
+    flags: Tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """``layer=inception_3b/output octaves=3``, or ``""`` without a sweep."""
+        return " ".join(f"{k}={v}" for k, v in self.values)
+
+    @property
+    def slug(self) -> str:
+        """The label as part of a file name: ``layer-inception_3b_output.octaves-3``."""
+        return ".".join(f"{k}-{re.sub(r'[^A-Za-z0-9_+-]+', '_', str(v))}" for k, v in self.values)
+
+
+@dataclass(frozen=True)
+class BatchTask:
+    """One dream of a batch: ``input`` with ``setting`` (config seeded for this image) into ``output``."""
+
+    index: int
+    input: Path
+    output: Path
+    setting: Setting
+    seed: int
+    key: str  # the hash of all that decides the output; an output recording it is finished
+
+    @property
+    def config(self) -> DreamConfig:
+        return self.setting.config
+
+    @property
+    def name(self) -> str:
+        """How the task is named in progress and failure lines."""
+        return f"{self.input.name} [{self.setting.label}]" if self.setting.label else self.input.name
+
+
+def config_record(config: DreamConfig) -> Dict[str, Any]:
+    """The config's fields that decide the pixels (not the device, the log level or flag names)."""
+    rec = dataclasses.asdict(config)
+    for k in ("names", "verbose", "gpu"):
+        rec.pop(k, None)
+    return rec
+
+
+def task_key(config: DreamConfig, input_sha1: str) -> str:
+    """The finished-key of a dream of the input with hash ``input_sha1`` (the config carries the seed)."""
+    return run_key({"config": config_record(config), "input": input_sha1})
+
+
+def output_name(inp: Path, setting: Setting, ext: str) -> str:
+    """``photo.jpg`` for a plain batch, ``photo.layer-x.octaves-3.jpg`` in a sweep."""
+    return f"{inp.stem}.{setting.slug}{ext}" if setting.values else f"{inp.stem}{ext}"
+
+
+def plan_tasks(inputs: Sequence[Path], settings: Sequence[Setting], out_dir: Path, seed: int,
+               ext: str = ".jpg") -> List[BatchTask]:
+    """Every (input, setting) pair as a task, inputs outer; refuses clashing names or a missing input."""
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        raise DeepDreamError(f"output directory does not exist: {out_dir} (create it first)")
+    if not ext.startswith("."):
+        ext = "." + ext
+    image_format(Path("x" + ext))
+    inputs = [Path(p) for p in inputs]
+    if not inputs:
+        raise DeepDreamError("no input images given")
+    stems: Dict[str, Path] = {}
+    for p in inputs:
+        if not p.is_file():
+            raise DeepDreamError(f"input not found: {p}")
+        if p.stem in stems and stems[p.stem] != p:
+            raise DeepDreamError(f"two inputs would write the same output name: {stems[p.stem]} and {p}")
+        stems[p.stem] = p
+    tasks: List[BatchTask] = []
+    hashes: Dict[Path, str] = {}
+    for p in dict.fromkeys(inputs):
+        s = image_seed(seed, p.name)
+        sha1 = hashes.setdefault(p, sha1_file(p))
+        for setting in settings:
+            cfg = replace(setting.config, seed=s)
+            out = out_dir / output_name(p, setting, ext)
+            if out.exists() and out.resolve() == p.resolve():
+                raise DeepDreamError(f"refusing to overwrite the input {p}; choose another --out-dir")
+            tasks.append(BatchTask(len(tasks), p, out, replace(setting, config=cfg), s, task_key(cfg, sha1)))
+    return tasks
+
+
+def recorded_key(output: Path) -> Optional[str]:
+    """The finished-key recorded with ``output``, or None (missing, unreadable, or not from a batch)."""
+    try:
+        if not output.is_file():
+            return None
+        meta = read_metadata(output)
+    except (OSError, ValueError):
+        return None
+    rec = (meta or {}).get(METADATA_KEY)
+    return rec.get("key") if isinstance(rec, dict) else None
+
+
+def is_finished(task: BatchTask) -> bool:
+    """True when the output exists and records exactly this task's parameters."""
+    return recorded_key(task.output) == task.key
