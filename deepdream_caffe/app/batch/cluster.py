@@ -83,7 +83,8 @@ def start_cluster(workers: Optional[int] = None, scheduler: Optional[str] = None
     """Connect to ``scheduler`` (``tcp://HOST:PORT``), or start ``workers`` local worker processes.
 
     Local workers default to one per core, one BLAS thread each. The
-    LocalCluster listens on 127.0.0.1 only.
+    LocalCluster listens on 127.0.0.1 only (its web server on a free port;
+    ``dashboard=False`` only stops reporting it).
     """
     import logging  # noqa: PLC0415
 
@@ -107,7 +108,7 @@ def start_cluster(workers: Optional[int] = None, scheduler: Optional[str] = None
         raise DeepDreamError(f"--workers must be at least 1, got {n}")
     threads = blas_split(n)
     local = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                         dashboard_address="127.0.0.1:0" if dashboard else None, env=worker_env(threads),
+                         dashboard_address="127.0.0.1:0", env=worker_env(threads),
                          silence_logs=logging.ERROR)
     client = Client(local, timeout=timeout)
     return Cluster(client, local, threads, dashboard_link(client) if dashboard else None)

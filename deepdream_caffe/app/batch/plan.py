@@ -127,6 +127,18 @@ def plan_tasks(inputs: Sequence[Path], settings: Sequence[Setting], out_dir: Pat
     return tasks
 
 
+def check_settings(settings: Sequence[Setting]) -> None:
+    """Refuse, before any cluster starts, a setting whose net, layer or guide is wrong (one line).
+
+    Runs the session's cheap checks here (the net is not loaded); a model
+    from the zoo is fetched here once, so workers sharing this disk find it.
+    """
+    from ..pipeline import DreamSession  # noqa: PLC0415
+
+    for s in settings:
+        DreamSession(s.config)
+
+
 def recorded_key(output: Path) -> Optional[str]:
     """The finished-key recorded with ``output``, or None (missing, unreadable, or not from a batch)."""
     try:

@@ -131,6 +131,7 @@ def _run_on_cluster(args: argparse.Namespace, tasks: List[Any]) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     from ...app.batch import plan_tasks  # noqa: PLC0415
+    from ...app.batch.plan import check_settings  # noqa: PLC0415
     from ...app.batch.run import finished_report  # noqa: PLC0415
     from ...app.batch.sheet import sheet_of  # noqa: PLC0415
     from ..batch_progress import say  # noqa: PLC0415
@@ -139,9 +140,11 @@ def run(args: argparse.Namespace) -> int:
         from ...io.image import image_format  # noqa: PLC0415
 
         image_format(args.sheet)
-    tasks = plan_tasks(args.inputs, settings(args), args.out_dir, args.seed, args.ext)
+    sets = settings(args)
+    tasks = plan_tasks(args.inputs, sets, args.out_dir, args.seed, args.ext)
     report = finished_report(tasks)
     if report is None:
+        check_settings(sets)
         report = _run_on_cluster(args, tasks)
     else:
         say(args.quiet, f"all {len(tasks)} outputs already finished (same parameters): nothing to do")
