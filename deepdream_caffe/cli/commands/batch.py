@@ -38,6 +38,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_net_args(b)
     add_dream_args(b)
     add_common_args(b)
+    for a in b._actions:
+        if a.dest == "seed":
+            a.help = "the batch's seed; each image's is derived from it and the file name (default 0)"
     b.set_defaults(func=run, seed=0)
 
 
