@@ -84,7 +84,7 @@ def test_every_command_module_adds_itself(tmp_path, monkeypatch):
     from deepdream_caffe.cli import commands
 
     sub = build_parser()._subparsers._group_actions[0]
-    assert list(sub.choices) == ["dream", "zoom", "video", "frames-to-video", "layers", "models"]
+    assert list(sub.choices) == ["dream", "zoom", "video", "frames-to-video", "layers", "batch", "models"]
     # A new command is one module with add_parser(subparsers) in cli/commands/: nothing else to edit.
     (tmp_path / "hello.py").write_text(
         "ORDER = 5\n"
@@ -108,7 +108,9 @@ def test_parsing_loads_neither_numpy_nor_caffe():
             "build_parser().parse_args(['dream', '-o', 'x.png', '--mode', 'lbfgs']); "
             "build_parser().parse_args(['video', 'in.mp4', '-o', 'x.mp4', '--flow', 'farneback']); "
             "build_parser().parse_args(['frames-to-video', 'd', 'x.gif', '--fps', '10']); "
-            "print(sorted(m for m in ('numpy', 'scipy', 'caffe', 'PIL', 'av', 'cv2') if m in sys.modules))")
+            "build_parser().parse_args(['batch', 'a.jpg', '--out-dir', 'd', '--sweep', 'layer=x,y']); "
+            "print(sorted(m for m in ('numpy', 'scipy', 'caffe', 'PIL', 'av', 'cv2', 'dask', 'distributed') "
+            "if m in sys.modules))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[]"

@@ -12,7 +12,7 @@ from ...errors import DeepDreamError
 from ..options import add_common_args, add_dream_args, add_net_args, dream_config
 from ..progress import PROG
 
-ORDER = 30
+ORDER = 35
 # Batch-only options and those the batch sets per image: never passed on to the reproducing `dream`.
 NOT_DREAM = {"inputs", "out_dir", "sweep", "workers", "scheduler", "sheet", "ext", "sheet_tile", "retries",
              "seed", "quiet", "verbose", "func", "command", "no_dashboard"}
