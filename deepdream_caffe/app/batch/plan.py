@@ -103,7 +103,9 @@ def plan_tasks(inputs: Sequence[Path], settings: Sequence[Setting], out_dir: Pat
     if not ext.startswith("."):
         ext = "." + ext
     image_format(Path("x" + ext))
-    inputs = [Path(p) for p in inputs]
+    # Absolute paths: a worker may run in another folder (or on another machine sharing the paths).
+    out_dir = out_dir.absolute()
+    inputs = [Path(p).absolute() for p in inputs]
     if not inputs:
         raise DeepDreamError("no input images given")
     stems: Dict[str, Path] = {}

@@ -104,6 +104,12 @@ def settings(args: argparse.Namespace) -> List[Any]:
 
     actions = _dream_actions(args)
     sweeps = parse_sweeps(args.sweep, actions)
+    args = copy.copy(args)
+    # Absolute paths: a worker elsewhere (same shared paths, another working folder) finds the same files.
+    for dest in ("prototxt", "weights", "guide"):
+        if getattr(args, dest, None) is not None:
+            setattr(args, dest, getattr(args, dest).absolute())
+    args.models_dir = [p.absolute() for p in args.models_dir or []]
     out = []
     for combo in itertools.product(*[vals for _, vals in sweeps]) if sweeps else [()]:
         a = copy.copy(args)
@@ -156,6 +162,10 @@ def run(args: argparse.Namespace) -> int:
     if args.sheet is not None:
         sheet_of(tasks, args.sheet, args.sheet_tile, failed=report.failures)
         say(args.quiet, f"wrote {args.sheet}")
+    if report.results:
+        first = report.results[min(report.results)]
+        say(args.quiet, f"each output's record holds the plain command that remakes it bit for bit "
+                        f"(batch.reproduce), e.g. {first.reproduce}")
     made, skipped, failed = len(report.results), len(report.skipped), len(report.failures)
     say(args.quiet, f"{made} made, {skipped} already finished, {failed} failed")
     return 0 if report.ok else 1
