@@ -5,27 +5,25 @@ weight gradient on each backward pass, which dreaming throws away. Instead:
 every learnable blob gets ``lr_mult: 0`` (so no weight gradients), a Bias
 layer with one learnable all-zero blob sits between the input and the rest
 of the net (so Caffe decides the whole net needs backward), its bottom has
-``propagate_down: true`` (so the input blob receives its diff), and the end
-layer's top carries a loss weight (so Caffe sees every layer below it as
-contributing to a loss). x + 0 == x and the Bias backward is a copy, so
+``propagate_down: true`` (so the input blob receives its diff), and each
+objective layer's top carries a loss weight (so Caffe sees every layer below
+them as contributing to a loss; a layer that feeds none of them gets no
+backward pass, so every layer an objective reads must be named here). x + 0 == x and the Bias backward is a copy, so
 the input gradient is the same bits as with force_backward.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence, Union
 
-from ..errors import DeepDreamError
-from .prototxt import input_names, layer_index, param_blob_count, patched_copy
+from .prototxt import deepest_layer, input_names, layer_index, param_blob_count, patched_copy
 
 GATE_LAYER = "deepdream/input_gate"
 
 
-def dream_surgery(param: Any, end: str) -> Any:
-    """A copy of ``param`` cut after ``end`` and rewired as described above."""
-    out = patched_copy(param, force_backward=False, end=end)
-    end_i = layer_index(out, end)
-    if end_i is None:
-        raise DeepDreamError(f"unknown layer '{end}'")
+def dream_surgery(param: Any, end: Union[str, Sequence[str]]) -> Any:
+    """A copy of ``param`` cut after the deepest of ``end`` (one layer or several) and rewired as above."""
+    ends = [end] if isinstance(end, str) else list(end)
+    out = patched_copy(param, force_backward=False, end=deepest_layer(param, ends))
     src = input_names(out)[0]
     gate_top = src + "/deepdream_gate"
 
@@ -58,7 +56,8 @@ def dream_surgery(param: Any, end: str) -> Any:
     del out.layer[:]
     out.layer.extend(layers)
 
-    end_layer = out.layer[layer_index(out, end)]
-    del end_layer.loss_weight[:]
-    end_layer.loss_weight.extend([1.0] * len(end_layer.top))
+    for name in ends:
+        end_layer = out.layer[layer_index(out, name)]
+        del end_layer.loss_weight[:]
+        end_layer.loss_weight.extend([1.0] * len(end_layer.top))
     return out
