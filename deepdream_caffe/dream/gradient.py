@@ -16,6 +16,13 @@ Caffe's layers overwrite the diffs they write, so a diff nothing above
 writes (an in-place ReLU whose output feeds no later objective layer, say)
 would otherwise carry an old value into the backward pass.
 
+Likewise, before each pass, the diffs of blobs that only layers past the
+deepest objective layer read are cleared: their backward never runs, so
+their share of a Split's sum must be 0, yet a net used before for a deeper
+layer holds old values there. On a fresh net or one cut after the deepest
+layer (``load_net(end=...)``) there are none, or they are zero already, so
+the notebook's bits are untouched.
+
 Terms on the input (priors) are added to the input's gradient afterwards.
 """
 from __future__ import annotations
@@ -54,6 +61,13 @@ def forward_segments(cnet: Any, layers: Tuple[str, ...], visit: Callable[[int, s
     return order
 
 
+def frontier_blobs(cnet: Any, deepest: int) -> List[str]:
+    """Blobs made by layers up to index ``deepest`` and read by a layer after it."""
+    names = list(cnet._layer_names)
+    made = {b for name in names[: deepest + 1] for b in cnet.top_names[name]}
+    return sorted({b for name in names[deepest + 1:] for b in cnet.bottom_names[name] if b in made})
+
+
 def net_gradient(cnet: Any, objective: Objective, values: Values = None) -> np.ndarray:
     """The gradient of the objective's net terms at the input blob (its diff, 1xCxHxW: the blob's memory).
 
@@ -64,6 +78,9 @@ def net_gradient(cnet: Any, objective: Objective, values: Values = None) -> np.n
     if not layers:
         src.diff[...] = 0
         return src.diff
+    order = layer_order(cnet, layers)
+    for blob in frontier_blobs(cnet, order[-1][0]):
+        cnet.blobs[blob].diff[...] = 0
     # With one layer the loops below are the notebook's forward(end=), objective, backward(start=).
     aside: Dict[str, np.ndarray] = {}
 
@@ -73,7 +90,7 @@ def net_gradient(cnet: Any, objective: Objective, values: Values = None) -> np.n
             aside[layer] = blob.diff.copy()
             blob.diff[...] = 0
 
-    order = forward_segments(cnet, layers, at_layer)
+    forward_segments(cnet, layers, at_layer)
     names = list(cnet._layer_names)
     for k in range(len(order) - 1, -1, -1):
         layer = order[k][1]
@@ -95,7 +112,7 @@ def add_input_terms(objective: Objective, x: np.ndarray, g: np.ndarray, values: 
     out = g.astype(np.float64)
     for i, w, t in terms:
         v, gt = t.value_and_grad(x)
-        out += w * gt
+        out += w * np.asarray(gt, dtype=np.float64)  # a float32 x stays float32 in w * x
         if values is not None:
             values[i] = v
     return out

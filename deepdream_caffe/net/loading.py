@@ -12,7 +12,7 @@ import numpy as np
 from .caffe_env import import_caffe
 from ..errors import DeepDreamError
 from .prototxt import check_structure, deepest_layer, layer_index, loss_layers, patched_copy, read_prototxt
-from .surgery import GATE_LAYER, dream_surgery
+from .surgery import GATE_LAYER, SINK_PREFIX, dream_surgery
 from .weights import check_weights
 
 GOOGLENET_MEAN = (104.0, 116.0, 122.0)
@@ -43,7 +43,7 @@ class DreamNet:
         return self.net.blobs
 
     def layer_names(self) -> List[str]:
-        return [n for n in self.net._layer_names if n != GATE_LAYER]
+        return [n for n in self.net._layer_names if n != GATE_LAYER and not n.startswith(SINK_PREFIX)]
 
 
 def _build(param: Any) -> Any:
