@@ -16,12 +16,14 @@ Caffe's layers overwrite the diffs they write, so a diff nothing above
 writes (an in-place ReLU whose output feeds no later objective layer, say)
 would otherwise carry an old value into the backward pass.
 
-Likewise, before each pass, the diffs of blobs that only layers past the
-deepest objective layer read are cleared: their backward never runs, so
-their share of a Split's sum must be 0, yet a net used before for a deeper
-layer holds old values there. On a fresh net or one cut after the deepest
-layer (``load_net(end=...)``) there are none, or they are zero already, so
-the notebook's bits are untouched.
+With several layers, the diffs of blobs that only layers past the deepest
+objective layer read are cleared before each pass too: their backward never
+runs, so their share of a Split's sum must be 0, yet a whole net used
+before for a deeper layer holds old values there. With one layer they are
+left alone, as the notebook left them: its own order (4c, then
+3b/5x5_reduce on one net) carries those stale gradients, and a reused
+whole net reproduces that bit for bit (README, "Notebooks"). On a fresh
+net, or one cut after the deepest layer, there is nothing to clear.
 
 Terms on the input (priors) are added to the input's gradient afterwards.
 """
@@ -79,8 +81,9 @@ def net_gradient(cnet: Any, objective: Objective, values: Values = None) -> np.n
         src.diff[...] = 0
         return src.diff
     order = layer_order(cnet, layers)
-    for blob in frontier_blobs(cnet, order[-1][0]):
-        cnet.blobs[blob].diff[...] = 0
+    if len(order) > 1:
+        for blob in frontier_blobs(cnet, order[-1][0]):
+            cnet.blobs[blob].diff[...] = 0
     # With one layer the loops below are the notebook's forward(end=), objective, backward(start=).
     aside: Dict[str, np.ndarray] = {}
 
