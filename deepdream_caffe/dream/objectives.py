@@ -91,12 +91,13 @@ class Term:
 
     layer: str
 
+    # A term defines value and grad, or value_and_grad when the two share their work.
     def value(self, a: np.ndarray) -> Optional[float]:
-        raise NotImplementedError
+        return self.value_and_grad(a)[0]
 
     def grad(self, a: np.ndarray) -> np.ndarray:
         """d value / d a, shaped like ``a``."""
-        raise NotImplementedError
+        return self.value_and_grad(a)[1]
 
     def value_and_grad(self, a: np.ndarray) -> Tuple[Optional[float], np.ndarray]:
         return self.value(a), self.grad(a)
@@ -144,36 +145,19 @@ class _L2Term(Term):
 
 
 @dataclass(frozen=True, eq=False)
-class _ChannelTerm(Term):
+class _IndexedTerm(Term):
+    """The sum of ``a[0, c, ...]``: a whole channel (or class score), or with ``y, x`` one neuron."""
+
     layer: str
     c: int
-    kind: str = "channel"
-
-    def value(self, a: np.ndarray) -> float:
-        return float(np.sum(a[0, self.c], dtype=np.float64))
-
-    def grad(self, a: np.ndarray) -> np.ndarray:
-        self.check(a.shape)
-        g = np.zeros_like(a)
-        g[0, self.c] = 1
-        return g
-
-    def check(self, shape: Tuple[int, ...]) -> None:
-        _check_index(self.kind, self.layer, self.c, shape)
-
-    def expr(self) -> str:
-        return f"{self.kind}({self.layer!r}, {self.c})"
-
-
-@dataclass(frozen=True, eq=False)
-class _NeuronTerm(Term):
-    layer: str
-    c: int
+    kind: str = "channel"  # "channel", "class_score" or "neuron"
     y: Optional[int] = None
     x: Optional[int] = None
 
     def _index(self, shape: Tuple[int, ...]) -> Tuple[int, ...]:
         self.check(shape)
+        if self.kind != "neuron":
+            return (0, self.c)
         spatial = shape[2:]
         if len(spatial) not in (0, 2):
             raise DeepDreamError(f"neuron: layer '{self.layer}' output has shape {shape}, not 1xC or 1xCxHxW")
@@ -189,7 +173,7 @@ class _NeuronTerm(Term):
         return (0, self.c, y, x)
 
     def value(self, a: np.ndarray) -> float:
-        return float(a[self._index(a.shape)])
+        return float(np.sum(a[self._index(a.shape)], dtype=np.float64))
 
     def grad(self, a: np.ndarray) -> np.ndarray:
         g = np.zeros_like(a)
@@ -197,11 +181,11 @@ class _NeuronTerm(Term):
         return g
 
     def check(self, shape: Tuple[int, ...]) -> None:
-        _check_index("channel", self.layer, self.c, shape)
+        _check_index("channel" if self.kind == "neuron" else self.kind, self.layer, self.c, shape)
 
     def expr(self) -> str:
         pos = "" if self.y is None and self.x is None else f", {self.y!r}, {self.x!r}"
-        return f"neuron({self.layer!r}, {self.c}{pos})"
+        return f"{self.kind}({self.layer!r}, {self.c}{pos})"
 
 
 @dataclass(frozen=True, eq=False)
@@ -294,12 +278,6 @@ class _PriorTerm(Term):
     def value_and_grad(self, x: np.ndarray) -> Tuple[float, np.ndarray]:
         fn = _tv_norm if self.kind == "tv" else _alpha_norm
         return fn(x, self.exponent)
-
-    def value(self, x: np.ndarray) -> float:
-        return self.value_and_grad(x)[0]
-
-    def grad(self, x: np.ndarray) -> np.ndarray:
-        return self.value_and_grad(x)[1]
 
     def expr(self) -> str:
         return f"{self.kind}({_num(self.exponent)})"
@@ -482,18 +460,18 @@ def input_l2() -> Objective:
 
 def channel(layer: str, c: int) -> Objective:
     """The sum over positions of channel ``c`` of ``layer``'s output."""
-    return _one(_ChannelTerm(_layer_name(layer), _index(c, "channel")))
+    return _one(_IndexedTerm(_layer_name(layer), _index(c, "channel")))
 
 
 def neuron(layer: str, c: int, y: Optional[int] = None, x: Optional[int] = None) -> Objective:
     """One activation: channel ``c`` at (``y``, ``x``), by default the centre of the layer's map."""
-    return _one(_NeuronTerm(_layer_name(layer), _index(c, "channel"),
-                            None if y is None else _index(y, "y"), None if x is None else _index(x, "x")))
+    return _one(_IndexedTerm(_layer_name(layer), _index(c, "channel"), "neuron",
+                             None if y is None else _index(y, "y"), None if x is None else _index(x, "x")))
 
 
 def class_score(layer: str, k: int) -> Objective:
     """The pre-softmax score of class ``k`` at a classifier layer (e.g. GoogLeNet's ``loss3/classifier``)."""
-    return _one(_ChannelTerm(_layer_name(layer), _index(k, "class"), kind="class_score"))
+    return _one(_IndexedTerm(_layer_name(layer), _index(k, "class"), "class_score"))
 
 
 def guide(layer: str, features: np.ndarray, name: str = "guide_features") -> Objective:
