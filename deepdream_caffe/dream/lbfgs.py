@@ -409,6 +409,7 @@ def deepdream_lbfgs(
                        octave_n=octave_n, octave_scale=octave_scale)
     data = data_objective(objective, end, gain)
     check_objective(net, data)
+    data.check_has_value()
     h, w = base_img.shape[:2]
     sh, sw = octave_sizes(h, w, octave_n, octave_scale)[-1]
     for layer in data.layers:

@@ -90,6 +90,7 @@ class Term:
     for net layers and the C x H x W image for :data:`INPUT`."""
 
     layer: str
+    has_value = True  # False for a plain diff-writing function
 
     # A term defines value and grad, or value_and_grad when the two share their work.
     def value(self, a: np.ndarray) -> Optional[float]:
@@ -289,6 +290,7 @@ class _CustomTerm(Term):
 
     layer: str
     fn: DiffWriter
+    has_value = False
 
     def value(self, a: np.ndarray) -> None:
         return None
@@ -404,11 +406,16 @@ class Objective:
             raise ValueError(f"only an objective on one layer can be used as a diff writer: {self!r}")
         self.write_diff(layers[0], dst)
 
+    def check_has_value(self) -> None:
+        """Raise a one-line DeepDreamError if a term is a plain function with a gradient but no value."""
+        for _, t in self.terms:
+            if not t.has_value:
+                raise DeepDreamError(f"the objective has no value: {t.expr()} only writes a gradient "
+                                     "(L-BFGS needs values; use L2, channel, guide, ...)")
+
     def total(self, values: Sequence[Optional[float]]) -> float:
         """sum of weight * value, from the per-term values ``write_diff`` and friends record."""
-        if any(v is None for v in values):
-            custom = next(t for (_, t), v in zip(self.terms, values) if v is None)
-            raise DeepDreamError(f"the objective has no value: {custom.expr()} only writes a gradient")
+        self.check_has_value()
         return float(sum(w * v for (w, _), v in zip(self.terms, values)))  # type: ignore[operator]
 
     def __repr__(self) -> str:

@@ -50,3 +50,26 @@ def test_interrupted_lbfgs_resumes_after_the_last_octave(tiny_model, tmp_path):
     assert cp.resumed_from == 1
     assert np.array_equal(got, want)
     assert len(resumed["octaves"]) == 1 and resumed["octaves"][0] == info["octaves"][2]
+
+
+def test_feature_match_with_gain_is_fixed_at_each_octaves_start_in_ascent_too(tiny_model):
+    from deepdream_caffe import deepdream
+    from deepdream_caffe.dream.objectives import feature_match
+
+    net = load_net(*tiny_model, end="a/output", fast=True)
+    img = np.float32(np.random.RandomState(1).randint(0, 256, (40, 48, 3)))
+    kw = dict(end="a/output", iter_n=2, octave_n=2, jitter=0)
+    # Each octave's target is twice its own start's activations: the image moves, and not as L2 moves it.
+    enhanced = deepdream(net, img, objective=-feature_match("a/output", gain=2), rng=np.random.RandomState(0), **kw)
+    l2 = deepdream(net, img, rng=np.random.RandomState(0), **kw)
+    assert np.isfinite(enhanced).all() and not np.array_equal(enhanced, l2) and not np.array_equal(enhanced, img)
+
+
+def test_lbfgs_refuses_an_objective_without_a_value_before_any_work(tiny_model):
+    from deepdream_caffe.dream.objectives import custom, objective_L2
+    from deepdream_caffe.errors import DeepDreamError
+
+    net = load_net(*tiny_model, end="a/output", fast=True)
+    with pytest.raises(DeepDreamError, match=r"custom\('a/output', objective_L2\) only writes a gradient"):
+        deepdream_lbfgs(net, np.zeros((32, 32, 3), np.float32), objective=custom("a/output", objective_L2),
+                        callback=lambda *a: pytest.fail("it ran"))
