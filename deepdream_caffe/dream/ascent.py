@@ -115,5 +115,6 @@ def deepdream(
     # runs the image whole.
     h, w = octaves[0].shape[-2:]
     deepest = layer_order(raw_net(net), obj.layers)[-1][1] if obj.layers else None
-    reserve = step_fn is None and gradient.runs_whole(h, w) and getattr(net, "end", None) == deepest
+    reserve = (step_fn is None and deepest is not None and gradient.runs_whole(h, w)
+               and getattr(net, "end", None) == deepest)
     return deprocess(net, run_octaves(net, octaves, solver, checkpoint, reserve=reserve))

@@ -1,7 +1,7 @@
 """Objectives that compose: several layers, weights, priors, expressions (real Caffe nets)."""
 from __future__ import annotations
 
-from typing import Dict, List, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 import numpy as np
 import pytest
