@@ -168,7 +168,7 @@ def job(args: argparse.Namespace) -> None:
         load = time.perf_counter() - t0
         t1 = time.perf_counter()
         out = deepdream(dnet, img, iter_n=args.iters, octave_n=args.octaves, end=args.layer,
-                        rng=np.random.RandomState(args.seed), step_fn=TilePolicy().step_fn((h, w)))
+                        rng=np.random.RandomState(args.seed), gradient=TilePolicy())
         secs = time.perf_counter() - t1
         cnet = dnet.net
     np.save(args.out, out)

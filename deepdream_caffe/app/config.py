@@ -11,7 +11,7 @@ import math
 import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Sequence, Tuple
 
 from ..dream import defaults as nb
 from ..errors import DeepDreamError
@@ -36,6 +36,44 @@ def _is_integer(v: Any) -> bool:
     return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
+def _weight(w: Any, what: str) -> float:
+    if not _is_number(w) or w == 0:
+        raise DeepDreamError(f"{what}: the weight must be a finite number other than 0, got {w!r}")
+    return float(w)
+
+
+def _layer_name(name: Any, what: str) -> str:
+    if not isinstance(name, str) or not name:
+        raise DeepDreamError(f"{what}: a layer is named by a non-empty string, got {name!r}")
+    return name
+
+
+def _weighted_layers(items: Sequence[Any], what: str) -> Tuple[Tuple[str, float], ...]:
+    """(name, weight) pairs from names or pairs, checked."""
+    out = []
+    for item in items:
+        pair = (item, 1.0) if isinstance(item, str) else tuple(item) if isinstance(item, (tuple, list)) else ()
+        if len(pair) != 2:
+            raise DeepDreamError(f"{what}: give a layer name or (name, weight), got {item!r}")
+        name, w = pair
+        out.append((_layer_name(name, what), _weight(w, f"{what} {name}")))
+    return tuple(out)
+
+
+def _weighted_channels(items: Sequence[Any], what: str) -> Tuple[Tuple[str, int, float], ...]:
+    """(layer, channel, weight) triples from triples or (layer, channel) pairs, checked."""
+    out = []
+    for item in items:
+        triple = tuple(item) if isinstance(item, (tuple, list)) else ()
+        if len(triple) not in (2, 3):
+            raise DeepDreamError(f"{what}: give (layer, channel) or (layer, channel, weight), got {item!r}")
+        layer, c, *w = triple
+        if not _is_integer(c) or c < 0:
+            raise DeepDreamError(f"{what} {layer}: the channel must be a whole number >= 0, got {c!r}")
+        out.append((_layer_name(layer, what), int(c), _weight(w[0] if w else 1.0, f"{what} {layer}:{c}")))
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class LbfgsOptions:
     """The settings of ``--mode lbfgs`` (see :func:`deepdream_caffe.dream.lbfgs.deepdream_lbfgs`)."""
@@ -58,13 +96,21 @@ class LbfgsOptions:
 class DreamConfig:
     """Everything that decides a dream, checked when made.
 
-    ``layer=None`` means the model's default layer. ``seed=None`` lets the
-    run choose one (and report it). ``tile_size``/``tile_above`` bound memory
-    for big images (ascent only); ``lbfgs`` is used with ``mode="lbfgs"``.
+    What is maximised: ``layers``, (name, weight) pairs summed (the
+    notebook's L2 on each; with ``guide``, the guided objective on each; in
+    the L-BFGS mode, its data term on each), plus ``channels``, (layer,
+    index, weight) triples, each a channel's sum. ``layer`` is the one-layer
+    shorthand. With no layer and no channel: the model's default layer,
+    weight 1; channels alone are dreamed alone.
+    ``seed=None`` lets the run choose one (and report it).
+    ``tile_size``/``tile_above`` bound memory for big images (ascent only);
+    ``lbfgs`` is used with ``mode="lbfgs"``.
     """
 
     net: NetSource = NetSource()
     layer: Optional[str] = None
+    layers: Tuple[Tuple[str, float], ...] = ()
+    channels: Tuple[Tuple[str, int, float], ...] = ()
     iters: int = nb.ITER_N
     octaves: int = nb.OCTAVE_N
     octave_scale: float = nb.OCTAVE_SCALE
@@ -95,6 +141,12 @@ class DreamConfig:
 
         integer("iters", 1)
         integer("octaves", 1)
+        if self.layer is not None and self.layers:
+            raise DeepDreamError(f"give {n('layer')} or {n('layers')}, not both")
+        object.__setattr__(self, "layers", _weighted_layers(self.layers, n("layers")))
+        object.__setattr__(self, "channels", _weighted_channels(self.channels, n("channels")))
+        if self.guide is not None and not self.objective_layers(""):
+            raise DeepDreamError(f"{n('guide')} guides the {n('layer')} terms; give a {n('layer')} too")
         if not _is_number(self.octave_scale) or not self.octave_scale > 1.0:
             raise DeepDreamError(f"{n('octave_scale')} must be above 1, got {self.octave_scale!r}")
         if not _is_number(self.step_size) or not self.step_size > 0:
@@ -129,6 +181,14 @@ class DreamConfig:
                 object.__setattr__(self, key, kind(getattr(self, key)))
         if self.guide is not None:
             object.__setattr__(self, "guide", Path(self.guide))
+
+    def objective_layers(self, default: str) -> Tuple[Tuple[str, float], ...]:
+        """The (layer, weight) pairs: ``default`` (weight 1) when neither layers nor channels were given."""
+        if self.layers:
+            return self.layers
+        if self.layer is not None:
+            return ((self.layer, 1.0),)
+        return () if self.channels else ((default, 1.0),)
 
     @property
     def tiling(self) -> "TilePolicy":

@@ -12,25 +12,33 @@ ProgressFactory = Callable[[List[Tuple[int, int]], int], Progress]
 
 
 def run_ascent(net: Any, img: np.ndarray, *, end: str, iter_n: int, octave_n: int, octave_scale: float,
-               clip: bool, step_fn: Callable[..., None], rng: Optional[np.random.RandomState],
+               clip: bool, objective: Any, gradient: Any, rng: Optional[np.random.RandomState],
                progress: ProgressFactory, checkpoint: Any = None, **step_params: Any) -> np.ndarray:
-    """The notebook's ``deepdream`` on ``img`` with a progress display; returns the image."""
+    """The notebook's ``deepdream`` on ``img`` with a progress display; returns the image.
+
+    ``objective`` is an Objective (or ``None``: L2 on ``end``); ``gradient``
+    may work in tiles (a :class:`~deepdream_caffe.dream.tiling.TilePolicy`).
+    """
     from ..dream.ascent import deepdream  # noqa: PLC0415
     from ..dream.octaves import octave_sizes  # noqa: PLC0415
 
     bar = progress(octave_sizes(img.shape[0], img.shape[1], octave_n, octave_scale), iter_n)
     try:
         return deepdream(net, img, iter_n=iter_n, octave_n=octave_n, octave_scale=octave_scale, end=end, clip=clip,
-                         rng=rng, callback=lambda info: bar.update(info.octave, info.step), step_fn=step_fn,
-                         checkpoint=checkpoint, **step_params)
+                         rng=rng, callback=lambda info: bar.update(info.octave, info.step), objective=objective,
+                         gradient=gradient, checkpoint=checkpoint, **step_params)
     finally:
         bar.close()
 
 
 def run_lbfgs(net: Any, img: np.ndarray, *, end: str, octave_n: int, octave_scale: float, options: LbfgsOptions,
-              progress: ProgressFactory) -> Tuple[np.ndarray, Dict[str, Any]]:
+              progress: ProgressFactory, checkpoint: Any = None,
+              objective: Any = None) -> Tuple[np.ndarray, Dict[str, Any]]:
     """L-BFGS-B per octave on ``img``; returns (image, the record for the metadata's "lbfgs").
 
+    ``objective`` (an Objective, maximised) replaces the options' "gain"/"l2"
+    data term on ``end``; ``checkpoint`` resumes after the last finished
+    octave (the record then holds the octaves run now, and says so).
     ``options`` were checked when their config was made; the layer and the
     sizes are checked by ``deepdream_lbfgs`` before any work, and the
     progress display starts with the first iterate, so a refused run shows
@@ -43,10 +51,16 @@ def run_lbfgs(net: Any, img: np.ndarray, *, end: str, octave_n: int, octave_scal
     maxiter = int(options.maxiter)
     sizes = octave_sizes(img.shape[0], img.shape[1], octave_n, octave_scale)
     feed = LbfgsProgress(lambda: progress(sizes, maxiter), maxiter)
+    kwargs = options.kwargs()
+    if objective is not None:
+        kwargs["objective"] = objective
     try:
         out, info = deepdream_lbfgs(net, img, end=end, octave_n=octave_n, octave_scale=octave_scale, callback=feed,
-                                    **options.kwargs())
+                                    checkpoint=checkpoint, **kwargs)
         feed.finish(octave_n)
     finally:
         feed.close()
+    resumed = getattr(checkpoint, "resumed_from", None)
+    if resumed is not None:
+        info["resumed_after_octave"] = resumed + 1  # octaves 1..this came from the saved state
     return out, info

@@ -63,12 +63,14 @@ def choose_seed(config: DreamConfig, reporter: Reporter) -> int:
 class DreamSession:
     """A net resolved, checked and loaded once for ``config``; dreams many images with it.
 
-    The cheap checks (prototxt, layer, guide image, device) run here; the net
-    itself loads on first use (or :meth:`load`), so an image too small for
-    the layer is refused before the weights are read. ``net_cache`` (a dict
-    kept by the caller, e.g. one per batch worker) shares loaded nets between
-    sessions whose configs differ only in what the net does not depend on
-    (seed, steps, octaves).
+    The cheap checks (prototxt, layers, guide image, device) run here; the
+    net itself loads on first use (or :meth:`load`), so an image too small
+    for the layers is refused before the weights are read. ``layers`` are
+    every layer the objective reads, ``end`` the deepest of them (the net is
+    cut after it, and sizes are judged by it); ``objective`` is set on load.
+    ``net_cache`` (a dict kept by the caller, e.g. one per batch worker)
+    shares loaded nets between sessions whose configs differ only in what the
+    net does not depend on (seed, steps, octaves).
     """
 
     def __init__(self, config: DreamConfig, reporter: Optional[Reporter] = None,
@@ -79,16 +81,19 @@ class DreamSession:
         from ..net.access import check_layer  # noqa: PLC0415
         from ..net.devices import select_device  # noqa: PLC0415
         from ..net.loading import _NamesOnly  # noqa: PLC0415
-        from ..net.prototxt import check_structure, read_prototxt  # noqa: PLC0415
+        from ..net.prototxt import check_structure, deepest_layer, read_prototxt  # noqa: PLC0415
         from ..dream.sizing import fit_octaves  # noqa: PLC0415
+        from .objective import objective_layer_names  # noqa: PLC0415
 
         self.config = config
         self.reporter = reporter or Reporter()
         self.spec: NetSpec = resolve_net(config.net, quiet=self.reporter.quiet)
-        self.end = config.layer or self.spec.default_layer
+        self.layers = objective_layer_names(config, self.spec.default_layer)
         self.param = read_prototxt(self.spec.prototxt)
         check_structure(self.param, self.spec.prototxt)
-        check_layer(_NamesOnly(self.param), self.end)
+        for name in self.layers:
+            check_layer(_NamesOnly(self.param), name)
+        self.end = deepest_layer(self.param, self.layers)
         self._guide_img = load_input(config.guide) if config.guide is not None else None
         if self._guide_img is not None:
             fit_octaves(self.param, self.end, self._guide_img.shape[0], self._guide_img.shape[1], 1,
@@ -96,7 +101,7 @@ class DreamSession:
         self.device = select_device(config.gpu)
         self._net: Any = None
         self._net_cache = net_cache
-        self._guide_objective: Any = None
+        self.objective: Any = None
         self._plans: Dict[Tuple[int, int], int] = {}
 
     @property
@@ -105,27 +110,33 @@ class DreamSession:
         return self.load()
 
     def load(self) -> Any:
-        """Load the net (once) and compute the guide's features; returns the DreamNet."""
+        """Load the net (once), compute the guide's features and the objective; returns the DreamNet."""
         if self._net is not None:
             return self._net
+        from ..dream.gradient import check_objective  # noqa: PLC0415
         from ..net.loading import load_net  # noqa: PLC0415
+        from .objective import build_objective  # noqa: PLC0415
 
         spec = self.spec
-        key = (str(spec.prototxt), str(spec.weights), tuple(spec.mean), tuple(spec.channel_swap), self.end,
-               self.config.notebook_net)
+        key = (str(spec.prototxt), str(spec.weights), tuple(spec.mean), tuple(spec.channel_swap),
+               tuple(self.layers), self.config.notebook_net)
         dnet = None if self._net_cache is None else self._net_cache.get(key)
         if dnet is None:
             dnet = load_net(spec.prototxt, spec.weights, mean=spec.mean, channel_swap=spec.channel_swap,
-                            end=self.end, fast=not self.config.notebook_net, weights_sha1=spec.weights_sha1)
+                            end=list(self.layers), fast=not self.config.notebook_net, weights_sha1=spec.weights_sha1)
             if self._net_cache is not None:
                 self._net_cache[key] = dnet
         if spec.weights_sha1 is None:
             self.spec = replace(spec, weights_sha1=dnet.weights_sha1)
+        features = None
         if self._guide_img is not None:
-            from ..dream.guide import guide_features  # noqa: PLC0415
-            from ..dream.objectives import objective_guide  # noqa: PLC0415
+            from ..dream.guide import guide_features_at  # noqa: PLC0415
 
-            self._guide_objective = objective_guide(guide_features(dnet, self._guide_img, self.end))
+            guided = [name for name, _ in self.config.objective_layers(spec.default_layer)]
+            features = guide_features_at(dnet, self._guide_img, guided)
+        objective = build_objective(self.config, spec.default_layer, features)
+        check_objective(dnet, objective)  # a channel past the layer's count, before any image is read
+        self.objective = objective
         self._net = dnet
         return dnet
 
@@ -141,15 +152,16 @@ class DreamSession:
         return self._plans[(h, w)]
 
     def params(self, octave_n: int) -> Dict[str, Any]:
-        """The recorded settings of a dream with ``octave_n`` octaves."""
-        return run_params(self.config, self.spec, self.end, octave_n)
+        """The recorded settings of a dream with ``octave_n`` octaves (loads the net: they name its objective)."""
+        self.load()
+        return run_params(self.config, self.spec, self.layers, octave_n, repr(self.objective))
 
     def dream(self, img: np.ndarray, rng: Optional[np.random.RandomState] = None, *, label: str = "dream",
               checkpoint: Any = None) -> DreamResult:
         """Dream on ``img`` (HxWx3 RGB) in the config's mode; ``rng`` supplies the jitter (ascent).
 
-        ``checkpoint`` (ascent only) lets an interrupted dream resume after
-        its last finished octave.
+        ``checkpoint`` lets an interrupted dream resume after its last
+        finished octave (either mode).
         """
         octave_n = self.octaves_for(*img.shape[:2])
         net = self.load()
@@ -159,15 +171,16 @@ class DreamSession:
             return self.reporter.progress(sizes, iter_n, label)
 
         if cfg.mode == "lbfgs":
+            from .objective import is_plain  # noqa: PLC0415
+
+            # One layer of weight 1: the mode's own "gain"/"l2" on it (the same terms, a shorter record).
             out, info = run_lbfgs(net, img, end=self.end, octave_n=octave_n, octave_scale=cfg.octave_scale,
-                                  options=cfg.lbfgs, progress=progress)
+                                  options=cfg.lbfgs, progress=progress, checkpoint=checkpoint,
+                                  objective=None if is_plain(cfg) else self.objective)
             return DreamResult(out, octave_n, {"lbfgs": info})
-        step_params: Dict[str, Any] = {"step_size": cfg.step_size, "jitter": cfg.jitter}
-        if self._guide_objective is not None:
-            step_params["objective"] = self._guide_objective
         out = run_ascent(net, img, end=self.end, iter_n=cfg.iters, octave_n=octave_n, octave_scale=cfg.octave_scale,
-                         clip=cfg.clip, step_fn=cfg.tiling.step_fn(img.shape[:2]), rng=rng, progress=progress,
-                         checkpoint=checkpoint, **step_params)
+                         clip=cfg.clip, objective=self.objective, gradient=cfg.tiling, rng=rng, progress=progress,
+                         checkpoint=checkpoint, step_size=cfg.step_size, jitter=cfg.jitter)
         return DreamResult(out, octave_n)
 
 
@@ -196,7 +209,7 @@ def dream_file(
 
     The output's format follows its extension; its metadata (settings,
     seed, hashes) goes into a PNG's text chunk or beside it as
-    ``output.json``. An ascent dream resumes from ``.output.dream-state.npz``
+    ``output.json``. A dream (either mode) resumes from ``.output.dream-state.npz``
     if an earlier identical run was interrupted. Pass ``session`` instead of
     ``config`` (and ``reporter``) to reuse a loaded net. ``extra_metadata``
     is added to the record (a batch puts its own there). The input is never
@@ -214,20 +227,18 @@ def dream_file(
     seed = choose_seed(cfg, rep)
     rng = np.random.RandomState(seed)
     params = session.params(octave_n)
-    checkpoint = None
-    if cfg.mode == "ascent":
-        from ..io.checkpoint import FileCheckpoint, state_path  # noqa: PLC0415
+    from ..io.checkpoint import FileCheckpoint, state_path  # noqa: PLC0415
 
-        key = resume_key(params, seed, input_sha1, session.spec.weights_sha1, img.shape)
-        checkpoint = FileCheckpoint(state_path(output), key, rng)
+    # Either mode resumes after its last finished octave (L-BFGS draws no random numbers; the state keeps them anyway).
+    key = resume_key(params, seed, input_sha1, session.spec.weights_sha1, img.shape)
+    checkpoint = FileCheckpoint(state_path(output), key, rng)
     result = session.dream(img, rng, checkpoint=checkpoint)
-    if checkpoint is not None and checkpoint.resumed_from is not None:
+    if checkpoint.resumed_from is not None:
         rep.note(f"resumed after octave {checkpoint.resumed_from + 1} from {checkpoint.path}")
     meta = output_metadata("dream", params, seed, session.spec, session.device, input_path, input_sha1,
                            extra={**result.extra, **(extra_metadata or {})})
     save_image(output, result.image, meta, quality=cfg.quality)
-    if checkpoint is not None:
-        checkpoint.remove()
+    checkpoint.remove()
     rep.note(f"wrote {output}")
     return result
 

@@ -7,7 +7,7 @@ other settings is never picked up; the metadata goes with the output.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 from ..io.checkpoint import run_key
 from ..io.metadata import run_metadata
@@ -15,15 +15,26 @@ from .config import DreamConfig
 from .netspec import NetSpec
 
 
-def run_params(config: DreamConfig, spec: NetSpec, end: str, octave_n: int) -> Dict[str, Any]:
-    """The settings that decide a dream's pixels, as recorded (``octave_n`` is the count actually used)."""
-    return {
-        "mode": config.mode, "layer": end, "iters": config.iters, "octaves": octave_n,
+def run_params(config: DreamConfig, spec: NetSpec, layers: Sequence[str], octave_n: int,
+               objective: str) -> Dict[str, Any]:
+    """The settings that decide a dream's pixels, as recorded (``octave_n`` is the count actually used).
+
+    ``layers`` are those the objective reads (one: recorded as a name, as
+    before), ``objective`` its expression, which
+    :func:`~deepdream_caffe.dream.objectives.parse_objective` reads back (a
+    guide's features by name, from the guide image at each layer).
+    """
+    params = {
+        "mode": config.mode, "layer": layers[0] if len(layers) == 1 else list(layers), "objective": objective,
+        "iters": config.iters, "octaves": octave_n,
         "octave_scale": config.octave_scale, "step_size": config.step_size, "jitter": config.jitter,
         "clip": config.clip, "guide": str(config.guide) if config.guide else None,
         "mean": list(spec.mean), "channel_swap": list(spec.channel_swap),
         "tiling": config.tiling.describe(),
     }
+    if config.mode == "lbfgs":  # they decide the pixels too (and so the resume key)
+        params["lbfgs"] = config.lbfgs.kwargs()
+    return params
 
 
 def resume_key(params: Dict[str, Any], seed: int, input_sha1: Optional[str], weights_sha1: Optional[str],

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
-from typing import Dict
+from typing import Any, Dict, List, Optional, Tuple
 
 from ..app.config import DreamConfig, LbfgsOptions
 from ..app.netspec import DEFAULT_MODEL, NetSource
@@ -13,11 +14,42 @@ from .progress import PROG
 
 # The flag of each DreamConfig field, so a bad value's error line names what the user typed.
 FLAG_NAMES: Dict[str, str] = {
-    "layer": "--layer", "iters": "--iters", "octaves": "--octaves", "octave_scale": "--octave-scale",
+    "layer": "--layer", "layers": "--layer", "channels": "--channel", "iters": "--iters", "octaves": "--octaves", "octave_scale": "--octave-scale",
     "step_size": "--step-size", "jitter": "--jitter", "clip": "--no-clip", "seed": "--seed", "guide": "--guide",
     "mode": "--mode", "tile_size": "--tile-size", "tile_above": "--tile-above", "quality": "--quality",
     "frames": "--frames", "scale": "--scale", **LBFGS_FLAGS,
 }
+
+
+def _weight(text: str, flag: str, whole: str) -> float:
+    try:
+        w = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"the weight in '{whole}' is not a number") from None
+    if not math.isfinite(w) or w == 0:
+        raise argparse.ArgumentTypeError(f"the weight in '{whole}' must be a finite number other than 0")
+    return w
+
+
+def layer_term(text: str) -> Tuple[str, float]:
+    """``NAME`` or ``NAME=WEIGHT`` (``--layer``) -> (name, weight)."""
+    name, sep, w = text.rpartition("=")
+    if not sep:
+        name, w = text, "1"
+    if not name:
+        raise argparse.ArgumentTypeError(f"'{text}' names no layer; use NAME or NAME=WEIGHT")
+    return name, _weight(w, "--layer", text)
+
+
+def channel_term(text: str) -> Tuple[str, int, float]:
+    """``LAYER:INDEX`` or ``LAYER:INDEX=WEIGHT`` (``--channel``) -> (layer, index, weight)."""
+    spec, sep, w = text.rpartition("=")
+    if not sep:
+        spec, w = text, "1"
+    layer, colon, index = spec.rpartition(":")
+    if not colon or not layer or not index.isdigit():
+        raise argparse.ArgumentTypeError(f"'{text}' is not LAYER:INDEX or LAYER:INDEX=WEIGHT (INDEX a whole number)")
+    return layer, int(index), _weight(w, "--channel", text)
 
 
 def add_net_args(p: argparse.ArgumentParser) -> None:
@@ -40,7 +72,11 @@ def add_net_args(p: argparse.ArgumentParser) -> None:
 def add_dream_args(p: argparse.ArgumentParser) -> None:
     """The dream's settings (the notebook's defaults) and the L-BFGS mode's."""
     g = p.add_argument_group("dream (defaults are the notebook's)")
-    g.add_argument("--layer", help=f"Caffe layer name to maximise (default: the model's, {nb.DEFAULT_LAYER})")
+    g.add_argument("--layer", type=layer_term, action="append", metavar="NAME[=WEIGHT]",
+                   help="Caffe layer to maximise, with a weight (default 1); repeat it to sum several "
+                        f"(default: the model's layer, {nb.DEFAULT_LAYER})")
+    g.add_argument("--channel", type=channel_term, action="append", metavar="LAYER:INDEX[=WEIGHT]",
+                   help="also maximise the sum of one channel of a layer, with a weight (default 1); repeatable")
     g.add_argument("--iters", type=int, default=nb.ITER_N, help=f"steps per octave ({nb.ITER_N})")
     g.add_argument("--octaves", type=int, default=nb.OCTAVE_N, help=f"number of octaves ({nb.OCTAVE_N})")
     g.add_argument("--octave-scale", type=float, default=nb.OCTAVE_SCALE,
@@ -76,11 +112,18 @@ def net_source(args: argparse.Namespace) -> NetSource:
     )
 
 
+def _layers(terms: Optional[List[Tuple[str, float]]]) -> Dict[str, Any]:
+    """One ``--layer NAME`` is the config's ``layer`` (as before weights existed); weighted or several, ``layers``."""
+    if terms and len(terms) == 1 and terms[0][1] == 1.0:
+        return {"layer": terms[0][0]}
+    return {"layers": tuple(terms or ())}
+
+
 def dream_config(args: argparse.Namespace) -> DreamConfig:
     """The validated run configuration of a ``dream`` or ``zoom`` command line."""
     lbfgs: LbfgsOptions = lbfgs_options(args)
     return DreamConfig(
-        net=net_source(args), layer=args.layer, iters=args.iters, octaves=args.octaves,
+        net=net_source(args), **_layers(args.layer), channels=tuple(args.channel or ()), iters=args.iters, octaves=args.octaves,
         octave_scale=args.octave_scale, step_size=args.step_size, jitter=args.jitter, clip=not args.no_clip,
         seed=args.seed, guide=args.guide, mode=args.mode, tile_size=args.tile_size, tile_above=args.tile_above,
         notebook_net=args.notebook_net, quality=args.quality, gpu=args.gpu, verbose=args.verbose, lbfgs=lbfgs,

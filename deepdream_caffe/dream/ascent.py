@@ -1,13 +1,15 @@
 """The notebook's ``deepdream``: ascent steps over an octave pyramid."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Optional
 
 import numpy as np
 
-from ..net.access import check_layer, input_blob, raw_net
+from ..net.access import input_blob, raw_net
 from . import defaults as nb
+from .gradient import WHOLE_IMAGE, Gradient, bind_start, check_objective, layer_order
+from .objectives import Objective, ObjectiveLike, as_objective
 from .octaves import OctaveCheckpoint, octave_pyramid, run_octaves
 from .step import make_step
 from .transform import deprocess, preprocess
@@ -35,6 +37,42 @@ class StepInfo:
 StepCallback = Callable[[StepInfo], None]
 
 
+@dataclass
+class AscentSolver:
+    """``iter_n`` ascent steps per octave (an :class:`~deepdream_caffe.dream.octaves.OctaveSolver`).
+
+    With ``step_fn`` (a notebook-style step) it is called as the notebook
+    called ``make_step``: ``step_fn(net, end=, clip=, rng=, **step_params)``.
+    """
+
+    net: Any
+    objective: Objective
+    end: str
+    iter_n: int
+    octave_n: int
+    clip: bool = True
+    rng: Optional[np.random.RandomState] = None
+    callback: Optional[StepCallback] = None
+    gradient: Gradient = WHOLE_IMAGE
+    step_fn: Optional[Callable[..., None]] = None
+    step_params: Dict[str, Any] = field(default_factory=dict)
+
+    def solve(self, octave: int, x0: np.ndarray) -> np.ndarray:
+        src = input_blob(raw_net(self.net))
+        objective = bind_start(self.net, self.objective, x0)
+        src.reshape(1, *x0.shape)
+        src.data[0] = x0
+        for i in range(self.iter_n):
+            if self.step_fn is None:
+                make_step(self.net, end=self.end, clip=self.clip, rng=self.rng, objective=objective,
+                          gradient=self.gradient, **self.step_params)
+            else:
+                self.step_fn(self.net, end=self.end, clip=self.clip, rng=self.rng, **self.step_params)
+            if self.callback is not None:
+                self.callback(StepInfo(self.net, octave, self.octave_n, i, self.iter_n, self.clip))
+        return src.data[0]
+
+
 def deepdream(
     net: Any,
     base_img: np.ndarray,
@@ -45,31 +83,38 @@ def deepdream(
     clip: bool = True,
     rng: Optional[np.random.RandomState] = None,
     callback: Optional[StepCallback] = None,
-    step_fn: Callable[..., None] = make_step,
+    step_fn: Optional[Callable[..., None]] = None,
     checkpoint: Optional[OctaveCheckpoint] = None,
+    objective: ObjectiveLike = None,
+    gradient: Gradient = WHOLE_IMAGE,
     **step_params: Any,
 ) -> np.ndarray:
     """Dream on ``base_img`` (HxWx3 RGB) and return the result as a float32 HxWx3 RGB image.
 
-    Same algorithm and defaults as the notebook. ``rng`` (a RandomState)
+    Same algorithm and defaults as the notebook. ``objective`` is an
+    :class:`~deepdream_caffe.dream.objectives.Objective` (on any layers) or
+    a notebook-style function that writes the diff of layer ``end``;
+    ``None`` is the notebook's L2 on ``end``. ``rng`` (a RandomState)
     supplies the jitter; ``None`` uses numpy's global generator as the
-    notebook did. ``checkpoint`` (see :mod:`checkpoint`) lets a long run
-    resume after its last finished octave. ``step_params`` go to
-    ``make_step`` (step_size, jitter, objective).
+    notebook did. ``gradient`` may work in tiles (:class:`tiling.TilePolicy`).
+    ``checkpoint`` (see :mod:`checkpoint`) lets a long run resume after its
+    last finished octave. ``step_params`` go to ``make_step`` (step_size,
+    jitter); ``step_fn`` replaces it with a notebook-style step.
     """
-    check_layer(raw_net(net), end)
+    obj = as_objective(objective, end)
+    check_objective(net, obj)
+    if step_fn is not None and objective is not None:
+        step_params["objective"] = objective  # a notebook-style step takes it as the notebook's did
     octaves = octave_pyramid(preprocess(net, base_img), octave_n, octave_scale)
-
-    def work(octave: int, _base: np.ndarray) -> None:
-        for i in range(iter_n):
-            step_fn(net, end=end, clip=clip, rng=rng, **step_params)
-            if callback is not None:
-                callback(StepInfo(net, octave, octave_n, i, iter_n, clip))
+    solver = AscentSolver(net, obj, end, iter_n, octave_n, clip, rng, callback, gradient, step_fn, step_params)
 
     # Sizing the net up front reshapes every layer it has, so only a net cut
-    # after ``end`` (load_net(end=...)) qualifies: a whole net's later layers
-    # may not fit an image that ``end`` accepts. Tiled steps never qualify.
+    # after the objective's deepest layer (load_net(end=...)) qualifies: a
+    # whole net's later layers may not fit an image that layer accepts. Only
+    # the package's own step declares (through its gradient) whether it
+    # runs the image whole.
     h, w = octaves[0].shape[-2:]
-    whole = step_fn is make_step or getattr(step_fn, "runs_whole", lambda _h, _w: False)(h, w)
-    reserve = whole and getattr(net, "end", None) == end
-    return deprocess(net, run_octaves(net, octaves, work, checkpoint, reserve=reserve))
+    deepest = layer_order(raw_net(net), obj.layers)[-1][1] if obj.layers else None
+    reserve = (step_fn is None and deepest is not None and gradient.runs_whole(h, w)
+               and getattr(net, "end", None) == deepest)
+    return deprocess(net, run_octaves(net, octaves, solver, checkpoint, reserve=reserve))

@@ -15,26 +15,32 @@ clipping). phi_n is the output of layer ``end`` (forward up to it only);
 every octave has its own objective, defined on its own image size. The
 regularisers are in :mod:`deepdream_caffe.dream.priors`.
 
-The gradient of D comes from the ascent mode's partial backprop: the end
-blob's diff is set to dD/dphi (``phi - enhanced``, or ``-phi`` for l2)
-and Caffe runs backward from ``end`` to the input blob. Caffe computes in
-float32; scipy's side (x, f, g, the regularisers) is float64.
+In terms of :mod:`objectives` (which are maximised) the minimised f is
+``-(data - tv_weight*tv(beta) - alpha_weight*alpha_norm(alpha))`` with
+``data = -feature_match(end, gain=gain)`` (gain) or ``L2(end)`` (l2), or
+any :class:`~deepdream_caffe.dream.objectives.Objective` passed instead
+(several layers, channels, a guide). Its gradient is the ascent mode's
+(:mod:`gradient`), negated. Caffe computes in float32; scipy's side (x, f,
+g, the regularisers) is float64.
 """
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 from scipy.optimize import Bounds, minimize
 
 from ..errors import DeepDreamError
 from ..net.access import check_layer, end_blob, input_blob, raw_net
+from .gradient import bind_start, check_objective, objective_gradient
 from . import defaults as nb
-from .octaves import octave_pyramid, octave_sizes, run_octaves
-from .priors import PIXEL_SCALE, alpha_norm, tv_norm
+from .objectives import L2, Objective, alpha_norm, feature_match, tv
+from .octaves import OctaveCheckpoint, octave_pyramid, octave_sizes, run_octaves
+from .priors import PIXEL_SCALE
 from .step import ascent_update
-from .transform import deprocess, net_mean, preprocess
+from .transform import deprocess, pixel_range, preprocess
 
 OBJECTIVES = nb.LBFGS_OBJECTIVES
 DEFAULT_GAIN = nb.LBFGS_GAIN
@@ -58,7 +64,7 @@ IterCallback = Callable[[int, int, float], None]
 
 def check_lbfgs_params(
     *,
-    objective: str,
+    objective: Union[str, Objective],
     gain: float,
     tv_weight: float,
     tv_beta: float,
@@ -83,7 +89,7 @@ def check_lbfgs_params(
         if not isinstance(v, (int, float, np.floating, np.integer)) or not math.isfinite(v):
             raise DeepDreamError(f"{name(key)} must be a finite number, got {v!r}")
 
-    if objective not in OBJECTIVES:
+    if not isinstance(objective, Objective) and objective not in OBJECTIVES:
         raise DeepDreamError(f"{name('objective')} must be one of {', '.join(OBJECTIVES)}; got {objective!r}")
     for key, v in (("gain", gain), ("tv_weight", tv_weight), ("tv_beta", tv_beta),
                    ("alpha_weight", alpha_weight), ("alpha", alpha), ("octave_scale", octave_scale)):
@@ -139,38 +145,55 @@ def check_spatial_layer(net: Any, end: str, height: int, width: int) -> None:
         )
 
 
-class OctaveObjective:
-    """f(X) and its gradient for one octave, evaluated through the net's input blob.
+def data_objective(objective: Union[str, Objective], end: str, gain: float) -> Objective:
+    """The data term as an objective to maximise: ``-feature_match(end, gain=gain)`` for "gain",
+    ``L2(end)`` for "l2", or ``objective`` itself."""
+    if isinstance(objective, Objective):
+        return objective
+    return -feature_match(end, gain=gain) if objective == "gain" else L2(end)
 
-    Call with a flat float64 vector (what scipy passes); returns
-    ``(f, grad)``, both float64. ``terms(x)`` gives the split of f.
-    ``target`` is ``enhanced`` for the gain objective and ``None`` for l2.
+
+def with_priors(data: Objective, tv_weight: float, tv_beta: float, alpha_weight: float, alpha: float) -> Objective:
+    """``data - tv_weight*tv(tv_beta) - alpha_weight*alpha_norm(alpha)``, zero-weight priors left out."""
+    full = data
+    if tv_weight > 0:
+        full = full - tv_weight * tv(tv_beta)
+    if alpha_weight > 0:
+        full = full - alpha_weight * alpha_norm(alpha)
+    return full
+
+
+class OctaveObjective:
+    """f(X) = -objective(X) and its gradient for one octave, evaluated through the net's input blob.
+
+    ``data`` is the data term, an objective to maximise whose start-dependent
+    terms are already fixed (:func:`~deepdream_caffe.dream.gradient.bind_start`);
+    the priors are subtracted from it with their weights. Call with a flat
+    float64 vector (what scipy passes); returns ``(f, grad)``, both float64.
+    ``terms(x)`` gives the split of f: ``data`` (= -data(X)), the unweighted
+    ``tv`` and ``alpha`` values, ``total``.
     """
 
     def __init__(
         self,
         net: Any,
-        end: str,
+        data: Objective,
         shape: Tuple[int, int, int],
         *,
-        objective: str = "gain",
-        target: Optional[np.ndarray] = None,
         tv_weight: float = DEFAULT_TV_WEIGHT,
         tv_beta: float = DEFAULT_TV_BETA,
         alpha_weight: float = 0.0,
         alpha: float = DEFAULT_ALPHA,
     ) -> None:
-        if objective == "gain" and target is None:
-            raise ValueError("the gain objective needs its target (gain * phi_n(X0))")
+        self.net = net
         self.cnet = raw_net(net)
-        self.end = end
         self.shape = tuple(shape)
-        self.objective = objective
-        self.target = None if target is None else np.asarray(target, dtype=np.float64)
+        self.data = data
         self.tv_weight = float(tv_weight)
         self.tv_beta = float(tv_beta)
         self.alpha_weight = float(alpha_weight)
         self.alpha = float(alpha)
+        self.objective = with_priors(data, self.tv_weight, self.tv_beta, self.alpha_weight, self.alpha)
         self.nfev = 0  # forward + backward passes actually run
         # The last few evaluations: scipy re-asks for the starting point, and the
         # per-iterate callback and final report want values already paid for.
@@ -185,31 +208,22 @@ class OctaveObjective:
         if tuple(src.data.shape[1:]) != self.shape:
             # another octave's objective has used the net since
             src.reshape(1, *self.shape)
-        dst = end_blob(self.cnet, self.end)
         src.data[0] = x
-        self.cnet.forward(end=self.end)
-        phi = dst.data[0].astype(np.float64)
-        if self.objective == "gain":
-            r = phi - self.target
-            data = 0.5 * float(np.sum(r * r))
-        else:
-            r = -phi
-            data = -0.5 * float(np.sum(phi * phi))
-        dst.diff[0] = r
-        self.cnet.backward(start=self.end)
-        grad = src.diff[0].astype(np.float64)
+        values: List[Optional[float]] = [None] * len(self.objective.terms)
+        # f = -objective: the gradient is negated, and so is each weighted value.
+        grad = -np.asarray(objective_gradient(self.net, self.objective, values, x), dtype=np.float64)
         self.nfev += 1
 
+        n = len(self.data.terms)
+        data = -self.data.total(values[:n])
         terms = {"data": data, "tv": 0.0, "alpha": 0.0}
-        if self.tv_weight > 0:
-            v, g = tv_norm(x, self.tv_beta)
-            terms["tv"] = v
-            grad += self.tv_weight * g
-        if self.alpha_weight > 0:
-            v, g = alpha_norm(x, self.alpha)
-            terms["alpha"] = v
-            grad += self.alpha_weight * g
-        terms["total"] = data + self.tv_weight * terms["tv"] + self.alpha_weight * terms["alpha"]
+        total = data
+        # with_priors appends tv, then alpha, each only with a positive weight
+        names = [k for k, wt in (("tv", self.tv_weight), ("alpha", self.alpha_weight)) if wt > 0]
+        for name, (w, _), v in zip(names, self.objective.terms[n:], values[n:]):
+            terms[name] = v
+            total += -w * v
+        terms["total"] = total
         grad = grad.ravel()
         self._recent.append((x, terms, grad))
         del self._recent[:-3]
@@ -237,10 +251,9 @@ class OctaveObjective:
 
 def pixel_bounds(net: Any, shape: Tuple[int, int, int]) -> Tuple[np.ndarray, np.ndarray]:
     """(lower, upper) float64 arrays of ``shape``: -mean and 255 - mean per channel."""
-    mean = net_mean(net).astype(np.float64)
-    lo = np.broadcast_to(-mean, shape).copy()
-    hi = np.broadcast_to(255.0 - mean, shape).copy()
-    return lo, hi
+    lo, hi = pixel_range(net)
+    return (np.broadcast_to(lo.astype(np.float64), shape).copy(),
+            np.broadcast_to(hi.astype(np.float64), shape).copy())
 
 
 def octave_objective(
@@ -248,7 +261,7 @@ def octave_objective(
     end: str,
     x0: np.ndarray,
     *,
-    objective: str = "gain",
+    objective: Union[str, Objective] = "gain",
     gain: float = DEFAULT_GAIN,
     tv_weight: float = DEFAULT_TV_WEIGHT,
     tv_beta: float = DEFAULT_TV_BETA,
@@ -257,20 +270,16 @@ def octave_objective(
 ) -> OctaveObjective:
     """The objective of one octave whose starting input is ``x0`` (CxHxW, net input space).
 
-    For the gain objective this runs the net once on ``x0`` to fix
-    ``enhanced = gain * phi_n(x0)``; the input blob is reshaped to x0's size.
+    ``objective`` is "gain", "l2" (on layer ``end``) or an Objective. For
+    the gain objective (or any ``feature_match(..., gain=)`` term) this runs
+    the net once on ``x0`` to fix ``enhanced = gain * phi_n(x0)``; the input
+    blob is reshaped to x0's size.
     """
-    cnet = raw_net(net)
-    src = input_blob(cnet)
-    c, h, w = x0.shape
-    src.reshape(1, c, h, w)
-    target = None
-    if objective == "gain":
-        src.data[0] = x0
-        cnet.forward(end=end)
-        target = gain * end_blob(cnet, end).data[0].astype(np.float64)
-    return OctaveObjective(net, end, (c, h, w), objective=objective, target=target, tv_weight=tv_weight,
-                           tv_beta=tv_beta, alpha_weight=alpha_weight, alpha=alpha)
+    src = input_blob(raw_net(net))
+    src.reshape(1, *x0.shape)
+    data = bind_start(net, data_objective(objective, end, gain), x0)
+    return OctaveObjective(net, data, x0.shape, tv_weight=tv_weight, tv_beta=tv_beta,
+                           alpha_weight=alpha_weight, alpha=alpha)
 
 
 def minimize_octave(
@@ -334,6 +343,32 @@ def _per_octave(callback: Optional[IterCallback], octave: int) -> Optional[Calla
     return on_iterate
 
 
+@dataclass
+class LbfgsSolver:
+    """L-BFGS-B on each octave (an :class:`~deepdream_caffe.dream.octaves.OctaveSolver`); keeps a record per octave."""
+
+    net: Any
+    data: Objective
+    end: str
+    priors: Dict[str, float]  # tv_weight, tv_beta, alpha_weight, alpha
+    maxiter: int = DEFAULT_MAXITER
+    maxfun: Optional[int] = None
+    callback: Optional[IterCallback] = None
+    records: List[Dict[str, Any]] = field(default_factory=list)
+
+    def solve(self, octave: int, x0: np.ndarray) -> np.ndarray:
+        x0 = x0.astype(np.float64)
+        lo, hi = pixel_bounds(self.net, x0.shape)
+        # Start inside the box: enhanced must be the activation of the point
+        # L-BFGS-B actually starts from (it projects x0 onto the bounds).
+        x0 = np.clip(x0, lo, hi)
+        fobj = octave_objective(self.net, self.end, x0, objective=self.data, **self.priors)
+        x, record = minimize_octave(fobj, x0, lo, hi, maxiter=self.maxiter, maxfun=self.maxfun,
+                                    on_iterate=_per_octave(self.callback, octave))
+        self.records.append(record)
+        return x.astype(np.float32)  # the net's input is float32, and so is the detail carried up
+
+
 def deepdream_lbfgs(
     net: Any,
     base_img: np.ndarray,
@@ -341,7 +376,7 @@ def deepdream_lbfgs(
     end: str = nb.DEFAULT_LAYER,
     octave_n: int = nb.OCTAVE_N,
     octave_scale: float = nb.OCTAVE_SCALE,
-    objective: str = "gain",
+    objective: Union[str, Objective] = "gain",
     gain: float = DEFAULT_GAIN,
     tv_weight: float = DEFAULT_TV_WEIGHT,
     tv_beta: float = DEFAULT_TV_BETA,
@@ -350,15 +385,20 @@ def deepdream_lbfgs(
     maxiter: int = DEFAULT_MAXITER,
     maxfun: Optional[int] = None,
     callback: Optional[IterCallback] = None,
+    checkpoint: Optional[OctaveCheckpoint] = None,
 ) -> Tuple[np.ndarray, Dict[str, Any]]:
     """Dream on ``base_img`` (HxWx3 RGB) with L-BFGS-B per octave; returns (float32 HxWx3 RGB, info).
 
-    The objective is in the module docstring. ``maxiter`` and ``maxfun``
-    bound the L-BFGS-B iterations and function evaluations per octave
-    (scipy may overrun ``maxfun`` to finish an iteration's line search;
-    ``None`` leaves scipy's default of 15000). ``callback(octave, iteration,
-    value)`` is called after each accepted iterate (octave 0 = smallest).
-    ``info`` holds the objective, its settings, and per octave (smallest
+    The objective is in the module docstring: "gain" or "l2" on layer
+    ``end``, or an :class:`~deepdream_caffe.dream.objectives.Objective`
+    (maximised; ``end`` and ``gain`` are then unused) from which the priors
+    are subtracted. ``maxiter`` and ``maxfun`` bound the L-BFGS-B iterations
+    and function evaluations per octave (scipy may overrun ``maxfun`` to
+    finish an iteration's line search; ``None`` leaves scipy's default of
+    15000). ``callback(octave, iteration, value)`` is called after each
+    accepted iterate (octave 0 = smallest). ``checkpoint`` resumes after
+    the last finished octave, as in the ascent mode. ``info`` holds the
+    objective, its expression, its settings, and per octave run (smallest
     first) the initial and final term values, the value after each
     iteration, ``nit`` and ``nfev`` (forward + backward passes; the forward
     pass that fixes ``enhanced`` is not counted); it is JSON-able.
@@ -367,35 +407,28 @@ def deepdream_lbfgs(
     check_lbfgs_params(objective=objective, gain=gain, tv_weight=tv_weight, tv_beta=tv_beta,
                        alpha_weight=alpha_weight, alpha=alpha, maxiter=maxiter, maxfun=maxfun,
                        octave_n=octave_n, octave_scale=octave_scale)
+    data = data_objective(objective, end, gain)
+    check_objective(net, data)
+    data.check_has_value()
     h, w = base_img.shape[:2]
-    check_spatial_layer(net, end, h, w)
     sh, sw = octave_sizes(h, w, octave_n, octave_scale)[-1]
-    check_spatial_layer(net, end, sh, sw)
+    for layer in data.layers:
+        check_spatial_layer(net, layer, h, w)
+        check_spatial_layer(net, layer, sh, sw)
 
-    cnet = raw_net(net)
-    src = input_blob(cnet)
+    priors = {"tv_weight": tv_weight, "tv_beta": tv_beta, "alpha_weight": alpha_weight, "alpha": alpha}
+    solver = LbfgsSolver(net, data, end, priors, maxiter, maxfun, callback)
     octaves = octave_pyramid(preprocess(net, base_img), octave_n, octave_scale)
-    records: List[Dict[str, Any]] = []
-
-    def work(octave: int, _base: np.ndarray) -> None:
-        x0 = src.data[0].astype(np.float64)
-        lo, hi = pixel_bounds(net, x0.shape)
-        # Start inside the box: enhanced must be the activation of the point
-        # L-BFGS-B actually starts from (it projects x0 onto the bounds).
-        x0 = np.clip(x0, lo, hi)
-        fobj = octave_objective(net, end, x0, objective=objective, gain=gain, tv_weight=tv_weight,
-                                tv_beta=tv_beta, alpha_weight=alpha_weight, alpha=alpha)
-        x, record = minimize_octave(fobj, x0, lo, hi, maxiter=maxiter, maxfun=maxfun,
-                                    on_iterate=_per_octave(callback, octave))
-        src.data[0] = x
-        records.append(record)
-
-    result = run_octaves(net, octaves, work)
+    result = run_octaves(net, octaves, solver, checkpoint)
+    records = solver.records
+    named = not isinstance(objective, Objective)
+    full = with_priors(data, tv_weight, tv_beta, alpha_weight, alpha)
     info: Dict[str, Any] = {
-        "objective": objective,
-        "formula": FORMULAS[objective],
+        "objective": objective if named else "expression",
+        "formula": FORMULAS[objective] if named else f"-({full!r})",  # type: ignore[index]
+        "expression": repr(full),  # maximised; f(X) = -expression
         "regularizers": dict(REGULARIZER_FORMULAS),
-        "layer": end,
+        "layer": end if named else list(data.layers),
         "gain": float(gain) if objective == "gain" else None,
         "tv_weight": float(tv_weight),
         "tv_beta": float(tv_beta),
@@ -405,8 +438,8 @@ def deepdream_lbfgs(
         "maxfun": None if maxfun is None else int(maxfun),
         "octave_n": int(octave_n),
         "octave_scale": float(octave_scale),
-        "octaves": records,  # smallest first
-        "final": dict(records[-1]["final"]),
+        "octaves": records,  # smallest first; on a resumed run, the octaves run now
+        "final": dict(records[-1]["final"]) if records else None,
         "nfev": int(sum(r["nfev"] for r in records)),
         "nit": int(sum(r["nit"] for r in records)),
     }

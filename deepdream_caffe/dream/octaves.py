@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, List, Optional, Protocol, Tuple
+from typing import List, Optional, Protocol, Tuple
 
 import numpy as np
 import scipy.ndimage as nd
 
-from ..net.access import input_blob, raw_net, reserve_input
+from ..net.access import raw_net, reserve_input
 
 
 def zoom_planes(img: np.ndarray, fy: float, fx: float) -> np.ndarray:
@@ -57,7 +57,13 @@ def upscale_detail(detail: np.ndarray, h: int, w: int) -> np.ndarray:
     return zoom_planes(detail, 1.0 * h / h1, 1.0 * w / w1)
 
 
-OctaveWork = Callable[[int, np.ndarray], None]
+class OctaveSolver(Protocol):
+    """A mode's work on one octave: from the starting input ``x0`` (CxHxW, float32) to its result.
+
+    The result may be a view of the net's input blob; it is copied before the net runs again.
+    """
+
+    def solve(self, octave: int, x0: np.ndarray) -> np.ndarray: ...
 
 
 class OctaveCheckpoint(Protocol):
@@ -68,18 +74,17 @@ class OctaveCheckpoint(Protocol):
     def save(self, octave: int, data: np.ndarray) -> None: ...
 
 
-def run_octaves(net, octaves: List[np.ndarray], work: OctaveWork,
+def run_octaves(net, octaves: List[np.ndarray], solver: OctaveSolver,
                 checkpoint: Optional[OctaveCheckpoint] = None, reserve: bool = False) -> np.ndarray:
-    """Smallest octave first: load base + detail into the input blob, ``work(i, base)``, keep the new detail.
+    """Smallest octave first: ``x = solver.solve(i, base + detail)``, then the new detail ``x - base``.
 
-    ``work`` changes the input blob's data in place. Returns the final
-    input (CxHxW, preprocessed space) of the largest octave. With a
-    ``checkpoint``, octaves it has already seen are skipped and the detail
-    is rebuilt from the saved input exactly as it was computed then.
-    ``reserve`` sizes the net for the largest octave before the first (for
-    steps that run the whole image through the net; tiled steps must not).
+    Returns the final input (CxHxW, preprocessed space) of the largest
+    octave. With a ``checkpoint``, octaves it has already seen are skipped
+    and the detail is rebuilt from the saved input exactly as it was
+    computed then. ``reserve`` sizes the net for the largest octave before
+    the first (for solvers that run the whole image through the net; tiled
+    steps must not).
     """
-    src = input_blob(raw_net(net))
     if reserve:
         reserve_input(raw_net(net), *octaves[0].shape[-2:])
     bases = octaves[::-1]
@@ -92,16 +97,15 @@ def run_octaves(net, octaves: List[np.ndarray], work: OctaveWork,
             return data.copy()
         detail = data - bases[done]
         start = done + 1
+    x = bases[0]
     for i, octave_base in enumerate(bases):
         if i < start:
             continue
         h, w = octave_base.shape[-2:]
         if i > 0:
             detail = upscale_detail(detail, h, w)
-        src.reshape(1, 3, h, w)
-        src.data[0] = octave_base + detail
-        work(i, octave_base)
+        x = solver.solve(i, octave_base + detail)
         if checkpoint is not None:
-            checkpoint.save(i, src.data[0])
-        detail = src.data[0] - octave_base
-    return src.data[0].copy()
+            checkpoint.save(i, x)
+        detail = x - octave_base
+    return np.array(x, copy=True)

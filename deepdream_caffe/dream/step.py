@@ -1,14 +1,15 @@
-"""The ascent step: jitter, forward to the end layer, objective, partial backward, normalised step."""
+"""The ascent step: jitter, the objective's gradient at the input, the normalised update, clip."""
 from __future__ import annotations
 
 from typing import Any, Optional, Tuple
 
 import numpy as np
 
-from ..net.access import end_blob, input_blob, raw_net
+from ..net.access import input_blob, raw_net
 from . import defaults as nb
-from .objectives import Objective, objective_L2
-from .transform import net_mean
+from .gradient import WHOLE_IMAGE, Gradient
+from .objectives import ObjectiveLike, as_objective, objective_L2
+from .transform import pixel_range
 
 
 def draw_jitter(jitter: int, rng: Optional[np.random.RandomState] = None) -> Tuple[int, int]:
@@ -26,32 +27,23 @@ def ascent_update(data: np.ndarray, g: np.ndarray, step_size: float) -> None:
     data += step_size / np.abs(g).mean() * g
 
 
-def input_gradient(net: Any, end: str, objective: Objective = objective_L2) -> np.ndarray:
-    """Forward to ``end`` only, set its diff by ``objective``, backward from ``end``; the input blob's diff.
-
-    The returned array is the blob's own memory (1xCxHxW): copy it to keep it.
-    """
-    cnet = raw_net(net)
-    cnet.forward(end=end)
-    objective(end_blob(cnet, end))
-    cnet.backward(start=end)
-    return input_blob(cnet).diff
-
-
 def make_step(
     net: Any,
     step_size: float = nb.STEP_SIZE,
     end: str = nb.DEFAULT_LAYER,
     jitter: int = nb.JITTER,
     clip: bool = True,
-    objective: Objective = objective_L2,
+    objective: ObjectiveLike = objective_L2,
     rng: Optional[np.random.RandomState] = None,
+    gradient: Gradient = WHOLE_IMAGE,
 ) -> None:
     """One gradient-ascent step on the net's input blob, in place (the notebook's ``make_step``).
 
-    ``end`` is a Caffe layer name: the net runs forward up to that layer only,
-    the objective sets its output's diff, and backward runs from that layer
-    down to the input.
+    ``objective`` is an :class:`~deepdream_caffe.dream.objectives.Objective`
+    or, as in the notebook, a function that writes the diff of layer
+    ``end`` (a Caffe layer name: the net runs forward up to that layer only
+    and backward from it). ``gradient`` computes the gradient: in one pass
+    (the notebook's) or in tiles (:mod:`tiling`).
     """
     src = input_blob(raw_net(net))
 
@@ -59,11 +51,11 @@ def make_step(
     # One roll over both axes moves the same pixels as the notebook's two.
     src.data[0] = np.roll(src.data[0], (oy, ox), (-2, -1))
 
-    g = input_gradient(net, end, objective)[0]
+    g = gradient(net, as_objective(objective, end), rng)
     ascent_update(src.data[:], g, step_size)
 
     src.data[0] = np.roll(src.data[0], (-oy, -ox), (-2, -1))
 
     if clip:
-        bias = net_mean(net)
-        src.data[:] = np.clip(src.data, -bias, 255 - bias)
+        lo, hi = pixel_range(net)
+        src.data[:] = np.clip(src.data, lo, hi)

@@ -1,37 +1,40 @@
 """Bounded memory for big images: each step computes the gradient tile by tile.
 
 Caffe keeps every blob up to the end layer at the input's size, so a 12 MP
-photo would need many GiB in one pass. Above a size limit the step instead
-rolls the whole image by the jitter, cuts it into tiles on a grid whose
-origin moves randomly every step (so no seam stays in one place), runs
-forward/backward on each tile with a margin of context (only the tile's
-inner gradient is kept), and then applies the notebook's normalised step to
-the whole image at once. Below the limit nothing changes: the plain
-``make_step`` runs and the output keeps bit-parity with the notebook.
+photo would need many GiB in one pass. Above a size limit the gradient is
+instead assembled from tiles on a grid whose origin moves randomly every
+step (so no seam stays in one place): each tile runs forward/backward with
+a margin of context and only its inner gradient is kept. The step around
+it (jitter, the notebook's normalised update on the whole image, clip) is
+the same :func:`~deepdream_caffe.dream.step.make_step`. Below the limit
+nothing changes: the whole image runs at once and keeps bit-parity with
+the notebook.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
-from ..net.access import end_blob, input_blob, raw_net
+from ..net.access import input_blob, raw_net
 from . import defaults as nb
-from .objectives import Objective, objective_L2
-from .step import ascent_update, draw_jitter, make_step
-from .transform import net_mean
+from .gradient import add_input_terms, net_gradient, objective_gradient
+from .objectives import Objective
 
 DEFAULT_TILE = nb.TILE
 DEFAULT_MARGIN = nb.TILE_MARGIN
 DEFAULT_ABOVE_MP = nb.TILE_ABOVE_MP
 
 
-def tile_gradient(cnet: Any, x: np.ndarray, end: str, objective: Objective, tile: int, margin: int,
+def tile_gradient(cnet: Any, x: np.ndarray, objective: Objective, tile: int, margin: int,
                   origin: Tuple[int, int]) -> np.ndarray:
-    """The objective's gradient for image ``x`` (3xHxW), assembled from tiles with context margins."""
+    """The gradient of the objective's net terms for image ``x`` (3xHxW), assembled from tiles with margins.
+
+    Leaves the input blob at the last tile's size.
+    """
     _, h, w = x.shape
-    src, dst = input_blob(cnet), end_blob(cnet, end)
+    src = input_blob(cnet)
     g = np.zeros_like(x)
     oy, ox = origin
     ys = sorted({0, *range(oy % tile or tile, h, tile)}) if h > tile else [0]
@@ -44,41 +47,19 @@ def tile_gradient(cnet: Any, x: np.ndarray, end: str, objective: Objective, tile
             b0, b1 = max(0, x0 - margin), min(w, x1 + margin)
             src.reshape(1, x.shape[0], a1 - a0, b1 - b0)
             src.data[0] = x[:, a0:a1, b0:b1]
-            cnet.forward(end=end)
-            objective(dst)
-            cnet.backward(start=end)
-            g[:, y0:y1, x0:x1] = src.diff[0][:, y0 - a0 : y1 - a0, x0 - b0 : x1 - b0]
+            diff = net_gradient(cnet, objective)
+            g[:, y0:y1, x0:x1] = diff[0][:, y0 - a0 : y1 - a0, x0 - b0 : x1 - b0]
     return g
-
-
-def make_tiled_step(tile: int = DEFAULT_TILE, margin: int = DEFAULT_MARGIN) -> Callable[..., None]:
-    """A drop-in for ``make_step`` that works in tiles (see the module docstring)."""
-
-    def tiled_step(net: Any, step_size: float = nb.STEP_SIZE, end: str = nb.DEFAULT_LAYER, jitter: int = nb.JITTER,
-                   clip: bool = True, objective: Objective = objective_L2,
-                   rng: Optional[np.random.RandomState] = None) -> None:
-        cnet = raw_net(net)
-        src = input_blob(cnet)
-        shape = src.data.shape
-        x = src.data[0].copy()
-        ox, oy = draw_jitter(jitter, rng)
-        origin = tuple(int(v) for v in (rng if rng is not None else np.random).randint(0, tile, 2))
-        x = np.roll(np.roll(x, ox, -1), oy, -2)
-        g = tile_gradient(cnet, x, end, objective, tile, margin, origin)
-        ascent_update(x, g, step_size)
-        x = np.roll(np.roll(x, -ox, -1), -oy, -2)
-        if clip:
-            bias = net_mean(net)
-            x = np.clip(x, -bias, 255 - bias)
-        src.reshape(*shape)
-        src.data[0] = x
-
-    return tiled_step
 
 
 @dataclass
 class TilePolicy:
-    """When to tile: images above ``above_mp`` megapixels, in tiles of ``tile`` pixels."""
+    """A :class:`~deepdream_caffe.dream.gradient.Gradient` that tiles images above ``above_mp``
+    megapixels (``0``: never), in tiles of ``tile`` pixels with ``margin`` pixels of context.
+
+    The choice is made per octave size, so small octaves of a big image
+    still run whole.
+    """
 
     tile: int = DEFAULT_TILE
     above_mp: float = DEFAULT_ABOVE_MP
@@ -98,23 +79,21 @@ class TilePolicy:
     def active(self, h: int, w: int) -> bool:
         return self.above_mp > 0 and h * w > self.above_mp * 1e6
 
-    def step_fn(self, shape: Tuple[int, int]) -> Callable[..., None]:
-        """The step for a run on an image of ``shape``: plain below the limit, tiled above it.
+    def runs_whole(self, h: int, w: int) -> bool:
+        return not self.active(h, w)
 
-        The choice is made per octave size, so small octaves of a big image
-        still run whole.
-        """
-        tiled = make_tiled_step(self.tile, self.margin)
-        policy = self
-
-        def step(net: Any, **kw: Any) -> None:
-            h, w = input_blob(raw_net(net)).data.shape[-2:]
-            (tiled if policy.active(h, w) else make_step)(net, **kw)
-
-        # deepdream() may size the net for the largest octave up front only
-        # when that octave runs whole.
-        step.runs_whole = lambda h, w: not policy.active(h, w)  # type: ignore[attr-defined]
-        return step
+    def __call__(self, net: Any, objective: Objective, rng: Optional[np.random.RandomState] = None) -> np.ndarray:
+        cnet = raw_net(net)
+        src = input_blob(cnet)
+        shape = src.data.shape
+        if self.runs_whole(*shape[-2:]):
+            return objective_gradient(net, objective)
+        x = src.data[0].copy()
+        origin = tuple(int(v) for v in (rng if rng is not None else np.random).randint(0, self.tile, 2))
+        g = tile_gradient(cnet, x, objective, self.tile, self.margin, origin)
+        src.reshape(*shape)
+        src.data[0] = x
+        return add_input_terms(objective, x, g)
 
     def describe(self) -> Dict[str, Any]:
         return {"tile": self.tile, "above_megapixels": self.above_mp, "margin": self.margin}

@@ -22,6 +22,12 @@ def net_mean(net: Any, input_name: str = "data") -> np.ndarray:
     return mean
 
 
+def pixel_range(net: Any) -> Tuple[np.ndarray, np.ndarray]:
+    """(low, high) of a valid input pixel in the net's input space: -mean and 255 - mean, float32 (C, 1, 1)."""
+    bias = net_mean(net)
+    return -bias, 255 - bias
+
+
 def net_channel_swap(net: Any, input_name: str = "data") -> Tuple[int, ...]:
     """Order in which an RGB image's channels feed the net ((2, 1, 0): RGB -> BGR)."""
     swap = getattr(net, "channel_swap", None)

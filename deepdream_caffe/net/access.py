@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import difflib
-from typing import Any, List
+from typing import Any, List, Sequence
 
 from ..errors import DeepDreamError
 
@@ -62,3 +62,22 @@ def end_blob(cnet: Any, end: str) -> Any:
         check_layer(cnet, end)
         raise
     return cnet.blobs[tops[0]]
+
+
+def check_backward_reaches(net: Any, layers: Sequence[str]) -> None:
+    """Raise a one-line DeepDreamError if a layer would get no backward pass in ``net``.
+
+    A net built by the surgery (``load_net(fast=True)``) runs backward only
+    for the layers it was loaded for and those below them; an objective on
+    any other layer would silently lose that term's gradient.
+    """
+    reach = getattr(net, "backward_layers", None)
+    if reach is None:
+        return
+    for layer in layers:
+        if layer not in reach:
+            loaded = ", ".join(getattr(net, "layers", ()) or ())
+            raise DeepDreamError(
+                f"layer '{layer}' gets no gradient in this net (loaded with fast=True for {loaded}); "
+                "load it with end= naming every layer of the objective"
+            )

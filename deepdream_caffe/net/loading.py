@@ -5,14 +5,14 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from .caffe_env import import_caffe
 from ..errors import DeepDreamError
-from .prototxt import check_structure, layer_index, patched_copy, read_prototxt
-from .surgery import GATE_LAYER, dream_surgery
+from .prototxt import check_structure, deepest_layer, layer_index, loss_layers, patched_copy, read_prototxt
+from .surgery import GATE_LAYER, SINK_PREFIX, dream_surgery
 from .weights import check_weights
 
 GOOGLENET_MEAN = (104.0, 116.0, 122.0)
@@ -31,16 +31,19 @@ class DreamNet:
     prototxt: Path
     weights: Optional[Path] = None
     weights_sha1: Optional[str] = None
-    end: Optional[str] = None  # the net was cut after this layer
+    end: Optional[str] = None  # the net was cut after this layer (the deepest of ``layers``)
     fast: bool = False  # built by dream_surgery rather than force_backward
     param: Any = field(default=None, repr=False)  # the user's NetParameter, unmodified
+    layers: Tuple[str, ...] = ()  # the layers it was loaded for (``end=``), in the net's order
+    # Layers Caffe runs backward for (fast nets only; None: all, as force_backward does).
+    backward_layers: Optional[FrozenSet[str]] = field(default=None, repr=False)
 
     @property
     def blobs(self) -> Any:
         return self.net.blobs
 
     def layer_names(self) -> List[str]:
-        return [n for n in self.net._layer_names if n != GATE_LAYER]
+        return [n for n in self.net._layer_names if n != GATE_LAYER and not n.startswith(SINK_PREFIX)]
 
 
 def _build(param: Any) -> Any:
@@ -69,7 +72,7 @@ def load_net(
     *,
     mean: Sequence[float] = GOOGLENET_MEAN,
     channel_swap: Sequence[int] = (2, 1, 0),
-    end: Optional[str] = None,
+    end: Union[None, str, Sequence[str]] = None,
     fast: bool = False,
     gpu: Optional[int] = None,
     select: bool = False,
@@ -78,9 +81,11 @@ def load_net(
     """Load ``prototxt`` (+ ``weights``) ready for dreaming, as the notebook's first cells did.
 
     The prototxt is patched in memory (batch 1, ``force_backward: true``);
-    the file on disk is never changed. With ``end`` the net is cut after
-    that layer; with ``fast`` (needs ``end``) it is rebuilt so backward skips
-    weight gradients (same input gradient bits, see :mod:`surgery`).
+    the file on disk is never changed. With ``end`` (a layer name, or
+    several for an objective on several layers) the net is cut after the
+    deepest; with ``fast`` (needs ``end``) it is rebuilt so backward skips
+    weight gradients (same input gradient bits, see :mod:`surgery`), and
+    then only the layers named in ``end`` and those below them get one.
     With ``gpu`` (a device id) or ``select=True`` the CPU/GPU mode is set
     here (see :func:`deepdream_caffe.devices.select_device`); otherwise
     Caffe's current mode is kept. ``weights_sha1``, the hash of ``weights``
@@ -94,17 +99,22 @@ def load_net(
     prototxt = Path(prototxt)
     param = read_prototxt(prototxt)
     check_structure(param, prototxt)
-    if end is not None and layer_index(param, end) is None:
-        from .access import check_layer  # noqa: PLC0415
+    ends: Tuple[str, ...] = () if end is None else ((end,) if isinstance(end, str) else tuple(end))
+    if end is not None and not ends:
+        raise DeepDreamError("end= names no layer")
+    for name in ends:
+        if layer_index(param, name) is None:
+            from .access import check_layer  # noqa: PLC0415
 
-        check_layer(_NamesOnly(param), end)
+            check_layer(_NamesOnly(param), name)
+    deepest = deepest_layer(param, ends) if ends else None
     if fast and end is None:
         raise DeepDreamError("fast=True needs the end layer (the net is cut after it)")
     mean_arr = np.asarray(mean, dtype=np.float32).reshape(-1)
     if mean_arr.size != 3 or sorted(int(c) for c in channel_swap) != [0, 1, 2]:
         raise DeepDreamError(f"mean needs 3 values and channel_swap a permutation of 0,1,2; got {list(mean)}, {list(channel_swap)}")
 
-    built = dream_surgery(param, end) if fast else patched_copy(param, force_backward=True, end=end)
+    built = dream_surgery(param, ends) if fast else patched_copy(param, force_backward=True, end=deepest)
     net = _build(built)
 
     sha1 = None
@@ -124,9 +134,11 @@ def load_net(
         prototxt=prototxt,
         weights=weights,
         weights_sha1=sha1,
-        end=end,
+        end=deepest,
         fast=fast,
         param=param,
+        layers=tuple(sorted(ends, key=lambda n: layer_index(param, n))),
+        backward_layers=frozenset(loss_layers(built)) if fast else None,
     )
 
 

@@ -6,7 +6,7 @@ checked here first, so bad input becomes one clear error line.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence, Set
 
 from .caffe_env import import_caffe
 from ..errors import DeepDreamError
@@ -100,6 +100,29 @@ def layer_index(param: Any, name: str) -> Optional[int]:
         if layer.name == name:
             return i
     return None
+
+
+def deepest_layer(param: Any, layers: Sequence[str]) -> str:
+    """The one of ``layers`` that comes last in the net (a forward pass to it passes the others)."""
+    known = [(layer_index(param, name), name) for name in layers]
+    missing = [name for i, name in known if i is None]
+    if missing:
+        raise DeepDreamError(f"unknown layer '{missing[0]}'")
+    return max(known)[1]
+
+
+def loss_layers(param: Any) -> Set[str]:
+    """The layers Caffe runs backward for in a net without ``force_backward``: those with a loss
+    weight on a top, and every layer whose output feeds one of them (Caffe's rule, by blob name)."""
+    under: Set[str] = set()
+    out: Set[str] = set()
+    for layer in reversed(param.layer):
+        weighted = any(w != 0 for w in layer.loss_weight) or (
+            not layer.loss_weight and layer.type.endswith("Loss"))
+        if weighted or any(t in under for t in layer.top):
+            out.add(layer.name)
+            under.update(layer.bottom)
+    return out
 
 
 def truncate_after(param: Any, end: str) -> None:

@@ -5,27 +5,35 @@ weight gradient on each backward pass, which dreaming throws away. Instead:
 every learnable blob gets ``lr_mult: 0`` (so no weight gradients), a Bias
 layer with one learnable all-zero blob sits between the input and the rest
 of the net (so Caffe decides the whole net needs backward), its bottom has
-``propagate_down: true`` (so the input blob receives its diff), and the end
-layer's top carries a loss weight (so Caffe sees every layer below it as
-contributing to a loss). x + 0 == x and the Bias backward is a copy, so
-the input gradient is the same bits as with force_backward.
+``propagate_down: true`` (so the input blob receives its diff), and the
+deepest objective layer's top carries a loss weight (so Caffe sees every
+layer below it as contributing to a loss). x + 0 == x and the Bias backward
+is a copy, so the input gradient is the same bits as with force_backward.
+
+With several objective layers, one that does not feed the deepest would
+get no backward pass. A loss weight on its own top cannot help: Caffe then
+splits the blob to give the loss its own copy, which breaks an in-place
+ReLU after it ("produced by multiple sources") and whose backward adds the
+constant loss weight to the gradient. Instead such a layer gets a sink: a
+``Reduction`` (SUM, coeff 0) reading its blob after the last in-place layer
+on it, with the loss weight on the sink's scalar top. Its backward writes
+0 * top_diff = 0, so it changes no gradient, and Caffe now runs backward
+for the layer and all below it.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence, Union
 
-from ..errors import DeepDreamError
-from .prototxt import input_names, layer_index, param_blob_count, patched_copy
+from .prototxt import deepest_layer, input_names, layer_index, loss_layers, param_blob_count, patched_copy
 
 GATE_LAYER = "deepdream/input_gate"
+SINK_PREFIX = "deepdream/sink/"
 
 
-def dream_surgery(param: Any, end: str) -> Any:
-    """A copy of ``param`` cut after ``end`` and rewired as described above."""
-    out = patched_copy(param, force_backward=False, end=end)
-    end_i = layer_index(out, end)
-    if end_i is None:
-        raise DeepDreamError(f"unknown layer '{end}'")
+def dream_surgery(param: Any, end: Union[str, Sequence[str]]) -> Any:
+    """A copy of ``param`` cut after the deepest of ``end`` (one layer or several) and rewired as above."""
+    ends = [end] if isinstance(end, str) else list(end)
+    out = patched_copy(param, force_backward=False, end=deepest_layer(param, ends))
     src = input_names(out)[0]
     gate_top = src + "/deepdream_gate"
 
@@ -58,7 +66,32 @@ def dream_surgery(param: Any, end: str) -> Any:
     del out.layer[:]
     out.layer.extend(layers)
 
-    end_layer = out.layer[layer_index(out, end)]
+    deepest = deepest_layer(out, ends)
+    end_layer = out.layer[layer_index(out, deepest)]
     del end_layer.loss_weight[:]
     end_layer.loss_weight.extend([1.0] * len(end_layer.top))
+    reached = loss_layers(out)
+    for name in ends:
+        if name not in reached:
+            _add_sink(out, name)
     return out
+
+
+def _add_sink(param: Any, name: str) -> None:
+    """A zero-gradient loss on layer ``name``'s first top, read after the last layer that writes it."""
+    i = layer_index(param, name)
+    blob = param.layer[i].top[0]
+    last = max(j for j, layer in enumerate(param.layer) if j >= i and blob in layer.top)
+    sink = param.layer.add()
+    sink.name = SINK_PREFIX + name
+    sink.type = "Reduction"
+    sink.bottom.append(blob)
+    sink.top.append(SINK_PREFIX + name)
+    sink.loss_weight.append(1.0)
+    sink.reduction_param.operation = sink.reduction_param.SUM
+    sink.reduction_param.axis = 0
+    sink.reduction_param.coeff = 0.0
+    layers = list(param.layer)
+    layers.insert(last + 1, layers.pop())
+    del param.layer[:]
+    param.layer.extend(layers)

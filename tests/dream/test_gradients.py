@@ -7,7 +7,8 @@ import pytest
 from deepdream_caffe import load_net, objective_guide, objective_L2
 from deepdream_caffe.net.access import end_blob, input_blob
 from deepdream_caffe.dream.objectives import guide_match
-from deepdream_caffe.dream.step import input_gradient
+from deepdream_caffe.dream.gradient import objective_gradient
+from deepdream_caffe.dream.objectives import as_objective
 
 # Caffe computes in float32, so the check is built to keep float32 noise out:
 # each direction touches one 4x4 patch and the change of the objective is
@@ -34,7 +35,7 @@ def _acts(net, x, end):
 def _check(net, x, end, objective, delta):
     """``delta(a_plus, a_minus)``: objective(a_plus) - objective(a_minus) in float64."""
     _set(net, x)
-    g = input_gradient(net, end, objective).astype(np.float64).copy()
+    g = objective_gradient(net, as_objective(objective, end)).astype(np.float64).copy()
     assert np.abs(g).sum() > 0
     rs = np.random.RandomState(0)
     errors = []

@@ -7,7 +7,7 @@ import pytest
 from cli_util import assert_one_line_error, run_cli
 from deepdream_caffe import deepdream, load_net
 from deepdream_caffe.errors import DeepDreamError
-from deepdream_caffe.dream.tiling import TilePolicy, make_tiled_step
+from deepdream_caffe.dream.tiling import TilePolicy
 from deepdream_caffe.dream.zoom import frame_path, zoom_frames, zoom_in
 
 
@@ -93,7 +93,7 @@ def test_tiled_dream_of_a_large_image(tiny_model):
     policy = TilePolicy(tile=tile, above_mp=0.01, margin=8)  # 0.01 MP: this image tiles
     assert policy.active(h, w)
     out = deepdream(net, img, iter_n=2, octave_n=2, end="a/output", jitter=4, rng=np.random.RandomState(0),
-                    step_fn=policy.step_fn((h, w)))
+                    gradient=policy)
     assert out.shape == img.shape and out.dtype == np.float32
     assert out.min() >= 0 and out.max() <= 255
     changed = np.abs(out - img).sum(axis=2) > 0
@@ -105,7 +105,8 @@ def test_tiled_dream_of_a_large_image(tiny_model):
 def test_tiled_gradient_equals_whole_gradient_with_enough_margin(tiny_model):
     """With margins wider than the receptive field, tiles give the whole image's gradient."""
     from deepdream_caffe.net.access import input_blob
-    from deepdream_caffe.dream.step import input_gradient
+    from deepdream_caffe.dream.gradient import objective_gradient
+    from deepdream_caffe.dream.objectives import L2
     from deepdream_caffe.dream.tiling import tile_gradient
 
     net = load_net(*tiny_model, end="norm1", fast=True)
@@ -113,10 +114,8 @@ def test_tiled_gradient_equals_whole_gradient_with_enough_margin(tiny_model):
     src = input_blob(net.net)
     src.reshape(1, 3, 70, 90)
     src.data[0] = x
-    whole = input_gradient(net, "norm1")[0].copy()
-    from deepdream_caffe.dream.objectives import objective_L2
-
-    tiled = tile_gradient(net.net, x, "norm1", objective_L2, tile=32, margin=8, origin=(5, 11))
+    whole = objective_gradient(net, L2("norm1")).copy()
+    tiled = tile_gradient(net.net, x, L2("norm1"), tile=32, margin=8, origin=(5, 11))
     np.testing.assert_allclose(tiled, whole, rtol=1e-5, atol=1e-4)
 
 
@@ -125,10 +124,9 @@ def test_small_images_never_tile_and_keep_parity(tiny_model):
     img = np.float32(np.random.RandomState(0).randint(0, 256, (50, 60, 3)))
     policy = TilePolicy()  # default limit: far above 50x60
     a = deepdream(net, img, iter_n=2, octave_n=2, end="a/output", jitter=4, rng=np.random.RandomState(3),
-                  step_fn=policy.step_fn(img.shape[:2]))
+                  gradient=policy)
     b = deepdream(net, img, iter_n=2, octave_n=2, end="a/output", jitter=4, rng=np.random.RandomState(3))
     assert np.array_equal(a, b)
-    assert make_tiled_step(64) is not None
 
 
 def test_interrupted_dream_resumes_after_the_last_octave(tiny_model, tmp_path):
@@ -187,5 +185,4 @@ def test_whole_image_dreams_size_the_net_once_for_the_largest_octave(tiny_model)
     small, big = _norm1_address_small_then_big(load_net(*tiny_model, end="a/output", fast=True).net, reserve=True)
     assert small == big
     policy = TilePolicy(tile=64, above_mp=0.01)
-    step = policy.step_fn((150, 220))
-    assert step.runs_whole(50, 60) and not step.runs_whole(150, 220)  # tiled runs are never sized up front
+    assert policy.runs_whole(50, 60) and not policy.runs_whole(150, 220)  # tiled runs are never sized up front
