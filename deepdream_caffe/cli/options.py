@@ -52,6 +52,13 @@ def channel_term(text: str) -> Tuple[str, int, float]:
     return layer, int(index), _weight(w, "--channel", text)
 
 
+def term_text(term: Tuple[Any, ...]) -> str:
+    """The command-line text of a parsed ``--layer`` or ``--channel`` term (the inverse of the two above)."""
+    *where, w = term
+    text = ":".join(str(x) for x in where)
+    return text if w == 1 else f"{text}={w!r}"
+
+
 def add_net_args(p: argparse.ArgumentParser) -> None:
     """--model or --prototxt/--weights, the input conventions, where models come from, the device."""
     g = p.add_argument_group("net")

@@ -114,3 +114,13 @@ def test_parsing_loads_neither_numpy_nor_caffe():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[]"
+
+
+def test_layer_and_channel_terms_print_back_as_they_parse():
+    from deepdream_caffe.cli.options import channel_term, layer_term, term_text
+
+    for text in ["inception_4c/output", "inception_3b/output=0.5", "a=b=-2.0"]:
+        assert layer_term(term_text(layer_term(text))) == layer_term(text)
+    for text in ["inception_4c/output:42", "inception_4c/output:42=2.0"]:
+        assert channel_term(term_text(channel_term(text))) == channel_term(text)
+    assert term_text(layer_term("x=1")) == "x" and term_text(channel_term("x:3=0.25")) == "x:3=0.25"

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple
 
 from ...errors import DeepDreamError
-from ..options import add_common_args, add_dream_args, add_net_args, dream_config
+from ..options import add_common_args, add_dream_args, add_net_args, dream_config, term_text
 from ..progress import PROG
 
 ORDER = 35
@@ -64,7 +64,7 @@ def dream_flags(args: argparse.Namespace, actions: Dict[str, argparse.Action]) -
             out.append(flag)
         elif isinstance(v, list) and a.nargs in (None, "?") and isinstance(a, argparse._AppendAction):
             for item in v:
-                out += [flag, str(item)]
+                out += [flag, term_text(item) if isinstance(item, tuple) else str(item)]
         elif isinstance(v, (list, tuple)):
             out += [flag, *(str(x) for x in v)]
         else:
@@ -81,7 +81,7 @@ def parse_sweeps(specs: Sequence[str], actions: Dict[str, argparse.Action]) -> L
         a = actions.get(dest)
         if not sep or not values.strip():
             raise DeepDreamError(f"--sweep {spec!r}: write OPTION=V1,V2,...")
-        if a is None or a.nargs not in (None, "?") or isinstance(a, argparse._AppendAction):
+        if a is None or a.nargs not in (None, "?"):
             raise DeepDreamError(f"--sweep {spec!r}: {name} is not a dream option with one value")
         if any(d == dest for d, _ in out):
             raise DeepDreamError(f"--sweep {name} given twice")
@@ -89,7 +89,9 @@ def parse_sweeps(specs: Sequence[str], actions: Dict[str, argparse.Action]) -> L
         for raw in values.split(","):
             try:
                 v = a.type(raw.strip()) if a.type else raw.strip()
-            except (TypeError, ValueError):
+                if isinstance(a, argparse._AppendAction):  # --layer: each value is the whole list, kept as typed
+                    v = raw.strip()
+            except (TypeError, ValueError, argparse.ArgumentTypeError):
                 raise DeepDreamError(f"--sweep {name}: bad value {raw!r}") from None
             if a.choices and v not in a.choices:
                 raise DeepDreamError(f"--sweep {name}: {v!r} is not one of {', '.join(map(str, a.choices))}")
@@ -115,7 +117,8 @@ def settings(args: argparse.Namespace) -> List[Any]:
         a = copy.copy(args)
         values = tuple((dest, v) for (dest, _), v in zip(sweeps, combo))
         for dest, v in values:
-            setattr(a, dest, v)
+            action = actions[dest]
+            setattr(a, dest, [action.type(v)] if isinstance(action, argparse._AppendAction) else v)
         out.append(Setting(dream_config(a), values, tuple(dream_flags(a, actions))))
     return out
 
