@@ -5,14 +5,18 @@
     .venv/bin/python scripts/bench.py --quick         # 512x288, 2 octaves x 3 steps (a smoke run)
     .venv/bin/python scripts/bench.py --rss 1,4,12    # peak RSS against megapixels as well
     .venv/bin/python scripts/bench.py --torch         # and a PyTorch port (pip install torch first)
+    .venv/bin/python scripts/bench.py --gpu 0         # both dreams on GPU 0 (a CUDA build)
 
 Both dreams run on the real GoogLeNet architecture with seeded random
 weights (same cost as the trained net), the same image and seed, each in
 its own child process (so peak RSS is per job). Printed: seconds, their
 ratio, per-step forward/backward split at full size, peak RSS, the run's
-FLOP count, a floor from a float32 matrix-product rate measured now, each
-time against that floor, and whether the two outputs are bit-identical
-(exit 1 if not). The two dreams run in alternating rounds (``--repeat``,
+FLOP count, two floors from float32 matrix-product rates measured now
+(numpy with its own kernel choice, and numpy with the fastest of the
+OpenBLAS kernel families that compute correctly on this CPU, each tried in
+a child process with OPENBLAS_CORETYPE set), each time against both, and
+whether the two outputs are bit-identical (exit 1 if not). The kernel
+family of Caffe's OpenBLAS is printed with the reason it is that one. The two dreams run in alternating rounds (``--repeat``,
 default 2) and each is reported by its fastest round, as the floor is by
 the fastest of the matrix products measured before, between and after
 them; every round's time is printed too. ``--other-caffe DIR`` also runs the notebook loop on
@@ -26,6 +30,7 @@ import json
 import os
 import platform
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -77,6 +82,72 @@ def matmul_gflops(n: int = 2048, reps: int = 5) -> float:
     a @ b
     best = min(_timed(lambda: a @ b) for _ in range(reps))
     return 2.0 * n**3 / best / 1e9
+
+
+# Kernel families a recent x86-64 OpenBLAS may have with AVX2 or better; each is tried for
+# numpy's floor, and those this CPU cannot run (SIGILL) or the library lacks drop out.
+FLOOR_FAMILIES = ("SapphireRapids", "Cooperlake", "SkylakeX", "Zen", "Haswell")
+
+_FAMILY_CHILD = r"""
+import json, sys
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+import bench
+core = bench.numpy_core()
+rs = np.random.RandomState(0)
+a, b = rs.uniform(-1, 1, (384, 640)).astype(np.float32), rs.uniform(-1, 1, (640, 512)).astype(np.float32)
+a64, b64 = a.astype(np.float64), b.astype(np.float64)
+err = np.abs((a @ b) - a64 @ b64) / (2 * 642 * 2.0**-24 * (np.abs(a64) @ np.abs(b64)) + 1e-30)
+print(json.dumps({"core": core, "ok": bool(np.isfinite(err).all() and err.max() <= 1), "gflops": bench.matmul_gflops()}))
+"""
+
+
+def family_rates(families=FLOOR_FAMILIES) -> dict:
+    """numpy's float32 product rate with OPENBLAS_CORETYPE=family, one child each: {family: result}.
+
+    A result is {"core": the family numpy's OpenBLAS reports, "ok": products
+    within float32's bound of float64 ones, "gflops"}, or {"error": why}
+    for a child that crashed (an instruction this CPU lacks).
+    """
+    out = {}
+    for fam in families:
+        env = dict(os.environ, OPENBLAS_CORETYPE=fam)
+        r = subprocess.run([sys.executable, "-c", _FAMILY_CHILD, str(Path(__file__).parent)], capture_output=True,
+                           text=True, env=env, timeout=600)
+        if r.returncode != 0:
+            how = signal.Signals(-r.returncode).name if r.returncode < 0 else f"exit {r.returncode}"
+            out[fam] = {"error": f"crashed ({how})"}
+        else:
+            out[fam] = json.loads(r.stdout.strip().splitlines()[-1])
+    return out
+
+
+def best_family(rates: dict):
+    """(family, GFLOP/s) of the fastest family that ran as itself and computed correctly, or (None, 0)."""
+    good = [(v["gflops"], k) for k, v in rates.items()
+            if "error" not in v and v["ok"] and (v["core"] is None or v["core"].lower() == k.lower())]
+    return (max(good)[1], max(good)[0]) if good else (None, 0.0)
+
+
+def numpy_core():
+    """The kernel family of numpy's own OpenBLAS in this process, or None."""
+    from deepdream_caffe.net.blas import numpy_openblas
+
+    return numpy_openblas()["core"]
+
+
+def same_kernels_env(env: dict) -> dict:
+    """``env`` for a child running another pycaffe build: the kernel family this build uses, forced.
+
+    Another build has no kernel-choice hook, so on a CPU where this one
+    replaced a generic fallback the two would round differently.
+    """
+    from deepdream_caffe.net.blas import kernel_choice
+
+    ch = kernel_choice()
+    if "OPENBLAS_CORETYPE" not in env and ch.get("reason") == "project" and ch.get("core"):
+        env = dict(env, OPENBLAS_CORETYPE=ch["core"])
+    return env
 
 
 def cpu_model() -> str:
@@ -151,7 +222,7 @@ def job(args: argparse.Namespace) -> None:
                           "maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}))
         return
     if args.job == "notebook":
-        from deepdream_caffe import reference as nb
+        from deepdream_caffe.dream import reference as nb
 
         net = nb.notebook_net(args.proto, args.weights)
         load = time.perf_counter() - t0
@@ -206,6 +277,7 @@ def spawn(args: argparse.Namespace, which: str, out: Path, h: int, w: int, iters
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
         env["PYTHONNOUSERSITE"] = "1"
+        env = same_kernels_env(env)
     r = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if r.returncode != 0:
         sys.exit(f"bench: {which} job failed:\n{r.stderr[-2000:]}")
@@ -222,7 +294,7 @@ def main() -> int:
     p.add_argument("--octaves", type=int, default=4)
     p.add_argument("--layer", default="inception_4c/output")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--gpu", type=int, default=None)
+    p.add_argument("--gpu", type=int, default=None, metavar="ID", help="run both dreams on GPU ID (a CUDA build)")
     p.add_argument("--quick", action="store_true", help="512x288, 2 octaves x 3 steps")
     p.add_argument("--repeat", type=int, default=2,
                    help="rounds of (notebook loop, product); each is reported by its fastest round (default 2)")
@@ -250,19 +322,32 @@ def main() -> int:
 
     proto, weights = googlenet_files(args.cache)
     args.proto, args.weights = proto, weights
-    from deepdream_caffe.io.metadata import blas_core, blas_threads
+    from deepdream_caffe.net.blas import describe, kernel_choice
 
     device = "cpu" if args.gpu is None else f"gpu:{args.gpu}"
     print(f"machine: {cpu_model()}, {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}, "
           f"device {device}")
     # The kernel family and thread count decide both the speed and the bits.
-    print(f"Caffe's OpenBLAS: {blas_core() or 'not OpenBLAS'} kernels, {blas_threads()} threads")
+    ch = kernel_choice()
+    if ch["core"] is None:
+        print("Caffe's BLAS: not OpenBLAS")
+    else:
+        print(f"Caffe's OpenBLAS: {describe(ch)}, {ch['threads']} threads, {(ch['config'] or '?').split(' NO_')[0]}")
     print(f"job: GoogLeNet (random weights), {args.w}x{args.h}, {args.octaves} octaves x {args.iters} steps, "
           f"end={args.layer}, seed {args.seed}")
     gflops = matmul_gflops()
     flops = run_flops(proto, args.layer, args.h, args.w, args.octaves, 1.4, args.iters)
     floor = flops / (gflops * 1e9)
-    print(f"float32 matrix product now: {gflops:.0f} GFLOP/s; run: {flops / 1e9:.0f} GFLOP -> floor {floor:.2f} s")
+    own = numpy_core() or "?"
+    print(f"float32 matrix product now (numpy's own {own} kernels): {gflops:.0f} GFLOP/s; run: {flops / 1e9:.0f} GFLOP "
+          f"-> floor {floor:.2f} s")
+    # The hardware's floor: numpy's product with each kernel family that runs correctly here.
+    fam_rates = [family_rates()]
+    print("numpy by kernel family: " + ", ".join(
+        f"{k} {v['error']}" if "error" in v else
+        f"{k} {v['gflops']:.0f}" + ("" if v["ok"] else " (WRONG results)") +
+        ("" if v["core"] is None or v["core"].lower() == k.lower() else f" (ran as {v['core']})")
+        for k, v in fam_rates[0].items()) + " GFLOP/s")
     first_gflops = gflops
 
     with tempfile.TemporaryDirectory() as td:
@@ -285,18 +370,27 @@ def main() -> int:
         # keep the fastest, so the floor is never flattered by a slow moment.
         gflops = max(rates + [matmul_gflops()])
         floor = flops / (gflops * 1e9)
+        fam_rates.append(family_rates([k for k, v in fam_rates[0].items() if "error" not in v]))
+        merged = {k: dict(v, gflops=max(r[k]["gflops"] for r in fam_rates if "gflops" in r.get(k, {})))
+                  for k, v in fam_rates[0].items() if "error" not in v}
+        fam, best = best_family(merged)
+        if best < gflops:  # numpy's own choice is a correct family too
+            fam, best = f"numpy's own ({own})", gflops
+        best_floor = flops / (best * 1e9)
         print(f"float32 matrix product, best of before/between/after the dreams: {gflops:.0f} GFLOP/s "
-              f"-> floor {floor:.2f} s")
+              f"(numpy's own {own} kernels) -> floor {floor:.2f} s")
+        print(f"best kernel family for numpy, before/after the dreams: {fam}, {best:.0f} GFLOP/s "
+              f"-> best floor {best_floor:.2f} s")
         print()
-        print(f"{'':24}{'seconds':>9}{'x floor':>9}{'fwd/step':>10}{'bwd/step':>10}{'peak RSS':>11}")
+        print(f"{'':24}{'seconds':>9}{'x floor':>9}{'x best':>8}{'fwd/step':>10}{'bwd/step':>10}{'peak RSS':>11}")
         for name, r in (("notebook loop", nb), ("deepdream-caffe", pr)):
             s = r["split"]
-            print(f"{name:24}{r['seconds']:9.2f}{r['seconds'] / floor:9.2f}{s['forward']:10.3f}{s['backward']:10.3f}"
-                  f"{r['maxrss_mib']:8.0f} MiB")
+            print(f"{name:24}{r['seconds']:9.2f}{r['seconds'] / floor:9.2f}{r['seconds'] / best_floor:8.2f}"
+                  f"{s['forward']:10.3f}{s['backward']:10.3f}{r['maxrss_mib']:8.0f} MiB")
         if args.torch:
             tr = spawn(args, "torch", Path(td) / "torch.npy", args.h, args.w, args.iters, False)
             print(f"{'PyTorch ' + tr['torch'] + ' port':24}{tr['seconds']:9.2f}{tr['seconds'] / floor:9.2f}"
-                  f"{'':20}{tr['maxrss_mib']:8.0f} MiB")
+                  f"{tr['seconds'] / best_floor:8.2f}{'':20}{tr['maxrss_mib']:8.0f} MiB")
             print(f"speed-up over the PyTorch port: {tr['seconds'] / pr['seconds']:.2f}x")
             d = np.abs(np.load(Path(td) / "torch.npy") - np.load(pr_out))
             print(f"PyTorch port vs ours, same algorithm: mean |difference| {d.mean():.2f} of 255 "

@@ -3,15 +3,22 @@
 # from one Python interpreter (normally the project's .venv).
 #
 #   scripts/build_caffe.sh --python .venv/bin/python [--cuda] [--cuda-arch LIST]
-#                          [--jobs N] [--force]
+#                          [--caffe-source PATH] [--jobs N] [--force]
 #
 # Order of preference, first that works wins:
 #   1. a `caffe` the interpreter already imports (conda-forge, a system build);
 #   2. $CAFFE_ROOT naming a built Caffe tree (python/caffe/_caffe.so present);
 #   3. a finished build in the cache, keyed by source version, patch set,
 #      Python version and CPU/CUDA;
-#   4. a new build: apt build deps, bullseye source via a private apt config,
-#      Debian's patches + ours (scripts/caffe-patches), CMake, make pycaffe.
+#   4. a new build: apt build deps (only those missing), bullseye source via a
+#      private apt config, Debian's patches + ours (scripts/caffe-patches),
+#      CMake, make pycaffe.
+# Without network: --caffe-source PATH (or DEEPDREAM_CAFFE_SOURCE) names
+# Debian's source files (a folder with caffe_*.orig.tar.gz and
+# caffe_*.debian.tar.xz, checked against their sha256), or any Caffe source
+# tree as a folder or a tarball (built with the same fixes and patches,
+# cached under its own key). --cuda finds nvcc on PATH, in $CUDA_HOME or in
+# /usr/local/cuda, and says in one line what is missing.
 # The result is put on the interpreter's path with a .pth file, so nothing
 # needs PYTHONPATH. A build is used only after it is complete and an import
 # plus a forward/backward through a tiny net succeeds; a half-finished one
@@ -21,6 +28,9 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SRC_VERSION="1.0.0+git20180821.99bd997-8"
 ORIG_VERSION="1.0.0+git20180821.99bd997"
+# From the package's .dsc (Checksums-Sha256): a local copy must be these files.
+ORIG_SHA256="e0eb3f06794f7402c77b7dec8e8480273ee1a1bb192e9122b621a69d4147ad0c"
+DEBIAN_SHA256="07cf073227494a6b07234e40cb5df91db566616593eef9baafdc4d06ad159f21"
 DEBIAN_SUITE="bullseye"
 DEBIAN_MIRRORS="${DEEPDREAM_CAFFE_DEBIAN_MIRROR:-http://deb.debian.org/debian http://archive.debian.org/debian}"
 APT_BUILD_DEPS="cmake g++ make patch xz-utils libboost-system-dev libboost-thread-dev libboost-filesystem-dev libboost-python-dev libboost-regex-dev libprotobuf-dev protobuf-compiler libgoogle-glog-dev libgflags-dev libhdf5-dev libopenblas-dev"
@@ -30,14 +40,16 @@ cuda=0
 cuda_arch="Auto"
 jobs=$(( $(nproc) + 1 ))
 force=0
+caffe_source="${DEEPDREAM_CAFFE_SOURCE:-}"
 while [ $# -gt 0 ]; do
   case "$1" in
     --python) py=$2; shift 2 ;;
     --cuda) cuda=1; shift ;;
     --cuda-arch) cuda_arch=$2; shift 2 ;;
+    --caffe-source) caffe_source=$2; shift 2 ;;
     --jobs) jobs=$2; shift 2 ;;
     --force) force=1; shift ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) echo "build_caffe: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -57,6 +69,75 @@ run() {
 command -v "$py" >/dev/null 2>&1 || die "python interpreter '$py' not found"
 site=$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 pth="$site/deepdream_caffe_pycaffe.pth"
+# The OpenBLAS kernel-family hook that goes into the build's caffe/__init__.py.
+blas_hook="$here/../deepdream_caffe/net/blas.py"
+
+# --cuda: the toolkit (nvcc, cuBLAS, cuRAND; cuDNN if Caffe can use it) and the GPU's
+# architecture, found before anything is built; what is missing is said in one line.
+cuda_root="" cudnn=OFF
+find_cuda() {
+  local nvcc="" c
+  for c in "${CUDA_HOME:+$CUDA_HOME/bin/nvcc}" "$(command -v nvcc 2>/dev/null || true)" /usr/local/cuda/bin/nvcc; do
+    [ -n "$c" ] && [ -x "$c" ] && { nvcc=$(readlink -f "$c"); break; }
+  done
+  [ -n "$nvcc" ] || die "--cuda needs the CUDA toolkit: no nvcc on PATH, in \$CUDA_HOME/bin or in /usr/local/cuda/bin (install the toolkit or set CUDA_HOME)"
+  # nvcc may be a wrapper script elsewhere (/usr/local/bin/nvcc): nvcc itself knows its home.
+  cuda_root=$("$nvcc" --dryrun -x cu -c /dev/null -o /dev/null 2>&1 | sed -n 's/^#\$ _HERE_=//p' | head -n 1)
+  cuda_root=$(readlink -f "${cuda_root:-$(dirname "$nvcc")}/..")
+  local lack="" lib
+  have() { local f; for f in "$@"; do [ -e "$f" ] && return 0; done; return 1; }
+  for lib in cudart cublas curand; do
+    have "$cuda_root"/lib64/lib$lib.so* "$cuda_root"/lib/lib$lib.so* "$cuda_root"/targets/*/lib/lib$lib.so* \
+         /usr/lib/x86_64-linux-gnu/lib$lib.so* || lack="$lack lib$lib"
+  done
+  have "$cuda_root"/include/cublas_v2.h "$cuda_root"/targets/*/include/cublas_v2.h /usr/include/cublas_v2.h \
+    || lack="$lack cublas_v2.h"
+  [ -z "$lack" ] || die "--cuda: the CUDA toolkit at $cuda_root ($("$nvcc" --version | sed -n 's/.*release \([0-9.]*\).*/nvcc \1/p')) lacks what Caffe needs:$lack (install cuBLAS and cuRAND for this CUDA version)"
+  # Caffe 1.0's cuDNN code stops at cuDNN 7 (cudnnGetConvolutionForwardAlgorithm left in 8).
+  local h major
+  for h in "$cuda_root/include/cudnn_version.h" "$cuda_root/include/cudnn.h" /usr/include/cudnn_version.h \
+           /usr/include/cudnn.h /usr/include/x86_64-linux-gnu/cudnn_version_v*.h; do
+    [ -f "$h" ] || continue
+    major=$(sed -n 's/^#define CUDNN_MAJOR *\([0-9]*\).*/\1/p' "$h" | head -n 1)
+    [ -n "$major" ] || continue
+    if [ "$major" -le 7 ]; then cudnn=ON; else say "cuDNN $major is newer than Caffe 1.0 supports (up to 7): building without cuDNN (Caffe's own CUDA kernels)"; fi
+    break
+  done
+  # "Auto": the architectures of the GPUs present (nvidia-smi), not CMake's test program.
+  if [ "$cuda_arch" = Auto ] && command -v nvidia-smi >/dev/null 2>&1; then
+    local caps
+    caps=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | tr -d '. ' | sort -u | tr '\n' ' ' | sed 's/ *$//')
+    [ -n "$caps" ] && cuda_arch="$caps"
+  fi
+  return 0
+}
+[ "$cuda" = 1 ] && find_cuda
+
+# --caffe-source: Debian's files (same source, same key) or any Caffe tree (its own key).
+src_kind=debian src_tag=""
+if [ -n "$caffe_source" ]; then
+  [ -e "$caffe_source" ] || die "--caffe-source $caffe_source: no such file or folder"
+  caffe_source=$(readlink -f "$caffe_source")
+  sdir=$caffe_source; [ -f "$caffe_source" ] && sdir=$(dirname "$caffe_source")
+  if [ -f "$sdir/caffe_$ORIG_VERSION.orig.tar.gz" ] && [ -f "$sdir/caffe_$SRC_VERSION.debian.tar.xz" ] &&
+     { [ -d "$caffe_source" ] || [ "$(basename "$caffe_source")" = "caffe_$ORIG_VERSION.orig.tar.gz" ]; }; then
+    src_kind=debian-local caffe_source=$sdir
+    [ "$(sha256sum <"$sdir/caffe_$ORIG_VERSION.orig.tar.gz" | cut -c1-64)" = "$ORIG_SHA256" ] &&
+      [ "$(sha256sum <"$sdir/caffe_$SRC_VERSION.debian.tar.xz" | cut -c1-64)" = "$DEBIAN_SHA256" ] ||
+      die "--caffe-source $sdir: the caffe $SRC_VERSION files there do not match Debian's sha256"
+  elif [ -f "$caffe_source" ]; then
+    case "$caffe_source" in
+      *.tar.gz|*.tgz|*.tar.xz|*.txz|*.tar.bz2|*.tar) ;;
+      *) die "--caffe-source $caffe_source: not a tarball (.tar.gz, .tar.xz, .tar.bz2) or a folder" ;;
+    esac
+    src_kind=tarball src_tag="-src$(sha1sum <"$caffe_source" | cut -c1-10)"
+  elif [ -f "$caffe_source/CMakeLists.txt" ] && [ -d "$caffe_source/src/caffe" ]; then
+    src_kind=tree
+    src_tag="-src$(cd "$caffe_source" && find . -type f ! -path './.git/*' ! -path './build/*' -printf '%P %s %T@\n' | LC_ALL=C sort | sha1sum | cut -c1-10)"
+  else
+    die "--caffe-source $caffe_source: neither Debian's caffe $SRC_VERSION files (caffe_$ORIG_VERSION.orig.tar.gz and caffe_$SRC_VERSION.debian.tar.xz), a Caffe source tarball, nor a Caffe source folder (CMakeLists.txt, src/caffe)"
+  fi
+fi
 
 # OpenMP: the project's patches run Caffe's own loops (pooling, im2col,
 # element-wise math) on all cores.
@@ -66,14 +147,22 @@ patch_hash=$( (cat "$here"/caffe-patches/*.patch 2>/dev/null || true; echo "$CXX
 pyver=$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 npmajor=$("$py" -c 'import numpy; print(numpy.__version__.split(".")[0])' 2>/dev/null) \
   || die "numpy must be installed in '$py' before building (pycaffe compiles against it)"
-variant=cpu; [ "$cuda" = 1 ] && variant="cuda-$cuda_arch"
-key="caffe-${SRC_VERSION//+/_}-p${patch_hash}-py${pyver}-np${npmajor}-${variant}"
+variant=cpu; [ "$cuda" = 1 ] && variant="cuda-${cuda_arch// /_}-cudnn${cudnn}"
+key="caffe-${SRC_VERSION//+/_}${src_tag}-p${patch_hash}-py${pyver}-np${npmajor}-${variant}"
 dir="$cache_root/caffe/$key"
+
+# The hook goes in (or is brought up to date) on every run: a Python-only change,
+# so it never changes the key or costs a rebuild. Idempotent and atomic.
+install_hook() {
+  local out
+  out=$("$py" -I "$blas_hook" --install-hook "$dir/src/python/caffe" 2>&1) \
+    || say "warning: OpenBLAS's kernel family stays OpenBLAS's own choice: $(echo "$out" | tail -n 1)"
+}
 
 # 1. Something already importable that is not one of our own builds.
 if [ "$force" = 0 ] && existing=$("$py" -c 'import caffe, os; print(os.path.dirname(caffe.__file__))' 2>/dev/null); then
   case "$existing" in
-    "$dir"/*) [ -f "$dir/.complete" ] && { say "up to date ($key)"; exit 0; } ;;
+    "$dir"/*) [ -f "$dir/.complete" ] && { install_hook; say "up to date ($key)"; exit 0; } ;;
     "$cache_root"/caffe/*) rm -f "$pth" ;;  # an older build of ours: replace it
     *) say "using the caffe already importable at $existing"; exit 0 ;;
   esac
@@ -122,6 +211,7 @@ PY
 }
 
 install_pth() {
+  install_hook
   echo "$dir/src/python" >"$pth"
   touch "$dir/.complete"
   say "pycaffe ready: $dir/src/python (on $py's path via $pth)"
@@ -141,16 +231,36 @@ if [ -n "$missing" ]; then
   say "installing build dependencies:$missing"
   command -v apt-get >/dev/null || die "apt-get not found: this build needs Debian/Ubuntu; on other systems use conda (environment.yml)"
   sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
-  run "apt-get update" "$dir/logs/apt.log" $sudo apt-get update
-  run "apt-get install" "$dir/logs/apt.log" env DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends $missing
+  { $sudo apt-get update && env DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends $missing; } \
+    >>"$dir/logs/apt.log" 2>&1 \
+    || die "missing build packages:$missing; apt-get could not install them (no network?), see $dir/logs/apt.log"
 fi
 
-# 4. Source: Debian's package through a private apt configuration.
+# 4. Source: Debian's package through a private apt configuration, or the local one.
 if [ ! -f "$dir/src/.unpacked" ]; then
   rm -rf "$dir/src" "$dir/dl"
   mkdir -p "$dir/dl/lists/partial" "$dir/src"
   got=0
+  case "$src_kind" in
+    debian-local)
+      cp "$caffe_source/caffe_$ORIG_VERSION.orig.tar.gz" "$caffe_source/caffe_$SRC_VERSION.debian.tar.xz" "$dir/dl/"
+      say "source: caffe $SRC_VERSION from $caffe_source"; got=1 ;;
+    tarball|tree)
+      if [ "$src_kind" = tarball ]; then
+        run "unpack $caffe_source" "$dir/logs/source.log" tar -xf "$caffe_source" -C "$dir/src"
+        # One top folder (caffe-1.0/ and the like): its content is the tree.
+        if [ ! -f "$dir/src/CMakeLists.txt" ] && [ "$(ls -A "$dir/src" | wc -l)" = 1 ]; then
+          top_dir=$(ls -A "$dir/src"); mv "$dir/src/$top_dir" "$dir/src.tmp" && rmdir "$dir/src" && mv "$dir/src.tmp" "$dir/src"
+        fi
+      else
+        run "copy $caffe_source" "$dir/logs/source.log" cp -a "$caffe_source/." "$dir/src/"
+      fi
+      [ -f "$dir/src/CMakeLists.txt" ] && [ -d "$dir/src/src/caffe" ] \
+        || die "--caffe-source $caffe_source holds no Caffe source tree (CMakeLists.txt, src/caffe)"
+      say "source: $caffe_source"; got=2 ;;
+  esac
   for m in $DEBIAN_MIRRORS; do
+    [ "$got" = 0 ] || break
     echo "deb-src $m $DEBIAN_SUITE main" >"$dir/dl/sources.list"
     aptopts=(-o Dir::Etc::sourcelist="$dir/dl/sources.list" -o Dir::Etc::sourceparts=/nonexistent
              -o Dir::State::Lists="$dir/dl/lists" -o APT::Sandbox::User=root)
@@ -160,13 +270,17 @@ if [ ! -f "$dir/src/.unpacked" ]; then
       got=1; break
     fi
   done
-  [ "$got" = 1 ] || die "cannot fetch Debian source package caffe $SRC_VERSION from ($DEBIAN_MIRRORS); see $dir/logs/source.log. Alternatives: conda env create -f environment.yml, or set CAFFE_ROOT to a built Caffe"
-  run "unpack source" "$dir/logs/source.log" tar -xzf "$dir/dl/caffe_$ORIG_VERSION.orig.tar.gz" -C "$dir/src"
-  run "unpack debian patches" "$dir/logs/source.log" tar -xJf "$dir/dl/caffe_$SRC_VERSION.debian.tar.xz" -C "$dir/src"
-  while read -r p; do
-    case "$p" in ''|'#'*) continue ;; esac
-    run "debian patch $p" "$dir/logs/source.log" patch -d "$dir/src" -p1 -i "$dir/src/debian/patches/$p"
-  done <"$dir/src/debian/patches/series"
+  [ "$got" != 0 ] || die "cannot fetch Debian source package caffe $SRC_VERSION from ($DEBIAN_MIRRORS); see $dir/logs/source.log. Alternatives: --caffe-source with the source files or a Caffe tree, conda env create -f environment.yml, or set CAFFE_ROOT to a built Caffe"
+  if [ "$got" = 1 ]; then
+    run "unpack source" "$dir/logs/source.log" tar -xzf "$dir/dl/caffe_$ORIG_VERSION.orig.tar.gz" -C "$dir/src"
+    run "unpack debian patches" "$dir/logs/source.log" tar -xJf "$dir/dl/caffe_$SRC_VERSION.debian.tar.xz" -C "$dir/src"
+  fi
+  if [ -f "$dir/src/debian/patches/series" ]; then
+    while read -r p; do
+      case "$p" in ''|'#'*) continue ;; esac
+      run "debian patch $p" "$dir/logs/source.log" patch -d "$dir/src" -p1 -i "$dir/src/debian/patches/$p"
+    done <"$dir/src/debian/patches/series"
+  fi
   # protobuf >= 3.21 only has the one-argument SetTotalBytesLimit.
   run "protobuf fix" "$dir/logs/source.log" sed -i \
     's/SetTotalBytesLimit(kProtoReadBytesLimit, 536870912)/SetTotalBytesLimit(kProtoReadBytesLimit)/' \
@@ -184,7 +298,13 @@ build() {
   local incl lib cudaopts=(-DCPU_ONLY=ON)
   incl=$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
   lib=$("$py" -c 'import sysconfig, os; print(os.path.join(sysconfig.get_config_var("LIBDIR"), sysconfig.get_config_var("LDLIBRARY")))')
-  [ "$cuda" = 1 ] && cudaopts=(-DCPU_ONLY=OFF -DUSE_CUDNN=ON "-DCUDA_ARCH_NAME=$cuda_arch")
+  if [ "$cuda" = 1 ]; then
+    cudaopts=(-DCPU_ONLY=OFF "-DUSE_CUDNN=$cudnn" "-DCUDA_TOOLKIT_ROOT_DIR=$cuda_root")
+    case "$cuda_arch" in
+      Auto|All|Fermi|Kepler|Maxwell|Pascal) cudaopts+=("-DCUDA_ARCH_NAME=$cuda_arch") ;;
+      *) cudaopts+=(-DCUDA_ARCH_NAME=Manual "-DCUDA_ARCH_BIN=$cuda_arch" "-DCUDA_ARCH_PTX=${cuda_arch##* }") ;;
+    esac
+  fi
   say "building pycaffe ($variant, $jobs jobs); log: $dir/logs/build.log (4-12 min on 2 cores)"
   run "cmake" "$dir/logs/build.log" cmake -S "$dir/src" -B "$dir/build" \
     "${cudaopts[@]}" -DUSE_OPENCV=OFF -DUSE_LEVELDB=OFF -DUSE_LMDB=OFF -DBLAS=Open \

@@ -2,7 +2,10 @@
 # Make the project runnable on this machine: a .venv in the clone with the
 # Python deps, pycaffe (built once and cached, see build_caffe.sh), and the
 # package itself installed editable. Idempotent; seconds when already done.
-#   scripts/setup.sh [build_caffe.sh options, e.g. --cuda]
+#   scripts/setup.sh [build_caffe.sh options, e.g. --cuda, --caffe-source PATH]
+# Offline: pip honours PIP_NO_INDEX=1 PIP_FIND_LINKS=DIR (a folder of wheels),
+# build_caffe.sh takes the Caffe source from --caffe-source / DEEPDREAM_CAFFE_SOURCE,
+# and nothing is installed with apt that is already there.
 set -euo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv="${DEEPDREAM_CAFFE_VENV:-$top/.venv}"
@@ -29,7 +32,7 @@ if [ ! -f "$stamp" ]; then
   # Runtime deps before Caffe: pycaffe compiles against numpy and imports the rest.
   "$py" -m pip install -q "numpy>=2" scipy pillow "protobuf>=3.20,<5" six scikit-image tqdm "av>=14" \
     "opencv-python-headless>=4.10" "dask[distributed]" \
-    >>"$log" 2>&1 || { say "pip could not install the Python dependencies; see $log"; exit 1; }
+    >>"$log" 2>&1 || { say "pip could not install the Python dependencies (offline? PIP_NO_INDEX=1 PIP_FIND_LINKS=DIR installs from a folder of wheels); see $log"; exit 1; }
 fi
 
 "$top/scripts/build_caffe.sh" --python "$py" "$@"

@@ -87,6 +87,12 @@ class DreamSession:
 
         self.config = config
         self.reporter = reporter or Reporter()
+        if config.verbose:
+            from ..net.blas import describe, kernel_choice  # noqa: PLC0415
+
+            blas = kernel_choice()  # the family decides speed and bits: say which, and why
+            if blas["core"] is not None:
+                self.reporter.note(f"OpenBLAS kernels: {describe(blas)}, {blas['threads']} threads")
         self.spec: NetSpec = resolve_net(config.net, quiet=self.reporter.quiet)
         self.layers = objective_layer_names(config, self.spec.default_layer)
         self.param = read_prototxt(self.spec.prototxt)
