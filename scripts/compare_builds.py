@@ -14,8 +14,9 @@ forward and backward on random data, and GoogLeNet (seeded random weights)
 forward to four layers and back to the input at 1024x575. Every output and
 input gradient is compared byte for byte; exit 1 if any differs.
 
-Both children get the same thread settings: OpenBLAS's matrix products
-round differently with a different thread count, in stock Caffe as well.
+Both children get the same thread settings and OpenBLAS kernel family:
+OpenBLAS's matrix products round differently with a different thread count
+or family, in stock Caffe as well.
 """
 from __future__ import annotations
 
@@ -153,6 +154,7 @@ def main() -> int:
         if pythonpath:
             env["PYTHONPATH"] = pythonpath
             env["PYTHONNOUSERSITE"] = "1"
+            env = bench.same_kernels_env(env)  # the other build has no kernel-choice hook
         out = tmp / f"{label.split()[0]}.npz"
         r = subprocess.run([sys.executable, __file__, "--child", str(out), "--weights", str(weights),
                             "--size", a.size], env=env, capture_output=True, text=True)

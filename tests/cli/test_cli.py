@@ -66,11 +66,15 @@ def test_metadata_records_the_blas_thread_count_and_kernel_that_decide_the_bits(
     meta = read_metadata(tmp_path / "one.png")
     assert meta["blas_threads"] == 1
     assert isinstance(meta["blas_core"], str) and meta["blas_core"]
-    # Debian's OpenBLAS picks its kernels per CPU at load time; forcing a family must show in the record.
-    r = run_cli(["dream", photo, "-o", tmp_path / "two.png", "--seed", "9", "-q", *_net_args(tiny_model), *TINY_ARGS],
+    assert meta["blas_core_reason"] in ("detected", "project") or "OPENBLAS_CORETYPE" in os.environ
+    # Debian's OpenBLAS picks its kernels per CPU at load time; forcing a family must show in the
+    # record, and why; --verbose says it too.
+    r = run_cli(["dream", photo, "-o", tmp_path / "two.png", "--seed", "9", "-v", *_net_args(tiny_model), *TINY_ARGS],
                 env={"OPENBLAS_CORETYPE": "Nehalem"})
     assert r.returncode == 0, r.stderr
-    assert read_metadata(tmp_path / "two.png")["blas_core"] == "Nehalem"
+    meta = read_metadata(tmp_path / "two.png")
+    assert meta["blas_core"] == "Nehalem" and meta["blas_core_reason"] == "user"
+    assert "OpenBLAS kernels: Nehalem (OPENBLAS_CORETYPE=Nehalem set by the user), " in r.stderr
 
 
 def test_without_seed_a_seed_is_chosen_reported_and_recorded(tiny_model, photo, tmp_path):

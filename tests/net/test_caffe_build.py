@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from deepdream_caffe.net.caffe_env import import_caffe
 
@@ -149,3 +150,89 @@ def test_unreachable_source_says_so_and_names_alternatives(tmp_path):
     last = r.stderr.strip().splitlines()[-1]
     assert "cannot fetch Debian source package caffe" in last
     assert "environment.yml" in last and "CAFFE_ROOT" in last
+
+
+# ---------------------------------------------------------------- offline and GPU machines (issue 13)
+
+_BROKEN = "--- a/no/such/file.cpp\n+++ b/no/such/file.cpp\n@@ -1 +1 @@\n-x\n+y\n"
+_UNREACHABLE = "http://127.0.0.1:9/debian"
+
+
+def _debian_source_files() -> Path:
+    """A folder with Debian's caffe source files, as an earlier build of this machine fetched them."""
+    root = Path(os.environ.get("DEEPDREAM_CAFFE_CACHE", Path.home() / ".cache" / "deepdream-caffe")) / "caffe"
+    for dl in sorted(root.glob("*/dl")):
+        if list(dl.glob("caffe_*.orig.tar.gz")) and list(dl.glob("caffe_*.debian.tar.xz")):
+            return dl
+    pytest.skip("no fetched Debian caffe source on this machine (pycaffe came from elsewhere)")
+
+
+def test_local_debian_source_builds_without_network_or_apt(tmp_path):
+    """Debian's source files in a folder: no download (the mirror is unreachable), no apt (all installed)."""
+    src = _debian_source_files()
+    script = _script_copy(tmp_path, _BROKEN)
+    env = dict(os.environ, DEEPDREAM_CAFFE_CACHE=str(tmp_path / "cache"), DEEPDREAM_CAFFE_DEBIAN_MIRROR=_UNREACHABLE,
+               DEEPDREAM_CAFFE_SOURCE=str(src))
+    r = subprocess.run(["bash", str(script), "--python", str(_bare_python(tmp_path))],
+                       capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 1, r.stderr
+    assert f"source: caffe 1.0.0+git20180821.99bd997-8 from {src}" in r.stderr
+    assert "installing build dependencies" not in r.stderr  # every apt package is there already
+    # It went on past the source: Debian's patches applied, then the (broken) project patch.
+    last = r.stderr.strip().splitlines()[-1]
+    assert "step 'project patch 0001-broken.patch' failed" in last, r.stderr
+
+
+def test_a_caffe_source_tarball_gets_its_own_build_key(tmp_path):
+    orig = next(_debian_source_files().glob("caffe_*.orig.tar.gz"))
+    tarball = tmp_path / "caffe-src.tar.gz"
+    shutil.copy(orig, tarball)  # alone: no Debian patches beside it
+    script = _script_copy(tmp_path, _BROKEN)
+    env = dict(os.environ, DEEPDREAM_CAFFE_CACHE=str(tmp_path / "cache"), DEEPDREAM_CAFFE_DEBIAN_MIRROR=_UNREACHABLE)
+    r = subprocess.run(["bash", str(script), "--python", str(_bare_python(tmp_path)), "--caffe-source", str(tarball)],
+                       capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 1, r.stderr
+    assert f"source: {tarball}" in r.stderr
+    assert "step 'project patch 0001-broken.patch' failed" in r.stderr.strip().splitlines()[-1]
+    (build,) = [d for d in (tmp_path / "cache" / "caffe").glob("caffe-*-src*-p*") if d.is_dir()]
+    assert (build / "src" / "CMakeLists.txt").is_file() and not (build / "src" / "debian").exists()
+
+
+@pytest.mark.parametrize("source, says", [
+    ("/no/such/caffe", "no such file or folder"),
+    ("/etc", "neither Debian's caffe"),
+    ("/etc/hostname", "not a tarball"),
+])
+def test_a_bad_caffe_source_is_one_line(tmp_path, source, says):
+    r = subprocess.run(["bash", str(REPO / "scripts" / "build_caffe.sh"), "--python", sys.executable,
+                        "--caffe-source", source, "--force"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and says in r.stderr, r.stderr
+
+
+def _complete_cuda_toolkit() -> bool:
+    import glob
+
+    return bool(glob.glob("/usr/local/cuda*/lib64/libcublas.so*") or glob.glob("/usr/lib/x86_64-linux-gnu/libcublas.so*"))
+
+
+@pytest.mark.skipif(_complete_cuda_toolkit(), reason="a CUDA toolkit with cuBLAS is here: --cuda would build")
+def test_cuda_build_without_the_toolkit_says_what_is_missing_in_one_line(tmp_path):
+    # Here: either no nvcc at all, or (this machine) CUDA 13's nvcc without cuBLAS and cuRAND.
+    r = subprocess.run(["bash", str(REPO / "scripts" / "build_caffe.sh"), "--python", str(_bare_python(tmp_path)),
+                        "--cuda"], capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, DEEPDREAM_CAFFE_CACHE=str(tmp_path / "cache")))
+    assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
+    assert r.stderr.startswith("build_caffe: --cuda") and ("needs the CUDA toolkit" in r.stderr or "libcublas" in r.stderr)
+    assert not (tmp_path / "cache").exists()  # stopped before anything was fetched or built
+
+
+def _has_gpu() -> bool:
+    smi = shutil.which("nvidia-smi")
+    return smi is not None and "GPU" in subprocess.run([smi, "-L"], capture_output=True, text=True).stdout
+
+
+@pytest.mark.skipif(_has_gpu(), reason="this machine has a GPU: gpu_check.sh would run the whole check")
+def test_gpu_check_without_a_gpu_is_one_line():
+    r = subprocess.run(["bash", str(REPO / "scripts" / "gpu_check.sh")], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.count("\n") == 1 and "no NVIDIA GPU" in r.stderr

@@ -1,0 +1,42 @@
+"""Issue 13: `deepdream-caffe doctor` reports the build, the BLAS and its kernel family, the CPU and the GPUs."""
+from __future__ import annotations
+
+import json
+import os
+
+from cli_util import run_cli
+from deepdream_caffe.net import blas
+
+
+def test_doctor_reports_what_decides_speed_and_bits():
+    r = run_cli(["doctor"])
+    assert r.returncode == 0, r.stderr
+    lines = dict(ln.split(":", 1) for ln in r.stdout.splitlines() if ":" in ln and not ln.startswith("warning"))
+    lines = {k.strip(): v.strip() for k, v in lines.items()}
+    assert lines["caffe"].startswith("1.0.0, CPU only, ") and lines["caffe"].endswith("python/caffe")
+    assert "OpenBLAS 0.3" in lines["caffe's BLAS"] and "libopenblas" in lines["caffe's BLAS"]
+    cpu = blas.cpu_info()
+    assert cpu["model_name"] in lines["cpu"]
+    for flag in ("avx2", "fma", "avx512f"):
+        assert flag in lines["cpu flags"]
+    assert lines["gpu"]  # "none found" here, the GPUs on a CUDA machine
+    assert lines["numpy"].startswith(__import__("numpy").__version__)
+
+    r = run_cli(["doctor", "--json"])
+    assert r.returncode == 0, r.stderr
+    facts = json.loads(r.stdout)
+    ch = facts["blas"]
+    assert ch["core"] and ch["threads"] >= 1 and facts["caffe"]["hook"] is True
+    want = "user" if "OPENBLAS_CORETYPE" in os.environ else ("detected", "project")
+    assert ch["reason"] in want
+    assert f"{ch['core']} (" in lines["kernel family"] and f"reason: {ch['reason']}" in lines["kernel family"]
+    assert facts["flags"]["avx2"] == ("avx2" in cpu["flags"])
+
+
+def test_doctor_names_a_user_choice_of_kernels():
+    r = run_cli(["doctor"], env={"OPENBLAS_CORETYPE": "Nehalem"})
+    assert r.returncode == 0, r.stderr
+    line = next(ln for ln in r.stdout.splitlines() if ln.startswith("kernel family:"))
+    assert "Nehalem (OPENBLAS_CORETYPE=Nehalem set by the user); reason: user" in line
+    if blas.has_modern_simd(blas.cpu_info()["flags"]):
+        assert "warning: Caffe's OpenBLAS runs generic Nehalem kernels" in r.stdout
