@@ -16,10 +16,11 @@ FLOP count, two floors from float32 matrix-product rates measured now
 OpenBLAS kernel families that compute correctly on this CPU, each tried in
 a child process with OPENBLAS_CORETYPE set), each time against both, and
 whether the two outputs are bit-identical (exit 1 if not). The kernel
-family of Caffe's OpenBLAS is printed with the reason it is that one. The two dreams run in alternating rounds (``--repeat``,
-default 2) and each is reported by its fastest round, as the floor is by
-the fastest of the matrix products measured before, between and after
-them; every round's time is printed too. ``--other-caffe DIR`` also runs the notebook loop on
+family of Caffe's OpenBLAS is printed with the reason it is that one.
+The two dreams run in alternating rounds (``--repeat``, default 2) and
+each is reported by its fastest round, as the floor is by the fastest of
+the matrix products measured before, between and after them; every
+round's time is printed too. ``--other-caffe DIR`` also runs the notebook loop on
 another pycaffe build (a python/ folder) and checks the bits match: that
 is how a Caffe patch is shown not to change results.
 """

@@ -40,7 +40,7 @@ from typing import Any, Dict, FrozenSet, List, Optional, Tuple
 
 SONAME = "libopenblas.so.0"  # what Debian's libcaffe links (numpy's copy has another name)
 HOOK_VERSION = 1  # part of the cache key: bump when the choice or the probe changes
-PROBE_TIMEOUT = 60.0
+PROBE_TIMEOUT = 30.0  # a probe takes well under a second; this only bounds a hung one
 HOOK_ENV = "DEEPDREAM_CAFFE_OPENBLAS_HOOK"
 _IN_PROBE_ENV = "DEEPDREAM_CAFFE_OPENBLAS_PROBE"
 

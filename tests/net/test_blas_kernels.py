@@ -226,9 +226,11 @@ def test_hook_installation_is_idempotent_and_replaces_an_older_hook():
         blas.with_hook(once.replace("# <<< deepdream-caffe\n", ""))
 
 
-def test_the_installed_hook_is_this_version():
+def test_the_build_has_the_hook_and_this_version_of_it():
     import caffe  # noqa: F401 - the hook module is imported by caffe/__init__.py
 
     hook = sys.modules.get(f"caffe.{blas.HOOK_MODULE}")
     assert hook is not None, "run scripts/setup.sh: the build has no kernel-choice hook"
-    assert Path(hook.__file__).read_text() == Path(blas.__file__).read_text(), "run scripts/setup.sh to update it"
+    assert Path(hook.__file__).parent == Path(caffe.__file__).parent
+    assert hook.HOOK_VERSION == blas.HOOK_VERSION, "run scripts/setup.sh to bring the build's hook up to date"
+    assert hook.CHOICE["reason"] in ("detected", "project", "user") and "has not run" not in hook.CHOICE.get("note", "")
