@@ -394,13 +394,20 @@ def find_choice(cpu: Dict[str, Any]) -> Dict[str, Any]:
     entry: Dict[str, Any] = {"version": HOOK_VERSION, "lib": _file_identity(own["lib"]), "config": own.get("config"),
                              "detected": own["core"], "choice": None, "rejected": {},
                              "cpu": {k: cpu[k] for k in ("vendor", "family", "model", "stepping", "model_name")}}
-    for family in decide(own["core"], cpu["vendor"], cpu["flags"]):
+    choice, rejected, check = first_working(decide(own["core"], cpu["vendor"], cpu["flags"]))
+    entry.update(choice=choice, rejected=rejected, check=check)
+    return entry
+
+
+def first_working(families: List[str]) -> Tuple[Optional[str], Dict[str, str], Optional[str]]:
+    """Probe ``families`` in order: (the first that passes, {family: why} for those before it, its check)."""
+    rejected: Dict[str, str] = {}
+    for family in families:
         r = probe(family)
         if r.get("ok"):
-            entry.update(choice=family, check=r.get("why"))
-            break
-        entry["rejected"][family] = r.get("why")
-    return entry
+            return family, rejected, r.get("why")
+        rejected[family] = r.get("why") or "rejected"
+    return None, rejected, None
 
 
 def _load_forced(family: str) -> ctypes.CDLL:

@@ -141,20 +141,19 @@ def test_cpuinfo_first_block_is_parsed(tmp_path):
 
 
 @needs_avx2
-def test_probe_accepts_a_family_this_cpu_runs():
-    r = blas.probe("Haswell")
-    assert r["ok"] and r["core"] == "Haswell", r
-    assert "within bounds" in r["why"]
-
-
 @pytest.mark.skipif("avx512f" in CPU["flags"], reason="this CPU runs AVX-512 kernels")
-def test_probe_rejects_a_family_the_cpu_cannot_run_without_harm_to_the_caller():
-    r = blas.probe("SkylakeX")
-    assert not r["ok"]
-    assert "SIGILL" in r["why"], r  # the child died of an AVX-512 instruction; this process did not
+def test_families_are_probed_in_order_and_the_first_that_works_is_taken():
+    """On this AVX2 CPU: SkylakeX kills its probe (SIGILL) but not the caller, unknown names are refused."""
+    choice, rejected, check = blas.first_working(["SapphireRapids", "SkylakeX", "NoSuchFamily", "Haswell", "Zen"])
+    assert choice == "Haswell" and "within bounds" in check
+    assert list(rejected) == ["SapphireRapids", "SkylakeX", "NoSuchFamily"]  # Zen, after Haswell, never probed
+    assert "SIGILL" in rejected["SkylakeX"]
+    assert "has no NoSuchFamily kernels" in rejected["NoSuchFamily"]
+    # 0.3.21 has no SapphireRapids kernels; a newer OpenBLAS has them but not this CPU's AMX.
+    assert "has no SapphireRapids kernels" in rejected["SapphireRapids"] or "SIGILL" in rejected["SapphireRapids"]
 
 
-def test_probe_rejects_a_family_this_openblas_does_not_have():
+def test_probe_refuses_a_family_this_openblas_does_not_have():
     r = blas.probe("NoSuchFamily")
     assert not r["ok"] and "has no NoSuchFamily kernels" in r["why"], r
 
@@ -209,6 +208,16 @@ def test_the_kernel_check_passes_a_correct_blas_and_rejects_a_wrong_sgemm(tmp_pa
     ctypes.c_int.in_dll(lib, "k_drop").value = 1
     ok, why = blas.check_kernels(lib)
     assert not ok and why.startswith("sgemm") and "times the float32 bound" in why, why
+
+
+def test_the_kernels_caffe_runs_here_compute_correctly():
+    """The same result check, on the OpenBLAS this process's Caffe loaded with the family it uses."""
+    import caffe  # noqa: F401
+
+    lib = blas.loaded_openblas()
+    assert lib is not None
+    ok, why = blas.check_kernels(lib)
+    assert ok, f"{blas.corename(lib)}: {why}"
 
 
 # ---------------------------------------------------------------- the hook's installation
