@@ -4,10 +4,13 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
+
 from cli_util import run_cli
 from deepdream_caffe.net import blas
 
 
+@pytest.mark.requires_caffe
 def test_doctor_reports_what_decides_speed_and_bits():
     r = run_cli(["doctor"])
     assert r.returncode == 0, r.stderr
@@ -33,6 +36,7 @@ def test_doctor_reports_what_decides_speed_and_bits():
     assert facts["flags"]["avx2"] == ("avx2" in cpu["flags"])
 
 
+@pytest.mark.requires_caffe
 def test_doctor_names_a_user_choice_of_kernels():
     r = run_cli(["doctor"], env={"OPENBLAS_CORETYPE": "Nehalem"})
     assert r.returncode == 0, r.stderr
@@ -40,3 +44,15 @@ def test_doctor_names_a_user_choice_of_kernels():
     assert "Nehalem (OPENBLAS_CORETYPE=Nehalem set by the user); reason: user" in line
     if blas.has_modern_simd(blas.cpu_info()["flags"]):
         assert "warning: Caffe's OpenBLAS runs generic Nehalem kernels" in r.stdout
+
+
+def test_doctor_without_pycaffe_says_so_and_fails(tmp_path):
+    blocker = tmp_path / "block" / "caffe"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text('raise ImportError("pycaffe is blocked for this test")\n')
+    path = os.pathsep.join(filter(None, [str(blocker.parent), os.environ.get("PYTHONPATH")]))
+    r = run_cli(["doctor"], env={"PYTHONPATH": path})
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    line = next(ln for ln in r.stdout.splitlines() if ln.startswith("caffe:"))
+    assert "NOT importable" in line and "scripts/setup.sh" in line and "blocked" in line
+    assert any(ln.startswith("cpu flags:") for ln in r.stdout.splitlines())  # the rest is still reported
