@@ -183,6 +183,10 @@ def visualize_file(output: Path, config: VisualizeConfig, *, reporter: Optional[
     device = select_device(cfg.gpu)
     net = load_net(spec.prototxt, spec.weights, mean=spec.mean, channel_swap=spec.channel_swap, end=layer,
                    fast=True, weights_sha1=spec.weights_sha1)
+    from ..dream.gradient import check_objective  # noqa: PLC0415
+    from ..dream.visualize import class_objective  # noqa: PLC0415
+
+    check_objective(net, class_objective(layer, k))  # a class past the layer's count, before any work
     if spec.weights_sha1 is None:
         from dataclasses import replace  # noqa: PLC0415
 
