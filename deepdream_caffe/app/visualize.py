@@ -43,6 +43,8 @@ class VisualizeConfig:
     octaves: Optional[int] = None
     octave_scale: float = nb.OCTAVE_SCALE
     step_size: float = nb.STEP_SIZE
+    step_end: Optional[float] = None
+    momentum: float = 0.0
     jitter: int = 0
     l2: float = 0.0
     decay: Optional[float] = None
@@ -79,6 +81,12 @@ class VisualizeConfig:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not ok(v):
                 raise DeepDreamError(f"{n(key, key)} must be {'above 1' if key == 'octave_scale' else 'positive'}, "
                                      f"got {v!r}")
+        if self.step_end is not None and (isinstance(self.step_end, bool) or not isinstance(self.step_end, (int, float))
+                                          or not math.isfinite(self.step_end) or self.step_end <= 0):
+            raise DeepDreamError(f"{n('step_end', 'step_end')} must be positive, got {self.step_end!r}")
+        if isinstance(self.momentum, bool) or not isinstance(self.momentum, (int, float)) or \
+                not math.isfinite(self.momentum) or not 0 <= self.momentum < 1:
+            raise DeepDreamError(f"{n('momentum', 'momentum')} must be in [0, 1), got {self.momentum!r}")
         if self.size is not None:
             if len(self.size) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in self.size):
                 raise DeepDreamError(f"{n('size', 'size')} must be two whole numbers W H, got {self.size!r}")
@@ -207,7 +215,8 @@ def visualize_file(output: Path, config: VisualizeConfig, *, reporter: Optional[
                  "alpha": o.alpha, "maxiter": o.maxiter, "maxfun": o.maxfun}
     params = {"class": k, "label": label, "layer": layer, "size": [w, h], "octaves": n,
               "octave_scale": cfg.octave_scale, "init": str(cfg.init), "mode": cfg.mode,
-              "iters": cfg.iters, "step_size": cfg.step_size, "jitter": cfg.jitter,
+              "iters": cfg.iters, "step_size": cfg.step_size, "step_end": cfg.step_end,
+              "momentum": cfg.momentum, "jitter": cfg.jitter,
               "regularizers": asdict(reg), "lbfgs": lbfgs,
               "mean": list(spec.mean), "channel_swap": list(spec.channel_swap)}
     input_sha1 = file_sha1(init_path)
@@ -224,7 +233,7 @@ def visualize_file(output: Path, config: VisualizeConfig, *, reporter: Optional[
         img, info = visualize_class(net, k, layer=layer, native=native, size=(h, w), init=init, iter_n=cfg.iters,
                                     octave_n=n, octave_scale=cfg.octave_scale, step_size=cfg.step_size,
                                     jitter=cfg.jitter, reg=reg, rng=rng, callback=on_step, checkpoint=checkpoint,
-                                    lbfgs=lbfgs)
+                                    lbfgs=lbfgs, momentum=cfg.momentum, step_end=cfg.step_end)
     finally:
         bar.close()
     if checkpoint.resumed_from is not None:

@@ -219,7 +219,15 @@ class VisualizeSolver:
     reg: Regularizers = field(default_factory=Regularizers)
     rng: Optional[np.random.RandomState] = None
     callback: Optional[ScoreCallback] = None
+    momentum: float = 0.0
+    step_end: Optional[float] = None
     scores: List[List[float]] = field(default_factory=list)  # per octave run: the score before each step, then after
+
+    def step_at(self, i: int) -> float:
+        """Step ``i``'s size: ``step_size``, or linear from it to ``step_end`` over the octave's steps."""
+        if self.step_end is None or self.iter_n < 2:
+            return self.step_size
+        return self.step_size + (self.step_end - self.step_size) * i / (self.iter_n - 1)
 
     def score_index(self) -> int:
         return next(i for i, (_, t) in enumerate(self.objective.terms) if t.layer != "input")
@@ -231,6 +239,10 @@ class VisualizeSolver:
         k = self.score_index()
         x = np.clip(np.asarray(x0, dtype=np.float32), lo, hi)
         scores: List[float] = []
+        # Heavy-ball velocity (in the unshifted frame): on a ReLU/max-pool net the gradient flips sign
+        # across kinks from one step to the next (successive gradients anti-correlated), so the plain
+        # step zig-zags; summing the normalised gradients cancels the flipping part.
+        vel: Optional[np.ndarray] = None
         for i in range(self.iter_n):
             ox, oy = draw_jitter(self.jitter, self.rng)
             xs = np.roll(x, (oy, ox), (-2, -1))
@@ -240,7 +252,13 @@ class VisualizeSolver:
             if not np.any(g):
                 raise DeepDreamError("the gradient of the class score is 0 here (no path from the input moves "
                                      "it); try --init noise or another layer")
-            ascent_update(xs, g.astype(np.float32), self.step_size)
+            if self.momentum > 0:
+                d = g / np.abs(g).mean()
+                vs = d if vel is None else self.momentum * np.roll(vel, (oy, ox), (-2, -1)) + d
+                ascent_update(xs, vs.astype(np.float32), self.step_at(i))
+                vel = np.roll(vs, (-oy, -ox), (-2, -1))
+            else:
+                ascent_update(xs, g.astype(np.float32), self.step_at(i))
             x = np.roll(xs, (-oy, -ox), (-2, -1))
             g = np.roll(g, (-oy, -ox), (-2, -1))
             x = np.clip(apply_transforms(x, g, i, self.reg), lo, hi).astype(np.float32)
@@ -318,6 +336,8 @@ def visualize_class(
     reg: Regularizers = Regularizers(),
     rng: Optional[np.random.RandomState] = None,
     callback: Optional[ScoreCallback] = None,
+    momentum: float = 0.0,
+    step_end: Optional[float] = None,
     checkpoint: Optional[OctaveCheckpoint] = None,
     lbfgs: Optional[Dict[str, Any]] = None,
 ) -> Tuple[np.ndarray, Dict[str, Any]]:
@@ -328,7 +348,10 @@ def visualize_class(
     upward and tiles (module docstring). ``init`` is ``"zero"``, ``"noise"``
     or an RGB image. ``reg`` holds the regularisers; ``jitter`` shifts the
     image by up to that many pixels each step (drawn from ``rng``).
-    ``callback(octave, step, score)`` follows the ascent. With ``lbfgs`` (a
+    ``callback(octave, step, score)`` follows the ascent. ``momentum`` (0: the
+    papers' plain ascent) sums the normalised gradients with that decay
+    (heavy ball); ``step_end`` makes the step size fall linearly from
+    ``step_size`` to it over each octave's steps. With ``lbfgs`` (a
     dict of :class:`~deepdream_caffe.dream.lbfgs.LbfgsSolver` settings:
     tv_weight, tv_beta, alpha_weight, alpha, maxiter, maxfun) each octave is
     solved by L-BFGS-B on the class score minus the TV prior instead
@@ -362,10 +385,15 @@ def visualize_class(
                                                               priors["alpha_weight"], priors["alpha"])),
                     lbfgs=dict(lbfgs), octaves=solver.records)
     else:
-        solver = VisualizeSolver(net, objective, tuple(native), iter_n, step_size, jitter, reg, rng, callback)
+        if not (0 <= momentum < 1) or (step_end is not None and not step_end > 0):
+            raise DeepDreamError(f"momentum must be in [0, 1) and the last step size > 0, got {momentum!r}, "
+                                 f"{step_end!r}")
+        solver = VisualizeSolver(net, objective, tuple(native), iter_n, step_size, jitter, reg, rng, callback,
+                                 momentum, step_end)
         x = run_octaves(net, octaves, solver, checkpoint)
         info.update(mode="ascent", expression=repr(objective), regularizers=asdict(reg), iter_n=iter_n,
-                    step_size=step_size, jitter=jitter, scores=solver.scores)
+                    step_size=step_size, step_end=step_end, momentum=momentum, jitter=jitter,
+                    scores=solver.scores)
     vals: List[Optional[float]] = [None] * len(objective.terms)
     TiledScore(tuple(native))(raw_net(net), objective, np.asarray(x, dtype=np.float32), vals)
     info["final_score"] = float(vals[0])  # type: ignore[arg-type]

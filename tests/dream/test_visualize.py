@@ -8,7 +8,7 @@ import pytest
 from deepdream_caffe.dream.gradient import objective_gradient
 from deepdream_caffe.dream.objectives import tv
 from deepdream_caffe.dream.visualize import (
-    Regularizers, TiledScore, blur, class_objective, class_probabilities, clip_small_contribution,
+    Regularizers, TiledScore, VisualizeSolver, blur, class_objective, class_probabilities, clip_small_contribution,
     clip_small_norm, contribution, tile_starts, upward_octaves, visualize_class,
 )
 from deepdream_caffe.errors import DeepDreamError
@@ -128,10 +128,28 @@ def test_beyond_native_size_on_the_tiny_net_raises_the_tiled_score(tiny_fc):
     assert info["scores"][-1][-1] > info["scores"][0][0]
 
 
-# GoogLeNet with random weights: two classes, each must win the net's own softmax.
-# Settings for speed (the test's budget): a larger step, no blur; the default transforms are the
-# paper's and are exercised above and by the CLI.
-FAST = dict(iter_n=30, step_size=4.0, reg=Regularizers(decay=0.0, blur_every=0))
+def test_momentum_and_falling_step_on_the_tiny_net(tiny_fc):
+    sol = VisualizeSolver(tiny_fc, class_objective("fc", 1), (32, 32), 5, step_size=4.0, step_end=1.0)
+    assert [sol.step_at(i) for i in range(5)] == [4.0, 3.25, 2.5, 1.75, 1.0]
+    _, plain = visualize_class(tiny_fc, 1, layer="fc", native=(32, 32), iter_n=8)
+    _, mom = visualize_class(tiny_fc, 1, layer="fc", native=(32, 32), iter_n=8, momentum=0.9, step_end=0.5)
+    assert mom["momentum"] == 0.9 and mom["step_end"] == 0.5
+    assert mom["scores"][0][-1] > mom["scores"][0][0] and mom["scores"][0][1:] != plain["scores"][0][1:]
+    with pytest.raises(DeepDreamError, match="momentum must be in"):
+        visualize_class(tiny_fc, 1, layer="fc", native=(32, 32), iter_n=2, momentum=1.0)
+
+
+# GoogLeNet with random weights: two classes, each climbed from the zero image on its pre-softmax score.
+# Measured (helper, 2-core shared EPYC): the plain normalised step zig-zags here -- successive gradients have
+# cosine -0.1 to -0.45 (the gradient flips sign across ReLU/max-pool kinks), so larger plain steps only add
+# pixels at the range bounds (6% at step 10 vs 1.5% at 4 after 60-95 steps) and the score per step falls.
+# Momentum cancels the flipping part (cosine near 0) and a falling step lets the image settle. No blur or
+# decay: blur (sigma 0.5 every step) stops the ascent (0.23 -> 1.6 in 54 steps) on this net.
+# Measured with these settings (80 steps): class 3: 0.23 -> 6.38, p 0.114 (the argmax); class 700:
+# -0.05 -> 4.55, p 0.025 (argmax 788). The thresholds leave some room below.
+THRESH_P = {3: 0.08, 700: 0.015}
+THRESH_RISE = {3: 5.0, 700: 3.5}
+FAST = dict(iter_n=80, step_size=6.0, step_end=0.6, momentum=0.9, reg=Regularizers(decay=0.0, blur_every=0))
 
 
 @pytest.fixture(scope="module")
@@ -140,6 +158,7 @@ def googlenet_fc(googlenet_model):
     return load_net(proto, weights, end="loss3/classifier", fast=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("k", [3, 700])
 def test_googlenet_random_visualisation_is_classified_as_its_class(googlenet_fc, k):
     img, info = visualize_class(googlenet_fc, k, layer="loss3/classifier", native=(224, 224),
@@ -148,12 +167,13 @@ def test_googlenet_random_visualisation_is_classified_as_its_class(googlenet_fc,
     s = np.array(info["scores"][0])
     print(f"class {k}: p={p[k]:.4f} argmax={p.argmax()} score {s[0]:.3f} -> {s[-1]:.3f}")
     p0 = class_probabilities(googlenet_fc, np.zeros((224, 224, 3)) + googlenet_fc.mean[::-1, 0, 0], "loss3/classifier")
-    # The issue asks for "classified as k with p > 0.9". Random GoogLeNet's logits move slowly
-    # (about 0.12 per step here): in this budget p[k] goes from ~0.001 to 0.005-0.02 (40 steps make k the
-    # argmax, measured), so what is asserted is a threefold rise of p[k] and a real ascent.
-    assert p[k] > 3 * p0[k]
-    assert s[-1] > s[0] + 2
-    assert np.mean(np.diff(s) > 0) > 0.7
+    # The issue asks for p > 0.9. Not reached on random GoogLeNet in any budget measured (best: class 3,
+    # score 0.23 -> 7.7, p 0.25 in 200 steps of these settings; plain steps, momentum, step schedules, blur and L-BFGS-B all
+    # flatten out near 5-8 logits while the other logits spread as the image grows). Asserted: p[k] rises
+    # over 15-fold from the zero image (p0 is ~0.001), the score by several logits, nearly every step up.
+    assert p[k] > THRESH_P[k] and p[k] > 15 * p0[k]
+    assert s[-1] > s[0] + THRESH_RISE[k]
+    assert np.mean(np.diff(s) > 0) > 0.9
 
 
 def _open_nsfw(request):

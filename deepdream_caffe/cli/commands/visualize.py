@@ -16,7 +16,8 @@ _SET3 = "decay 0.0001, blur 1.0 every 4 steps, no pixel clipping"
 
 NAMES = {**FLAG_NAMES, "klass": "--class", "size": "--size", "init": "--init", "l2": "--l2", "decay": "--decay",
          "blur_sigma": "--blur-sigma", "blur_every": "--blur-every", "norm_pct": "--norm-pct",
-         "contrib_pct": "--contrib-pct", "paper_set": "--paper-set", "labels": "--labels"}
+         "contrib_pct": "--contrib-pct", "paper_set": "--paper-set", "labels": "--labels",
+         "step_end": "--step-end", "momentum": "--momentum"}
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -37,6 +38,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--octave-scale", type=float, default=nb.OCTAVE_SCALE,
                    help=f"size ratio between octaves ({nb.OCTAVE_SCALE})")
     g.add_argument("--step-size", type=float, default=nb.STEP_SIZE, help=f"normalised step size ({nb.STEP_SIZE})")
+    g.add_argument("--step-end", type=float, default=None,
+                   help="step size at the last step of each octave, linear from --step-size (default: constant)")
+    g.add_argument("--momentum", type=float, default=0.0,
+                   help="heavy-ball momentum on the normalised gradient, in [0, 1) (0: plain ascent)")
     g.add_argument("--jitter", type=int, default=0, help="random shift in pixels per step (0)")
     g.add_argument("--seed", type=int, help="seed for jitter and noise (default: chosen and reported)")
     g.add_argument("--mode", choices=("ascent", "lbfgs"), default="ascent",
@@ -63,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     config = VisualizeConfig(
         klass=klass, net=net_source(args), layer=args.layer, size=tuple(args.size) if args.size else None,
         init=args.init, iters=args.iters, octaves=args.octaves, octave_scale=args.octave_scale,
-        step_size=args.step_size, jitter=args.jitter, l2=args.l2, decay=args.decay, blur_sigma=args.blur_sigma,
+        step_size=args.step_size, step_end=args.step_end, momentum=args.momentum, jitter=args.jitter, l2=args.l2, decay=args.decay, blur_sigma=args.blur_sigma,
         blur_every=args.blur_every, norm_pct=args.norm_pct, contrib_pct=args.contrib_pct, paper_set=args.paper_set,
         mode=args.mode, lbfgs=lbfgs_options(args), labels=args.labels, seed=args.seed, quality=args.quality,
         gpu=args.gpu, verbose=args.verbose, names=NAMES,
