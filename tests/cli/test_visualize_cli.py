@@ -44,6 +44,9 @@ def test_visualize_by_label_and_bad_input_is_one_line(tiny_model, tmp_path):
                                    *_net(tiny_model)]), "smaller than the net's 32x32")
     assert_one_line_error(run_cli(["visualize", "--class", "1", "--decay", "2", "-o", str(tmp_path / "a.png"),
                                    *_net(tiny_model)]), "--decay")
+    for flag, value in (("--momentum", "1.5"), ("--step-end", "0")):
+        assert_one_line_error(run_cli(["visualize", "--class", "1", flag, value, "-o", str(tmp_path / "a.png"),
+                                       *_net(tiny_model)]), flag)
     assert not (tmp_path / "a.png").exists()
 
 
