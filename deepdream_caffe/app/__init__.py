@@ -3,7 +3,8 @@
 ``dream_file(input, output, DreamConfig(...))`` is the whole ``dream``
 command as a call; a :class:`DreamSession` loads the net once and dreams
 many images (frames, batches) with it; ``video_file(input, output, DreamConfig(...), VideoConfig(...))``
-dreams a clip frame by frame with optical-flow coherence.
+dreams a clip frame by frame with optical-flow coherence; ``visualize_file(output, VisualizeConfig(...))``
+is the ``visualize`` command.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ _EXPORTS = {
     "Reporter": ".reporting",
     "VideoConfig": ".video",
     "VideoResult": ".video",
+    "VisualizeConfig": ".visualize",
     "ZoomConfig": ".config",
     "check_output": ".pipeline",
     "dream_file": ".pipeline",
@@ -33,6 +35,7 @@ _EXPORTS = {
     "load_input": ".pipeline",
     "resolve_net": ".netspec",
     "video_file": ".video",
+    "visualize_file": ".visualize",
     "zoom_file": ".pipeline",
 }
 

@@ -61,6 +61,7 @@ class NetSpec:
     channel_swap: Tuple[int, int, int]
     default_layer: str
     model: Optional[str]
+    labels: Optional[Path] = None  # the model's class names, one a line (manifest key ``labels``)
 
 
 def resolve_net(source: NetSource, need_weights: bool = True, quiet: bool = False) -> NetSpec:
@@ -75,7 +76,7 @@ def resolve_net(source: NetSource, need_weights: bool = True, quiet: bool = Fals
         mf = resolve_model(source.model or DEFAULT_MODEL, models_dirs=list(source.models_dirs) or None,
                            mirror=source.mirror, quiet=quiet)
         spec = NetSpec(mf.prototxt, mf.weights, mf.weights_sha1, tuple(mf.mean), tuple(mf.channel_swap),
-                       mf.default_layer or DEFAULT_LAYER, mf.name)
+                       mf.default_layer or DEFAULT_LAYER, mf.name, getattr(mf, "labels", None))
     if source.mean is not None:
         spec = replace(spec, mean=source.mean)
     if source.channel_swap is not None:

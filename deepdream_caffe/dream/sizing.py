@@ -5,6 +5,7 @@ from typing import Any, Optional, Tuple
 
 from ..errors import DeepDreamError
 from .octaves import octave_sizes
+from ..net.classifier import fixed_size_layer, fixed_size_refusal, native_size
 from ..net.shapes import fits, smallest_side
 
 
@@ -14,8 +15,20 @@ def fit_octaves(param: Any, end: str, h: int, w: int, octave_n: int, octave_scal
     Caffe dies (CHECK failure) on a blob that pooling leaves empty, so this
     is settled from the prototxt before Caffe sees the size. Returns the
     count and a note to show when it had to shrink; raises if even the
-    full-size image is too small.
+    full-size image is too small. A classifier layer (one that depends on an
+    InnerProduct) takes only the net's native size: another size is refused
+    with a line pointing at ``visualize``, and at the native size it gets one
+    octave (smaller octaves are other sizes).
     """
+    ip = fixed_size_layer(param, end)
+    if ip is not None:
+        native = native_size(param)
+        if (h, w) != native:
+            raise fixed_size_refusal(end, ip, native, h, w)
+        if octave_n > 1:
+            return 1, (f"using 1 octave instead of {octave_n}: '{end}' is a classifier layer and takes only "
+                       f"{w}x{h}")
+        return 1, None
     if not fits(param, h, w, end):
         side = smallest_side(param, end, aspect=w / h)
         raise DeepDreamError(

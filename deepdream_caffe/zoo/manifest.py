@@ -39,7 +39,7 @@ MAX_MANIFEST_BYTES = 64 << 10
 _MAX_TEXT = 300
 
 _REQUIRED = ("description", "license", "prototxt_url", "weights_url", "mean", "channel_swap", "default_layer")
-_OPTIONAL = ("prototxt_sha1", "weights_sha1", "archive_member", "approx_size_mb")
+_OPTIONAL = ("prototxt_sha1", "weights_sha1", "archive_member", "approx_size_mb", "labels")
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,7 @@ class Manifest:
     prototxt: FileSpec
     weights: FileSpec
     approx_size_mb: Optional[float] = None
+    labels: Optional[Path] = None  # class names, one a line, in a file beside the manifest
 
     @property
     def files(self) -> tuple[FileSpec, FileSpec]:
@@ -273,6 +274,12 @@ def load_manifest(path: Path, name: Optional[str] = None) -> Manifest:
     if size is not None and (not _is_number(size) or not math.isfinite(size) or not 0 < size <= 1e5):
         raise bad("'approx_size_mb' must be a positive number of megabytes")
 
+    labels = data.get("labels")
+    if labels is not None:
+        if not isinstance(labels, str) or not labels.strip() or "/" in labels or "\\" in labels or labels.startswith("."):
+            raise bad("'labels' must be the name of a file beside the manifest")
+        labels = path.parent / labels
+
     return Manifest(
         name=name,
         path=path,
@@ -284,6 +291,7 @@ def load_manifest(path: Path, name: Optional[str] = None) -> Manifest:
         prototxt=p,
         weights=w,
         approx_size_mb=float(size) if size is not None else None,
+        labels=labels,
     )
 
 

@@ -52,6 +52,7 @@ class ModelFiles:
     default_layer: str
     description: str
     license: str
+    labels: Optional[Path] = None  # the manifest's class names file, if it names one
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,7 @@ def resolve_model(
         default_layer=manifest.default_layer,
         description=manifest.description,
         license=manifest.license,
+        labels=manifest.labels,
     )
 
 

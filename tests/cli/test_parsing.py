@@ -84,7 +84,8 @@ def test_every_command_module_adds_itself(tmp_path, monkeypatch):
     from deepdream_caffe.cli import commands
 
     sub = build_parser()._subparsers._group_actions[0]
-    assert list(sub.choices) == ["dream", "zoom", "video", "frames-to-video", "layers", "batch", "models", "doctor"]
+    assert list(sub.choices) == ["dream", "visualize", "zoom", "video", "frames-to-video", "layers", "batch", "models",
+                                 "doctor"]
     # A new command is one module with add_parser(subparsers) in cli/commands/: nothing else to edit.
     (tmp_path / "hello.py").write_text(
         "ORDER = 5\n"
