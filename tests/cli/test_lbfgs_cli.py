@@ -57,7 +57,7 @@ def test_cli_lbfgs_output_is_the_api_output_and_metadata_is_recorded(tiny_model,
     (["--alpha-weight", "-0.5"], "--alpha-weight must be >= 0"),
     (["--lbfgs-iters", "0"], "--lbfgs-iters must be at least 1"),
     (["--lbfgs-maxfun", "0"], "--lbfgs-maxfun must be at least 1"),
-    (["--layer", "fc"], "layer 'fc' has no spatial extent"),
+    (["--layer", "fc"], "layer 'fc' is a classifier layer"),
     (["--layer", "pool2"], "layer 'pool2' has no spatial extent"),
 ])
 def test_cli_lbfgs_bad_input_is_one_line_and_writes_nothing(tiny_model, photo, tmp_path, extra, fragment):
