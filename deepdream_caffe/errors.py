@@ -10,3 +10,20 @@ class DeepDreamError(Exception):
     """
 
     exit_code = 1
+
+
+class Interrupted(DeepDreamError):
+    """A run stopped by a signal (Ctrl-C, SIGTERM); the message says where and how to go on.
+
+    Its exit code is the shell's for that signal (130 for SIGINT, 143 for SIGTERM).
+    """
+
+    def __init__(self, message: str, signum: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + int(signum)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so every cleanup (temp files, atomic writes) runs."""
+
+    signum = 15

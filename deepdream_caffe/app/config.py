@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ..dream.tiling import TilePolicy
 
 MODES = ("ascent", "lbfgs")
+EXIF_ORIENTATION = ("apply", "ignore")  # as io.image.read_image takes it
 LBFGS_FIELDS = ("objective", "gain", "tv_weight", "tv_beta", "alpha_weight", "alpha", "maxiter", "maxfun")
 
 
@@ -34,6 +35,10 @@ def _is_number(v: Any) -> bool:
 
 def _is_integer(v: Any) -> bool:
     return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _same(a: Any, b: Any) -> bool:
+    return type(a) is type(b) and a == b or (_is_number(a) and _is_number(b) and a == b)
 
 
 def _weight(w: Any, what: str) -> float:
@@ -102,9 +107,11 @@ class DreamConfig:
     index, weight) triples, each a channel's sum. ``layer`` is the one-layer
     shorthand. With no layer and no channel: the model's default layer,
     weight 1; channels alone are dreamed alone.
-    ``seed=None`` lets the run choose one (and report it).
-    ``tile_size``/``tile_above`` bound memory for big images (ascent only);
-    ``lbfgs`` is used with ``mode="lbfgs"``.
+    ``seed=None`` lets the run choose one (and report it), or take the seed
+    of the unfinished run it resumes. ``tile_size``/``tile_above`` bound
+    memory for big images (ascent only); ``lbfgs`` is used with
+    ``mode="lbfgs"`` (and must be left at its defaults otherwise).
+    ``quality`` is for JPEG and WebP outputs (None: 75).
     """
 
     net: NetSource = NetSource()
@@ -123,8 +130,9 @@ class DreamConfig:
     tile_size: Optional[int] = None
     tile_above: Optional[float] = None
     notebook_net: bool = False
-    quality: int = nb.JPEG_QUALITY
+    quality: Optional[int] = None  # JPEG/WebP quality; None: 75 (the notebook's PIL default)
     gpu: Optional[int] = None
+    exif_orientation: str = "apply"  # or "ignore": the pixels as stored, the notebook's array
     verbose: bool = False  # Caffe's own log
     lbfgs: LbfgsOptions = LbfgsOptions()
     names: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False, hash=False)
@@ -155,7 +163,15 @@ class DreamConfig:
             raise DeepDreamError(f"{n('jitter')} must be >= 0, got {self.jitter!r}")
         if self.seed is not None and not (_is_integer(self.seed) and 0 <= self.seed < 2**32):
             raise DeepDreamError(f"{n('seed')} must be in [0, 2**32), got {self.seed!r}")
-        integer("quality", 1, 100)
+        if self.layer is not None:
+            _layer_name(self.layer, n("layer"))
+        if self.quality is not None:
+            integer("quality", 1, 100)
+        if self.gpu is not None:
+            integer("gpu", 0)
+        if self.exif_orientation not in EXIF_ORIENTATION:
+            raise DeepDreamError(f"{n('exif_orientation')} must be one of {', '.join(EXIF_ORIENTATION)}; "
+                                 f"got {self.exif_orientation!r}")
         if self.tile_size is not None:
             integer("tile_size", 32)
         if self.tile_above is not None and (not _is_number(self.tile_above) or self.tile_above < 0):
@@ -174,6 +190,11 @@ class DreamConfig:
             names.update(octave_n=n("octaves"), octave_scale=n("octave_scale"))
             check_lbfgs_params(**self.lbfgs.kwargs(), octave_n=self.octaves, octave_scale=self.octave_scale,
                                names=names)
+        else:
+            # Settings of the other mode would be ignored without a word: refuse them (NaN counts as set).
+            unused = [k for k in LBFGS_FIELDS if not _same(getattr(self.lbfgs, k), getattr(LbfgsOptions(), k))]
+            if unused:
+                raise DeepDreamError(f"{n(unused[0])} is for {n('mode')} lbfgs")
         # Stored as plain Python numbers (numpy's are welcome in, but not in the JSON record).
         for key, kind in (("jitter", int), ("seed", int), ("octave_scale", float), ("step_size", float),
                           ("tile_above", float)):

@@ -1,6 +1,7 @@
 """Which net a run uses: a model from the zoo or a prototxt of your own, resolved to files."""
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional, Tuple
@@ -43,6 +44,9 @@ class NetSource:
         if self.mean is not None:
             if len(self.mean) != 3:
                 raise DeepDreamError(f"--mean needs 3 values, got {list(self.mean)}")
+            if not all(isinstance(v, numbers.Real) and 0 <= v <= 255 for v in self.mean):
+                # NaN fails the comparison too: a non-finite mean would reach Caffe as NaN pixels
+                raise DeepDreamError(f"--mean takes 3 pixel values in [0, 255], got {list(self.mean)}")
             object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
         if self.channel_swap is not None:
             if sorted(self.channel_swap) != [0, 1, 2]:

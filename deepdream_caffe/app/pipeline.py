@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..errors import DeepDreamError
-from ..io.image import image_format, load_image, sample_image, save_image
+from ..errors import DeepDreamError, Interrupted
+from ..io.image import image_format, read_image, sample_image, save_image, sidecar_path
 from ..io.metadata import file_sha1
+from ..dream import defaults as nb
 from .config import DreamConfig, ZoomConfig
 from .modes import run_ascent, run_lbfgs
 from .netspec import NetSpec, resolve_net
@@ -35,20 +37,47 @@ class DreamResult:
     extra: Dict[str, Any] = field(default_factory=dict)  # mode-specific metadata (L-BFGS: its record)
 
 
-def load_input(path: Optional[os.PathLike]) -> np.ndarray:
+def load_input(path: Optional[os.PathLike], exif_orientation: str = "apply") -> np.ndarray:
     """The image at ``path``, or scikit-image's sample photo for ``None``."""
-    return sample_image() if path is None else load_image(path)
+    return read_input(path, exif_orientation)[0]
 
 
-def check_output(out: os.PathLike, inputs: Sequence[Optional[os.PathLike]]) -> None:
-    """Refuse, before any work, an output of unknown format, in a missing folder, or that is an input."""
+def read_input(path: Optional[os.PathLike], exif_orientation: str = "apply") -> Tuple[np.ndarray, Optional[Dict]]:
+    """:func:`load_input` and what was done to it (the EXIF orientation; None for the sample photo)."""
+    if path is None:
+        return sample_image(), None
+    return read_image(path, exif_orientation)
+
+
+LOSSY = ("JPEG", "WEBP")  # the formats --quality means something for
+
+
+def check_output(out: os.PathLike, inputs: Sequence[Optional[os.PathLike]], quality: Optional[int] = None,
+                 names: Optional[Dict[str, str]] = None) -> None:
+    """Refuse, before any work, an output of unknown format, in a missing folder, or that is an input.
+
+    Neither the output nor the files that go with it (``OUT.json``, the
+    state file) may be one of ``inputs`` (same path, symlink or hard link).
+    A ``quality`` is refused for a format that has none (PNG, BMP, TIFF).
+    """
+    from ..io.checkpoint import state_path  # noqa: PLC0415
+
     out = Path(out)
-    image_format(out)
+    fmt = image_format(out)
+    if quality is not None and fmt not in LOSSY:
+        flag = (names or {}).get("quality", "quality")
+        raise DeepDreamError(f"{flag} is for .jpg and .webp outputs; {out.name} is {fmt}, which has none")
     if not (out.parent if str(out.parent) else Path(".")).is_dir():
         raise DeepDreamError(f"output directory does not exist: {out.parent}")
-    for p in inputs:
-        if p is not None and out.exists() and Path(p).exists() and os.path.samefile(out, p):
-            raise DeepDreamError(f"refusing to overwrite the input {p}; choose another -o")
+    for target in (out, sidecar_path(out), state_path(out)):
+        for p in inputs:
+            if p is not None and target.exists() and Path(p).exists() and os.path.samefile(target, p):
+                raise DeepDreamError(f"refusing to overwrite the input {p} (it is {target}); choose another -o")
+
+
+def _interrupted(e: KeyboardInterrupt, where: str, how: str) -> Interrupted:
+    """The one line of a run stopped by a signal: where it stopped and how to go on."""
+    return Interrupted(f"interrupted {where}; {how}", getattr(e, "signum", signal.SIGINT))
 
 
 def choose_seed(config: DreamConfig, reporter: Reporter) -> int:
@@ -100,7 +129,7 @@ class DreamSession:
         for name in self.layers:
             check_layer(_NamesOnly(self.param), name)
         self.end = deepest_layer(self.param, self.layers)
-        self._guide_img = load_input(config.guide) if config.guide is not None else None
+        self._guide_img = load_input(config.guide, config.exif_orientation) if config.guide is not None else None
         if self._guide_img is not None:
             fit_octaves(self.param, self.end, self._guide_img.shape[0], self._guide_img.shape[1], 1,
                         config.octave_scale)
@@ -156,6 +185,13 @@ class DreamSession:
                 self.reporter.note(why)
             self._plans[(h, w)] = n
         return self._plans[(h, w)]
+
+    @property
+    def prototxt_sha1(self) -> str:
+        """The sha1 of the prototxt (it decides the pixels as much as the weights do); hashed once."""
+        if getattr(self, "_prototxt_sha1", None) is None:
+            self._prototxt_sha1 = file_sha1(self.spec.prototxt)
+        return self._prototxt_sha1
 
     def params(self, octave_n: int) -> Dict[str, Any]:
         """The recorded settings of a dream with ``octave_n`` octaves (loads the net: they name its objective)."""
@@ -224,29 +260,57 @@ def dream_file(
     cfg, rep = _settings("dream_file", config, session, reporter)
     output = Path(output)
     input_path = None if input_path is None else Path(input_path)
-    check_output(output, [input_path, cfg.guide])
-    img = load_input(input_path)
+    check_output(output, [input_path, cfg.guide], cfg.quality, dict(cfg.names))
+    img, orientation = read_input(input_path, cfg.exif_orientation)
     input_sha1 = file_sha1(input_path)
     session = session or DreamSession(cfg, rep)
     octave_n = session.octaves_for(*img.shape[:2])  # a too-small image fails before the net loads
     session.load()  # the weights' hash goes into the resume key
-    seed = choose_seed(cfg, rep)
-    rng = np.random.RandomState(seed)
     params = session.params(octave_n)
+    seed_flag = cfg.names.get("seed", "seed")
     from ..io.checkpoint import FileCheckpoint, state_path  # noqa: PLC0415
 
+    def key(seed: int) -> str:
+        return resume_key(params, seed, input_sha1, session.spec.weights_sha1, img.shape,
+                          prototxt_sha1=session.prototxt_sha1)
+
     # Either mode resumes after its last finished octave (L-BFGS draws no random numbers; the state keeps them anyway).
-    key = resume_key(params, seed, input_sha1, session.spec.weights_sha1, img.shape)
-    checkpoint = FileCheckpoint(state_path(output), key, rng)
-    result = session.dream(img, rng, checkpoint=checkpoint)
-    if checkpoint.resumed_from is not None:
-        rep.note(f"resumed after octave {checkpoint.resumed_from + 1} from {checkpoint.path}")
-    meta = output_metadata("dream", params, seed, session.spec, session.device, input_path, input_sha1,
-                           extra={**result.extra, **(extra_metadata or {})})
-    save_image(output, result.image, meta, quality=cfg.quality)
+    spath = state_path(output)
+    seed = cfg.seed
+    saved = FileCheckpoint.peek(spath) if seed is None else None
+    if saved is not None and saved[1] is not None and saved[0] == key(saved[1]):
+        seed = saved[1]
+        rep.note(f"resuming the unfinished run in {spath.name} with its seed {seed} "
+                 f"(give {seed_flag} to start another)")
+    seed = seed if seed is not None else choose_seed(cfg, rep)
+    rng = np.random.RandomState(seed)
+    checkpoint = FileCheckpoint(spath, key(seed), rng, seed=seed, note=rep.note)
+    try:
+        result = session.dream(img, rng, checkpoint=checkpoint)
+        extra = {**result.extra, "quality": _quality(output, cfg), **(extra_metadata or {})}
+        if orientation is not None:
+            extra["input_orientation"] = orientation
+        meta = output_metadata("dream", params, seed, session.spec, session.device, input_path, input_sha1,
+                               extra=extra)
+        save_image(output, result.image, meta, quality=_quality(output, cfg) or nb.JPEG_QUALITY)
+    except KeyboardInterrupt as e:
+        done = checkpoint.saved_octave
+        if done is None:
+            raise _interrupted(e, "before an octave was finished", f"nothing to resume: repeat the run with "
+                               f"{seed_flag} {seed}") from None
+        raise _interrupted(e, f"after octave {done + 1} of {octave_n}",
+                           f"run the same command again to resume from there (it reuses seed {seed}, "
+                           f"kept in {checkpoint.path.name})") from None
     checkpoint.remove()
     rep.note(f"wrote {output}")
     return result
+
+
+def _quality(output: Path, cfg: DreamConfig) -> Optional[int]:
+    """The quality an output is written with (None for formats without one)."""
+    if image_format(output) not in LOSSY:
+        return None
+    return nb.JPEG_QUALITY if cfg.quality is None else cfg.quality
 
 
 def zoom_file(
@@ -264,31 +328,54 @@ def zoom_file(
     run). An interrupted run continues with the same frames when repeated
     with the same settings and seed.
     """
-    from ..dream.zoom import STATE_FILE, zoom_frames  # noqa: PLC0415
+    from ..dream.zoom import PARAMS_FILE, frame_path, read_zoom_record, zoom_frames  # noqa: PLC0415
 
     cfg, rep = _settings("zoom_file", config, session, reporter)
     out_dir = Path(out_dir)
-    seed_name = cfg.names.get("seed", "seed")
-    if cfg.seed is None and (out_dir / STATE_FILE).exists():
-        raise DeepDreamError(f"{out_dir} holds an unfinished run; repeat it with its {seed_name} "
-                             f"(see {out_dir}/zoom.json)")
+    seed_flag = cfg.names.get("seed", "seed")
     input_path = None if input_path is None else Path(input_path)
-    img = load_input(input_path)
+    img, orientation = read_input(input_path, cfg.exif_orientation)
+    input_sha1 = file_sha1(input_path)
     session = session or DreamSession(cfg, rep)
     octave_n = session.octaves_for(*img.shape[:2])
     session.load()  # the weights' hash goes into the parameters
-    seed = choose_seed(cfg, rep)
+    seed = cfg.seed
+    if seed is None:
+        record = read_zoom_record(out_dir)
+        saved = None if record is None else record["params"].get("seed")
+        if isinstance(saved, int) and not isinstance(saved, bool) and 0 <= saved < 2**32:
+            seed = saved
+            rep.note(f"continuing the sequence in {out_dir} with its seed {seed} (from {PARAMS_FILE}; "
+                     f"give {seed_flag} to start another elsewhere)")
+    seed = seed if seed is not None else choose_seed(cfg, rep)
     spec = session.spec
     params = dict(session.params(octave_n), seed=seed, model=spec.model, weights_sha1=spec.weights_sha1,
-                  input=str(input_path) if input_path else None)
-    meta = output_metadata("zoom", params, seed, spec, session.device, input_path, file_sha1(input_path))
+                  prototxt_sha1=session.prototxt_sha1, input=str(input_path) if input_path else None,
+                  input_sha1=input_sha1)
+    quality = cfg.quality if cfg.quality is not None else nb.JPEG_QUALITY
+    extra: Dict[str, Any] = {"quality": quality}
+    if orientation is not None:
+        extra["input_orientation"] = orientation
+    meta = output_metadata("zoom", params, seed, spec, session.device, input_path, input_sha1, extra=extra)
+    progress = {"next": 0}
+
+    def on_start(start: int) -> None:
+        progress["next"] = start
+        if start >= zoom.frames:
+            rep.note(f"all {zoom.frames} frames are already in {out_dir}")
+        elif start > 0:
+            rep.note(f"resumed at frame {start} ({frame_path(out_dir, start).name})")
 
     def on_frame(i: int) -> None:
+        progress["next"] = i + 1
         rep.note(f"frame {i + 1}/{zoom.frames} written")
 
-    start = zoom_frames(lambda frame, rng: session.dream(frame, rng, label="frame").image, img, out_dir,
-                        zoom.frames, np.random.RandomState(seed), scale=zoom.scale, params=params, metadata=meta,
-                        on_frame=on_frame)
-    if start > 0:
-        rep.note(f"resumed at frame {start}")
-    return start
+    try:
+        return zoom_frames(lambda frame, rng: session.dream(frame, rng, label="frame").image, img, out_dir,
+                           zoom.frames, np.random.RandomState(seed), scale=zoom.scale, params=params, metadata=meta,
+                           on_frame=on_frame, on_start=on_start, note=rep.note, quality=quality,
+                           inputs=[input_path, cfg.guide])
+    except KeyboardInterrupt as e:
+        raise _interrupted(e, f"at frame {progress['next']} of {zoom.frames}",
+                           f"run the same command again to resume (it reuses seed {seed}, kept in "
+                           f"{out_dir / PARAMS_FILE})") from None

@@ -30,7 +30,7 @@ def run_params(config: DreamConfig, spec: NetSpec, layers: Sequence[str], octave
         "octave_scale": config.octave_scale, "step_size": config.step_size, "jitter": config.jitter,
         "clip": config.clip, "guide": str(config.guide) if config.guide else None,
         "mean": list(spec.mean), "channel_swap": list(spec.channel_swap),
-        "tiling": config.tiling.describe(),
+        "tiling": config.tiling.describe(), "exif_orientation": config.exif_orientation,
     }
     if config.mode == "lbfgs":  # they decide the pixels too (and so the resume key)
         params["lbfgs"] = config.lbfgs.kwargs()
@@ -38,10 +38,10 @@ def run_params(config: DreamConfig, spec: NetSpec, layers: Sequence[str], octave
 
 
 def resume_key(params: Dict[str, Any], seed: int, input_sha1: Optional[str], weights_sha1: Optional[str],
-               shape: Tuple[int, ...]) -> str:
+               shape: Tuple[int, ...], prototxt_sha1: Optional[str] = None) -> str:
     """The key of a resumable dream's state file: everything that decides the result."""
     return run_key({"params": params, "seed": seed, "input": input_sha1, "weights": weights_sha1,
-                    "shape": tuple(shape)})
+                    "prototxt": prototxt_sha1, "shape": tuple(shape)})
 
 
 def output_metadata(command: str, params: Dict[str, Any], seed: int, spec: NetSpec, device: str,

@@ -385,6 +385,13 @@ def video_file(
 
     cfg, rep = _settings("video_file", config, session, reporter)
     n = _names(video.names)
+    # Dream settings a video does not use would be ignored without a word: refuse them.
+    if cfg.quality is not None:
+        raise DeepDreamError(f"{cfg.names.get('quality', 'quality')} is for JPEG/WebP images; "
+                             f"a video's quality is {n('crf')}")
+    if cfg.exif_orientation != "apply":
+        raise DeepDreamError(f"{cfg.names.get('exif_orientation', 'exif_orientation')} is for images; "
+                             "video frames are read as stored in the video (frame files: upright as tagged)")
     source = open_source(input_spec, video.fps)
     if source.kind == "video" and video.fps is not None:
         raise DeepDreamError(f"{n('fps')} is for frame folders; a video keeps its own frame rate")

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import warnings
 from pathlib import Path
 from typing import List, Optional
 
-from ..errors import DeepDreamError
+from ..errors import DeepDreamError, Interrupted, Terminated
 from .commands import add_all
 from .progress import PROG
 
@@ -44,14 +46,21 @@ def main(argv: Optional[List[str]] = None) -> int:
         os.environ.setdefault("GLOG_minloglevel", "2")
     parser = build_parser()
     args = parser.parse_args(argv)
+    if not verbose:
+        # numpy's overflow/invalid warnings: every non-finite value is caught and told in one line anyway.
+        warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"deepdream_caffe\.")
+    previous = _terminate_as_interrupt()
     try:
         return int(args.func(args) or 0)
+    except Interrupted as e:
+        print(f"{PROG}: {e}", file=sys.stderr)
+        return e.exit_code
     except DeepDreamError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+        return 128 + getattr(e, "signum", signal.SIGINT)
     except BrokenPipeError:
         # `deepdream-caffe layers | head`: the reader left; not an error.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -71,6 +80,24 @@ def main(argv: Optional[List[str]] = None) -> int:
             raise
         print(f"{PROG}: error: unexpected {type(e).__name__}: {e} (run with --verbose for details)", file=sys.stderr)
         return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+def _terminate_as_interrupt() -> object:
+    """SIGTERM raises like Ctrl-C while a command runs, so temp files go and state files stay.
+
+    Returns the handler it replaced (None where signals cannot be set: not the main thread).
+    """
+    try:
+        return signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:
+        return None
 
 
 if __name__ == "__main__":

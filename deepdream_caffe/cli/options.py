@@ -17,6 +17,7 @@ FLAG_NAMES: Dict[str, str] = {
     "layer": "--layer", "layers": "--layer", "channels": "--channel", "iters": "--iters", "octaves": "--octaves", "octave_scale": "--octave-scale",
     "step_size": "--step-size", "jitter": "--jitter", "clip": "--no-clip", "seed": "--seed", "guide": "--guide",
     "mode": "--mode", "tile_size": "--tile-size", "tile_above": "--tile-above", "quality": "--quality",
+    "exif_orientation": "--exif-orientation", "gpu": "--gpu",
     "frames": "--frames", "scale": "--scale", **LBFGS_FLAGS,
 }
 
@@ -101,8 +102,11 @@ def add_dream_args(p: argparse.ArgumentParser) -> None:
                    help=f"megapixels above which steps work in tiles (default {nb.TILE_ABOVE_MP:g}; 0 = never)")
     g.add_argument("--notebook-net", action="store_true",
                    help="use the notebook's force_backward net instead of the faster surgery (same output bits)")
-    g.add_argument("--quality", type=int, default=nb.JPEG_QUALITY,
-                   help=f"JPEG quality ({nb.JPEG_QUALITY}, as the notebook's PIL default)")
+    g.add_argument("--quality", type=int, default=None,
+                   help=f"JPEG/WebP quality, 1..100 ({nb.JPEG_QUALITY}, as the notebook's PIL default)")
+    g.add_argument("--exif-orientation", choices=("apply", "ignore"), default="apply",
+                   help="apply: turn photos upright as their EXIF tag says (default); "
+                        "ignore: the pixels as stored, the notebook's np.float32(PIL.Image.open(f))")
     add_lbfgs_arguments(p)
 
 
@@ -133,6 +137,7 @@ def dream_config(args: argparse.Namespace) -> DreamConfig:
         net=net_source(args), **_layers(args.layer), channels=tuple(args.channel or ()), iters=args.iters, octaves=args.octaves,
         octave_scale=args.octave_scale, step_size=args.step_size, jitter=args.jitter, clip=not args.no_clip,
         seed=args.seed, guide=args.guide, mode=args.mode, tile_size=args.tile_size, tile_above=args.tile_above,
-        notebook_net=args.notebook_net, quality=args.quality, gpu=args.gpu, verbose=args.verbose, lbfgs=lbfgs,
+        notebook_net=args.notebook_net, quality=args.quality, gpu=args.gpu,
+        exif_orientation=args.exif_orientation, verbose=args.verbose, lbfgs=lbfgs,
         names=FLAG_NAMES,
     )

@@ -6,11 +6,14 @@ from typing import Any, Callable, Dict, Optional
 
 import numpy as np
 
-from ..net.access import input_blob, raw_net
+from ..io.image import as_image_array
+from ..net.access import input_blob, raw_net, resolve_end
 from . import defaults as nb
+from .checks import check_ascent_params, check_net_finite
 from .gradient import WHOLE_IMAGE, Gradient, bind_start, check_objective, layer_order
 from .objectives import Objective, ObjectiveLike, as_objective
 from .octaves import OctaveCheckpoint, octave_pyramid, run_octaves
+from .sizing import check_octaves_fit
 from .step import make_step
 from .transform import deprocess, preprocess
 
@@ -79,7 +82,7 @@ def deepdream(
     iter_n: int = nb.ITER_N,
     octave_n: int = nb.OCTAVE_N,
     octave_scale: float = nb.OCTAVE_SCALE,
-    end: str = nb.DEFAULT_LAYER,
+    end: Optional[str] = None,
     clip: bool = True,
     rng: Optional[np.random.RandomState] = None,
     callback: Optional[StepCallback] = None,
@@ -100,9 +103,24 @@ def deepdream(
     ``checkpoint`` (see :mod:`checkpoint`) lets a long run resume after its
     last finished octave. ``step_params`` go to ``make_step`` (step_size,
     jitter); ``step_fn`` replaces it with a notebook-style step.
+
+    ``end=None`` is the layer ``load_net(end=...)`` cut the net after, or the
+    notebook's ``inception_4c/output``. ``base_img`` may also be a PIL
+    image, a gray or RGBA array (see :func:`~deepdream_caffe.io.image.as_image_array`
+    for what is accepted); anything else, bad parameters and (for a net from
+    ``load_net``) an image too small for a layer raise a one-line DeepDreamError.
     """
+    if isinstance(objective, Objective):
+        end = end if end is not None else (getattr(net, "end", None) or nb.DEFAULT_LAYER)
+    else:
+        end = resolve_end(net, end, nb.DEFAULT_LAYER)
+    base_img = as_image_array(base_img, "base_img")
+    check_ascent_params(iter_n=iter_n, octave_n=octave_n, octave_scale=octave_scale, **step_params)
     obj = as_objective(objective, end)
     check_objective(net, obj)
+    for layer in obj.layers:
+        check_octaves_fit(net, layer, base_img.shape[0], base_img.shape[1], octave_n, octave_scale)
+    check_net_finite(net)
     if step_fn is not None and objective is not None:
         step_params["objective"] = objective  # a notebook-style step takes it as the notebook's did
     octaves = octave_pyramid(preprocess(net, base_img), octave_n, octave_scale)

@@ -33,7 +33,9 @@ import numpy as np
 from scipy.optimize import Bounds, minimize
 
 from ..errors import DeepDreamError
-from ..net.access import check_layer, end_blob, input_blob, raw_net
+from ..io.image import as_image_array
+from ..net.access import check_layer, end_blob, input_blob, raw_net, resolve_end
+from .checks import check_net_finite
 from .gradient import bind_start, check_objective, objective_gradient
 from . import defaults as nb
 from .objectives import L2, Objective, alpha_norm, feature_match, tv
@@ -373,7 +375,7 @@ def deepdream_lbfgs(
     net: Any,
     base_img: np.ndarray,
     *,
-    end: str = nb.DEFAULT_LAYER,
+    end: Optional[str] = None,
     octave_n: int = nb.OCTAVE_N,
     octave_scale: float = nb.OCTAVE_SCALE,
     objective: Union[str, Objective] = "gain",
@@ -407,6 +409,12 @@ def deepdream_lbfgs(
     check_lbfgs_params(objective=objective, gain=gain, tv_weight=tv_weight, tv_beta=tv_beta,
                        alpha_weight=alpha_weight, alpha=alpha, maxiter=maxiter, maxfun=maxfun,
                        octave_n=octave_n, octave_scale=octave_scale)
+    if isinstance(objective, Objective):
+        end = end if end is not None else (getattr(net, "end", None) or nb.DEFAULT_LAYER)
+    else:
+        end = resolve_end(net, end, nb.DEFAULT_LAYER)  # None: the layer load_net cut the net after
+    base_img = as_image_array(base_img, "base_img")
+    check_net_finite(net)
     data = data_objective(objective, end, gain)
     check_objective(net, data)
     data.check_has_value()

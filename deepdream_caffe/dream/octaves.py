@@ -8,7 +8,9 @@ from typing import List, Optional, Protocol, Tuple
 import numpy as np
 import scipy.ndimage as nd
 
+from ..errors import DeepDreamError
 from ..net.access import raw_net, reserve_input
+from .checks import check_image_finite
 
 
 def zoom_planes(img: np.ndarray, fy: float, fx: float) -> np.ndarray:
@@ -69,7 +71,8 @@ class OctaveSolver(Protocol):
 class OctaveCheckpoint(Protocol):
     """Somewhere to keep the input at the end of each octave, so a long run can resume."""
 
-    def load(self) -> Optional[Tuple[int, np.ndarray]]: ...  # (last octave done, its final input)
+    def load(self, shapes: List[Tuple[int, ...]]) -> Optional[Tuple[int, np.ndarray]]:
+        """(last octave done, its final input) for octaves of these shapes (smallest first), or None."""
 
     def save(self, octave: int, data: np.ndarray) -> None: ...
 
@@ -90,10 +93,13 @@ def run_octaves(net, octaves: List[np.ndarray], solver: OctaveSolver,
     bases = octaves[::-1]
     detail = np.zeros_like(octaves[-1])
     start = 0
-    resumed = checkpoint.load() if checkpoint is not None else None
+    resumed = checkpoint.load([b.shape for b in bases]) if checkpoint is not None else None
     if resumed is not None:
         done, data = resumed
-        if done >= len(bases) - 1:
+        if not 0 <= done < len(bases) or data.shape != bases[done].shape:
+            raise DeepDreamError(f"the checkpoint gave octave {done} with shape {data.shape}, "
+                                 f"which this {len(bases)}-octave run does not have")
+        if done == len(bases) - 1:
             return data.copy()
         detail = data - bases[done]
         start = done + 1
@@ -104,7 +110,10 @@ def run_octaves(net, octaves: List[np.ndarray], solver: OctaveSolver,
         h, w = octave_base.shape[-2:]
         if i > 0:
             detail = upscale_detail(detail, h, w)
-        x = solver.solve(i, octave_base + detail)
+        x0 = octave_base + detail
+        check_image_finite(x0, i, len(bases))  # nothing non-finite may reach Caffe
+        x = solver.solve(i, x0)
+        check_image_finite(x, i, len(bases))
         if checkpoint is not None:
             checkpoint.save(i, x)
         detail = x - octave_base

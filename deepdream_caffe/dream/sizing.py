@@ -46,3 +46,22 @@ def fit_octaves(param: Any, end: str, h: int, w: int, octave_n: int, octave_scal
         sh, sw = octave_sizes(h, w, n, octave_scale)[-1]
         note = f"using {n} octaves instead of {octave_n}: a smaller octave would be too small for '{end}' (smallest now {sw}x{sh})"
     return n, note
+
+
+def check_octaves_fit(net: Any, end: str, h: int, w: int, octave_n: int, octave_scale: float) -> None:
+    """For a net from ``load_net`` (which keeps its NetParameter): raise unless every octave fits ``end``.
+
+    Caffe aborts the process on a layer output that pooling leaves empty;
+    this settles it from the prototxt first. A bare pycaffe net has no
+    prototxt to ask and is not checked.
+    """
+    param = getattr(net, "param", None)
+    if param is None:
+        return
+    n, _ = fit_octaves(param, end, h, w, octave_n, octave_scale)
+    if n < octave_n:
+        sh, sw = octave_sizes(h, w, octave_n, octave_scale)[-1]
+        raise DeepDreamError(
+            f"with octave_n={octave_n} the smallest octave is {sw}x{sh}, too small for layer '{end}'; "
+            f"octave_n={n} fits this {w}x{h} image"
+        )

@@ -7,6 +7,7 @@ import numpy as np
 
 from ..net.access import input_blob, raw_net
 from . import defaults as nb
+from .checks import check_step, check_unclipped
 from .gradient import WHOLE_IMAGE, Gradient
 from .objectives import ObjectiveLike, as_objective, objective_L2
 from .transform import pixel_range
@@ -23,8 +24,15 @@ def draw_jitter(jitter: int, rng: Optional[np.random.RandomState] = None) -> Tup
 
 
 def ascent_update(data: np.ndarray, g: np.ndarray, step_size: float) -> None:
-    """``data += step_size / mean(|g|) * g`` in place: the step length ignores the gradient's scale."""
-    data += step_size / np.abs(g).mean() * g
+    """``data += step_size / mean(|g|) * g`` in place: the step length ignores the gradient's scale.
+
+    A zero or non-finite mean would turn the image into NaN: it raises a
+    :class:`~deepdream_caffe.dream.checks.GradientError` instead
+    (see :mod:`~deepdream_caffe.dream.checks`).
+    """
+    m = np.abs(g).mean()
+    check_step(m, step_size)
+    data += step_size / m * g
 
 
 def make_step(
@@ -59,3 +67,5 @@ def make_step(
     if clip:
         lo, hi = pixel_range(net)
         src.data[:] = np.clip(src.data, lo, hi)
+    else:
+        check_unclipped(src.data)  # before the next forward pass sees it

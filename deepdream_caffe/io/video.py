@@ -303,6 +303,8 @@ def check_video_output(path: Union[str, Path], width: int, height: int, codec: O
     the container refuses and sizes the encoder refuses all show here.
     """
     path = Path(path)
+    if isinstance(crf, bool) or not isinstance(crf, int) or not 0 <= crf <= 51:
+        raise DeepDreamError(f"--crf must be in [0, 51], got {crf!r}")  # every path that encodes comes here
     kind = output_kind(path)
     if kind == "frames":
         return

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import difflib
-from typing import Any, List, Sequence
+from typing import Any, List, Optional, Sequence
 
 from ..errors import DeepDreamError
 
@@ -50,8 +50,42 @@ def check_layer(cnet: Any, end: str) -> None:
             f"e.g. '{producers[0]}'"
         )
     close = difflib.get_close_matches(end, names, n=5, cutoff=0.5)
-    hint = f"; close names: {', '.join(close)}" if close else "; see `deepdream-caffe layers` for the list"
+    if close:
+        hint = f"; close names: {', '.join(close)}"
+    else:
+        own = _own_layers(cnet)
+        shown = own[:6]
+        hint = f"; this net's layers: {', '.join(shown)}{', ...' if len(own) > len(shown) else ''} ({len(own)} in all)"
     raise DeepDreamError(f"unknown layer '{end}'{hint}")
+
+
+def _own_layers(cnet: Any) -> List[str]:
+    """Layer names a user could dream on: not the input, nor the Split layers Caffe inserts, nor our gate."""
+    types = [getattr(layer, "type", "") for layer in getattr(cnet, "layers", [])]
+    out = []
+    for i, name in enumerate(layer_names(cnet)):
+        kind = types[i] if i < len(types) else ""
+        if kind == "Input" or (kind == "Split" and name.endswith("_split")) or name.startswith("deepdream/"):
+            continue
+        out.append(name)
+    return out
+
+
+def resolve_end(net: Any, end: Optional[str], default: str) -> str:
+    """``end``, or when None the layer ``load_net(end=...)`` cut the net after, else ``default``; checked.
+
+    ``net`` is a DreamNet or a pycaffe net.
+    """
+    cut = getattr(net, "end", None)
+    name = end if end is not None else (cut or default)
+    cnet = raw_net(net)
+    if cut and name != cut and name not in layer_names(cnet):
+        raise DeepDreamError(
+            f"layer '{name}' is not in this net: it was cut after '{cut}' (load_net(end=...)); "
+            f"dream on '{cut}' or a layer before it, or load the net again with end='{name}'"
+        )
+    check_layer(cnet, name)
+    return name
 
 
 def end_blob(cnet: Any, end: str) -> Any:

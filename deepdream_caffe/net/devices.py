@@ -46,7 +46,7 @@ def select_device(gpu: Optional[int]) -> str:
     if not gpu_usable(gpu):
         raise DeepDreamError(
             f"GPU {gpu} is not usable: this Caffe is CPU-only or has no such device "
-            "(rebuild with scripts/setup.sh --cuda on a CUDA machine, or drop --gpu)"
+            "(rebuild with scripts/setup.sh --cuda on a CUDA machine, or run on the CPU)"
         )
     caffe.set_device(gpu)
     caffe.set_mode_gpu()

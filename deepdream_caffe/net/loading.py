@@ -113,6 +113,8 @@ def load_net(
     mean_arr = np.asarray(mean, dtype=np.float32).reshape(-1)
     if mean_arr.size != 3 or sorted(int(c) for c in channel_swap) != [0, 1, 2]:
         raise DeepDreamError(f"mean needs 3 values and channel_swap a permutation of 0,1,2; got {list(mean)}, {list(channel_swap)}")
+    if not (np.isfinite(mean_arr).all() and (mean_arr >= 0).all() and (mean_arr <= 255).all()):
+        raise DeepDreamError(f"mean must be 3 pixel values in [0, 255], got {list(mean)}")
 
     built = dream_surgery(param, ends) if fast else patched_copy(param, force_backward=True, end=deepest)
     net = _build(built)

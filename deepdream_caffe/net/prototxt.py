@@ -10,6 +10,7 @@ from typing import Any, Dict, List, Optional, Sequence, Set
 
 from .caffe_env import import_caffe
 from ..errors import DeepDreamError
+from ..io.files import read_regular
 
 
 def caffe_pb2() -> Any:
@@ -25,10 +26,8 @@ def read_prototxt(path: Path) -> Any:
 
     path = Path(path)
     try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise DeepDreamError(f"prototxt not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as e:
+        text = read_regular(path, "prototxt").decode()  # a FIFO or device is refused, not waited on
+    except UnicodeDecodeError as e:
         raise DeepDreamError(f"cannot read prototxt {path}: {e}") from None
     param = caffe_pb2().NetParameter()
     try:

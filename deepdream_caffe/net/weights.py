@@ -14,6 +14,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from ..errors import DeepDreamError
+from ..io.files import read_regular
 from .prototxt import caffe_pb2, param_shapes_from_weights
 
 
@@ -26,12 +27,7 @@ def check_weights(path: Path, expected: Dict[str, Sequence[Sequence[int]]],
     caller has just verified it, else hashed here.
     """
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise DeepDreamError(f"weights not found: {path}") from None
-    except OSError as e:
-        raise DeepDreamError(f"cannot read weights {path}: {e}") from None
+    data = read_regular(path, "weights")  # a FIFO or device is refused, not waited on
     from google.protobuf.message import DecodeError  # noqa: PLC0415
 
     param = caffe_pb2().NetParameter()

@@ -115,8 +115,12 @@ def test_zoom_file_writes_frames_and_resumes(tiny_model, tmp_path):
     cfg = _config(tiny_model, iters=1, octaves=1, jitter=2, seed=5)
     src = _photo(tmp_path / "in.png", 32, 32)
     assert zoom_file(src, tmp_path / "z", cfg, ZoomConfig(frames=2)) == 0
-    assert zoom_file(src, tmp_path / "z", cfg, ZoomConfig(frames=3)) == 2
+    first = {p.name: p.read_bytes() for p in (tmp_path / "z").glob("*.jpg")}
+    assert not (tmp_path / "z" / ".zoom-state.npz").exists()  # finished: no state left (issue 12)
+    # Extending a finished sequence dreams it again from frame 0 (no state), keeping the files it has.
+    assert zoom_file(src, tmp_path / "z", cfg, ZoomConfig(frames=3)) == 0
     assert sorted(p.name for p in (tmp_path / "z").glob("*.jpg")) == ["0000.jpg", "0001.jpg", "0002.jpg"]
+    assert all((tmp_path / "z" / name).read_bytes() == data for name, data in first.items())
     assert json.loads((tmp_path / "z" / "zoom.json").read_text())["params"]["seed"] == 5
 
 

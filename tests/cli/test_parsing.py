@@ -28,7 +28,8 @@ def test_defaults_are_the_notebook_api_defaults():
     for field, param in [("iters", "iter_n"), ("octaves", "octave_n"), ("octave_scale", "octave_scale"),
                          ("step_size", "step_size"), ("jitter", "jitter")]:
         assert getattr(cfg, field) == api[param].default, field
-    assert cfg.clip and cfg.layer is None and cfg.seed is None and cfg.mode == "ascent" and cfg.quality == 75
+    assert cfg.clip and cfg.layer is None and cfg.seed is None and cfg.mode == "ascent" and cfg.quality is None
+    assert cfg.exif_orientation == "apply"  # quality None: the format's default (JPEG 75, the notebook's)
     lbfgs_api = inspect.signature(deepdream_lbfgs).parameters
     for key, value in cfg.lbfgs.kwargs().items():
         assert value == lbfgs_api[key].default, key
@@ -76,8 +77,13 @@ def test_bad_values_name_their_flag(argv, fragment):
     assert fragment in str(e.value) and "\n" not in str(e.value)
 
 
-def test_lbfgs_options_are_not_judged_in_ascent_mode():
-    assert _config("--gain", "0").lbfgs.gain == 0.0
+def test_lbfgs_options_are_refused_in_ascent_mode():
+    """Issue 12: an option the mode would ignore is refused, not silently accepted (NaN included)."""
+    for argv in (["--gain", "0"], ["--gain", "nan"], ["--tv-weight", "3"], ["--lbfgs-iters", "4"]):
+        with pytest.raises(DeepDreamError, match=f"{argv[0]} is for --mode lbfgs"):
+            _config(*argv)
+    assert _config("--mode", "lbfgs", "--gain", "3").lbfgs.gain == 3.0
+    assert _config("--gain", "2").lbfgs.gain == 2.0  # its default, given explicitly: nothing ignored
 
 
 def test_every_command_module_adds_itself(tmp_path, monkeypatch):

@@ -37,6 +37,10 @@ def run(args: argparse.Namespace) -> int:
     from ...app.pipeline import load_input  # noqa: PLC0415
 
     source = net_source(args)
+    if args.gpu is not None:
+        raise DeepDreamError("--gpu is for dream and zoom; layers computes shapes from the prototxt alone")
+    if args.image is not None and args.size is not None:
+        raise DeepDreamError("give --size or --image, not both (the image's size would override --size)")
     if args.image is not None:
         h, w = load_input(args.image).shape[:2]
     else:
