@@ -12,15 +12,18 @@ class DeepDreamError(Exception):
     exit_code = 1
 
 
-class Interrupted(DeepDreamError):
-    """A run stopped by a signal (Ctrl-C, SIGTERM); the message says where and how to go on.
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by a signal (Ctrl-C, SIGTERM), with a message that says where and how to go on.
 
-    Its exit code is the shell's for that signal (130 for SIGINT, 143 for SIGTERM).
+    Still a KeyboardInterrupt, so code that stops on Ctrl-C keeps stopping;
+    the command line prints the message and exits with the shell's code
+    for the signal (130 for SIGINT, 143 for SIGTERM).
     """
 
     def __init__(self, message: str, signum: int = 2) -> None:
         super().__init__(message)
-        self.exit_code = 128 + int(signum)
+        self.signum = int(signum)
+        self.exit_code = 128 + self.signum
 
 
 class Terminated(KeyboardInterrupt):

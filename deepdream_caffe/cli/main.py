@@ -52,14 +52,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     previous = _terminate_as_interrupt()
     try:
         return int(args.func(args) or 0)
-    except Interrupted as e:
-        print(f"{PROG}: {e}", file=sys.stderr)
-        return e.exit_code
     except DeepDreamError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt as e:
-        print(f"{PROG}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:  # an Interrupted says where the run stopped and how to go on
+        print(f"{PROG}: {e if isinstance(e, Interrupted) else 'interrupted'}", file=sys.stderr)
         return 128 + getattr(e, "signum", signal.SIGINT)
     except BrokenPipeError:
         # `deepdream-caffe layers | head`: the reader left; not an error.

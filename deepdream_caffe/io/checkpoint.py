@@ -177,7 +177,7 @@ class FileCheckpoint:
         self.rng.set_state(state)  # only once everything checked: a rejected state leaves rng untouched
         self.resumed_from = self.saved_octave = int(octave)
         total = f" of {len(shapes)}" if shapes else ""
-        self.note(f"resuming after octave {octave + 1}{total} from {self.path}")
+        self.note(f"resumed after octave {octave + 1}{total} from {self.path}")
         return self.resumed_from, data.copy()
 
     def _set_aside(self, label: str, why: str) -> None:

@@ -104,6 +104,9 @@ def _base(cmd, tmp_path, photo, tiny_model):
         if cmd == "video":
             return ["video", frames, "-o", tmp_path / "out.mp4", *net, *small]
         return ["frames-to-video", frames, tmp_path / "out.mp4", "-q"]
+    if cmd == "batch":
+        (tmp_path / "outs").mkdir(exist_ok=True)
+        return ["batch", photo, "--out-dir", tmp_path / "outs", "--workers", "1", "--no-dashboard", *net, *small]
     raise AssertionError(f"no base command line for '{cmd}': add one")
 
 
@@ -135,6 +138,9 @@ RANGE_CASES = {
     "--crf": ["-1", "52"],
     "--blend": ["-0.1", "1.5"],
     "--max-frames": ["0", "-1"],
+    "--sheet-tile": ["0", "-1"],
+    "--workers": ["0", "-1"],
+    "--retries": ["-1"],
 }
 NEEDS_LBFGS = {"--gain", "--tv-weight", "--tv-beta", "--alpha-weight", "--alpha", "--lbfgs-iters", "--lbfgs-maxfun"}
 
@@ -179,6 +185,7 @@ TEXT_NUMBERS = {
     ("frames-to-video", "--fps"): ["nan", "inf", "0", "-25", "1/0"],
     ("zoom", "--fps"): ["25"],  # without --video it would be ignored
     ("layers", "--size"): ["0x0", "nanxnan", "-5x5", "10", "1e9x1e9", "x"],
+    ("batch", "--sweep"): ["step_size=1,nan", "iters=0,1", "octave_scale=inf", "quality=101", "jitter=-1"],
 }
 
 
@@ -197,7 +204,7 @@ def test_numbers_given_as_text_are_checked_too(cmd, flag, value, tmp_path, photo
 
 @pytest.mark.parametrize("extra,fragment", [
     (["--layer", ""], "--layer"),
-    (["--layer", "   "], "--layer"),
+    (["--layer", "   "], "unknown layer"),
     (["--quality", "90"], "--quality is for"),  # a PNG output has no quality
     (["--exif-orientation", "sideways"], "--exif-orientation"),
 ])

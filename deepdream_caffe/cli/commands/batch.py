@@ -12,6 +12,8 @@ from ...errors import DeepDreamError
 from ..options import add_common_args, add_dream_args, add_net_args, dream_config, term_text
 from ..progress import PROG
 
+SHEET_TILE = 192
+
 ORDER = 35
 # Batch-only options and those the batch sets per image: never passed on to the reproducing `dream`.
 NOT_DREAM = {"inputs", "out_dir", "sweep", "workers", "scheduler", "sheet", "ext", "sheet_tile", "retries",
@@ -30,7 +32,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="try each value of a dream option (repeatable: all combinations), e.g. "
                         "--sweep layer=inception_3b/output,inception_4c/output --sweep octaves=3,4")
     b.add_argument("--sheet", type=Path, help="write a contact sheet of the results (rows inputs, columns settings)")
-    b.add_argument("--sheet-tile", type=int, default=192, help="cell size of the contact sheet in pixels (192)")
+    b.add_argument("--sheet-tile", type=int, default=SHEET_TILE,
+                   help=f"cell size of the contact sheet in pixels ({SHEET_TILE})")
     b.add_argument("--workers", type=int, help="local worker processes (default: one per core)")
     b.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://10.0.0.5:8786")
     b.add_argument("--retries", type=int, default=1, help="retries of a task that raised an error (1)")
@@ -148,10 +151,16 @@ def run(args: argparse.Namespace) -> int:
     from ...app.batch.sheet import sheet_of  # noqa: PLC0415
     from ..batch_progress import say  # noqa: PLC0415
 
+    if args.retries < 0:
+        raise DeepDreamError(f"--retries must be >= 0, got {args.retries}")
+    if args.sheet is None and args.sheet_tile != SHEET_TILE:
+        raise DeepDreamError("--sheet-tile is for --sheet (no contact sheet is made without it)")
     if args.sheet is not None:
         from ...io.image import image_format  # noqa: PLC0415
 
         image_format(args.sheet)
+        if args.sheet_tile < 16:
+            raise DeepDreamError(f"--sheet-tile must be at least 16 pixels, got {args.sheet_tile}")
     sets = settings(args)
     tasks = plan_tasks(args.inputs, sets, args.out_dir, args.seed, args.ext)
     report = finished_report(tasks)
