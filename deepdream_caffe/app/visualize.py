@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 from ..dream import defaults as nb
 from ..errors import DeepDreamError
-from .config import LbfgsOptions
+from .config import LBFGS_FIELDS, LbfgsOptions, _same
 from .netspec import NetSource
 from .reporting import Reporter
 
@@ -100,6 +100,17 @@ class VisualizeConfig:
             raise DeepDreamError(f"{n('seed', 'seed')} must be in [0, 2**32), got {self.seed!r}")
         self.regularizers().check({k: n(k, k) for k in ("l2", "decay", "blur_sigma", "blur_every", "norm_pct",
                                                         "contrib_pct")})
+        if self.gpu is not None and (isinstance(self.gpu, bool) or not isinstance(self.gpu, int) or self.gpu < 0):
+            raise DeepDreamError(f"{n('gpu', 'gpu')} must be a device id >= 0, got {self.gpu!r}")
+        # L-BFGS settings this run would ignore without a word are refused (NaN counts as set): all of them
+        # in ascent mode, and the data term's (it is the class score here) in L-BFGS mode.
+        ignored = [k for k in LBFGS_FIELDS if (self.mode != "lbfgs" or k in ("objective", "gain"))
+                   and not _same(getattr(self.lbfgs, k), getattr(LbfgsOptions(), k))]
+        if ignored:
+            flag = n(ignored[0], ignored[0])
+            if self.mode != "lbfgs":
+                raise DeepDreamError(f"{flag} is for {n('mode', 'mode')} lbfgs")
+            raise DeepDreamError(f"{flag} is not used by visualize: its L-BFGS maximises the class score")
         if self.mode == "lbfgs":
             from ..dream.lbfgs import check_lbfgs_params  # noqa: PLC0415
 

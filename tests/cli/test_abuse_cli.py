@@ -104,6 +104,8 @@ def _base(cmd, tmp_path, photo, tiny_model):
         if cmd == "video":
             return ["video", frames, "-o", tmp_path / "out.mp4", *net, *small]
         return ["frames-to-video", frames, tmp_path / "out.mp4", "-q"]
+    if cmd == "visualize":
+        return ["visualize", "--class", "1", "-o", tmp_path / "out.png", *net, "--iters", "1", "-q"]
     if cmd == "batch":
         (tmp_path / "outs").mkdir(exist_ok=True)
         return ["batch", photo, "--out-dir", tmp_path / "outs", "--workers", "1", "--no-dashboard", *net, *small]
@@ -141,6 +143,16 @@ RANGE_CASES = {
     "--sheet-tile": ["0", "-1"],
     "--workers": ["0", "-1"],
     "--retries": ["-1"],
+    "--size": ["0 32", "-1 32", "32 0"],
+    "--step-end": ["-1"],
+    "--momentum": ["1", "-0.1", "1.5"],
+    "--paper-set": ["0", "5"],
+    "--l2": ["-1"],
+    "--decay": ["-0.1", "1"],
+    "--blur-sigma": ["-1"],
+    "--blur-every": ["-1"],
+    "--norm-pct": ["-1", "101"],
+    "--contrib-pct": ["-1", "101"],
 }
 NEEDS_LBFGS = {"--gain", "--tv-weight", "--tv-beta", "--alpha-weight", "--alpha", "--lbfgs-iters", "--lbfgs-maxfun"}
 
@@ -156,6 +168,8 @@ def _value_args(flag, nargs, value):
     values = value.split()
     if nargs == 3 and len(values) == 1:
         values = values + ["0", "1"] if flag == "--mean" else values + ["1", "0"]
+    if nargs == 2 and len(values) == 1:
+        values = values + ["32"]
     return [flag, *values]
 
 
@@ -320,7 +334,7 @@ def _long_dream_args(tmp_path, tiny_model, photo_big, out, seed=None):
 @pytest.fixture
 def photo_big(tmp_path):
     p = tmp_path / "big.png"
-    Image.fromarray(np.random.RandomState(1).randint(0, 256, (120, 160, 3)).astype(np.uint8)).save(p)
+    Image.fromarray(np.random.RandomState(1).randint(0, 256, (360, 480, 3)).astype(np.uint8)).save(p)
     return p
 
 
@@ -364,12 +378,14 @@ def test_sigterm_then_kill_9_then_resume_gives_the_uninterrupted_pixels(tmp_path
     assert read_metadata(out)["seed"] == seed
 
 
-def test_sigint_mid_zoom_then_resume_without_seed(tmp_path, tiny_model, photo, capsys):
+def test_sigint_mid_zoom_then_resume_without_seed(tmp_path, tiny_model, capsys):
     from deepdream_caffe.dream.zoom import STATE_FILE
 
     proto, weights = tiny_model
     d = tmp_path / "frames"
-    args = ["zoom", photo, "--out-dir", d, "--frames", "6", "--prototxt", proto, "--weights", weights,
+    src = tmp_path / "mid.png"  # big enough that frames take a while: the signal lands mid-run
+    Image.fromarray(np.random.RandomState(3).randint(0, 256, (120, 160, 3)).astype(np.uint8)).save(src)
+    args = ["zoom", src, "--out-dir", d, "--frames", "6", "--prototxt", proto, "--weights", weights,
             "--layer", "a/output", "--iters", "15", "--octaves", "2", "--jitter", "2", "-q"]
     p = _spawn(args)
     _wait_for(lambda: (d / "0001.jpg").exists(), p)
