@@ -64,7 +64,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             rows.append((m.name, "-", "-", "-", "BROKEN manifest (see the error below)"))
             broken.append(m.reason)
         else:
-            rows.append((m.name, _size(m), _presence(m), m.license, m.description))
+            rows.append((m.name, _size(m), _presence(m), m.license, m.description + _source_note(m)))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4])
@@ -155,6 +155,11 @@ def _usage(parser: argparse.ArgumentParser) -> int:
     parser.print_usage(sys.stderr)
     print("deepdream-caffe models: choose a command: list, fetch, path or verify", file=sys.stderr)
     return 2
+
+
+def _source_note(m: Manifest) -> str:
+    """Where the files come from, for the models that do not name plain URLs."""
+    return f" (files from the sdist of {m.pypi} on the Python package index, via pip)" if m.pypi else ""
 
 
 def _local_copies(m: Manifest) -> list[Optional[Path]]:

