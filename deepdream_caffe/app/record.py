@@ -22,29 +22,36 @@ def run_params(config: DreamConfig, spec: NetSpec, layers: Sequence[str], octave
     ``layers`` are those the objective reads (one: recorded as a name, as
     before), ``objective`` its expression, which
     :func:`~deepdream_caffe.dream.objectives.parse_objective` reads back (a
-    guide's features by name, from the guide image at each layer).
+    guide's features by name, from the guide image at each layer). Only
+    what the mode uses: the ascent's steps, jitter, clipping, guide and
+    tiles, or the L-BFGS settings (``gain`` only for its objective).
     """
-    params = {
+    params: Dict[str, Any] = {
         "mode": config.mode, "layer": layers[0] if len(layers) == 1 else list(layers), "objective": objective,
-        "iters": config.iters, "octaves": octave_n,
-        "octave_scale": config.octave_scale, "step_size": config.step_size, "jitter": config.jitter,
-        "clip": config.clip, "guide": str(config.guide) if config.guide else None,
-        "mean": list(spec.mean), "channel_swap": list(spec.channel_swap),
-        "tiling": config.tiling.describe(), "exif_orientation": config.exif_orientation,
+        "octaves": octave_n, "octave_scale": config.octave_scale,
     }
     if config.mode == "lbfgs":  # they decide the pixels too (and so the resume key)
-        params["lbfgs"] = config.lbfgs.kwargs()
+        lb = config.lbfgs.kwargs()
+        if lb["objective"] != "gain":
+            del lb["gain"]
+        params["lbfgs"] = lb
+    else:
+        params.update({"iters": config.iters, "step_size": config.step_size, "jitter": config.jitter,
+                       "clip": config.clip, "guide": str(config.guide) if config.guide else None,
+                       "tiling": config.tiling.describe()})
+    params.update({"mean": list(spec.mean), "channel_swap": list(spec.channel_swap),
+                   "exif_orientation": config.exif_orientation})
     return params
 
 
-def resume_key(params: Dict[str, Any], seed: int, input_sha1: Optional[str], weights_sha1: Optional[str],
+def resume_key(params: Dict[str, Any], seed: Optional[int], input_sha1: Optional[str], weights_sha1: Optional[str],
                shape: Tuple[int, ...], prototxt_sha1: Optional[str] = None) -> str:
     """The key of a resumable dream's state file: everything that decides the result."""
     return run_key({"params": params, "seed": seed, "input": input_sha1, "weights": weights_sha1,
                     "prototxt": prototxt_sha1, "shape": tuple(shape)})
 
 
-def output_metadata(command: str, params: Dict[str, Any], seed: int, spec: NetSpec, device: str,
+def output_metadata(command: str, params: Dict[str, Any], seed: Optional[int], spec: NetSpec, device: str,
                     input_path: Optional[Path], input_sha1: Optional[str],
                     extra: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """The record saved with an output (PNG text chunk or ``.json`` sidecar; ``zoom.json``)."""

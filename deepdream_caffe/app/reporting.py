@@ -71,7 +71,9 @@ class LbfgsProgress:
         self.done = 0
         self.value: Optional[float] = None
 
-    def __call__(self, octave: int, step: int, value: float) -> None:
+    def __call__(self, info) -> None:
+        """One accepted iterate: a :class:`~deepdream_caffe.dream.lbfgs.LbfgsStepInfo`."""
+        octave, step, value = info.octave, info.step, info.value
         self._advance_to(octave)
         if step < self.maxiter:
             self.progress.update(octave, step, extra=f"f={value:.6g}")

@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from ..app.config import DreamConfig, LbfgsOptions
+from ..app.config import DreamConfig, LbfgsOptions, ascent_only_error
 from ..app.netspec import DEFAULT_MODEL, NetSource
 from ..dream import defaults as nb
 from .lbfgs import LBFGS_FLAGS, add_lbfgs_arguments, lbfgs_options
@@ -85,17 +85,19 @@ def add_dream_args(p: argparse.ArgumentParser) -> None:
                         f"(default: the model's layer, {nb.DEFAULT_LAYER})")
     g.add_argument("--channel", type=channel_term, action="append", metavar="LAYER:INDEX[=WEIGHT]",
                    help="also maximise the sum of one channel of a layer, with a weight (default 1); repeatable")
-    g.add_argument("--iters", type=int, default=nb.ITER_N, help=f"steps per octave ({nb.ITER_N})")
+    # The ascent-only flags default to None (not given) so that --mode lbfgs can refuse them, not ignore them.
+    g.add_argument("--iters", type=int, default=None, help=f"ascent steps per octave ({nb.ITER_N})")
     g.add_argument("--octaves", type=int, default=nb.OCTAVE_N, help=f"number of octaves ({nb.OCTAVE_N})")
     g.add_argument("--octave-scale", type=float, default=nb.OCTAVE_SCALE,
                    help=f"size ratio between octaves ({nb.OCTAVE_SCALE})")
-    g.add_argument("--step-size", type=float, default=nb.STEP_SIZE, help=f"ascent step size ({nb.STEP_SIZE})")
-    g.add_argument("--jitter", type=int, default=nb.JITTER, help=f"random shift in pixels ({nb.JITTER})")
-    g.add_argument("--no-clip", action="store_true", help="do not clip pixels to the valid range")
-    g.add_argument("--seed", type=int, help="seed for the jitter (default: chosen and reported)")
+    g.add_argument("--step-size", type=float, default=None, help=f"ascent step size ({nb.STEP_SIZE})")
+    g.add_argument("--jitter", type=int, default=None, help=f"ascent's random shift in pixels ({nb.JITTER})")
+    g.add_argument("--no-clip", action="store_true", help="ascent: do not clip pixels to the valid range")
+    g.add_argument("--seed", type=int, help="seed for the ascent's jitter (default: chosen and reported)")
     g.add_argument("--guide", type=Path, help="guide image for the guided objective")
     g.add_argument("--mode", choices=("ascent", "lbfgs"), default="ascent",
-                   help="ascent: the notebook's gradient ascent; lbfgs: scipy L-BFGS-B on an enhanced target")
+                   help="ascent: the notebook's gradient ascent; lbfgs: scipy L-BFGS-B on the layer's energy "
+                        "with a smoothness prior (see the L-BFGS group)")
     g.add_argument("--tile-size", type=int, default=None,
                    help="work in tiles of this size for images above --tile-above pixels (bounded memory)")
     g.add_argument("--tile-above", type=float, default=None,
@@ -131,11 +133,23 @@ def _layers(terms: Optional[List[Tuple[str, float]]]) -> Dict[str, Any]:
 
 
 def dream_config(args: argparse.Namespace) -> DreamConfig:
-    """The validated run configuration of a ``dream`` or ``zoom`` command line."""
+    """The validated run configuration of a ``dream`` or ``zoom`` command line.
+
+    With ``--mode lbfgs`` an ascent-only flag is refused even at its default
+    value: it was given, so the user expects it to count.
+    """
+    given = {"iters": args.iters, "step_size": args.step_size, "jitter": args.jitter, "seed": args.seed,
+             "clip": False if args.no_clip else None}
+    if args.mode == "lbfgs":
+        for key, value in given.items():
+            if value is not None:
+                raise ascent_only_error(key, FLAG_NAMES)
     lbfgs: LbfgsOptions = lbfgs_options(args)
     return DreamConfig(
-        net=net_source(args), **_layers(args.layer), channels=tuple(args.channel or ()), iters=args.iters, octaves=args.octaves,
-        octave_scale=args.octave_scale, step_size=args.step_size, jitter=args.jitter, clip=not args.no_clip,
+        net=net_source(args), **_layers(args.layer), channels=tuple(args.channel or ()),
+        iters=nb.ITER_N if args.iters is None else args.iters, octaves=args.octaves,
+        octave_scale=args.octave_scale, step_size=nb.STEP_SIZE if args.step_size is None else args.step_size,
+        jitter=nb.JITTER if args.jitter is None else args.jitter, clip=not args.no_clip,
         seed=args.seed, guide=args.guide, mode=args.mode, tile_size=args.tile_size, tile_above=args.tile_above,
         notebook_net=args.notebook_net, quality=args.quality, gpu=args.gpu,
         exif_orientation=args.exif_orientation, verbose=args.verbose, lbfgs=lbfgs,

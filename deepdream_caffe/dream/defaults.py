@@ -15,9 +15,12 @@ JITTER = 32
 JPEG_QUALITY = 75  # PIL's default, which the notebook's saves used
 
 # The L-BFGS mode (dream/lbfgs.py).
+# Chosen on the trained open_nsfw net (README, "Choosing the defaults").
 LBFGS_OBJECTIVES = ("gain", "l2")
+LBFGS_OBJECTIVE = "l2"
 LBFGS_GAIN = 2.0
-LBFGS_TV_WEIGHT = 50.0
+LBFGS_TV_WEIGHT = 100.0  # relative to the layer scale S = 0.5*||phi(X0)||^2 / (C*H*W)
+LBFGS_FIRST_STEP = 3.0  # mean pixel move of L-BFGS-B's first trial point (0..255 levels)
 LBFGS_TV_BETA = 2.0
 LBFGS_ALPHA = 6.0
 LBFGS_MAXITER = 10

@@ -4,7 +4,7 @@ For every octave, with X0 the octave's starting input (base + the detail
 carried up from the smaller octave, exactly as the ascent mode builds it),
 the CxHxW input X of that octave minimises::
 
-    f(X) = D(X) + tv_weight * R_TV(X) + alpha_weight * R_alpha(X)
+    f(X) = D(X) + S * (tv_weight * R_TV(X) + alpha_weight * R_alpha(X))
 
     gain:  D(X) = 0.5 * || phi_n(X) - gain * phi_n(X0) ||^2
     l2:    D(X) = -0.5 * || phi_n(X) ||^2      (the notebook's objective, maximised)
@@ -13,7 +13,13 @@ subject to the pixel bounds -mean <= X <= 255 - mean (L-BFGS-B bounds, not
 clipping). phi_n is the output of layer ``end`` (forward up to it only);
 ``enhanced = gain * phi_n(X0)`` is fixed at the start of each octave, so
 every octave has its own objective, defined on its own image size. The
-regularisers are in :mod:`deepdream_caffe.dream.priors`.
+regularisers are in :mod:`deepdream_caffe.dream.priors`. The prior weights
+are relative to the layer: ``S = 0.5 * ||phi_n(X0)||^2 / (C*H*W)``, the
+octave's starting energy of the dreamed layer (the objective's first
+layer) per input value. Dividing f by ``0.5*||phi_n(X0)||^2`` shows why:
+the l2 data term becomes minus the layer-energy gain and the prior a
+per-value mean, both free of the layer's activation scale and of the image
+size, so one weight serves every layer and net.
 
 In terms of :mod:`objectives` (which are maximised) the minimised f is
 ``-(data - tv_weight*tv(beta) - alpha_weight*alpha_norm(alpha))`` with
@@ -30,14 +36,14 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
-from scipy.optimize import Bounds, minimize
 
 from ..errors import DeepDreamError
 from ..io.image import as_image_array
 from ..net.access import check_layer, end_blob, input_blob, raw_net, resolve_end
+from . import defaults as nb
 from .checks import check_net_finite
 from .gradient import bind_start, check_objective, objective_gradient
-from . import defaults as nb
+from .lbfgsb import lbfgsb
 from .objectives import L2, Objective, alpha_norm, feature_match, tv
 from .octaves import OctaveCheckpoint, octave_pyramid, octave_sizes, run_octaves
 from .priors import PIXEL_SCALE
@@ -45,11 +51,14 @@ from .step import ascent_update
 from .transform import deprocess, pixel_range, preprocess
 
 OBJECTIVES = nb.LBFGS_OBJECTIVES
+# Chosen on the trained open_nsfw net (README, "Measuring a dream, and choosing the defaults").
+DEFAULT_OBJECTIVE = nb.LBFGS_OBJECTIVE
 DEFAULT_GAIN = nb.LBFGS_GAIN
-DEFAULT_TV_WEIGHT = nb.LBFGS_TV_WEIGHT
+DEFAULT_TV_WEIGHT = nb.LBFGS_TV_WEIGHT  # relative to the layer scale S
 DEFAULT_TV_BETA = nb.LBFGS_TV_BETA
 DEFAULT_ALPHA = nb.LBFGS_ALPHA
 DEFAULT_MAXITER = nb.LBFGS_MAXITER
+DEFAULT_FIRST_STEP = nb.LBFGS_FIRST_STEP  # mean pixel move of L-BFGS-B's first trial point, in 0..255 levels
 
 FORMULAS = {
     "gain": "0.5*||phi_n(X) - gain*phi_n(X0)||^2 + tv_weight*R_TV(X) + alpha_weight*R_alpha(X)",
@@ -61,7 +70,27 @@ REGULARIZER_FORMULAS = {
     "B": PIXEL_SCALE,
 }
 
-IterCallback = Callable[[int, int, float], None]
+
+
+@dataclass
+class LbfgsStepInfo:
+    """What the per-iterate callback is told (the counterpart of the ascent mode's StepInfo)."""
+
+    net: Any
+    octave: int  # 0 = smallest
+    octave_n: int
+    step: int  # 0-based accepted iterate within the octave
+    maxiter: int
+    value: float  # f at this iterate
+    x: np.ndarray = field(repr=False)  # the iterate, flat float64 (net input space)
+    shape: Tuple[int, int, int] = (3, 0, 0)
+
+    def image(self) -> np.ndarray:
+        """The current iterate as an HxWx3 RGB image (float32, within 0..255 by the bounds)."""
+        return deprocess(self.net, np.asarray(self.x, dtype=np.float32).reshape(self.shape))
+
+
+IterCallback = Callable[[LbfgsStepInfo], None]
 
 
 def check_lbfgs_params(
@@ -96,7 +125,7 @@ def check_lbfgs_params(
     for key, v in (("gain", gain), ("tv_weight", tv_weight), ("tv_beta", tv_beta),
                    ("alpha_weight", alpha_weight), ("alpha", alpha), ("octave_scale", octave_scale)):
         finite(key, v)
-    if objective == "gain" and not gain > 0:
+    if not gain > 0:
         raise DeepDreamError(f"{name('gain')} must be positive (enhanced = gain * activations), got {gain}")
     if tv_weight < 0:
         raise DeepDreamError(f"{name('tv_weight')} must be >= 0, got {tv_weight}")
@@ -196,6 +225,7 @@ class OctaveObjective:
         self.alpha_weight = float(alpha_weight)
         self.alpha = float(alpha)
         self.objective = with_priors(data, self.tv_weight, self.tv_beta, self.alpha_weight, self.alpha)
+        self.prior_scale = 1.0  # what the prior weights were multiplied by (octave_objective(relative=True))
         self.nfev = 0  # forward + backward passes actually run
         # The last few evaluations: scipy re-asks for the starting point, and the
         # per-iterate callback and final report want values already paid for.
@@ -263,25 +293,41 @@ def octave_objective(
     end: str,
     x0: np.ndarray,
     *,
-    objective: Union[str, Objective] = "gain",
+    objective: Union[str, Objective] = DEFAULT_OBJECTIVE,
     gain: float = DEFAULT_GAIN,
     tv_weight: float = DEFAULT_TV_WEIGHT,
     tv_beta: float = DEFAULT_TV_BETA,
     alpha_weight: float = 0.0,
     alpha: float = DEFAULT_ALPHA,
+    relative: bool = False,
 ) -> OctaveObjective:
     """The objective of one octave whose starting input is ``x0`` (CxHxW, net input space).
 
     ``objective`` is "gain", "l2" (on layer ``end``) or an Objective. For
     the gain objective (or any ``feature_match(..., gain=)`` term) this runs
     the net once on ``x0`` to fix ``enhanced = gain * phi_n(x0)``; the input
-    blob is reshaped to x0's size.
+    blob is reshaped to x0's size. With ``relative`` the prior weights are
+    multiplied by ``S = 0.5 * ||phi(x0)||^2 / x0.size``, phi the objective's
+    first layer (one forward pass); the objective's ``prior_scale`` is S.
     """
-    src = input_blob(raw_net(net))
+    cnet = raw_net(net)
+    src = input_blob(cnet)
     src.reshape(1, *x0.shape)
     data = bind_start(net, data_objective(objective, end, gain), x0)
-    return OctaveObjective(net, data, x0.shape, tv_weight=tv_weight, tv_beta=tv_beta,
-                           alpha_weight=alpha_weight, alpha=alpha)
+    scale = 1.0
+    if relative:
+        layer = data.layers[0] if data.layers else end
+        src.data[0] = x0
+        cnet.forward(end=layer)
+        phi0 = end_blob(cnet, layer).data[0].astype(np.float64)
+        scale = 0.5 * float(np.sum(phi0 * phi0)) / x0.size
+        if not scale > 0:
+            raise DeepDreamError(f"layer '{layer}' is all zeros on this image, so the relative prior weights "
+                                 "have no scale; choose another layer")
+    fobj = OctaveObjective(net, data, x0.shape, tv_weight=tv_weight * scale, tv_beta=tv_beta,
+                           alpha_weight=alpha_weight * scale, alpha=alpha)
+    fobj.prior_scale = scale
+    return fobj
 
 
 def minimize_octave(
@@ -293,31 +339,41 @@ def minimize_octave(
     maxiter: int = DEFAULT_MAXITER,
     maxfun: Optional[int] = None,
     on_iterate: Optional[Callable[[int, float, np.ndarray], None]] = None,
+    first_step: Optional[float] = DEFAULT_FIRST_STEP,
 ) -> Tuple[np.ndarray, Dict[str, Any]]:
     """Run L-BFGS-B on ``fobj`` from ``x0`` within [lo, hi]; returns (x, record of the run).
 
     ``on_iterate(iteration, value, x)`` sees each accepted iterate (x flat, float64).
+    With every variable boxed, L-BFGS-B's first trial point is ``x0 - g0``,
+    whatever the scale of f: on a trained net's layer that moves a pixel by
+    a hundredth of a level, and the first iteration is lost. So the
+    optimiser sees ``c*f`` with ``c = first_step / mean|g0|``: its first
+    trial moves pixels by ``first_step`` levels on average, like a notebook
+    ascent step, and the run no longer depends on the scale of f at all
+    (``None``: c = 1). Recorded values are those of f itself.
     """
     shape = x0.shape
     x0 = np.clip(np.asarray(x0, dtype=np.float64), lo, hi)
     nfev0 = fobj.nfev
     initial = fobj.terms(x0)
     values = [initial["total"]]
+    c = 1.0
+    if first_step is not None:
+        g0 = np.mean(np.abs(fobj(x0.ravel())[1]))  # already computed: from the objective's cache
+        c = first_step / g0 if g0 > 0 else 1.0
 
-    def cb(intermediate_result: Any) -> None:
-        # scipy >= 1.11 passes an OptimizeResult with .fun; older ones pass x alone.
-        fun = getattr(intermediate_result, "fun", None)
-        xk = getattr(intermediate_result, "x", intermediate_result)
-        v = float(fun) if fun is not None else fobj.value(xk)
+    def scaled(x: np.ndarray) -> Tuple[float, np.ndarray]:
+        f, g = fobj(x)
+        return c * f, c * g
+
+    def cb(xk: np.ndarray, _scaled_value: float) -> None:
+        v = fobj.value(xk)  # the iterate's own evaluation, from the cache
         values.append(v)
         if on_iterate is not None:
             on_iterate(len(values) - 2, v, xk)
 
-    options: Dict[str, Any] = {"maxiter": int(maxiter)}
-    if maxfun is not None:
-        options["maxfun"] = int(maxfun)
-    res = minimize(fobj, x0.ravel(), jac=True, method="L-BFGS-B", bounds=Bounds(lo.ravel(), hi.ravel()),
-                   options=options, callback=cb)
+    res = lbfgsb(scaled if c != 1.0 else fobj, x0.ravel(), lo.ravel(), hi.ravel(), maxiter=maxiter, maxfun=maxfun,
+                 callback=cb)
     x = np.asarray(res.x, dtype=np.float64).reshape(shape)
     final = fobj.terms(x)
     record = {
@@ -328,21 +384,11 @@ def minimize_octave(
         "initial": initial,
         "final": final,
         "values": values,
+        "objective_scale": c,  # what the optimiser's f was multiplied by
         "message": str(res.message),
         "converged": bool(res.status == 0),
     }
     return x, record
-
-
-def _per_octave(callback: Optional[IterCallback], octave: int) -> Optional[Callable[[int, float, np.ndarray], None]]:
-    if callback is None:
-        return None
-    cb = callback
-
-    def on_iterate(i: int, v: float, _x: np.ndarray) -> None:
-        cb(octave, i, v)
-
-    return on_iterate
 
 
 @dataclass
@@ -356,6 +402,8 @@ class LbfgsSolver:
     maxiter: int = DEFAULT_MAXITER
     maxfun: Optional[int] = None
     callback: Optional[IterCallback] = None
+    octave_n: int = 1
+    first_step: Optional[float] = DEFAULT_FIRST_STEP
     records: List[Dict[str, Any]] = field(default_factory=list)
 
     def solve(self, octave: int, x0: np.ndarray) -> np.ndarray:
@@ -364,9 +412,19 @@ class LbfgsSolver:
         # Start inside the box: enhanced must be the activation of the point
         # L-BFGS-B actually starts from (it projects x0 onto the bounds).
         x0 = np.clip(x0, lo, hi)
-        fobj = octave_objective(self.net, self.end, x0, objective=self.data, **self.priors)
+        fobj = octave_objective(self.net, self.end, x0, objective=self.data, relative=True, **self.priors)
+        on_iterate = None
+        if self.callback is not None:
+            callback = self.callback
+
+            def on_iterate(i: int, v: float, x: np.ndarray) -> None:
+                callback(LbfgsStepInfo(self.net, octave, self.octave_n, i, int(self.maxiter), v, x, fobj.shape))
+
         x, record = minimize_octave(fobj, x0, lo, hi, maxiter=self.maxiter, maxfun=self.maxfun,
-                                    on_iterate=_per_octave(self.callback, octave))
+                                    on_iterate=on_iterate, first_step=self.first_step)
+        record["prior_scale"] = fobj.prior_scale
+        record["tv_weight_applied"] = fobj.tv_weight
+        record["alpha_weight_applied"] = fobj.alpha_weight
         self.records.append(record)
         return x.astype(np.float32)  # the net's input is float32, and so is the detail carried up
 
@@ -378,7 +436,7 @@ def deepdream_lbfgs(
     end: Optional[str] = None,
     octave_n: int = nb.OCTAVE_N,
     octave_scale: float = nb.OCTAVE_SCALE,
-    objective: Union[str, Objective] = "gain",
+    objective: Union[str, Objective] = DEFAULT_OBJECTIVE,
     gain: float = DEFAULT_GAIN,
     tv_weight: float = DEFAULT_TV_WEIGHT,
     tv_beta: float = DEFAULT_TV_BETA,
@@ -388,6 +446,7 @@ def deepdream_lbfgs(
     maxfun: Optional[int] = None,
     callback: Optional[IterCallback] = None,
     checkpoint: Optional[OctaveCheckpoint] = None,
+    first_step: Optional[float] = DEFAULT_FIRST_STEP,
 ) -> Tuple[np.ndarray, Dict[str, Any]]:
     """Dream on ``base_img`` (HxWx3 RGB) with L-BFGS-B per octave; returns (float32 HxWx3 RGB, info).
 
@@ -397,8 +456,11 @@ def deepdream_lbfgs(
     are subtracted. ``maxiter`` and ``maxfun`` bound the L-BFGS-B iterations
     and function evaluations per octave (scipy may overrun ``maxfun`` to
     finish an iteration's line search; ``None`` leaves scipy's default of
-    15000). ``callback(octave, iteration, value)`` is called after each
-    accepted iterate (octave 0 = smallest). ``checkpoint`` resumes after
+    15000). ``tv_weight`` and ``alpha_weight`` are relative to the layer
+    scale S, found anew for each octave. ``callback(LbfgsStepInfo)`` is
+    called after each accepted iterate (octave 0 = smallest); its
+    ``image()`` shows the iterate. ``first_step`` sets the optimiser's
+    scale (see :func:`minimize_octave`). ``checkpoint`` resumes after
     the last finished octave, as in the ascent mode. ``info`` holds the
     objective, its expression, its settings, and per octave run (smallest
     first) the initial and final term values, the value after each
@@ -425,7 +487,7 @@ def deepdream_lbfgs(
         check_spatial_layer(net, layer, sh, sw)
 
     priors = {"tv_weight": tv_weight, "tv_beta": tv_beta, "alpha_weight": alpha_weight, "alpha": alpha}
-    solver = LbfgsSolver(net, data, end, priors, maxiter, maxfun, callback)
+    solver = LbfgsSolver(net, data, end, priors, maxiter, maxfun, callback, octave_n, first_step)
     octaves = octave_pyramid(preprocess(net, base_img), octave_n, octave_scale)
     result = run_octaves(net, octaves, solver, checkpoint)
     records = solver.records
@@ -444,6 +506,8 @@ def deepdream_lbfgs(
         "alpha": float(alpha),
         "maxiter": int(maxiter),
         "maxfun": None if maxfun is None else int(maxfun),
+        "first_step": None if first_step is None else float(first_step),
+        "weights_relative_to": "S = 0.5*||phi_n(X0)||^2/(C*H*W) per octave",
         "octave_n": int(octave_n),
         "octave_scale": float(octave_scale),
         "octaves": records,  # smallest first; on a resumed run, the octaves run now

@@ -38,7 +38,7 @@ def run_metadata(
     *,
     command: str,
     params: Dict[str, Any],
-    seed: int,
+    seed: Optional[int],
     model: Optional[str],
     prototxt: Path,
     weights: Optional[Path],

@@ -31,18 +31,22 @@ def _lbfgs_cmd(model, photo, out, *extra):
 
 def test_cli_lbfgs_output_is_the_api_output_and_metadata_is_recorded(tiny_model, photo, tmp_path):
     out = tmp_path / "out.jpg"
-    r = run_cli(_lbfgs_cmd(tiny_model, photo, out, "--lbfgs-iters", "4", "--gain", "3", "--tv-weight", "7",
-                           "--alpha-weight", "0.5", "--seed", "5"))
+    r = run_cli(_lbfgs_cmd(tiny_model, photo, out, "--lbfgs-iters", "4", "--objective", "gain", "--gain", "3",
+                           "--tv-weight", "7", "--alpha-weight", "0.5"))
     assert r.returncode == 0, r.stderr
+    assert "seed" not in r.stderr  # nothing random, so no seed is drawn or reported
 
     net = load_net(*tiny_model, end="a/output", fast=True)
-    img, info = deepdream_lbfgs(net, load_image(photo), end="a/output", octave_n=2, gain=3.0, tv_weight=7.0,
-                                alpha_weight=0.5, maxiter=4)
+    img, info = deepdream_lbfgs(net, load_image(photo), end="a/output", octave_n=2, objective="gain", gain=3.0,
+                                tv_weight=7.0, alpha_weight=0.5, maxiter=4)
     assert out.read_bytes() == encode_image(img, "JPEG")
 
     meta = json.loads((tmp_path / "out.jpg.json").read_text())
     rec = meta["lbfgs"]
-    assert meta["params"]["mode"] == "lbfgs"
+    assert meta["params"]["mode"] == "lbfgs" and meta["seed"] is None
+    # only what the run used: no ascent-only settings
+    assert not {"iters", "step_size", "jitter", "clip", "guide", "tiling"} & set(meta["params"])
+    assert (meta["params"]["objective"], meta["params"]["gain"], meta["params"]["maxiter"]) == ("gain", 3.0, 4)
     assert rec["objective"] == "gain" and rec["formula"] == info["formula"]
     assert (rec["gain"], rec["tv_weight"], rec["alpha_weight"], rec["maxiter"]) == (3.0, 7.0, 0.5, 4)
     assert rec["final"] == pytest.approx(info["final"])
@@ -51,8 +55,14 @@ def test_cli_lbfgs_output_is_the_api_output_and_metadata_is_recorded(tiny_model,
 
 
 @pytest.mark.parametrize("extra, fragment", [
-    (["--gain", "0"], "--gain must be positive"),
-    (["--gain", "-2"], "--gain must be positive"),
+    (["--objective", "gain", "--gain", "0"], "--gain must be positive"),
+    (["--objective", "gain", "--gain", "-2"], "--gain must be positive"),
+    (["--gain", "3"], "--gain is for --objective gain"),
+    (["--iters", "5"], "--iters is for --mode ascent; use --lbfgs-iters"),
+    (["--jitter", "0"], "--jitter is for --mode ascent"),
+    (["--step-size", "1.5"], "--step-size is for --mode ascent"),
+    (["--seed", "3"], "--seed is for --mode ascent; L-BFGS has no randomness"),
+    (["--no-clip"], "--no-clip is for --mode ascent"),
     (["--tv-weight", "-1"], "--tv-weight must be >= 0"),
     (["--alpha-weight", "-0.5"], "--alpha-weight must be >= 0"),
     (["--lbfgs-iters", "0"], "--lbfgs-iters must be at least 1"),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 from pathlib import Path
 from typing import Callable, Tuple
@@ -16,6 +17,7 @@ from deepdream_caffe.errors import DeepDreamError
 from deepdream_caffe.dream.lbfgs import (
     DEFAULT_GAIN,
     DEFAULT_MAXITER,
+    DEFAULT_OBJECTIVE,
     DEFAULT_TV_BETA,
     DEFAULT_TV_WEIGHT,
     deepdream_lbfgs,
@@ -195,9 +197,9 @@ def test_values_never_increase_and_pixels_stay_in_bounds(tiny_model):
     net = load_net(*tiny_model, end="a/output", fast=True)
     img = photo(40, 40)
     seen = {}
-    out, info = deepdream_lbfgs(net, img, end="a/output", octave_n=2, gain=4.0, tv_weight=5.0,
+    out, info = deepdream_lbfgs(net, img, end="a/output", octave_n=2, objective="gain", gain=4.0, tv_weight=5.0,
                                 alpha_weight=1.0, maxiter=15,
-                                callback=lambda o, i, v: seen.setdefault(o, []).append((i, v)))
+                                callback=lambda s: seen.setdefault(s.octave, []).append((s.step, s.value)))
     assert len(seen) == 2
     for o, rec in enumerate(info["octaves"]):
         assert [i for i, _ in seen[o]] == list(range(rec["nit"]))
@@ -215,7 +217,7 @@ def test_values_never_increase_and_pixels_stay_in_bounds(tiny_model):
     # Every accepted iterate, not just the result, is inside the box.
     x0 = preprocess(net, img).astype(np.float64)
     lo, hi = pixel_bounds(net, x0.shape)
-    fobj = octave_objective(net, "a/output", x0, gain=4.0, tv_weight=5.0)
+    fobj = octave_objective(net, "a/output", x0, objective="gain", gain=4.0, tv_weight=5.0)
     outside = []
 
     def on_iterate(i, v, x):
@@ -230,13 +232,13 @@ def test_gain_one_without_prior_stops_at_once_at_x0(tiny_model):
     net = load_net(*tiny_model, end="a/output", fast=True)
     img = np.round(photo(36, 44))
     x0 = preprocess(net, img).astype(np.float64)
-    fobj = octave_objective(net, "a/output", x0, gain=1.0, tv_weight=0.0, alpha_weight=0.0)
+    fobj = octave_objective(net, "a/output", x0, objective="gain", gain=1.0, tv_weight=0.0, alpha_weight=0.0)
     value, grad = fobj(x0.ravel())
     assert value == 0.0 and not grad.any()
 
     calls = []
-    out, info = deepdream_lbfgs(net, img, end="a/output", octave_n=2, gain=1.0, tv_weight=0.0,
-                                alpha_weight=0.0, callback=lambda *a: calls.append(a))
+    out, info = deepdream_lbfgs(net, img, end="a/output", octave_n=2, objective="gain", gain=1.0, tv_weight=0.0,
+                                alpha_weight=0.0, callback=calls.append)
     assert calls == []
     assert [(r["nit"], r["nfev"]) for r in info["octaves"]] == [(0, 1), (0, 1)]
     assert all(r["converged"] for r in info["octaves"])
@@ -247,7 +249,8 @@ def test_lbfgs_reaches_lower_value_than_plain_ascent(tiny_model):
     net = load_net(*tiny_model, end="a/output", fast=True)
     x0 = preprocess(net, photo(32, 32)).astype(np.float64)
     lo, hi = pixel_bounds(net, x0.shape)
-    fobj = octave_objective(net, "a/output", x0, gain=2.0, tv_weight=DEFAULT_TV_WEIGHT)
+    fobj = octave_objective(net, "a/output", x0, objective="gain", gain=2.0, tv_weight=DEFAULT_TV_WEIGHT,
+                            relative=True)
     _, rec = minimize_octave(fobj, x0, lo, hi, maxiter=10)
     # Same number of evaluations of f and its gradient, the start included.
     _, ascent_values = plain_ascent(fobj, x0, lo, hi, steps=rec["nfev"] - 1)
@@ -258,8 +261,8 @@ def test_lbfgs_reaches_lower_value_than_plain_ascent(tiny_model):
 def test_octaves_follow_the_ascent_pyramid_and_info_is_recorded(tiny_model):
     net = load_net(*tiny_model, end="a/output", fast=True)
     img = photo(50, 60)
-    out, info = deepdream_lbfgs(net, img, end="a/output", octave_n=3, octave_scale=1.3, tv_weight=2.0,
-                                alpha_weight=0.5, maxiter=4, maxfun=6)
+    out, info = deepdream_lbfgs(net, img, end="a/output", octave_n=3, octave_scale=1.3, objective="gain",
+                                tv_weight=2.0, alpha_weight=0.5, maxiter=4, maxfun=6)
     assert out.dtype == np.float32 and out.shape == img.shape
     assert [tuple(r["size"]) for r in info["octaves"]] == octave_sizes(50, 60, 3, 1.3)[::-1]
     json.dumps(info)  # recorded as is in the output's metadata
@@ -269,12 +272,17 @@ def test_octaves_follow_the_ascent_pyramid_and_info_is_recorded(tiny_model):
     for r in info["octaves"]:
         assert 1 <= r["nit"] <= 4 and r["nfev"] <= 6 + 20  # maxfun is checked between iterations
         t = r["final"]
-        assert t["total"] == pytest.approx(t["data"] + 2.0 * t["tv"] + 0.5 * t["alpha"], rel=1e-12)
+        # the weights are relative to the layer scale S of the octave's start
+        assert r["prior_scale"] > 0
+        assert r["tv_weight_applied"] == pytest.approx(2.0 * r["prior_scale"], rel=1e-12)
+        assert r["alpha_weight_applied"] == pytest.approx(0.5 * r["prior_scale"], rel=1e-12)
+        assert t["total"] == pytest.approx(t["data"] + r["tv_weight_applied"] * t["tv"]
+                                           + r["alpha_weight_applied"] * t["alpha"], rel=1e-12)
         assert t["tv"] > 0 and t["alpha"] > 0
     assert info["final"] == info["octaves"][-1]["final"]
 
-    again, _ = deepdream_lbfgs(net, img, end="a/output", octave_n=3, octave_scale=1.3, tv_weight=2.0,
-                               alpha_weight=0.5, maxiter=4, maxfun=6)
+    again, _ = deepdream_lbfgs(net, img, end="a/output", octave_n=3, octave_scale=1.3, objective="gain",
+                               tv_weight=2.0, alpha_weight=0.5, maxiter=4, maxfun=6)
     assert np.array_equal(out, again)  # nothing random
 
 
@@ -355,20 +363,22 @@ def run_lbfgs(net, img, args, progress_factory):
 
 
 def test_cli_defaults_are_the_api_defaults():
-    args = lbfgs_args()
-    assert (args.objective, args.gain, args.tv_weight, args.tv_beta, args.alpha_weight, args.alpha) == (
-        "gain", DEFAULT_GAIN, DEFAULT_TV_WEIGHT, DEFAULT_TV_BETA, 0.0, 6.0)
-    assert (args.lbfgs_iters, args.lbfgs_maxfun) == (DEFAULT_MAXITER, None)
+    assert lbfgs_options(lbfgs_args()).kwargs() == {
+        "objective": DEFAULT_OBJECTIVE, "gain": DEFAULT_GAIN, "tv_weight": DEFAULT_TV_WEIGHT,
+        "tv_beta": DEFAULT_TV_BETA, "alpha_weight": 0.0, "alpha": 6.0, "maxiter": DEFAULT_MAXITER, "maxfun": None}
+    sig = inspect.signature(deepdream_lbfgs).parameters
+    assert sig["objective"].default == DEFAULT_OBJECTIVE == "l2" and sig["tv_weight"].default == DEFAULT_TV_WEIGHT
 
 
 @pytest.mark.parametrize("argv, layer, fragment", [
-    (["--gain", "0"], "a/output", "--gain must be positive"),
-    (["--gain", "-1.5"], "a/output", "--gain must be positive"),
+    (["--objective", "gain", "--gain", "0"], "a/output", "--gain must be positive"),
+    (["--objective", "gain", "--gain", "-1.5"], "a/output", "--gain must be positive"),
     (["--tv-weight", "-1"], "a/output", "--tv-weight must be >= 0"),
     (["--alpha-weight", "-3"], "a/output", "--alpha-weight must be >= 0"),
     (["--lbfgs-iters", "0"], "a/output", "--lbfgs-iters must be at least 1"),
     (["--lbfgs-maxfun", "0"], "a/output", "--lbfgs-maxfun must be at least 1"),
     (["--tv-beta", "0.5"], "a/output", "--tv-beta must be >= 1"),
+    (["--gain", "3"], "a/output", "--gain is for --objective gain"),
     ([], "fc", "layer 'fc' has no spatial extent"),
     ([], "pool2", "layer 'pool2' has no spatial extent"),
 ])
@@ -389,7 +399,8 @@ def test_run_lbfgs_progress_shows_objective_and_completes(tiny_model, capsys):
         bars.append(DreamProgress(sizes, iter_n, quiet=False, label="lbfgs"))
         return bars[-1]
 
-    out, meta = run_lbfgs(net, photo(40, 40), lbfgs_args("--lbfgs-iters", "6", "--gain", "3"), factory)
+    out, meta = run_lbfgs(net, photo(40, 40), lbfgs_args("--lbfgs-iters", "6", "--objective", "gain", "--gain", "3"),
+                          factory)
     assert out.shape == (40, 40, 3)
     assert meta["objective"] == "gain" and meta["gain"] == 3.0 and meta["maxiter"] == 6
     assert len(meta["octaves"]) == 2 and meta["nfev"] >= meta["nit"] > 0
@@ -400,6 +411,108 @@ def test_run_lbfgs_progress_shows_objective_and_completes(tiny_model, capsys):
 
     # An octave that converges at once still fills its share of the bar.
     bars.clear()
-    run_lbfgs(net, photo(40, 40), lbfgs_args("--gain", "1", "--tv-weight", "0"), factory)
+    run_lbfgs(net, photo(40, 40), lbfgs_args("--objective", "gain", "--gain", "1", "--tv-weight", "0"), factory)
     assert bars[0].bar.n == pytest.approx(bars[0].bar.total)
     assert "converged" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- a full citizen: resume, step images, scale
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_interrupted_lbfgs_resumes_after_the_last_octave_with_the_same_bits_and_records(tiny_model, tmp_path):
+    from deepdream_caffe.io.checkpoint import FileCheckpoint
+
+    net = load_net(*tiny_model, end="a/output", fast=True)
+    img = photo(48, 56)
+    kw = dict(end="a/output", octave_n=3, maxiter=4)
+    want, want_info = deepdream_lbfgs(net, img, **kw)
+
+    state = tmp_path / "state.npz"
+
+    def die_in_last_octave(info):
+        if info.octave == 2 and info.step == 1:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        deepdream_lbfgs(net, img, callback=die_in_last_octave,
+                        checkpoint=FileCheckpoint(state, "k", np.random.RandomState(0)), **kw)
+    cp = FileCheckpoint(state, "k", np.random.RandomState(0))
+    seen = []
+    got, info = deepdream_lbfgs(net, img, checkpoint=cp, callback=lambda s: seen.append(s.octave), **kw)
+    assert cp.resumed_from == 1 and set(seen) == {2}  # only the last octave ran again
+    assert np.array_equal(got, want)
+    assert json.dumps(info["octaves"]) == json.dumps(want_info["octaves"])  # the report is whole
+    assert info["nfev"] == want_info["nfev"]
+
+    # resumed after the last octave: nothing runs, the records still come back
+    cp.save(2, preprocess(net, want))
+    again, info2 = deepdream_lbfgs(net, img, checkpoint=FileCheckpoint(state, "k", np.random.RandomState(0)),
+                                   callback=lambda s: seen.append("late"), **kw)
+    assert "late" not in seen and np.array_equal(again, want) and info2["octaves"] == info["octaves"]
+
+
+def test_step_info_shows_each_iterate_as_an_image(tiny_model):
+    net = load_net(*tiny_model, end="a/output", fast=True)
+    img = photo(40, 52)
+    shown = []
+
+    def show(s):
+        shown.append((s.octave, s.step, s.value, s.image()))
+
+    out, info = deepdream_lbfgs(net, img, end="a/output", octave_n=2, maxiter=3, callback=show)
+    sizes = octave_sizes(40, 52, 2, 1.4)[::-1]
+    assert [(o, i) for o, i, _, _ in shown] == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]
+    for o, i, v, im in shown:
+        assert im.shape == (*sizes[o], 3) and im.dtype == np.float32
+        assert v == info["octaves"][o]["values"][i + 1]
+        assert im.min() >= 0 and im.max() <= 255  # the iterates are inside the pixel bounds
+    assert np.array_equal(shown[-1][3], out)  # the last iterate is the result
+    assert not np.array_equal(shown[-2][3], out)
+
+
+def test_prior_scale_is_the_start_energy_per_input_value(tiny_model):
+    net = load_net(*tiny_model, end="a/output", fast=True)
+    img = photo(36, 36)
+    _, info = deepdream_lbfgs(net, img, end="a/output", octave_n=1, maxiter=2)
+    x0 = preprocess(net, img)
+    cnet = net.net
+    cnet.blobs["data"].reshape(1, *x0.shape)
+    cnet.blobs["data"].data[0] = x0
+    cnet.forward(end="a/output")
+    phi = cnet.blobs["a/output"].data[0].astype(np.float64)
+    s = 0.5 * float(np.sum(phi * phi)) / x0.size
+    rec = info["octaves"][0]
+    assert rec["prior_scale"] == pytest.approx(s, rel=1e-12)
+    assert rec["tv_weight_applied"] == pytest.approx(DEFAULT_TV_WEIGHT * s, rel=1e-12)
+
+
+SCALED_TAIL = """
+layer { name: "scaled" type: "Power" bottom: "a/output" top: "scaled" power_param { scale: 30 } }
+"""
+
+
+def test_relative_weights_make_the_dream_independent_of_the_layers_scale(tmp_path):
+    """A layer 30x larger (same features) gives the same dream with the same relative weights; absolute ones do not."""
+    from conftest import TINY_PROTOTXT, make_weights
+
+    proto = tmp_path / "scaled.prototxt"
+    proto.write_text(TINY_PROTOTXT + SCALED_TAIL)
+    weights = make_weights(proto, tmp_path / "scaled.caffemodel", seed=1)
+    net = load_net(proto, weights)
+    img = photo(40, 40)
+    a, ia = deepdream_lbfgs(net, img, end="a/output", octave_n=2, maxiter=6)
+    b, ib = deepdream_lbfgs(net, img, end="scaled", octave_n=2, maxiter=6)
+    assert ib["octaves"][0]["prior_scale"] == pytest.approx(900 * ia["octaves"][0]["prior_scale"], rel=1e-5)
+    assert np.abs(a - b).max() < 0.05 * np.abs(a - img).max()  # the same dream, up to float32 rounding
+    # with the weight of the small layer taken as absolute on the large one, the prior all but vanishes
+    x0 = preprocess(net, img).astype(np.float64)
+    lo, hi = pixel_bounds(net, x0.shape)
+    small = octave_objective(net, "a/output", x0, relative=True)
+    fixed = octave_objective(net, "scaled", x0, tv_weight=small.tv_weight)
+    xs, _ = minimize_octave(small, x0, lo, hi, maxiter=6)
+    xf, _ = minimize_octave(fixed, x0, lo, hi, maxiter=6)
+    assert tv_norm(xf)[0] > 1.5 * tv_norm(xs)[0]
