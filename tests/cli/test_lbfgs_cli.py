@@ -35,6 +35,7 @@ def test_cli_lbfgs_output_is_the_api_output_and_metadata_is_recorded(tiny_model,
                            "--tv-weight", "7", "--alpha-weight", "0.5"))
     assert r.returncode == 0, r.stderr
     assert "seed" not in r.stderr  # nothing random, so no seed is drawn or reported
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png", "out.jpg", "out.jpg.json"]  # no state left
 
     net = load_net(*tiny_model, end="a/output", fast=True)
     img, info = deepdream_lbfgs(net, load_image(photo), end="a/output", octave_n=2, objective="gain", gain=3.0,
