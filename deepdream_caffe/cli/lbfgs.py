@@ -58,7 +58,7 @@ def add_lbfgs_arguments(parser: argparse.ArgumentParser) -> None:
 
 def lbfgs_options(args: argparse.Namespace) -> LbfgsOptions:
     """The L-BFGS settings on the command line (checked by the DreamConfig they go into)."""
-    if args.gain is not None and args.objective != "gain":
+    if getattr(args, "mode", "lbfgs") == "lbfgs" and args.gain is not None and args.objective != "gain":
         raise DeepDreamError("--gain is for --objective gain (the l2 objective has no target)")
     gain = DEFAULT_GAIN if args.gain is None else args.gain
     return LbfgsOptions(objective=args.objective, gain=gain, tv_weight=args.tv_weight, tv_beta=args.tv_beta,

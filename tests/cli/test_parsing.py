@@ -47,7 +47,8 @@ def test_flags_reach_the_config():
     assert cfg.tiling.tile == 256 and cfg.tiling.active(1000, 1000) and not cfg.tiling.active(500, 500)
     assert cfg.net.prototxt == Path("d.prototxt") and cfg.net.weights == Path("w.caffemodel")
     assert cfg.net.mean == (1.0, 2.0, 3.0) and cfg.net.channel_swap == (0, 1, 2)
-    cfg = _config("--mode", "lbfgs", "--gain", "3", "--tv-weight", "0", "--lbfgs-iters", "4", "--lbfgs-maxfun", "9")
+    cfg = _config("--mode", "lbfgs", "--objective", "gain", "--gain", "3", "--tv-weight", "0", "--lbfgs-iters", "4",
+                  "--lbfgs-maxfun", "9")
     assert cfg.lbfgs.kwargs() == {"objective": "gain", "gain": 3.0, "tv_weight": 0.0, "tv_beta": 2.0,
                                   "alpha_weight": 0.0, "alpha": 6.0, "maxiter": 4, "maxfun": 9}
 
@@ -64,7 +65,13 @@ def test_flags_reach_the_config():
     (["--quality", "101"], "--quality must be in [1, 100]"),
     (["--tile-size", "16"], "--tile-size must be at least 32"),
     (["--tile-above", "-1"], "--tile-above must be >= 0"),
-    (["--mode", "lbfgs", "--gain", "0"], "--gain must be positive"),
+    (["--mode", "lbfgs", "--objective", "gain", "--gain", "0"], "--gain must be positive"),
+    (["--mode", "lbfgs", "--gain", "3"], "--gain is for --objective gain"),
+    (["--mode", "lbfgs", "--iters", "10"], "--iters is for --mode ascent; use --lbfgs-iters"),
+    (["--mode", "lbfgs", "--jitter", "0"], "--jitter is for --mode ascent"),
+    (["--mode", "lbfgs", "--step-size", "2"], "--step-size is for --mode ascent"),
+    (["--mode", "lbfgs", "--seed", "1"], "--seed is for --mode ascent; L-BFGS has no randomness"),
+    (["--mode", "lbfgs", "--no-clip"], "--no-clip is for --mode ascent"),
     (["--mode", "lbfgs", "--tv-beta", "0.5"], "--tv-beta must be >= 1"),
     (["--mode", "lbfgs", "--guide", "g.jpg"], "--guide is for --mode ascent"),
     (["--mode", "lbfgs", "--tile-size", "512"], "--tile-size/--tile-above are for --mode ascent"),
