@@ -42,7 +42,7 @@ def net(nsfw):
 
 @pytest.fixture(scope="module")
 def coffee() -> np.ndarray:
-    return small(skdata.coffee(), 224)
+    return small(skdata.coffee(), 180)
 
 
 def test_measures_on_known_images(net):
@@ -63,8 +63,8 @@ def test_measures_on_known_images(net):
 
 
 def test_ascent_raises_the_layer_energy_by_a_clear_factor(net, coffee):
-    out = deepdream(net, coffee, iter_n=5, octave_n=2, end=END, rng=np.random.RandomState(0))
-    m = measure_dream(net, END, coffee, out, 10)
+    out = deepdream(net, coffee, iter_n=10, octave_n=2, end=END, rng=np.random.RandomState(0))
+    m = measure_dream(net, END, coffee, out, 20)
     assert m.energy_gain > 1.5, m
     assert m.pixel_change > 3, m
 
@@ -96,7 +96,7 @@ def test_dream_is_bit_identical_to_the_notebook_on_batchnorm_eltwise(nsfw, fast)
 
 def test_guided_dream_is_bit_identical_to_the_notebook_on_batchnorm_eltwise(nsfw):
     proto, weights, mean = nsfw
-    end = "relu_stage2_block2"
+    end = "eltwise_stage2_block2"  # an out-of-place top: the notebook reads net.blobs[end]
     img, guide = small(skdata.rocket(), 160), small(skdata.chelsea(), 96)
     nb = notebook_net(proto, weights, mean=mean)
     np.random.seed(3)
