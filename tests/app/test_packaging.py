@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-BUILTIN = ["bvlc_googlenet", "bvlc_reference_caffenet", "googlenet_places205", "googlenet_places365", "vgg16"]
+BUILTIN = ["bvlc_googlenet", "bvlc_reference_caffenet", "googlenet_places205", "googlenet_places365", "open_nsfw",
+           "vgg16"]
 
 
 def _run(cmd, **kw) -> subprocess.CompletedProcess:
