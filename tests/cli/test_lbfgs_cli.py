@@ -47,7 +47,8 @@ def test_cli_lbfgs_output_is_the_api_output_and_metadata_is_recorded(tiny_model,
     assert meta["params"]["mode"] == "lbfgs" and meta["seed"] is None
     # only what the run used: no ascent-only settings
     assert not {"iters", "step_size", "jitter", "clip", "guide", "tiling"} & set(meta["params"])
-    assert (meta["params"]["objective"], meta["params"]["gain"], meta["params"]["maxiter"]) == ("gain", 3.0, 4)
+    lb = meta["params"]["lbfgs"]
+    assert (lb["objective"], lb["gain"], lb["maxiter"]) == ("gain", 3.0, 4)
     assert rec["objective"] == "gain" and rec["formula"] == info["formula"]
     assert (rec["gain"], rec["tv_weight"], rec["alpha_weight"], rec["maxiter"]) == (3.0, 7.0, 0.5, 4)
     assert rec["final"] == pytest.approx(info["final"])
