@@ -381,6 +381,6 @@ def zoom_file(
                            on_frame=on_frame, on_start=on_start, note=rep.note, quality=quality,
                            inputs=[input_path, cfg.guide])
     except KeyboardInterrupt as e:
+        kept = "" if seed is None else f" (it reuses seed {seed}, kept in {out_dir / PARAMS_FILE})"
         raise _interrupted(e, f"at frame {progress['next']} of {zoom.frames}",
-                           f"run the same command again to resume (it reuses seed {seed}, kept in "
-                           f"{out_dir / PARAMS_FILE})") from None
+                           f"run the same command again to resume{kept}") from None

@@ -26,9 +26,10 @@ def _photo(path, h=40, w=48, seed=0):
 def test_cli_dreams_several_layers_and_a_channel_and_records_the_expression(tiny_model, tmp_path, mode):
     src = _photo(tmp_path / "in.png")
     out = tmp_path / f"{mode}.png"
+    # (each mode refuses the other's own options: ascent's --iters and --seed, L-BFGS's --lbfgs-iters)
+    own = ["--iters", "2", "--seed", "1"] if mode == "ascent" else ["--lbfgs-iters", "3"]
     r = run_cli(["dream", src, "-o", out, "--prototxt", tiny_model[0], "--weights", tiny_model[1], *TERMS,
-                 "--mode", mode, "--iters", "2", "--octaves", "2", "--seed", "1", "-q",
-                 *(["--lbfgs-iters", "3"] if mode == "lbfgs" else [])])  # ascent refuses L-BFGS options
+                 "--mode", mode, "--octaves", "2", *own, "-q"])
     assert r.returncode == 0, r.stderr
     params = read_metadata(out)["params"]
     assert params["layer"] == ["a/output", "norm1"]
@@ -42,8 +43,8 @@ def test_cli_dreams_several_layers_and_a_channel_and_records_the_expression(tiny
         want = deepdream(net, img, objective=objective, iter_n=2, octave_n=2, rng=np.random.RandomState(1))
         assert np.array_equal(load_image(out), np.uint8(np.clip(want, 0, 255)))
     else:
-        assert params["objective"] == ("-feature_match('a/output', gain=2) - 0.5*feature_match('norm1', gain=2) "
-                                       "+ 2*channel('a/output', 3)")
+        # the mode's default data term, l2, on each layer
+        assert params["objective"] == "L2('a/output') + 0.5*L2('norm1') + 2*channel('a/output', 3)"
         lbfgs = read_metadata(out)["lbfgs"]
         assert lbfgs["objective"] == "expression" and lbfgs["expression"].startswith(params["objective"])
         assert all(rec["final"]["total"] < rec["initial"]["total"] for rec in lbfgs["octaves"])
@@ -79,7 +80,8 @@ def test_the_issues_objective_runs_on_googlenet_in_both_modes(googlenet_model, t
                  channels=(("inception_4c/output", 42, 2.0),))
     net = NetSource(prototxt=googlenet_model[0], weights=googlenet_model[1])
     for mode in ("ascent", "lbfgs"):
-        cfg = DreamConfig(net=net, **terms, mode=mode, iters=2, octaves=2, seed=0)
+        own = {"iters": 2} if mode == "ascent" else {}  # lbfgs mode refuses the ascent's own settings
+        cfg = DreamConfig(net=net, **terms, mode=mode, octaves=2, seed=0, **own)
         result = dream_file(src, tmp_path / f"{mode}.png", cfg)
         assert result.image.shape == (72, 80, 3) and np.isfinite(result.image).all()
         params = read_metadata(tmp_path / f"{mode}.png")["params"]
@@ -123,13 +125,13 @@ def test_an_interrupted_lbfgs_dream_file_resumes_after_its_last_octave(tiny_mode
     assert any("resumed after octave 2" in n for n in rep.notes)
     assert again.extra["lbfgs"]["resumed_after_octave"] == 2 and len(again.extra["lbfgs"]["octaves"]) == 1
     assert not (tmp_path / ".cut.png.dream-state.npz").exists()
-    # The L-BFGS settings are in the resume key: a state left by a run with another gain is not picked up.
+    # The L-BFGS settings are in the resume key: a state left by a run with another TV weight is not picked up.
     with pytest.raises(KeyboardInterrupt):
         dream_file(src, tmp_path / "other.png", cfg, reporter=_Dies(last=2))
     rep = _Dies(last=99)
-    dream_file(src, tmp_path / "other.png", replace(cfg, lbfgs=LbfgsOptions(gain=3.0)), reporter=rep)
+    dream_file(src, tmp_path / "other.png", replace(cfg, lbfgs=LbfgsOptions(tv_weight=30.0)), reporter=rep)
     assert not any("resumed" in n for n in rep.notes)
-    assert read_metadata(tmp_path / "other.png")["params"]["lbfgs"]["gain"] == 3.0
+    assert read_metadata(tmp_path / "other.png")["params"]["lbfgs"]["tv_weight"] == 30.0
 
 
 def test_plain_layer_objective_is_the_notebooks(tiny_model, tmp_path):

@@ -355,7 +355,9 @@ def test_several_layers_dream_in_both_modes(tiny_model):
     assert info["expression"].endswith("- feature_match('norm1', gain=2) - tv(2)")
     for rec in info["octaves"]:
         assert rec["final"]["total"] < rec["initial"]["total"]
-        assert rec["final"]["total"] == pytest.approx(rec["final"]["data"] + rec["final"]["tv"], rel=1e-12)
+        # the TV weight is relative to the layer scale S: the weight applied is tv_weight * S
+        assert rec["final"]["total"] == pytest.approx(rec["final"]["data"] + rec["tv_weight_applied"] * rec["final"]["tv"],
+                                                      rel=1e-12)
 
 
 def test_a_net_used_for_a_deeper_layer_first_gives_the_same_gradient_on_several_layers(tiny_model):

@@ -38,8 +38,8 @@ def test_interrupted_lbfgs_resumes_after_the_last_octave(tiny_model, tmp_path):
 
     state = tmp_path / "state.npz"
 
-    def die_in_last_octave(octave, i, value):
-        if octave == 2:
+    def die_in_last_octave(info):  # an LbfgsStepInfo
+        if info.octave == 2:
             raise _Stop
 
     with pytest.raises(_Stop):
