@@ -65,3 +65,13 @@ def test_dream_notebook_runs_and_its_parity_cell_holds(googlenet_model, tmp_path
     assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == ["0000.jpg", "0001.jpg"]
     # The photo, the last zoom frame, and each of the three dreams (its steps clear one another).
     assert images_shown(nb) >= 5
+
+
+def test_beyond_notebook_runs(googlenet_model, tmp_path, monkeypatch):
+    proto, weights = googlenet_model
+    nb = run_notebook("beyond.ipynb", tmp_path, monkeypatch, MODEL=f"{proto}:{weights}", SIZE="160", ITERS="2",
+                      OCTAVES="2")
+    text = outputs_text(nb)
+    assert "L2('inception_4c/output')" in text and "forward+backward passes per octave" in text
+    assert "class 0 at loss3/classifier, 224x224: score" in text and "tiled: True" in text
+    assert images_shown(nb) >= 4  # ascent | L-BFGS, the composed dreams, the class image, the tiled photo
