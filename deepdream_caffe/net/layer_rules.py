@@ -137,6 +137,13 @@ def _need_axes(b: Shape, n: int, what: str) -> None:
         raise NetError(f"{what} needs a {n}-axis input (N, C, H, W), got {len(b)} axes {b}")
 
 
+def _i32(value: int, what: str) -> int:
+    """A value Caffe computes in a C++ int: past its range the arithmetic wraps (undefined behaviour)."""
+    if not -(2**31) <= value <= INT_MAX:
+        raise TooLarge(f"{what} ({value:,}) overflows Caffe's int arithmetic")
+    return value
+
+
 def _c_div(a: int, b: int) -> int:
     """C++ integer division (truncates toward zero)."""
     q = abs(a) // abs(b)
@@ -265,11 +272,12 @@ def _conv_reshape(layer: Any, s: Setup, bottoms: List[Shape]) -> Reshaped:
     out = []
     for i, dim in enumerate(b[2:]):
         k, st_, p, d = st["kernel"][i], st["stride"][i], st["pad"][i], st["dilation"][i]
-        extent = d * (k - 1) + 1
+        extent = _i32(d * (k - 1) + 1, "the dilated kernel extent")
+        _i32(2 * p, "twice the pad")
         if st["deconv"]:
-            o = st_ * (dim - 1) + extent - 2 * p
+            o = _i32(_i32(st_ * (dim - 1), "the upsampled size") + extent, "the output size") - 2 * p
         else:
-            o = _c_div(dim + 2 * p - extent, st_) + 1
+            o = _c_div(_i32(dim + 2 * p, "the padded input size") - extent, st_) + 1
         if o <= 0:
             raise TooSmall(f"its {st['kernel'][0]}x{st['kernel'][1]} kernel does not fit a {b[2]}x{b[3]} input")
         out.append(o)
@@ -332,8 +340,11 @@ def _pool_setup(layer: Any, bottoms: List[Shape]) -> Setup:
 
 def _pooled(dim: int, k: int, p: int, s: int, ceil: bool) -> int:
     # Caffe: static_cast<int>(ceil(static_cast<float>(dim + 2p - k) / s)) + 1, in float32
+    _i32(dim + 2 * p, "the padded input size")
     q = np.float32(dim + 2 * p - k) / np.float32(s)
     q = np.ceil(q) if ceil else np.floor(q)
+    if not -(2.0**31) < float(q) < 2.0**31 - 1:
+        raise TooLarge(f"the pooled size ({float(q):.0f}) overflows Caffe's int arithmetic")
     return int(q) + 1
 
 
@@ -376,6 +387,7 @@ def _lrn_reshape(layer: Any, s: Setup, bottoms: List[Shape]) -> Reshaped:
     _need_axes(b, 4, "LRN")
     n, c, h, w = b
     size = s.state["size"]
+    _i32(c + size - 1, "channels plus the LRN window")
     if s.state["across"]:
         # scale_, and the padded squares of the forward and backward passes
         return Reshaped([b], buffers=[b, (1, c + size - 1, h, w)])

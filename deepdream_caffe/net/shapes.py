@@ -389,7 +389,7 @@ def layer_shapes(param: Any, height: int, width: int, upto: Optional[str] = None
     Raises :class:`NetError` for a net Caffe could not build and a
     :class:`ShapeError` kind where Caffe would refuse the size.
     """
-    plan = plan_net(param)
+    plan = plan_net(param, allow_python=True)
     infos, problem = plan.walk(height, width, upto)
     if problem is not None:
         raise problem[1]
@@ -404,21 +404,33 @@ def has_spatial_extent(shape: Shape) -> bool:
     return len(shape) == 4 and shape[2] >= 1 and shape[3] >= 1 and (shape[2] > 1 or shape[3] > 1)
 
 
-def size_problem(param: Any, height: int, width: int, end: Optional[str], allow_python: bool = False) -> Optional[ShapeError]:
-    """Why Caffe would refuse a ``height`` x ``width`` input up to ``end`` (None: it would not)."""
-    _, problem = plan_net(param, allow_python=allow_python).walk(height, width, end)
+# The size questions take Python layers as given: whether they may run at all is
+# decided once, when the net is loaded (prototxt.check_structure).
+
+
+def size_problem(param: Any, height: int, width: int, end: Optional[str]) -> Optional[ShapeError]:
+    """Why Caffe would refuse a ``height`` x ``width`` input up to ``end`` (None: it would not).
+
+    Raises NetError for a net Caffe could not build at all.
+    """
+    _, problem = plan_net(param, allow_python=True).walk(height, width, end)
     return None if problem is None else problem[1]
 
 
-def fits(param: Any, height: int, width: int, end: Optional[str], allow_python: bool = False) -> bool:
-    return size_problem(param, height, width, end, allow_python) is None
+def fits(param: Any, height: int, width: int, end: Optional[str]) -> bool:
+    return size_problem(param, height, width, end) is None
 
 
-def smallest_side(param: Any, end: str, aspect: float = 1.0, limit: int = 4096, allow_python: bool = False) -> int:
+def native_size(param: Any) -> Optional[Tuple[int, int]]:
+    """The prototxt's own input height and width (the size the net is built at)."""
+    return plan_net(param, allow_python=True).native
+
+
+def smallest_side(param: Any, end: str, aspect: float = 1.0, limit: int = 4096) -> int:
     """Smallest height (width = height * aspect) the net accepts up to ``end``."""
 
     def ok(hh: int) -> bool:
-        p = size_problem(param, hh, max(1, int(round(hh * aspect))), end, allow_python)
+        p = size_problem(param, hh, max(1, int(round(hh * aspect))), end)
         return p is None or not isinstance(p, TooSmall)
 
     lo, hi = 1, limit
@@ -431,3 +443,62 @@ def smallest_side(param: Any, end: str, aspect: float = 1.0, limit: int = 4096, 
         else:
             lo = mid + 1
     return lo
+
+
+# ---------------------------------------------------------------- the `layers` listing
+
+
+@dataclass
+class Row:
+    """One line of the `layers` listing."""
+
+    name: str
+    type: str
+    tops: Optional[List[Shape]]  # at the asked size; None where unknown
+    dream: str  # "yes", or why not: input, no-output, fixed-size, too-small, too-large, mismatch, broken, unchecked
+
+
+_KIND = {FixedSize: "fixed-size", TooSmall: "too-small", TooLarge: "too-large", Mismatch: "mismatch"}
+
+
+def layer_table(param: Any, height: int, width: int, *, allow_python: bool = False,
+                known_types: Optional[frozenset] = None) -> Tuple[List[Row], List[Tuple[str, str, str]]]:
+    """Every layer with its output shapes at ``height`` x ``width`` and whether it can be dreamed on there.
+
+    Caffe builds a net cut after the dream layer from all the layers before
+    it, so the first layer that cannot be built (or reshaped to this size)
+    rules out itself and every layer after it. Returns the rows and, for
+    each reason that occurs, (reason, first layer, explanation).
+    """
+    plan = plan_net(param, allow_python=allow_python, known_types=known_types)
+    broken = plan.problem[0] if plan.problem is not None else None
+    notes: List[Tuple[str, str, str]] = []
+    infos: Dict[int, Info] = {}
+    size_at: Optional[int] = None
+    size_kind = ""
+    if plan.native is not None and broken != 0:
+        upto = plan.steps[broken - 1].name if broken is not None else None
+        infos, sp = plan.walk(height, width, upto)
+        if sp is not None:
+            size_at, size_kind = sp[0], _KIND.get(type(sp[1]), "mismatch")
+            notes.append((size_kind, plan.steps[sp[0]].name, str(sp[1])))
+    if plan.problem is not None:
+        notes.append(("broken", plan.steps[broken].name, str(plan.problem[1])))
+    rows = []
+    for s in plan.steps:
+        info = infos.get(s.pos)
+        tops = info.tops if info is not None else None
+        if broken is not None and s.pos >= broken:
+            why = "broken"
+        elif s.type == "Input":
+            why = "input"
+        elif size_at is not None and s.pos >= size_at:
+            why, tops = size_kind, None
+        elif not s.tops:
+            why = "no-output"
+        elif tops is None:
+            why = "unchecked"
+        else:
+            why = "yes"
+        rows.append(Row(s.name, s.type, tops, why))
+    return rows, notes
