@@ -113,7 +113,7 @@ class Plan:
         blobs: Dict[str, Optional[Shape]] = {}
         infos: Dict[int, Info] = {}
         first_input = True
-        values = 0
+        values = biggest = 0
         counted: set = set()
         for s in self.steps[: last + 1]:
             if s.type == "Input":
@@ -138,7 +138,9 @@ class Plan:
                     except NetError as e:
                         return infos, (s.pos, Mismatch(f"layer '{s.name}' ({s.type}): {e}"))
                     info = Info(r.tops, r.macs)
-                    values += sum(count(b) for b in r.buffers)
+                    # Scratch buffers: only the largest is counted (this build's convolutions share
+                    # one column buffer), so a run is refused only when it surely cannot fit.
+                    biggest = max([biggest] + [count(b) for b in r.buffers])
             for t, shape in zip(s.tops, info.tops or [None] * len(s.tops)):
                 blobs[t] = shape
                 if shape is not None and t not in counted:
@@ -146,9 +148,9 @@ class Plan:
                     values += 2 * count(shape)  # data and diff
             infos[s.pos] = info
             limit = memory_limit()
-            if limit and values * 4 > limit:
+            if limit and (values + biggest) * 4 > limit:
                 err = TooLarge(
-                    f"up to layer '{s.name}' Caffe would need about {values * 4 / 2**30:.1f} GiB for a {width}x{height} "
+                    f"up to layer '{s.name}' Caffe would need about {(values + biggest) * 4 / 2**30:.1f} GiB for a {width}x{height} "
                     f"input; this machine has {limit / 2**30:.1f} GiB"
                 )
                 return infos, (s.pos, err)
@@ -481,7 +483,12 @@ def layer_table(param: Any, height: int, width: int, *, allow_python: bool = Fal
         infos, sp = plan.walk(height, width, upto)
         if sp is not None:
             size_at, size_kind = sp[0], _KIND.get(type(sp[1]), "mismatch")
-            notes.append((size_kind, plan.steps[sp[0]].name, str(sp[1])))
+            detail = str(sp[1])
+            if size_kind == "fixed-size":
+                nh, nw = plan.native
+                detail = (f"classifier (fixed-size) layers: they work only at the net's own input size {nw}x{nh}, "
+                          f"not {width}x{height} ({detail})")
+            notes.append((size_kind, plan.steps[sp[0]].name, detail))
     if plan.problem is not None:
         notes.append(("broken", plan.steps[broken].name, str(plan.problem[1])))
     rows = []
