@@ -16,7 +16,8 @@ child dies, the signal is the result of the stage it died in. Stage kinds:
                                                   load_net(P, end=L, fast=True) (random weights) and one dream step
   {"kind": "caffe", "prototxt": P, "sizes": [[h, w], ...]}
                                                   plain caffe.Net(P) reshaped to each size (no checks: to see
-                                                  what Caffe itself does); prints the blob shapes as JSON
+                                                  what Caffe itself does); prints JSON lines: the learnable
+                                                  blob shapes, then each size's blob shapes
 """
 from __future__ import annotations
 
@@ -64,13 +65,14 @@ def _run_case(case: Dict[str, Any]) -> int:
 
         caffe = import_caffe()
         net = caffe.Net(case["prototxt"], caffe.TEST)
-        out = []
+        params = {name: [list(b.data.shape) for b in blobs] for name, blobs in net.params.items()}
+        print(json.dumps({"params": params}), flush=True)
         for h, w in case["sizes"]:
             src = net.blobs[net.inputs[0]]
             src.reshape(1, src.shape[1], h, w)
             net.reshape()
-            out.append({name: list(b.shape) for name, b in net.blobs.items()})
-        print(json.dumps(out))
+            print(json.dumps({"size": [h, w], "blobs": {name: list(b.shape) for name, b in net.blobs.items()}}),
+                  flush=True)
         return 0
     raise ValueError(f"unknown case kind {kind}")
 

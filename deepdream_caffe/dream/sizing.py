@@ -53,6 +53,13 @@ def explain(param: Any, end: str, h: int, w: int, problem: ShapeError) -> str:
     """One line: why an ``h`` x ``w`` image cannot be dreamed at ``end`` and what would work."""
     native = native_size(param)
     nat = f"{native[1]}x{native[0]}" if native else "?"
+    side = None
+    if not isinstance(problem, (FixedSize, TooLarge, Mismatch)):
+        # Too small: but would the size that is big enough work? Not for a classifier.
+        side = smallest_side(param, end, aspect=w / h)
+        bigger = size_problem(param, side, max(1, round(side * w / h)), end)
+        if isinstance(bigger, FixedSize):
+            problem = bigger
     if isinstance(problem, FixedSize):
         return (
             f"layer '{end}' is a classifier layer (fixed-size): it takes only the net's {nat} input, not {w}x{h} "
@@ -62,7 +69,6 @@ def explain(param: Any, end: str, h: int, w: int, problem: ShapeError) -> str:
         return f"a {w}x{h} image is too large for layer '{end}': {problem}; use a smaller image or tiles"
     if isinstance(problem, Mismatch):
         return f"a {w}x{h} image does not fit layer '{end}': {problem}; the net's own input size {nat} does"
-    side = smallest_side(param, end, aspect=w / h)
     return (
         f"a {w}x{h} image is too small for layer '{end}': it needs at least about "
         f"{max(1, round(side * w / h))}x{side} pixels ({problem})"
