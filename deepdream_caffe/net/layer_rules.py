@@ -423,15 +423,14 @@ def _mvn_reshape(layer: Any, s: Setup, bottoms: List[Shape]) -> Reshaped:
     return Reshaped([legacy], buffers=[legacy, legacy[:2] + (1, 1)])
 
 
-def _affine_blob(layer: Any, p: Any, b: Shape, what: str) -> Shape:
-    """The shape of a Scale/Bias blob taken from ``b`` by ``axis`` and ``num_axes``."""
-    axis = canonical_axis(p.axis, len(b))
-    num_axes = int(p.num_axes)
+def _affine_blob(axis: int, num_axes: int, b: Shape, what: str) -> Shape:
+    """The shape of a Scale/Bias blob taken from ``b`` by ``axis`` and ``num_axes`` (-1: to the end)."""
+    first = canonical_axis(axis, len(b))
     if num_axes < -1:
         raise NetError(f"{what} num_axes must be >= -1, got {num_axes}")
-    if num_axes >= 0 and len(b) < axis + num_axes:
-        raise NetError(f"{what} axis {p.axis} + num_axes {num_axes} run past the input's {len(b)} axes")
-    return tuple(b[axis:]) if num_axes == -1 else tuple(b[axis : axis + num_axes])
+    if num_axes >= 0 and len(b) < first + num_axes:
+        raise NetError(f"{what} axis {axis} + num_axes {num_axes} run past the input's {len(b)} axes")
+    return tuple(b[first:]) if num_axes == -1 else tuple(b[first : first + num_axes])
 
 
 def _affine_check(p: Any, b: Shape, blob: Shape, what: str) -> None:
@@ -448,7 +447,7 @@ def _bias_setup(layer: Any, bottoms: List[Shape]) -> Setup:
     p = layer.bias_param
     if len(bottoms) > 1:
         return Setup(state={"p": p})
-    shape = _affine_blob(layer, p, bottoms[0], "bias_param")
+    shape = _affine_blob(p.axis, int(p.num_axes), bottoms[0], "bias_param")
     check_filler(p.filler, shape, "its bias")
     return Setup(params=[shape], state={"p": p})
 
@@ -464,7 +463,7 @@ def _scale_setup(layer: Any, bottoms: List[Shape]) -> Setup:
     b = bottoms[0]
     params: List[Shape] = []
     if len(bottoms) == 1:
-        shape = _affine_blob(layer, p, b, "scale_param")
+        shape = _affine_blob(p.axis, int(p.num_axes), b, "scale_param")
         if p.HasField("filler"):
             check_filler(p.filler, shape, "its scale")
         elif count(shape) == 0:
@@ -473,12 +472,9 @@ def _scale_setup(layer: Any, bottoms: List[Shape]) -> Setup:
     bias_shape: Optional[Shape] = None
     if p.bias_term:
         # Caffe builds a Bias layer over bottom[0] with the Scale's axis and num_axes
-        # (num_axes of bottom[1] when the scale is an input).
-        class _BP:
-            axis = p.axis
-            num_axes = len(bottoms[1]) if len(bottoms) > 1 else p.num_axes
-
-        bias_shape = _affine_blob(layer, _BP, b, "scale_param (for its bias)")
+        # (the number of axes of bottom[1] when the scale is an input).
+        num_axes = len(bottoms[1]) if len(bottoms) > 1 else int(p.num_axes)
+        bias_shape = _affine_blob(p.axis, num_axes, b, "scale_param (for its bias)")
         check_filler(p.bias_filler, bias_shape, "its bias")
         params.append(bias_shape)
     return Setup(params=params, state={"p": p, "bias": bias_shape})

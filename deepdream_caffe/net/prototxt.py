@@ -6,7 +6,7 @@ checked here first, so bad input becomes one clear error line.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Set
+from typing import Any, List, Optional, Sequence, Set
 
 from .caffe_env import import_caffe
 from ..errors import DeepDreamError
@@ -213,44 +213,3 @@ def default_engines(param: Any) -> None:
                 p = getattr(layer, name)
                 if p.HasField("engine"):
                     p.ClearField("engine")
-
-
-# Number of learnable blobs of the layer types that have them (for lr_mult surgery).
-def param_blob_count(layer: Any) -> Optional[int]:
-    t = layer.type
-    if t in ("Convolution", "Deconvolution"):
-        return 1 + int(layer.convolution_param.bias_term)
-    if t == "InnerProduct":
-        return 1 + int(layer.inner_product_param.bias_term)
-    if t == "Scale":
-        return 1 + int(layer.scale_param.bias_term)
-    if t == "Embed":
-        return 1 + int(layer.embed_param.bias_term)
-    if t in ("Bias", "PReLU"):
-        return 1
-    if t == "BatchNorm":
-        return 3
-    if t in _NO_PARAMS:
-        return 0
-    return None
-
-
-_NO_PARAMS = {
-    "Input", "ReLU", "LRN", "Pooling", "Concat", "Dropout", "Softmax", "Split", "Eltwise",
-    "Flatten", "Reshape", "Sigmoid", "TanH", "Power", "AbsVal", "BNLL", "ELU", "Exp", "Log",
-    "Slice", "Crop", "MVN", "Threshold", "Silence", "ArgMax", "Tile", "Reduction",
-}
-
-
-def param_shapes_from_weights(weights_param: Any) -> Dict[str, List[List[int]]]:
-    """Layer name -> shapes of its stored blobs, for new- and V1-format caffemodels."""
-    out: Dict[str, List[List[int]]] = {}
-    for layer in list(weights_param.layer) + list(weights_param.layers):
-        shapes = []
-        for b in layer.blobs:
-            if b.HasField("shape"):
-                shapes.append(list(b.shape.dim))
-            else:
-                shapes.append([b.num, b.channels, b.height, b.width])
-        out[layer.name] = shapes
-    return out
