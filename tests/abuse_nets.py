@@ -190,6 +190,8 @@ def structural_mutations(tiny: str, tinyres: str) -> List[Tuple[str, str, str, s
         ("inplace-concat", "tiny", t.replace('bottom: "a/1x1" bottom: "a/3x3" top: "a/output"', 'bottom: "a/1x1" bottom: "a/3x3" top: "a/1x1"').replace('bottom: "a/output"', 'bottom: "a/1x1"'), "pool2"),
         ("inplace-on-input", "tiny", t.replace('layer { name: "conv1"', 'layer { name: "scale_in" type: "Power" bottom: "data" top: "data" power_param { scale: 2 } }\nlayer { name: "conv1"', 1), "a/output"),
         ("inplace-lrn", "tiny", t.replace('bottom: "conv1" top: "norm1"', 'bottom: "conv1" top: "conv1"').replace('bottom: "norm1"', 'bottom: "conv1"'), "a/output"),
+        ("inplace-on-shared-blob", "tiny", t.replace('layer { name: "relu1"', 'layer { name: "peek" type: "Power" bottom: "conv1" top: "peek" }\nlayer { name: "relu1"', 1), "a/output"),
+        ("blob-named-like-a-split-copy", "tiny", t.replace('bottom: "pool1" top: "a/3x3"', 'bottom: "pool1" top: "pool1_pool1_0_split_0"').replace('bottom: "a/1x1" bottom: "a/3x3"', 'bottom: "a/1x1" bottom: "pool1_pool1_0_split_0"'), "a/output"),
         ("inplace-flatten", "tinyres", r.replace('bottom: "pool" top: "flat"', 'bottom: "pool" top: "pool"').replace('bottom: "flat"', 'bottom: "pool"'), "resh"),
         # shapes that do not meet
         ("concat-mismatch", "tiny", t.replace('bottom: "a/1x1" bottom: "a/3x3" top: "a/output"', 'bottom: "a/1x1" bottom: "conv1" top: "a/output"'), "a/output"),

@@ -233,6 +233,8 @@ def _plan(param: Any, allow_python: bool, known_types: Optional[frozenset]) -> P
         plan.problem = (s.pos, NetError(f"layer '{s.name}' ({s.type}): {msg}"))
         return plan
 
+    renamed, split_tops = _splits(steps)
+    split_names: set = set()
     for s in steps:
         layer = s.layer
         if s.name in layer_names:
@@ -246,7 +248,12 @@ def _plan(param: Any, allow_python: bool, known_types: Optional[frozenset]) -> P
             if b not in blobs:
                 return fail(s, f"reads blob '{b}' that no earlier layer makes")
         for i, t in enumerate(s.tops):
-            in_place = i < len(s.bottoms) and s.bottoms[i] == t
+            in_place = i < len(s.bottoms) and renamed[s.pos][i] == t
+            if i < len(s.bottoms) and s.bottoms[i] == t and not in_place:
+                return fail(s, f"works in place on '{t}', which other layers read too; Caffe cannot do that "
+                               "(give its output a name of its own)")
+            if t in split_names:
+                return fail(s, f"writes blob '{t}', a name Caffe gives the copies it makes of a shared blob")
             if in_place:
                 rule = RULES.get(s.type)
                 if rule is not None and not rule.in_place:
@@ -311,9 +318,55 @@ def _plan(param: Any, allow_python: bool, known_types: Optional[frozenset]) -> P
         plan.built[s.pos] = Info(list(r_tops), macs)
         for t, shape in zip(s.tops, r_tops):
             blobs[t] = shape
+        for t in split_tops.get(s.pos, []):
+            if t in blobs or t in split_names:
+                return fail(s, f"Caffe would copy a shared output to '{t}', a name already taken")
+            split_names.add(t)
     if plan.native is None and plan.problem is None:
         plan.problem = (0, NetError("the prototxt declares no input (input: or an Input layer)"))
     return plan
+
+
+def _splits(steps: List[Step]) -> Tuple[Dict[int, List[str]], Dict[int, List[str]]]:
+    """Caffe's InsertSplits: a top read by several bottoms (or used as a loss too) goes through a Split layer.
+
+    Returns, by position, each layer's bottoms as renamed to the Split's
+    copies, and the copies a layer's tops get. Caffe checks the wiring of
+    the renamed net, so an in-place layer on a shared blob, or a blob named
+    like one of the copies, is a fatal error there.
+    """
+    last_top: Dict[str, Tuple[int, int]] = {}
+    source: Dict[Tuple[int, int], Tuple[int, int]] = {}
+    uses: Dict[Tuple[int, int], int] = {}
+    for s in steps:
+        for j, b in enumerate(s.bottoms):
+            if b in last_top:
+                source[(s.pos, j)] = last_top[b]
+                uses[last_top[b]] = uses.get(last_top[b], 0) + 1
+        for j, t in enumerate(s.tops):
+            last_top[t] = (s.pos, j)
+        weights = list(s.layer.loss_weight) if s.layer is not None else []
+        for j in range(min(len(weights), len(s.tops))):
+            if weights[j]:
+                top = last_top[s.tops[j]]
+                uses[top] = uses.get(top, 0) + 1
+    renamed: Dict[int, List[str]] = {}
+    copies: Dict[int, List[str]] = {}
+    taken: Dict[Tuple[int, int], int] = {}
+    for s in steps:
+        names = list(s.bottoms)
+        for j, b in enumerate(s.bottoms):
+            src = source.get((s.pos, j))
+            if src is not None and uses[src] > 1:
+                k = taken.get(src, 0)
+                taken[src] = k + 1
+                names[j] = f"{b}_{steps[src[0]].name}_{src[1]}_split_{k}"
+        renamed[s.pos] = names
+        for j, t in enumerate(s.tops):
+            n = uses.get((s.pos, j), 0)
+            if n > 1:
+                copies.setdefault(s.pos, []).extend(f"{t}_{s.name}_{j}_split_{k}" for k in range(n))
+    return renamed, copies
 
 
 def _batch_one(s: Step, tops: List[Shape]) -> List[Shape]:

@@ -109,6 +109,8 @@ def test_classifier_layers_are_refused_with_the_size_that_works(googlenet_protot
 
 
 def test_layers_marks_what_can_be_dreamed_at_the_size(googlenet_prototxt):
+    from deepdream_caffe.app import NetSource, layer_table
+
     r = run_cli(["layers", "--prototxt", googlenet_prototxt])
     assert r.returncode == 0 and not r.stderr.strip(), r.stderr
     rows = {ln.split()[0]: ln.split() for ln in r.stdout.splitlines()[1:] if not ln.startswith("fixed-size:")}
@@ -118,8 +120,9 @@ def test_layers_marks_what_can_be_dreamed_at_the_size(googlenet_prototxt):
     assert rows["data"][2] == "input"
     note = r.stdout.splitlines()[-1]
     assert note.startswith("fixed-size: 'loss3/classifier'") and "224x224" in note and "visualize" in note
-    r = run_cli(["layers", "--prototxt", googlenet_prototxt, "--size", "224x224"])
-    assert all(ln.split()[2] in ("yes", "input") for ln in r.stdout.splitlines()[1:]), r.stdout
+    rows, notes = layer_table(NetSource(prototxt=googlenet_prototxt), 224, 224)
+    assert {r.dream for r in rows} == {"yes", "input"} and not notes
+    assert rows[-1].shapes == ((1000,),)
 
 
 def test_the_dream_refuses_a_classifier_layer_in_one_line(googlenet_model, tmp_path):
@@ -148,7 +151,11 @@ class Pass(caffe.Layer):
 '''
 
 
-def test_python_layers_run_only_when_allowed(tiny_model, tmp_path):
+def test_python_layers_run_only_when_allowed(tiny_model, tmp_path, monkeypatch):
+    from deepdream_caffe import load_net
+    from deepdream_caffe.app import NetSource, layer_table
+    from deepdream_caffe.errors import DeepDreamError
+
     (tmp_path / "pylayer_marker.py").write_text(PYLAYER)
     proto = tmp_path / "py.prototxt"
     proto.write_text(tiny_model[0].read_text().replace(
@@ -161,22 +168,24 @@ def test_python_layers_run_only_when_allowed(tiny_model, tmp_path):
     Image.fromarray(np.random.RandomState(0).randint(0, 256, (32, 32, 3)).astype(np.uint8)).save(img)
     env = {"PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
            "PYLAYER_MARKER": str(marker)}
+    monkeypatch.setenv("PYLAYER_MARKER", str(marker))
+    monkeypatch.syspath_prepend(str(tmp_path))  # where the module could be imported from, here too
     args = ["dream", img, "-o", tmp_path / "o.png", "--prototxt", proto, "--weights", tiny_model[1],
-            "--iters", "1", "--octaves", "1", "--seed", "0", "-q"]
-    assert_one_line_error(run_cli(args + ["--layer", "a/output"], env=env), "'py'", "Python layer",
-                          "--allow-python-layers")
+            "--iters", "1", "--octaves", "1", "--seed", "0", "-q", "--layer", "a/output"]
+    assert_one_line_error(run_cli(args, env=env), "'py'", "Python layer", "--allow-python-layers")
+    with pytest.raises(DeepDreamError, match="Python layer.*allow_python_layers=True"):
+        load_net(proto, tiny_model[1], end="a/output", fast=True)
     assert not marker.exists() and not (tmp_path / "o.png").exists()
     # a Python layer after the dream layer is never built, so nothing runs and nothing is refused
-    r = run_cli(args + ["--layer", "norm1"], env=env)
-    assert r.returncode == 0, r.stderr
+    load_net(proto, tiny_model[1], end="norm1", fast=True)
     assert not marker.exists()
     # `layers` reads the prototxt only: it lists the layer and what needs the flag
-    r = run_cli(["layers", "--prototxt", proto, "--size", "32x32"], env=env)
-    assert r.returncode == 0 and not marker.exists()
-    assert [ln.split()[2] for ln in r.stdout.splitlines() if ln.startswith(("norm1 ", "py ", "a/output "))] == \
-        ["yes", "broken", "broken"]
-    (tmp_path / "o.png").unlink()
-    r = run_cli(args + ["--layer", "a/output", "--allow-python-layers"], env=env)
+    rows, notes = layer_table(NetSource(prototxt=proto), 32, 32)
+    assert [r.dream for r in rows if r.name in ("norm1", "py", "a/output")] == ["yes", "broken", "broken"]
+    assert notes[0].layer == "py" and not marker.exists()
+    rows, _ = layer_table(NetSource(prototxt=proto, allow_python_layers=True), 32, 32)
+    assert [r.dream for r in rows if r.name in ("norm1", "py", "a/output")] == ["yes", "unchecked", "unchecked"]
+    r = run_cli(args + ["--allow-python-layers"], env=env)
     assert r.returncode == 0, r.stderr
     assert marker.read_text() == "imported" and (tmp_path / "o.png").exists()
 
