@@ -13,6 +13,8 @@ compares them, value counts, NaN/inf) before a single value is copied.
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,20 +166,31 @@ class CaffeModel:
     _bytes: Any = field(default=None, repr=False)  # keeps the views' memory alive
 
 
+def _read_regular_file(path: Path) -> bytes:
+    """The bytes of ``path``, refusing (not waiting on) a FIFO, device or folder."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise DeepDreamError(f"weights not found: {path}") from None
+    except OSError as e:
+        raise DeepDreamError(f"cannot read weights {path}: {e.strerror or e}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise DeepDreamError(f"weights {path} are not a regular file (a .caffemodel is)")
+    with os.fdopen(fd, "rb") as f:
+        try:
+            return f.read()
+        except OSError as e:
+            raise DeepDreamError(f"cannot read weights {path}: {e.strerror or e}") from None
+
+
 def read_caffemodel(path: Path, known_sha1: Optional[str] = None) -> CaffeModel:
     """Parse ``path`` (new or V1 format) into its layers' blobs; one-line error on a bad file.
 
     ``known_sha1``: the file's hash, when the caller has just verified it (the zoo does); else hashed here.
     """
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DeepDreamError(f"weights not found: {path}") from None
-    except IsADirectoryError:
-        raise DeepDreamError(f"weights {path} is a directory, not a .caffemodel") from None
-    except OSError as e:
-        raise DeepDreamError(f"cannot read weights {path}: {e.strerror or e}") from None
+    raw = _read_regular_file(path)
     model = CaffeModel(path, known_sha1 or hashlib.sha1(raw).hexdigest(), _bytes=raw)
     buf = memoryview(raw)
     seen_new = seen_v1 = False
