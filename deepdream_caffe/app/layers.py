@@ -45,4 +45,32 @@ def layer_table(source: NetSource, h: int, w: int, quiet: bool = True) -> Tuple[
     rows, notes = table(patched_copy(param), h, w, allow_python=source.allow_python_layers, known_types=known)
     out = [LayerRow(r.name, r.type, None if r.tops is None else tuple(tuple(int(d) for d in t[1:]) for t in r.tops),
                     r.dream) for r in rows]
-    return out, [LayerNote(*n) for n in notes]
+    out = _classifiers(param, out, h, w)
+    found = [LayerNote(*n) for n in notes]
+    if not any(n.reason == "fixed-size" for n in found):
+        found += _classifier_note(param, out, h, w)
+    return out, found
+
+
+def _classifiers(param, rows: List[LayerRow], h: int, w: int) -> List[LayerRow]:
+    """Layers that depend on an InnerProduct are classifier layers: only the native size (as ``dream`` decides)."""
+    from dataclasses import replace  # noqa: PLC0415
+
+    from ..net.classifier import fixed_size_layer, native_size  # noqa: PLC0415
+
+    if (h, w) == native_size(param):
+        return rows
+    return [replace(r, dream="fixed-size") if r.dream == "yes" and fixed_size_layer(param, r.name) else r
+            for r in rows]
+
+
+def _classifier_note(param, rows: List[LayerRow], h: int, w: int) -> List[LayerNote]:
+    from ..net.classifier import fixed_size_layer, native_size  # noqa: PLC0415
+
+    first = next((r.name for r in rows if r.dream == "fixed-size"), None)
+    ip = fixed_size_layer(param, first) if first else None
+    if ip is None:
+        return []
+    nh, nw = native_size(param)
+    return [LayerNote("fixed-size", first, f"classifier layers (fixed-size): they depend on the InnerProduct '{ip}' "
+                                          f"and take only the net's own {nw}x{nh} input, not {w}x{h}")]

@@ -568,6 +568,13 @@ def _eltwise_reshape(layer: Any, s: Setup, bottoms: List[Shape]) -> Reshaped:
     return Reshaped([bottoms[0]], buffers=[bottoms[0]] if op == "MAX" else [])
 
 
+def _reduction_reshape(layer: Any, s: Setup, bottoms: List[Shape]) -> Reshaped:
+    b = bottoms[0]
+    axis = canonical_axis(layer.reduction_param.axis, len(b))
+    op = caffe_enum_name(layer.reduction_param, "operation")
+    return Reshaped([tuple(b[:axis])], buffers=[(count(b, axis),)] if op in ("SUM", "MEAN") else [])
+
+
 def _split_reshape(layer: Any, s: Setup, bottoms: List[Shape]) -> Reshaped:
     return Reshaped([bottoms[0]] * len(layer.top))
 
@@ -759,6 +766,7 @@ RULES: Dict[str, Rule] = {
     "Crop": Rule(_crop_setup, _crop_reshape, bottoms=(2, 2)),
     "Slice": Rule(_slice_setup, _slice_reshape, tops=(1, None)),
     "Split": Rule(_no_setup, _split_reshape, tops=(1, None)),
+    "Reduction": Rule(_no_setup, _reduction_reshape),
     "Silence": Rule(_no_setup, lambda layer, s, bottoms: Reshaped([]), bottoms=(1, None), tops=(0, 0)),
 }
 

@@ -249,12 +249,14 @@ def check_model(model: CaffeModel, expected: Dict[str, Sequence[Sequence[int]]],
     layer has no blobs).
     """
     path = model.path
-    from .surgery import GATE_LAYER  # noqa: PLC0415
+    from .surgery import RESERVED_PREFIX  # noqa: PLC0415
 
-    if GATE_LAYER in model.layers:
-        raise DeepDreamError(
-            f"weights {path} hold a layer named '{GATE_LAYER}', a name reserved for the layer this tool inserts"
-        )
+    for name in model.layers:
+        if name.startswith(RESERVED_PREFIX):
+            raise DeepDreamError(
+                f"weights {path} hold a layer named '{name}': names starting with '{RESERVED_PREFIX}' are "
+                "reserved for the layers this tool inserts"
+            )
     for name in net_layers:
         stored = model.layers.get(name)
         if not stored:

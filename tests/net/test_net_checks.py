@@ -27,6 +27,14 @@ from zoo_helpers import dead_url, sha1, write_manifest, zoo_env  # noqa: F401 - 
 SIZES = [(1, 1), (5, 5), (9, 9), (13, 13), (15, 15), (17, 17), (23, 23), (31, 31), (7, 30), (30, 7), (64, 48)]
 
 
+def read_prototxt_text(text: str):
+    from google.protobuf import text_format
+
+    from deepdream_caffe.net.prototxt import caffe_pb2
+
+    return text_format.Parse(text, caffe_pb2().NetParameter())
+
+
 def _cut(proto: Path, end, out: Path) -> Path:
     from google.protobuf import text_format
 
@@ -98,14 +106,17 @@ def test_classifier_layers_are_refused_with_the_size_that_works(googlenet_protot
         with pytest.raises(DeepDreamError) as e:
             fit_octaves(g, layer, 575, 1024, 4, 1.4)
         msg = str(e.value)
-        assert "classifier (fixed-size)" in msg and "224x224" in msg and "deepdream-caffe visualize" in msg, msg
+        assert "classifier layer (fixed-size)" in msg and "224x224" in msg and "deepdream-caffe visualize" in msg, msg
         assert "\n" not in msg
         # at the net's own size it works, with the one octave that has that size
         n, note = fit_octaves(g, layer, 224, 224, 4, 1.4)
-        assert n == 1 and "using 1 octaves" in note
+        assert n == 1 and "using 1 octave " in note
     assert fit_octaves(g, "pool5/drop_7x7_s1", 575, 1024, 4, 1.4)[0] == 3  # 7x7 pooling: not the 4th octave
-    # an InnerProduct after global pooling takes any size: it is not a fixed-size layer
-    assert fit_octaves(read_prototxt(tiny_model[0]), "fc", 60, 80, 2, 1.4) == (2, None)
+    # Caffe's own check makes a layer fixed-size too: an explicit Reshape holds one count only
+    res = read_prototxt_text(TINYRES_PROTOTXT.replace("dim: 0 dim: 5 dim: -1 dim: 1", "dim: 1 dim: 5 dim: 144 dim: 1"))
+    with pytest.raises(DeepDreamError, match=r"'resh' is a classifier layer \(fixed-size\).*24x24 input, not 32x32"):
+        fit_octaves(res, "resh", 32, 32, 1, 1.4)
+    assert fit_octaves(res, "resh", 24, 24, 1, 1.4) == (1, None)
 
 
 def test_layers_marks_what_can_be_dreamed_at_the_size(googlenet_prototxt):
@@ -130,7 +141,7 @@ def test_the_dream_refuses_a_classifier_layer_in_one_line(googlenet_model, tmp_p
     Image.fromarray(np.zeros((575 // 4, 1024 // 4, 3), np.uint8)).save(img)
     r = run_cli(["dream", img, "-o", tmp_path / "o.png", "--prototxt", googlenet_model[0], "--weights",
                  googlenet_model[1], "--layer", "loss3/classifier"])
-    assert_one_line_error(r, "classifier (fixed-size)", "224x224", "deepdream-caffe visualize")
+    assert_one_line_error(r, "classifier layer (fixed-size)", "224x224", "deepdream-caffe visualize")
     assert not (tmp_path / "o.png").exists()
 
 
@@ -257,3 +268,16 @@ def test_the_prototxt_never_lands_in_the_temp_folder(tiny_model, tmp_path, monke
         with loading._prototxt_path("name: 'z'"):
             raise RuntimeError("Caffe refused it")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_nan_pooling_window_stops_before_the_backward_pass(tiny_model, tmp_path):
+    """An LRN with a negative alpha makes NaN from a clean image; Caffe's max pooling backward would
+    then add to element -1 of its buffer (heap corruption). The dream stops with one line instead."""
+    proto = tmp_path / "nan.prototxt"
+    proto.write_text(tiny_model[0].read_text().replace("alpha: 0.0001", "alpha: -1"))
+    img = tmp_path / "in.png"
+    Image.fromarray(np.random.RandomState(0).randint(0, 256, (32, 32, 3)).astype(np.uint8)).save(img)
+    r = run_cli(["dream", img, "-o", tmp_path / "o.png", "--prototxt", proto, "--weights", tiny_model[1],
+                 "--layer", "a/output", "--iters", "1", "--octaves", "1", "--seed", "0", "-q"])
+    assert_one_line_error(r, "'pool1'", "NaN", "backward")
+    assert not (tmp_path / "o.png").exists()
