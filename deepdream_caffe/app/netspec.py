@@ -20,7 +20,8 @@ class NetSource:
     """The net as the user named it: ``model`` from the zoo, or ``prototxt`` + ``weights``.
 
     ``mean`` and ``channel_swap`` override the model's; ``models_dirs`` and
-    ``mirror`` are handed to the zoo.
+    ``mirror`` are handed to the zoo. ``allow_python_layers`` lets a
+    ``type: "Python"`` layer import and run the module its prototxt names.
     """
 
     model: Optional[str] = None
@@ -30,6 +31,7 @@ class NetSource:
     channel_swap: Optional[Tuple[int, int, int]] = None
     models_dirs: Tuple[Path, ...] = ()
     mirror: Optional[str] = None
+    allow_python_layers: bool = False
 
     def __post_init__(self) -> None:
         # Plain values in (str paths, lists), hashable values kept.
@@ -74,6 +76,8 @@ def resolve_net(source: NetSource, need_weights: bool = True, quiet: bool = Fals
         if need_weights and source.weights is None:
             raise DeepDreamError("--prototxt needs --weights (the .caffemodel)")
         spec = NetSpec(source.prototxt, source.weights, None, DEFAULT_MEAN, DEFAULT_CHANNEL_SWAP, DEFAULT_LAYER, None)
+    elif not need_weights and (cached := _cached_prototxt(source)) is not None:
+        spec = cached
     else:
         from ..zoo import resolve_model  # noqa: PLC0415
 
@@ -86,3 +90,17 @@ def resolve_net(source: NetSource, need_weights: bool = True, quiet: bool = Fals
     if source.channel_swap is not None:
         spec = replace(spec, channel_swap=source.channel_swap)
     return spec
+
+
+def _cached_prototxt(source: NetSource) -> Optional[NetSpec]:
+    """A zoo model's verified local prototxt alone (no weights, no network), if there is one."""
+    from ..zoo.manifest import find_manifest  # noqa: PLC0415
+    from ..zoo.resolve import locate  # noqa: PLC0415
+
+    manifest = find_manifest(source.model or DEFAULT_MODEL, list(source.models_dirs) or None)
+    spec = next((f for f in manifest.files if f.role == "prototxt"), None)
+    state = locate(manifest, spec) if spec is not None else None
+    if state is None or state.verdict != "ok":
+        return None
+    return NetSpec(state.path, None, None, tuple(manifest.mean), tuple(manifest.channel_swap),
+                   manifest.default_layer or DEFAULT_LAYER, manifest.name)

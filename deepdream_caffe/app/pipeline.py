@@ -110,7 +110,7 @@ class DreamSession:
         from ..net.access import check_layer  # noqa: PLC0415
         from ..net.devices import select_device  # noqa: PLC0415
         from ..net.loading import _NamesOnly  # noqa: PLC0415
-        from ..net.prototxt import check_structure, deepest_layer, read_prototxt  # noqa: PLC0415
+        from ..net.prototxt import check_structure, deepest_layer, layer_index, read_prototxt  # noqa: PLC0415
         from ..dream.sizing import fit_octaves  # noqa: PLC0415
         from .objective import objective_layer_names  # noqa: PLC0415
 
@@ -125,7 +125,12 @@ class DreamSession:
         self.spec: NetSpec = resolve_net(config.net, quiet=self.reporter.quiet)
         self.layers = objective_layer_names(config, self.spec.default_layer)
         self.param = read_prototxt(self.spec.prototxt)
-        check_structure(self.param, self.spec.prototxt)
+        # Only the layers Caffe builds (up to the deepest objective layer) must be sound; with an
+        # unknown layer name the whole net is checked, and the name is reported next.
+        cut = None
+        if all(layer_index(self.param, name) is not None for name in self.layers):
+            cut = deepest_layer(self.param, self.layers)
+        check_structure(self.param, self.spec.prototxt, end=cut, allow_python_layers=config.net.allow_python_layers)
         for name in self.layers:
             check_layer(_NamesOnly(self.param), name)
         self.end = deepest_layer(self.param, self.layers)
@@ -154,11 +159,12 @@ class DreamSession:
 
         spec = self.spec
         key = (str(spec.prototxt), str(spec.weights), tuple(spec.mean), tuple(spec.channel_swap),
-               tuple(self.layers), self.config.notebook_net)
+               tuple(self.layers), self.config.notebook_net, self.config.net.allow_python_layers)
         dnet = None if self._net_cache is None else self._net_cache.get(key)
         if dnet is None:
             dnet = load_net(spec.prototxt, spec.weights, mean=spec.mean, channel_swap=spec.channel_swap,
-                            end=list(self.layers), fast=not self.config.notebook_net, weights_sha1=spec.weights_sha1)
+                            end=list(self.layers), fast=not self.config.notebook_net, weights_sha1=spec.weights_sha1,
+                            allow_python_layers=self.config.net.allow_python_layers)
             if self._net_cache is not None:
                 self._net_cache[key] = dnet
         if spec.weights_sha1 is None:
@@ -178,9 +184,12 @@ class DreamSession:
     def octaves_for(self, h: int, w: int) -> int:
         """How many octaves an ``h`` x ``w`` image gets (fewer than asked if small; told once per size)."""
         if (h, w) not in self._plans:
-            from ..dream.sizing import fit_octaves  # noqa: PLC0415
+            from ..dream.sizing import fit_octaves, tile_extents  # noqa: PLC0415
 
-            n, why = fit_octaves(self.param, self.end, h, w, self.config.octaves, self.config.octave_scale)
+            # the sizes the net really runs at: tiles above the tiling threshold (ascent)
+            extents = tile_extents(self.config.tiling) if self.config.mode == "ascent" else None
+            n, why = fit_octaves(self.param, self.end, h, w, self.config.octaves, self.config.octave_scale,
+                                 **({"extents": extents} if extents else {}))
             if why:
                 self.reporter.note(why)
             self._plans[(h, w)] = n

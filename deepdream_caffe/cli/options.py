@@ -75,6 +75,8 @@ def add_net_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--mirror", help="fetch model files from MIRROR/<file name> first")
     g.add_argument("--gpu", type=int, nargs="?", const=0, default=None, metavar="ID",
                    help="run on GPU ID (default 0 when given without a value)")
+    g.add_argument("--allow-python-layers", action="store_true",
+                   help='let a type: "Python" layer import and run the module its prototxt names (trusted files only)')
 
 
 def add_dream_args(p: argparse.ArgumentParser) -> None:
@@ -122,6 +124,7 @@ def net_source(args: argparse.Namespace) -> NetSource:
     return NetSource(
         model=args.model, prototxt=args.prototxt, weights=args.weights, mean=args.mean,
         channel_swap=args.channel_swap, models_dirs=args.models_dir or (), mirror=args.mirror,
+        allow_python_layers=args.allow_python_layers,
     )
 
 

@@ -34,7 +34,7 @@ from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple
 import numpy as np
 
 from ..errors import DeepDreamError
-from ..net.access import check_backward_reaches, check_layer, end_blob, input_blob, raw_net
+from ..net.access import check_backward_reaches, check_layer, check_pool_windows, end_blob, input_blob, raw_net
 from .objectives import INPUT, Objective
 
 Values = Optional[List[Optional[float]]]
@@ -94,6 +94,7 @@ def net_gradient(cnet: Any, objective: Objective, values: Values = None) -> np.n
             blob.diff[...] = 0
 
     forward_segments(cnet, layers, at_layer)
+    check_pool_windows(cnet, order[-1][0])  # a window of NaN would make the backward pass overrun a buffer
     names = list(cnet._layer_names)
     for k in range(len(order) - 1, -1, -1):
         layer = order[k][1]

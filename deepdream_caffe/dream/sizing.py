@@ -1,50 +1,133 @@
-"""Whether an image (and each of its octaves) is big enough for the chosen layer."""
+"""Whether an image (and each of its octaves) can go through the net up to the chosen layer."""
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple
+from typing import Any, Callable, Optional, Tuple
 
 from ..errors import DeepDreamError
 from .octaves import octave_sizes
-from ..net.classifier import fixed_size_layer, fixed_size_refusal, native_size
-from ..net.shapes import fits, smallest_side
+from ..net.classifier import fixed_size_layer, fixed_size_refusal, native_size as declared_size
+from ..net.shapes import FixedSize, Mismatch, ShapeError, TooLarge, native_size, size_problem, smallest_side
+
+VISUALIZE_HINT = "`deepdream-caffe visualize` is the tool for class images"
+
+# (height, width) of the smallest and the largest input the net is reshaped to for an image of that size
+RunExtents = Callable[[int, int], Tuple[Tuple[int, int], Tuple[int, int]]]
 
 
-def fit_octaves(param: Any, end: str, h: int, w: int, octave_n: int, octave_scale: float) -> Tuple[int, Optional[str]]:
-    """The number of octaves to use: ``octave_n``, or fewer if the smallest would be too small for ``end``.
+def _whole(h: int, w: int) -> Tuple[Tuple[int, int], Tuple[int, int]]:
+    return (h, w), (h, w)
 
-    Caffe dies (CHECK failure) on a blob that pooling leaves empty, so this
-    is settled from the prototxt before Caffe sees the size. Returns the
-    count and a note to show when it had to shrink; raises if even the
-    full-size image is too small. A classifier layer (one that depends on an
-    InnerProduct) takes only the net's native size: another size is refused
-    with a line pointing at ``visualize``, and at the native size it gets one
-    octave (smaller octaves are other sizes).
+
+def tile_extents(policy: Any) -> RunExtents:
+    """The input sizes a :class:`~deepdream_caffe.dream.tiling.TilePolicy` runs for an image.
+
+    A tiled step runs tiles with their margins: an edge cell can be a single
+    pixel plus one margin, an inner one the tile plus two.
+    """
+
+    def extents(h: int, w: int) -> Tuple[Tuple[int, int], Tuple[int, int]]:
+        if not policy.active(h, w):
+            return (h, w), (h, w)
+
+        def span(n: int) -> Tuple[int, int]:
+            if n <= policy.tile:
+                return n, n
+            return min(n, policy.margin + 1), min(n, policy.tile + 2 * policy.margin)
+
+        (hl, hh), (wl, wh) = span(h), span(w)
+        return (hl, wl), (hh, wh)
+
+    return extents
+
+
+def run_problem(param: Any, end: str, h: int, w: int, extents: RunExtents = _whole) -> Optional[ShapeError]:
+    """Why Caffe would refuse the inputs an ``h`` x ``w`` image makes the net run (None: it would not)."""
+    small, large = extents(h, w)
+    problem = size_problem(param, small[0], small[1], end)
+    if problem is None and large != small:
+        problem = size_problem(param, large[0], large[1], end)
+    return problem
+
+
+def explain(param: Any, end: str, h: int, w: int, problem: ShapeError) -> str:
+    """One line: why an ``h`` x ``w`` image cannot be dreamed at ``end`` and what would work."""
+    native = native_size(param)
+    nat = f"{native[1]}x{native[0]}" if native else "?"
+    side = None
+    if not isinstance(problem, (FixedSize, TooLarge, Mismatch)):
+        # Too small: but would the size that is big enough work? Not for a classifier.
+        side = smallest_side(param, end, aspect=w / h)
+        bigger = size_problem(param, side, max(1, round(side * w / h)), end)
+        if isinstance(bigger, FixedSize):
+            problem = bigger
+    if isinstance(problem, FixedSize):
+        return (
+            f"layer '{end}' is a classifier layer (fixed-size): it takes only the net's {nat} input, not {w}x{h} "
+            f"({problem}); for the image of a class use `deepdream-caffe visualize --class K --layer {end}`"
+        )
+    if isinstance(problem, TooLarge):
+        return f"a {w}x{h} image is too large for layer '{end}': {problem}; use a smaller image or tiles"
+    if isinstance(problem, Mismatch):
+        return f"a {w}x{h} image does not fit layer '{end}': {problem}; the net's own input size {nat} does"
+    return (
+        f"a {w}x{h} image is too small for layer '{end}': it needs at least about "
+        f"{max(1, round(side * w / h))}x{side} pixels ({problem})"
+    )
+
+
+def fit_octaves(
+    param: Any,
+    end: str,
+    h: int,
+    w: int,
+    octave_n: int,
+    octave_scale: float,
+    extents: RunExtents = _whole,
+) -> Tuple[int, Optional[str]]:
+    """The number of octaves to use: ``octave_n``, or fewer if the smallest would not go through ``end``.
+
+    Caffe dies (CHECK failure) on a blob that pooling leaves empty, on an
+    InnerProduct fed another size than it was built for, and more (see
+    :mod:`deepdream_caffe.net.shapes`), so this is settled from the prototxt
+    before Caffe sees the size. ``extents`` gives the sizes the net really
+    runs for an image (tiles, see :func:`tile_extents`). Returns the count
+    and a note to show when it had to shrink; raises if even the full-size
+    image cannot go through.
+
+    A classifier layer (one that depends on an InnerProduct) takes only the
+    net's native size: another size is refused with a line pointing at
+    ``visualize``, and at the native size it gets one octave (smaller octaves
+    are other sizes).
     """
     ip = fixed_size_layer(param, end)
     if ip is not None:
-        native = native_size(param)
+        native = declared_size(param)
         if (h, w) != native:
             raise fixed_size_refusal(end, ip, native, h, w)
-        if octave_n > 1:
-            return 1, (f"using 1 octave instead of {octave_n}: '{end}' is a classifier layer and takes only "
-                       f"{w}x{h}")
-        return 1, None
-    if not fits(param, h, w, end):
-        side = smallest_side(param, end, aspect=w / h)
-        raise DeepDreamError(
-            f"a {w}x{h} image is too small for layer '{end}': it needs at least about "
-            f"{max(1, round(side * w / h))}x{side} pixels"
-        )
+        if run_problem(param, end, h, w, extents) is None:
+            if octave_n > 1:
+                return 1, (f"using 1 octave instead of {octave_n}: '{end}' is a classifier layer and takes only "
+                           f"{w}x{h}")
+            return 1, None
+    problem = run_problem(param, end, h, w, extents)
+    if problem is not None:
+        raise DeepDreamError(explain(param, end, h, w, problem))
     n = octave_n
     while n > 1:
         sh, sw = octave_sizes(h, w, n, octave_scale)[-1]
-        if fits(param, sh, sw, end):
+        if run_problem(param, end, sh, sw, extents) is None:
             break
         n -= 1
     note = None
     if n < octave_n:
         sh, sw = octave_sizes(h, w, n, octave_scale)[-1]
-        note = f"using {n} octaves instead of {octave_n}: a smaller octave would be too small for '{end}' (smallest now {sw}x{sh})"
+        nxt = octave_sizes(h, w, n + 1, octave_scale)[-1]
+        why = run_problem(param, end, nxt[0], nxt[1], extents)
+        reason = ("not the net's own input size" if isinstance(why, FixedSize)
+                  else "too large" if isinstance(why, TooLarge) else "refused by a layer" if isinstance(why, Mismatch)
+                  else "too small")
+        note = (f"using {n} octaves instead of {octave_n}: a smaller octave would be {reason} for '{end}' "
+                f"(smallest now {sw}x{sh})")
     return n, note
 
 

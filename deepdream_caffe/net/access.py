@@ -4,6 +4,8 @@ from __future__ import annotations
 import difflib
 from typing import Any, List, Optional, Sequence
 
+import numpy as np
+
 from ..errors import DeepDreamError
 
 
@@ -114,4 +116,30 @@ def check_backward_reaches(net: Any, layers: Sequence[str]) -> None:
             raise DeepDreamError(
                 f"layer '{layer}' gets no gradient in this net (loaded with fast=True for {loaded}); "
                 "load it with end= naming every layer of the objective"
+            )
+
+
+_FLT_MAX = float(np.finfo(np.float32).max)
+
+
+def check_pool_windows(cnet: Any, deepest: int) -> None:
+    """Raise a one-line DeepDreamError if a pooling layer up to index ``deepest`` found no number in a window.
+
+    Caffe's max pooling starts each window at -FLT_MAX with the index -1 and
+    keeps both unless a value is larger, which NaN (and -inf) never is; its
+    backward pass then adds to element -1, outside the buffer, corrupting
+    the heap. NaN can come from a net's own parameters (an LRN with a
+    negative alpha, say) however clean the image and the weights are. An
+    output of exactly -FLT_MAX marks such a window, so this runs between the
+    forward and the backward pass. It reads only the pooling outputs.
+    """
+    for i, layer in enumerate(cnet.layers[: deepest + 1]):
+        if layer.type != "Pooling":
+            continue
+        name = cnet._layer_names[i]
+        top = cnet.blobs[cnet.top_names[name][0]].data
+        if top.size and float(top.min()) == -_FLT_MAX:
+            raise DeepDreamError(
+                f"layer '{name}' (Pooling) found only NaN or -inf in a window (the net's parameters or weights "
+                "make non-finite values); stopped before Caffe's backward pass, which would write outside its buffer"
             )

@@ -89,6 +89,6 @@ def fixed_size_refusal(layer: str, ip: str, native: Tuple[int, int], h: int, w: 
     nh, nw = native
     via = "" if ip == layer else f" (it depends on the InnerProduct '{ip}')"
     return DeepDreamError(
-        f"layer '{layer}' is a classifier layer{via}: it takes only the net's {nw}x{nh} input, not {w}x{h}; "
+        f"layer '{layer}' is a classifier layer (fixed-size){via}: it takes only the net's {nw}x{nh} input, not {w}x{h}; "
         f"for the image of a class use `deepdream-caffe visualize --class K --layer {layer}`"
     )

@@ -1,11 +1,12 @@
 """Loading a net for dreaming: validated prototxt, checked weights, mean and channel order."""
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, FrozenSet, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -13,7 +14,8 @@ from .caffe_env import import_caffe
 from ..errors import DeepDreamError
 from .prototxt import check_structure, deepest_layer, layer_index, loss_layers, patched_copy, read_prototxt
 from .surgery import GATE_LAYER, SINK_PREFIX, dream_surgery
-from .weights import check_weights
+from .shapes import plan_net
+from .weights import check_model, copy_into, read_caffemodel
 
 GOOGLENET_MEAN = (104.0, 116.0, 122.0)
 
@@ -46,24 +48,66 @@ class DreamNet:
         return [n for n in self.net._layer_names if n != GATE_LAYER and not n.startswith(SINK_PREFIX)]
 
 
-def _build(param: Any) -> Any:
-    """caffe.Net from an in-memory NetParameter, through a temp file removed afterwards."""
-    caffe = import_caffe()
-    from google.protobuf import text_format  # noqa: PLC0415
+@contextlib.contextmanager
+def _prototxt_path(text: str) -> Iterator[str]:
+    """A path Caffe can open that holds ``text``, gone afterwards whatever happens.
 
+    On Linux the text lives in an anonymous in-memory file (memfd), so not
+    even a fatal error inside Caffe can leave a file behind; elsewhere it is
+    a temp file removed in ``finally``.
+    """
+    data = text.encode()
+    fd = _memfd_with(data)
+    if fd is not None:
+        try:
+            yield f"/proc/self/fd/{fd}"
+        finally:
+            os.close(fd)
+        return
     try:
         fd, tmp = tempfile.mkstemp(suffix=".prototxt", prefix="deepdream-")
     except OSError as e:
         raise DeepDreamError(f"cannot create a temporary prototxt in {tempfile.gettempdir()}: {e.strerror}") from None
     try:
         try:
-            with os.fdopen(fd, "w") as f:
-                f.write(text_format.MessageToString(param))
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
         except OSError as e:
             raise DeepDreamError(f"cannot write a temporary prototxt in {tempfile.gettempdir()}: {e.strerror}") from None
-        return caffe.Net(tmp, caffe.TEST)
+        yield tmp
     finally:
-        os.unlink(tmp)
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
+def _memfd_with(data: bytes) -> Optional[int]:
+    """An anonymous in-memory file holding ``data`` (None where there is none)."""
+    memfd = getattr(os, "memfd_create", None)
+    if memfd is None or not os.path.isdir("/proc/self/fd"):
+        return None
+    try:
+        fd = memfd("deepdream-prototxt", getattr(os, "MFD_CLOEXEC", 0))
+    except OSError:
+        return None
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        return fd
+    except OSError:
+        os.close(fd)
+        return None
+
+
+def _build(param: Any) -> Any:
+    """caffe.Net from an in-memory NetParameter (checked by the caller: Caffe must not abort on it)."""
+    caffe = import_caffe()
+    from google.protobuf import text_format  # noqa: PLC0415
+
+    with _prototxt_path(text_format.MessageToString(param)) as path:
+        return caffe.Net(path, caffe.TEST)
 
 
 def load_net(
@@ -77,6 +121,7 @@ def load_net(
     gpu: Optional[int] = None,
     select: bool = False,
     weights_sha1: Optional[str] = None,
+    allow_python_layers: bool = False,
 ) -> DreamNet:
     """Load ``prototxt`` (+ ``weights``) ready for dreaming, as the notebook's first cells did.
 
@@ -91,6 +136,11 @@ def load_net(
     Caffe's current mode is kept. ``weights_sha1``, the hash of ``weights``
     the caller has just verified (the zoo does), is recorded instead of
     hashing the file again.
+
+    Everything Caffe would abort on is checked before Caffe sees the files
+    (see :mod:`shapes` and :mod:`weights`). A ``type: "Python"`` layer
+    imports and runs a module the prototxt names, so it is refused unless
+    ``allow_python_layers=True``.
     """
     if gpu is not None or select:
         from .devices import select_device  # noqa: PLC0415
@@ -98,7 +148,6 @@ def load_net(
         select_device(gpu)
     prototxt = Path(prototxt)
     param = read_prototxt(prototxt)
-    check_structure(param, prototxt)
     ends: Tuple[str, ...] = () if end is None else ((end,) if isinstance(end, str) else tuple(end))
     if end is not None and not ends:
         raise DeepDreamError("end= names no layer")
@@ -108,6 +157,7 @@ def load_net(
 
             check_layer(_NamesOnly(param), name)
     deepest = deepest_layer(param, ends) if ends else None
+    check_structure(param, prototxt, end=deepest, allow_python_layers=allow_python_layers)
     if fast and end is None:
         raise DeepDreamError("fast=True needs the end layer (the net is cut after it)")
     mean_arr = np.asarray(mean, dtype=np.float32).reshape(-1)
@@ -115,20 +165,28 @@ def load_net(
         raise DeepDreamError(f"mean needs 3 values and channel_swap a permutation of 0,1,2; got {list(mean)}, {list(channel_swap)}")
     if not (np.isfinite(mean_arr).all() and (mean_arr >= 0).all() and (mean_arr <= 255).all()):
         raise DeepDreamError(f"mean must be 3 pixel values in [0, 255], got {list(mean)}")
+    plan = plan_net(patched_copy(param), allow_python=allow_python_layers)
+    if plan.channels != 3:
+        raise DeepDreamError(f"prototxt {prototxt}: the net's input has {plan.channels} channels; dreaming needs 3 (RGB)")
+    model = read_caffemodel(Path(weights), weights_sha1) if weights is not None else None
 
     built = dream_surgery(param, ends) if fast else patched_copy(param, force_backward=True, end=deepest)
+    # What goes to Caffe is checked too (the surgery adds layers); the plan is cached, so this is cheap.
+    plan_net(built, allow_python=allow_python_layers).raise_problem()
     net = _build(built)
 
     sha1 = None
-    if weights is not None:
+    if model is not None:
         weights = Path(weights)
+        ours = [n for n in net._layer_names if n == GATE_LAYER or n.startswith(SINK_PREFIX)]
         expected: Dict[str, List[List[int]]] = {
             name: [list(b.data.shape) for b in blobs]
             for name, blobs in net.params.items()
-            if name != GATE_LAYER and len(blobs)
+            if name not in ours and len(blobs)
         }
-        sha1 = check_weights(weights, expected, known_sha1=weights_sha1)
-        net.copy_from(str(weights))
+        check_model(model, expected, [n for n in net._layer_names if n not in ours])
+        copy_into(net, model, skip=ours)
+        sha1 = model.sha1
     return DreamNet(
         net=net,
         mean=mean_arr[:, None, None],

@@ -6,7 +6,7 @@ checked here first, so bad input becomes one clear error line.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Set
+from typing import Any, List, Optional, Sequence, Set
 
 from .caffe_env import import_caffe
 from ..errors import DeepDreamError
@@ -21,7 +21,12 @@ def caffe_pb2() -> Any:
 
 
 def read_prototxt(path: Path) -> Any:
-    """Parse a text prototxt into a NetParameter; one-line error on a missing or bad file."""
+    """Parse a text prototxt into a NetParameter, keeping the layers of Caffe's TEST net.
+
+    One-line error on a missing or bad file. Layers whose include/exclude
+    rules leave them out of a TEST net are dropped here, as ``Net::Init``
+    drops them, so every later check sees the net Caffe would build.
+    """
     from google.protobuf import text_format  # noqa: PLC0415
 
     path = Path(path)
@@ -32,16 +37,49 @@ def read_prototxt(path: Path) -> Any:
     param = caffe_pb2().NetParameter()
     try:
         text_format.Merge(text, param)
-    except text_format.ParseError as e:
-        raise DeepDreamError(f"prototxt {path} does not parse: {e}") from None
+    except (text_format.ParseError, ValueError, RecursionError) as e:
+        raise DeepDreamError(f"prototxt {path} does not parse: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
     if param.layers:
         raise DeepDreamError(
             f"prototxt {path} uses the pre-2015 'layers' (V1) format; upgrade it with Caffe's "
             "upgrade_net_proto_text tool"
         )
-    if not param.layer:
+    for layer in param.layer:
+        if layer.include and layer.exclude:  # FilterNet CHECKs this before anything else
+            raise DeepDreamError(f"prototxt {path}: layer '{layer.name}' has both include and exclude rules")
+    keep_test_phase(param)
+    if not param.layer and not param.input:
         raise DeepDreamError(f"prototxt {path} defines no layers")
     return param
+
+
+def _meets(rule: Any, level: int, stages: List[str]) -> bool:
+    """Net::StateMeetsRule for the TEST phase."""
+    if rule.HasField("phase") and rule.phase != caffe_pb2().TEST:
+        return False
+    if rule.HasField("min_level") and level < rule.min_level:
+        return False
+    if rule.HasField("max_level") and level > rule.max_level:
+        return False
+    if any(st not in stages for st in rule.stage):
+        return False
+    return not any(st in stages for st in rule.not_stage)
+
+
+def keep_test_phase(param: Any) -> None:
+    """Drop the layers Net::FilterNet leaves out of a TEST net (pycaffe sets level 0, keeps the file's stages)."""
+    stages = list(param.state.stage)
+    kept = []
+    for layer in param.layer:
+        if layer.include:
+            ok = any(_meets(r, 0, stages) for r in layer.include)
+        else:
+            ok = not any(_meets(r, 0, stages) for r in layer.exclude)
+        if ok:
+            kept.append(layer)
+    if len(kept) != len(param.layer):
+        del param.layer[:]
+        param.layer.extend(kept)
 
 
 def input_names(param: Any) -> List[str]:
@@ -51,13 +89,13 @@ def input_names(param: Any) -> List[str]:
 
 
 def input_shape(param: Any) -> List[int]:
-    """Declared shape of the first input (N, C, H, W)."""
+    """Declared shape of the first input (N, C, H, W, or whatever it declares)."""
     if param.input:
         if param.input_shape:
             return list(param.input_shape[0].dim)
         return list(param.input_dim[:4])
     for layer in param.layer:
-        if layer.type == "Input":
+        if layer.type == "Input" and layer.input_param.shape:
             return list(layer.input_param.shape[0].dim)
     raise DeepDreamError("the prototxt declares no input (input: or an Input layer)")
 
@@ -66,32 +104,46 @@ def set_batch_one(param: Any) -> None:
     """Make the input batch 1 (deploy files often say 10): the dream uses one image."""
     if param.input:
         if param.input_shape:
-            param.input_shape[0].dim[0] = 1
+            if param.input_shape[0].dim:
+                param.input_shape[0].dim[0] = 1
         elif param.input_dim:
             param.input_dim[0] = 1
         return
     for layer in param.layer:
         if layer.type == "Input":
-            layer.input_param.shape[0].dim[0] = 1
+            if layer.input_param.shape and layer.input_param.shape[0].dim:
+                layer.input_param.shape[0].dim[0] = 1
             return
 
 
-def check_structure(param: Any, path: Path) -> None:
-    """Layer types known to this Caffe and every bottom produced before use."""
+def check_structure(
+    param: Any,
+    path: Path,
+    *,
+    end: Optional[str] = None,
+    allow_python_layers: bool = False,
+) -> None:
+    """Raise one line if Caffe would abort building this net (cut after ``end``, if given).
+
+    Covers the wiring, every layer's parameters and shapes at the prototxt's
+    own input size (see :mod:`shapes`), the names this package reserves for
+    its own layers, and Python layers, which import and run a module named
+    by the prototxt: refused unless ``allow_python_layers``.
+    """
+    from .shapes import plan_net  # noqa: PLC0415
+    from .surgery import reserved_name_problem  # noqa: PLC0415
+
     caffe = import_caffe()
-    known = set(caffe.layer_type_list())
-    available = set(input_names(param))
-    if not available:
-        raise DeepDreamError(f"prototxt {path} declares no input (input: or an Input layer)")
-    for layer in param.layer:
-        if layer.type not in known:
-            raise DeepDreamError(f"prototxt {path}: layer '{layer.name}' has type '{layer.type}' unknown to this Caffe")
-        for bottom in layer.bottom:
-            if bottom not in available:
-                raise DeepDreamError(f"prototxt {path}: layer '{layer.name}' reads blob '{bottom}' that no earlier layer makes")
-        if layer.propagate_down and len(layer.propagate_down) != len(layer.bottom):
-            raise DeepDreamError(f"prototxt {path}: layer '{layer.name}' has a propagate_down per bottom missing")
-        available.update(layer.top)
+    known = frozenset(caffe.layer_type_list())
+    problem = reserved_name_problem(param)
+    if problem:
+        raise DeepDreamError(f"prototxt {path}: {problem}")
+    plan = plan_net(patched_copy(param), allow_python=allow_python_layers, known_types=known)
+    try:
+        plan.raise_problem(end)
+    except DeepDreamError as e:
+        hint = " (allow them with --allow-python-layers / load_net(allow_python_layers=True) if you trust it)"
+        raise type(e)(f"prototxt {path}: {e}{hint if 'Python layer' in str(e) else ''}") from None
 
 
 def layer_index(param: Any, name: str) -> Optional[int]:
@@ -133,52 +185,30 @@ def truncate_after(param: Any, end: str) -> None:
 
 
 def patched_copy(param: Any, *, force_backward: bool = True, end: Optional[str] = None) -> Any:
-    """A copy with batch 1, ``force_backward`` and optionally nothing past ``end``."""
+    """A copy with batch 1, ``force_backward``, Caffe's own engines and optionally nothing past ``end``."""
     out = caffe_pb2().NetParameter()
     out.CopyFrom(param)
     out.force_backward = force_backward
     set_batch_one(out)
     if end is not None:
         truncate_after(out, end)
+    default_engines(out)
     return out
 
 
-# Number of learnable blobs of the layer types that have them (for lr_mult surgery).
-def param_blob_count(layer: Any) -> Optional[int]:
-    t = layer.type
-    if t in ("Convolution", "Deconvolution"):
-        return 1 + int(layer.convolution_param.bias_term)
-    if t == "InnerProduct":
-        return 1 + int(layer.inner_product_param.bias_term)
-    if t == "Scale":
-        return 1 + int(layer.scale_param.bias_term)
-    if t == "Embed":
-        return 1 + int(layer.embed_param.bias_term)
-    if t in ("Bias", "PReLU"):
-        return 1
-    if t == "BatchNorm":
-        return 3
-    if t in _NO_PARAMS:
-        return 0
-    return None
+_ENGINE_PARAMS = ("convolution_param", "pooling_param", "lrn_param", "relu_param", "sigmoid_param",
+                  "softmax_param", "tanh_param")
 
 
-_NO_PARAMS = {
-    "Input", "ReLU", "LRN", "Pooling", "Concat", "Dropout", "Softmax", "Split", "Eltwise",
-    "Flatten", "Reshape", "Sigmoid", "TanH", "Power", "AbsVal", "BNLL", "ELU", "Exp", "Log",
-    "Slice", "Crop", "MVN", "Threshold", "Silence", "ArgMax", "Tile", "Reduction",
-}
+def default_engines(param: Any) -> None:
+    """Let Caffe pick each layer's engine: ``engine: CUDNN`` in a build without cuDNN is a fatal error.
 
-
-def param_shapes_from_weights(weights_param: Any) -> Dict[str, List[List[int]]]:
-    """Layer name -> shapes of its stored blobs, for new- and V1-format caffemodels."""
-    out: Dict[str, List[List[int]]] = {}
-    for layer in list(weights_param.layer) + list(weights_param.layers):
-        shapes = []
-        for b in layer.blobs:
-            if b.HasField("shape"):
-                shapes.append(list(b.shape.dim))
-            else:
-                shapes.append([b.num, b.channels, b.height, b.width])
-        out[layer.name] = shapes
-    return out
+    DEFAULT is cuDNN where the build has it and Caffe's own code otherwise,
+    which compute the same layer.
+    """
+    for layer in param.layer:
+        for name in _ENGINE_PARAMS:
+            if layer.HasField(name):
+                p = getattr(layer, name)
+                if p.HasField("engine"):
+                    p.ClearField("engine")

@@ -22,23 +22,49 @@ for the layer and all below it.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
-from .prototxt import deepest_layer, input_names, layer_index, loss_layers, param_blob_count, patched_copy
+from ..errors import DeepDreamError
+from .prototxt import deepest_layer, input_names, layer_index, loss_layers, patched_copy
 
-GATE_LAYER = "deepdream/input_gate"
-SINK_PREFIX = "deepdream/sink/"
+RESERVED_PREFIX = "deepdream/"
+GATE_LAYER = RESERVED_PREFIX + "input_gate"
+SINK_PREFIX = RESERVED_PREFIX + "sink/"
+GATE_SUFFIX = "/deepdream_gate"
+
+
+def reserved_name_problem(param: Any) -> Optional[str]:
+    """Why ``param`` clashes with the layers and blobs this surgery adds (or None).
+
+    A layer of the user's called like the gate would also receive the gate's
+    weights from a caffemodel, and a blob called like one of ours would be
+    written twice (a fatal error in Caffe).
+    """
+    for layer in param.layer:
+        if layer.name.startswith(RESERVED_PREFIX):
+            return f"layer name '{layer.name}': names starting with '{RESERVED_PREFIX}' are reserved for the layers this tool inserts"
+        for blob in list(layer.top) + list(layer.bottom):
+            if blob.endswith(GATE_SUFFIX) or blob.startswith(RESERVED_PREFIX):
+                return f"blob name '{blob}' is reserved for this tool's own blobs"
+    return None
 
 
 def dream_surgery(param: Any, end: Union[str, Sequence[str]]) -> Any:
     """A copy of ``param`` cut after the deepest of ``end`` (one layer or several) and rewired as above."""
+    from .shapes import plan_net  # noqa: PLC0415
+
     ends = [end] if isinstance(end, str) else list(end)
     out = patched_copy(param, force_backward=False, end=deepest_layer(param, ends))
+    problem = reserved_name_problem(out)
+    if problem:
+        raise DeepDreamError(problem)
     src = input_names(out)[0]
-    gate_top = src + "/deepdream_gate"
+    gate_top = src + GATE_SUFFIX
+    # As many param specs as Caffe makes learnable blobs (more is a fatal error).
+    counts = plan_net(out, allow_python=True).param_counts()
 
     for layer in out.layer:
-        n = param_blob_count(layer)
+        n = counts.get(layer.name)
         if n:
             del layer.param[:]
             for _ in range(n):

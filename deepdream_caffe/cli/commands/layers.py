@@ -13,7 +13,7 @@ DEFAULT_SIZE = "1024x575"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("layers", help="list the net's layers and their output shapes")
+    p = subparsers.add_parser("layers", help="list the net's layers, their output shapes and which can be dreamed on")
     p.add_argument("--size", default=None, metavar="WxH", help=f"input size (default {DEFAULT_SIZE})")
     p.add_argument("--image", type=Path, help="take the input size from this image")
     add_net_args(p)
@@ -35,6 +35,7 @@ def parse_size(text: str) -> Tuple[int, int]:
 def run(args: argparse.Namespace) -> int:
     from ...app.layers import layer_table  # noqa: PLC0415
     from ...app.pipeline import load_input  # noqa: PLC0415
+    from ...dream.sizing import VISUALIZE_HINT  # noqa: PLC0415
 
     source = net_source(args)
     if args.gpu is not None:
@@ -45,9 +46,13 @@ def run(args: argparse.Namespace) -> int:
         h, w = load_input(args.image).shape[:2]
     else:
         h, w = parse_size(args.size or DEFAULT_SIZE)
-    rows = layer_table(source, h, w, quiet=args.quiet)
-    width = max((len(r.name) for r in rows if r.shapes is not None), default=10)
+    rows, notes = layer_table(source, h, w, quiet=args.quiet)
+    width = max((len(r.name) for r in rows), default=10)
+    print(f"{'layer':<{width}}  {'type':<12}  {'dream':<10}  output at {w}x{h}")
     for r in rows:
         shape = "?" if r.shapes is None else " ".join("x".join(str(d) for d in s) for s in r.shapes)
-        print(f"{r.name:<{width}}  {r.type:<12}  {shape}")
+        print(f"{r.name:<{width}}  {r.type:<12}  {r.dream:<10}  {shape}")
+    for n in notes:
+        hint = f"; {VISUALIZE_HINT}" if n.reason == "fixed-size" else ""
+        print(f"{n.reason}: '{n.layer}' and the layers after it: {n.detail}{hint}")
     return 0
