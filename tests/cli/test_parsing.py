@@ -89,7 +89,7 @@ def test_lbfgs_options_are_refused_in_ascent_mode():
     for argv in (["--gain", "0"], ["--gain", "nan"], ["--tv-weight", "3"], ["--lbfgs-iters", "4"]):
         with pytest.raises(DeepDreamError, match=f"{argv[0]} is for --mode lbfgs"):
             _config(*argv)
-    assert _config("--mode", "lbfgs", "--gain", "3").lbfgs.gain == 3.0
+    assert _config("--mode", "lbfgs", "--objective", "gain", "--gain", "3").lbfgs.gain == 3.0
     assert _config("--gain", "2").lbfgs.gain == 2.0  # its default, given explicitly: nothing ignored
 
 

@@ -122,6 +122,10 @@ def settings(args: argparse.Namespace) -> List[Any]:
         for dest, v in values:
             action = actions[dest]
             setattr(a, dest, [action.type(v)] if isinstance(action, argparse._AppendAction) else v)
+        if a.mode == "lbfgs":
+            # --seed is the batch's (each image's seed derives from it), not a dream's jitter seed,
+            # which --mode lbfgs refuses; its dreams draw nothing at random.
+            a.seed = None
         out.append(Setting(dream_config(a), values, tuple(dream_flags(a, actions))))
     return out
 
