@@ -13,8 +13,6 @@ compares them, value counts, NaN/inf) before a single value is copied.
 from __future__ import annotations
 
 import hashlib
-import os
-import stat
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +21,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..errors import DeepDreamError
+from ..io.files import read_regular
 
 
 class WireError(ValueError):
@@ -166,31 +165,13 @@ class CaffeModel:
     _bytes: Any = field(default=None, repr=False)  # keeps the views' memory alive
 
 
-def _read_regular_file(path: Path) -> bytes:
-    """The bytes of ``path``, refusing (not waiting on) a FIFO, device or folder."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except FileNotFoundError:
-        raise DeepDreamError(f"weights not found: {path}") from None
-    except OSError as e:
-        raise DeepDreamError(f"cannot read weights {path}: {e.strerror or e}") from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise DeepDreamError(f"weights {path} are not a regular file (a .caffemodel is)")
-    with os.fdopen(fd, "rb") as f:
-        try:
-            return f.read()
-        except OSError as e:
-            raise DeepDreamError(f"cannot read weights {path}: {e.strerror or e}") from None
-
-
 def read_caffemodel(path: Path, known_sha1: Optional[str] = None) -> CaffeModel:
     """Parse ``path`` (new or V1 format) into its layers' blobs; one-line error on a bad file.
 
     ``known_sha1``: the file's hash, when the caller has just verified it (the zoo does); else hashed here.
     """
     path = Path(path)
-    raw = _read_regular_file(path)
+    raw = read_regular(path, "weights")  # a FIFO, device or folder is refused, not waited on
     model = CaffeModel(path, known_sha1 or hashlib.sha1(raw).hexdigest(), _bytes=raw)
     buf = memoryview(raw)
     seen_new = seen_v1 = False
