@@ -56,9 +56,13 @@ def _classifiers(param, rows: List[LayerRow], h: int, w: int) -> List[LayerRow]:
     """Layers that depend on an InnerProduct are classifier layers: only the native size (as ``dream`` decides)."""
     from dataclasses import replace  # noqa: PLC0415
 
+    from ..errors import DeepDreamError  # noqa: PLC0415
     from ..net.classifier import fixed_size_layer, native_size  # noqa: PLC0415
 
-    if (h, w) == native_size(param):
+    try:
+        if (h, w) == native_size(param):
+            return rows
+    except DeepDreamError:  # no N x C x H x W input: the rows already say the net is broken
         return rows
     return [replace(r, dream="fixed-size") if r.dream == "yes" and fixed_size_layer(param, r.name) else r
             for r in rows]
@@ -71,6 +75,6 @@ def _classifier_note(param, rows: List[LayerRow], h: int, w: int) -> List[LayerN
     ip = fixed_size_layer(param, first) if first else None
     if ip is None:
         return []
-    nh, nw = native_size(param)
+    nh, nw = native_size(param)  # known to work: _classifiers marked the rows with it
     return [LayerNote("fixed-size", first, f"classifier layers (fixed-size): they depend on the InnerProduct '{ip}' "
                                           f"and take only the net's own {nw}x{nh} input, not {w}x{h}")]
