@@ -30,7 +30,8 @@ def ascent_update(data: np.ndarray, g: np.ndarray, step_size: float) -> None:
     :class:`~deepdream_caffe.dream.checks.GradientError` instead
     (see :mod:`~deepdream_caffe.dream.checks`).
     """
-    m = np.abs(g).mean()
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflowing mean is reported by check_step, in one line
+        m = np.abs(g).mean()
     check_step(m, step_size)
     data += step_size / m * g
 
