@@ -35,28 +35,9 @@ def describe_os_error(e: OSError, path: Path) -> str:
 @contextmanager
 def atomic_output(path: os.PathLike, mode: str = "wb") -> Iterator[IO]:
     """Yield a file object; on success it becomes ``path``, on any failure nothing is left behind."""
-    path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise DeepDreamError(f"output directory does not exist: {parent}")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
-    except OSError as e:
-        raise DeepDreamError(describe_os_error(e, path)) from None
-    try:
-        # mkstemp makes the file owner-only; give it the mode a plain open() would.
-        os.fchmod(fd, _new_file_mode(path))
-        with os.fdopen(fd, mode) as f:
+    with atomic_path(path) as tmp:
+        with open(tmp, mode) as f:
             yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        _unlink_quietly(tmp)
-        raise DeepDreamError(describe_os_error(e, path)) from None
-    except BaseException:
-        _unlink_quietly(tmp)
-        raise
 
 
 @contextmanager
