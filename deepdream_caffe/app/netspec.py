@@ -76,13 +76,12 @@ def resolve_net(source: NetSource, need_weights: bool = True, quiet: bool = Fals
         if need_weights and source.weights is None:
             raise DeepDreamError("--prototxt needs --weights (the .caffemodel)")
         spec = NetSpec(source.prototxt, source.weights, None, DEFAULT_MEAN, DEFAULT_CHANNEL_SWAP, DEFAULT_LAYER, None)
-    elif not need_weights and (cached := _cached_prototxt(source)) is not None:
-        spec = cached
     else:
         from ..zoo import resolve_model  # noqa: PLC0415
 
         mf = resolve_model(source.model or DEFAULT_MODEL, models_dirs=list(source.models_dirs) or None,
-                           mirror=source.mirror, quiet=quiet)
+                           mirror=source.mirror, quiet=quiet,
+                           roles=("prototxt", "weights") if need_weights else ("prototxt",))
         spec = NetSpec(mf.prototxt, mf.weights, mf.weights_sha1, tuple(mf.mean), tuple(mf.channel_swap),
                        mf.default_layer or DEFAULT_LAYER, mf.name, getattr(mf, "labels", None))
     if source.mean is not None:
@@ -90,17 +89,3 @@ def resolve_net(source: NetSource, need_weights: bool = True, quiet: bool = Fals
     if source.channel_swap is not None:
         spec = replace(spec, channel_swap=source.channel_swap)
     return spec
-
-
-def _cached_prototxt(source: NetSource) -> Optional[NetSpec]:
-    """A zoo model's verified local prototxt alone (no weights, no network), if there is one."""
-    from ..zoo.manifest import find_manifest  # noqa: PLC0415
-    from ..zoo.resolve import locate  # noqa: PLC0415
-
-    manifest = find_manifest(source.model or DEFAULT_MODEL, list(source.models_dirs) or None)
-    spec = next((f for f in manifest.files if f.role == "prototxt"), None)
-    state = locate(manifest, spec) if spec is not None else None
-    if state is None or state.verdict != "ok":
-        return None
-    return NetSpec(state.path, None, None, tuple(manifest.mean), tuple(manifest.channel_swap),
-                   manifest.default_layer or DEFAULT_LAYER, manifest.name)

@@ -45,8 +45,8 @@ class ModelFiles:
 
     name: str
     prototxt: Path  # local, verified
-    weights: Path  # local, verified
-    weights_sha1: str  # hex sha1 of the weights actually used
+    weights: Optional[Path]  # local, verified (None when only the prototxt was asked for)
+    weights_sha1: Optional[str]  # hex sha1 of the weights actually used
     mean: tuple[float, float, float]  # B, G, R
     channel_swap: tuple[int, int, int]  # e.g. (2, 1, 0): RGB image -> BGR net input
     default_layer: str
@@ -87,12 +87,14 @@ def resolve_model(
     mirror: Optional[str] = None,
     fetch: bool = True,
     quiet: bool = False,
+    roles: Sequence[str] = ("prototxt", "weights"),
 ) -> ModelFiles:
     """Find model ``name``'s manifest and return its verified local files.
 
     Uses ``$CAFFE_ROOT/models/<name>/`` copies when their hashes check out,
-    else the cache, else downloads (when ``fetch``). Any failure is one
-    DeepDreamError line saying what went wrong and what to do.
+    else the cache, else downloads (when ``fetch``). Only the files of
+    ``roles`` are looked for (``("prototxt",)``: shapes need no weights).
+    Any failure is one DeepDreamError line saying what went wrong and what to do.
     """
     manifest = find_manifest(name, models_dirs)
     mirror = mirror_base(mirror)
@@ -102,7 +104,7 @@ def resolve_model(
     hashes = _HashMemo()
     cache_dir = zcache.model_dir(manifest.name)
 
-    states = [locate(manifest, spec, hashes=hashes, warn=warn) for spec in manifest.files]
+    states = [locate(manifest, spec, hashes=hashes, warn=warn) for spec in manifest.files if spec.role in roles]
     if any(s.verdict != "ok" for s in states):
         gaps = [s for s in states if s.verdict != "unrecorded"]
         if gaps and not fetch:
@@ -113,11 +115,12 @@ def resolve_model(
 
     warn.flush()
     by_role = {s.spec.role: s for s in states}
+    weights = by_role.get("weights")
     return ModelFiles(
         name=manifest.name,
         prototxt=by_role["prototxt"].path,
-        weights=by_role["weights"].path,
-        weights_sha1=by_role["weights"].actual,
+        weights=weights.path if weights else None,
+        weights_sha1=weights.actual if weights else None,
         mean=manifest.mean,
         channel_swap=manifest.channel_swap,
         default_layer=manifest.default_layer,

@@ -22,7 +22,7 @@ from abuse_nets import TINYRES_PROTOTXT
 from cli_util import assert_one_line_error, run_cli
 from conftest import make_weights
 from forkrun import run_cases
-from zoo_helpers import dead_url, sha1, write_manifest, zoo_env  # noqa: F401 - zoo_env is a fixture
+from zoo_helpers import dead_url, serve_model, server, sha1, write_manifest, zoo_env  # noqa: F401 - fixtures
 
 SIZES = [(1, 1), (5, 5), (9, 9), (13, 13), (15, 15), (17, 17), (23, 23), (31, 31), (7, 30), (30, 7), (64, 48)]
 
@@ -248,6 +248,16 @@ def test_layers_needs_only_a_cached_prototxt(zoo_env, tiny_model):  # noqa: F811
     assert r.returncode == 0, r.stderr
     assert any(ln.startswith("a/output ") and ln.split()[2] == "yes" for ln in r.stdout.splitlines())
     assert zoo_env.cached("offline_net") == ["deploy.prototxt"]  # no weights fetched, nothing else written
+
+
+def test_layers_fetches_the_prototxt_alone_when_nothing_is_cached(zoo_env, server, tiny_model):  # noqa: F811
+    proto, weights = (p.read_bytes() for p in tiny_model)
+    serve_model(server, zoo_env.models, "fresh_net", proto, weights)
+    r = run_cli(["layers", "--model", "fresh_net", "--models-dir", zoo_env.models, "--size", "32x32"])
+    assert r.returncode == 0, r.stderr
+    assert any(ln.startswith("a/output ") and ln.split()[2] == "yes" for ln in r.stdout.splitlines())
+    assert zoo_env.cached("fresh_net") == ["deploy.prototxt"]
+    assert [r.path for r in server.log] == ["fresh_net/deploy.prototxt"]  # the weights were never asked for
 
 
 def test_the_prototxt_never_lands_in_the_temp_folder(tiny_model, tmp_path, monkeypatch):
