@@ -54,6 +54,7 @@ class VisualizeConfig:
     contrib_pct: Optional[float] = None
     paper_set: int = 3
     mode: str = "ascent"
+    score: str = nb.CLASS_SCORE
     lbfgs: LbfgsOptions = LbfgsOptions()
     labels: Optional[Path] = None
     seed: Optional[int] = None
@@ -95,6 +96,8 @@ class VisualizeConfig:
             object.__setattr__(self, "init", Path(self.init))
         if self.mode not in ("ascent", "lbfgs"):
             raise DeepDreamError(f"{n('mode', 'mode')} must be ascent or lbfgs, got {self.mode!r}")
+        if self.score not in nb.CLASS_SCORES:
+            raise DeepDreamError(f"{n('score', 'score')} must be {' or '.join(nb.CLASS_SCORES)}, got {self.score!r}")
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)
                                       or not 0 <= self.seed < 2**32):
             raise DeepDreamError(f"{n('seed', 'seed')} must be in [0, 2**32), got {self.seed!r}")
@@ -205,7 +208,7 @@ def visualize_file(output: Path, config: VisualizeConfig, *, reporter: Optional[
     from ..dream.gradient import check_objective  # noqa: PLC0415
     from ..dream.visualize import class_objective  # noqa: PLC0415
 
-    check_objective(net, class_objective(layer, k))  # a class past the layer's count, before any work
+    check_objective(net, class_objective(layer, k, score=cfg.score))  # a class past the layer's count, before any work
     if spec.weights_sha1 is None:
         from dataclasses import replace  # noqa: PLC0415
 
@@ -224,7 +227,7 @@ def visualize_file(output: Path, config: VisualizeConfig, *, reporter: Optional[
         o = cfg.lbfgs
         lbfgs = {"tv_weight": o.tv_weight, "tv_beta": o.tv_beta, "alpha_weight": o.alpha_weight,
                  "alpha": o.alpha, "maxiter": o.maxiter, "maxfun": o.maxfun}
-    params = {"class": k, "label": label, "layer": layer, "size": [w, h], "octaves": n,
+    params = {"class": k, "label": label, "layer": layer, "score": cfg.score, "size": [w, h], "octaves": n,
               "octave_scale": cfg.octave_scale, "init": str(cfg.init), "mode": cfg.mode,
               "iters": cfg.iters, "step_size": cfg.step_size, "step_end": cfg.step_end,
               "momentum": cfg.momentum, "jitter": cfg.jitter,
@@ -244,7 +247,7 @@ def visualize_file(output: Path, config: VisualizeConfig, *, reporter: Optional[
         img, info = visualize_class(net, k, layer=layer, native=native, size=(h, w), init=init, iter_n=cfg.iters,
                                     octave_n=n, octave_scale=cfg.octave_scale, step_size=cfg.step_size,
                                     jitter=cfg.jitter, reg=reg, rng=rng, callback=on_step, checkpoint=checkpoint,
-                                    lbfgs=lbfgs, momentum=cfg.momentum, step_end=cfg.step_end)
+                                    lbfgs=lbfgs, momentum=cfg.momentum, step_end=cfg.step_end, score=cfg.score)
     finally:
         bar.close()
     if checkpoint.resumed_from is not None:

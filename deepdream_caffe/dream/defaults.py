@@ -36,3 +36,7 @@ FLOW = "dis"
 CARRY_MODES = ("dream", "detail")
 CARRY = "detail"
 BLEND = 0.5
+
+# Class visualisation (dream/visualize.py): what is climbed, the pre-softmax score (Simonyan et al.'s) or log p_k.
+CLASS_SCORES = ("logit", "log-softmax")
+CLASS_SCORE = "logit"

@@ -18,6 +18,7 @@ means lucid takes.
     channel(layer, c)         sum over positions of a[c]
     neuron(layer, c, y, x)    a[c, y, x]  (the centre by default)
     class_score(layer, k)     a[k], the pre-softmax score of class k
+    class_logprob(layer, k)   log softmax(a)[k], the log posterior of class k
     guide(layer, y)           sum over positions p of max_j <a_p, y_j>  (the notebook's objective_guide)
     feature_match(layer, t)   0.5 * ||a - t||^2, t fixed or gain * a at the octave's start
     tv(beta), alpha_norm(a)   the image priors of :mod:`priors`, on the input
@@ -187,6 +188,33 @@ class _IndexedTerm(Term):
     def expr(self) -> str:
         pos = "" if self.y is None and self.x is None else f", {self.y!r}, {self.x!r}"
         return f"{self.kind}({self.layer!r}, {self.c}{pos})"
+
+
+@dataclass(frozen=True, eq=False)
+class _LogSoftmaxTerm(Term):
+    """log softmax(a)[k] over the scores a[0, :]: climbing it raises class k *and* lowers the others."""
+
+    layer: str
+    k: int
+
+    def value_and_grad(self, a: np.ndarray) -> Tuple[float, np.ndarray]:
+        self.check(a.shape)
+        z = a[0].astype(np.float64).ravel()
+        top = z.max()
+        e = np.exp(z - top)
+        total = e.sum()
+        g = -(e / total)
+        g[self.k] += 1.0  # d log p_k / d z = onehot(k) - softmax(z)
+        return float(z[self.k] - top - np.log(total)), g.reshape(a.shape[1:])[None].astype(a.dtype)
+
+    def check(self, shape: Tuple[int, ...]) -> None:
+        _check_index("class_logprob", self.layer, self.k, shape)
+        if any(d != 1 for d in shape[2:]):
+            raise DeepDreamError(f"class_logprob: layer '{self.layer}' has {shape[1:]} outputs, not one score "
+                                 "per class")
+
+    def expr(self) -> str:
+        return f"class_logprob({self.layer!r}, {self.k})"
 
 
 @dataclass(frozen=True, eq=False)
@@ -481,6 +509,16 @@ def class_score(layer: str, k: int) -> Objective:
     return _one(_IndexedTerm(_layer_name(layer), _index(k, "class"), "class_score"))
 
 
+def class_logprob(layer: str, k: int) -> Objective:
+    """log softmax(scores)[k] at a classifier layer: the log posterior of class ``k``.
+
+    Simonyan et al. climb the pre-softmax score instead, because the
+    posterior also rises when the other classes fall; this is the quantity
+    Nguyen, Yosinski and Clune (2015) drive to confident "fooling" images.
+    """
+    return _one(_LogSoftmaxTerm(_layer_name(layer), _index(k, "class")))
+
+
 def guide(layer: str, features: np.ndarray, name: str = "guide_features") -> Objective:
     """The notebook's guided objective at ``layer`` for a guide image's features there (C x h x w).
 
@@ -574,6 +612,7 @@ def _match_from(layer: str, target: Any = None, *, gain: Optional[float] = None,
 
 _CONSTRUCTORS: Dict[str, Callable[..., Objective]] = {
     "L2": L2, "input_l2": input_l2, "channel": channel, "neuron": neuron, "class_score": class_score,
+    "class_logprob": class_logprob,
     "guide": _guide_from, "feature_match": _match_from, "tv": tv, "alpha_norm": alpha_norm,
 }
 _ARRAY_TAKERS = ("guide", "feature_match")

@@ -7,7 +7,10 @@ back-propagation to the input, starting from the zero image of the
 mean-subtracted input space (the nets were trained on zero-centred data),
 and add the training mean at the end. Here that objective is
 ``class_score(layer, k) - 2*lambda*input_l2()`` (``input_l2`` is
-0.5*||X||^2), climbed with the notebook's normalised step.
+0.5*||X||^2), climbed with the notebook's normalised step. With
+``score="log-softmax"`` the class term is ``class_logprob(layer, k)``
+instead: the log posterior, which also rises as the other classes fall
+(the quantity Nguyen, Yosinski and Clune 2015 drive to confident images).
 
 Yosinski, Clune, Nguyen, Fuchs and Lipson (2015), "Understanding Neural
 Networks Through Deep Visualization", add image transforms after each
@@ -44,7 +47,7 @@ from ..errors import DeepDreamError
 from ..net.access import input_blob, raw_net
 from . import defaults as nb
 from .gradient import add_input_terms, check_objective, net_gradient
-from .objectives import Objective, class_score, input_l2
+from .objectives import Objective, class_logprob, class_score, input_l2
 from .octaves import OctaveCheckpoint, octave_pyramid, octave_sizes, run_octaves, zoom_planes
 from .step import ascent_update, draw_jitter
 from .transform import deprocess, pixel_range, preprocess
@@ -103,9 +106,12 @@ class Regularizers:
             raise bad("blur_every", "a whole number >= 0", self.blur_every)
 
 
-def class_objective(layer: str, k: int, l2: float = 0.0) -> Objective:
-    """Simonyan's objective: ``class_score(layer, k) - l2 * ||X||^2`` (as ``- 2*l2*input_l2()``)."""
-    obj = class_score(layer, k)
+def class_objective(layer: str, k: int, l2: float = 0.0, score: str = nb.CLASS_SCORE) -> Objective:
+    """Simonyan's objective: ``class_score(layer, k) - l2 * ||X||^2`` (as ``- 2*l2*input_l2()``);
+    ``score="log-softmax"`` puts ``class_logprob(layer, k)`` in place of the raw score."""
+    if score not in nb.CLASS_SCORES:
+        raise DeepDreamError(f"score must be {' or '.join(nb.CLASS_SCORES)}, got {score!r}")
+    obj = class_score(layer, k) if score == "logit" else class_logprob(layer, k)
     return obj - (2.0 * l2) * input_l2() if l2 > 0 else obj
 
 
@@ -340,6 +346,7 @@ def visualize_class(
     step_end: Optional[float] = None,
     checkpoint: Optional[OctaveCheckpoint] = None,
     lbfgs: Optional[Dict[str, Any]] = None,
+    score: str = nb.CLASS_SCORE,
 ) -> Tuple[np.ndarray, Dict[str, Any]]:
     """The image of class ``k`` at ``layer`` (pre-softmax scores); returns (float32 HxWx3 RGB, info).
 
@@ -355,18 +362,19 @@ def visualize_class(
     dict of :class:`~deepdream_caffe.dream.lbfgs.LbfgsSolver` settings:
     tv_weight, tv_beta, alpha_weight, alpha, maxiter, maxfun) each octave is
     solved by L-BFGS-B on the class score minus the TV prior instead
-    (native size only; the transforms do not apply). ``info`` holds the
+    (native size only; the transforms do not apply). ``score`` is
+    ``"logit"`` (the pre-softmax score) or ``"log-softmax"`` (log p_k). ``info`` holds the
     expression, the regularisers and the scores (JSON-able).
     """
     reg.check()
     h, w = size if size is not None else native
     n, note = upward_octaves(h, w, native, octave_n, octave_scale)
-    objective = class_objective(layer, k, reg.l2)
+    objective = class_objective(layer, k, reg.l2, score)
     src = input_blob(raw_net(net))
     src.reshape(1, 3, *native)
     check_objective(net, objective)
     octaves = octave_pyramid(start_image(net, init, h, w, rng), n, octave_scale)
-    info: Dict[str, Any] = {"class": int(k), "layer": layer, "native": list(native), "size": [h, w],
+    info: Dict[str, Any] = {"class": int(k), "layer": layer, "score": score, "native": list(native), "size": [h, w],
                             "octave_n": n, "note": note}
     if lbfgs is not None:
         from .lbfgs import LbfgsSolver, with_priors  # noqa: PLC0415

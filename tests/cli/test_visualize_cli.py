@@ -27,6 +27,12 @@ def test_visualize_writes_the_class_image_with_its_record(tiny_model, tmp_path):
     r2 = run_cli(["visualize", "--class", "3", "-o", str(tmp_path / "again.png"), *_net(tiny_model), "--iters", "5",
                   "--seed", "1", "--size", "48", "40", "-q"])
     assert r2.returncode == 0 and np.array_equal(load_image(tmp_path / "again.png"), img)
+    r3 = run_cli(["visualize", "--class", "3", "-o", str(tmp_path / "lp.png"), *_net(tiny_model), "--iters", "5",
+                  "--seed", "1", "--score", "log-softmax", "-q"])
+    assert r3.returncode == 0, r3.stderr
+    lp = read_metadata(tmp_path / "lp.png")
+    assert lp["params"]["score"] == "log-softmax" and meta["params"]["score"] == "logit"
+    assert lp["visualize"]["expression"] == "class_logprob('fc', 3)"
 
 
 def test_visualize_by_label_and_bad_input_is_one_line(tiny_model, tmp_path):
@@ -44,6 +50,8 @@ def test_visualize_by_label_and_bad_input_is_one_line(tiny_model, tmp_path):
                                    *_net(tiny_model)]), "smaller than the net's 32x32")
     assert_one_line_error(run_cli(["visualize", "--class", "1", "--decay", "2", "-o", str(tmp_path / "a.png"),
                                    *_net(tiny_model)]), "--decay")
+    assert_one_line_error(run_cli(["visualize", "--class", "1", "--score", "softmax", "-o", str(tmp_path / "a.png"),
+                                   *_net(tiny_model)]), "--score", "log-softmax", code=2)  # a parser error
     for flag, value in (("--momentum", "1.5"), ("--step-end", "0")):
         assert_one_line_error(run_cli(["visualize", "--class", "1", flag, value, "-o", str(tmp_path / "a.png"),
                                        *_net(tiny_model)]), flag)

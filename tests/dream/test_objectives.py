@@ -17,6 +17,7 @@ from deepdream_caffe.dream.objectives import (
     Objective,
     alpha_norm,
     channel,
+    class_logprob,
     class_score,
     feature_match,
     guide,
@@ -36,7 +37,13 @@ Part = Tuple[str, str, int]
 
 def _objective(part: Part) -> Objective:
     kind, layer, i = part
-    return {"l2": lambda: L2(layer), "channel": lambda: channel(layer, i), "neuron": lambda: neuron(layer, i)}[kind]()
+    return {"l2": lambda: L2(layer), "channel": lambda: channel(layer, i), "neuron": lambda: neuron(layer, i),
+            "class": lambda: class_score(layer, i), "logprob": lambda: class_logprob(layer, i)}[kind]()
+
+
+def _log_softmax(z: np.ndarray) -> np.ndarray:
+    z = z.astype(np.float64).ravel()
+    return z - z.max() - np.log(np.exp(z - z.max()).sum())
 
 
 def _delta(part: Part, ap: np.ndarray, am: np.ndarray) -> float:
@@ -44,8 +51,10 @@ def _delta(part: Part, ap: np.ndarray, am: np.ndarray) -> float:
     kind, _, i = part
     if kind == "l2":
         return 0.5 * float((ap * ap - am * am).sum())
-    if kind == "channel":
+    if kind in ("channel", "class"):
         return float((ap[i] - am[i]).sum())
+    if kind == "logprob":
+        return float(_log_softmax(ap)[i] - _log_softmax(am)[i])
     h, w = ap.shape[1:]
     return float(ap[i, h // 2, w // 2] - am[i, h // 2, w // 2])
 
@@ -111,9 +120,11 @@ def photo(h: int, w: int) -> np.ndarray:
 TINY_PARTS: List[Part] = [("l2", "a/output", 0), ("l2", "conv1", 0), ("l2", "relu1", 0),
                           ("channel", "a/1x1", 3), ("neuron", "norm1", 2)]
 OFF_PATH: List[Part] = [("l2", "a/3x3", 0), ("l2", "a/1x1", 0)]
+# The class terms at the classifier: log softmax of class 2 (every score moves it) and the raw score of 4.
+CLASS_PARTS: List[Part] = [("class", "fc", 4), ("logprob", "fc", 2), ("l2", "a/output", 0)]
 
 
-@pytest.mark.parametrize("parts", [TINY_PARTS, OFF_PATH], ids=["in-place", "off-path"])
+@pytest.mark.parametrize("parts", [TINY_PARTS, OFF_PATH, CLASS_PARTS], ids=["in-place", "off-path", "class"])
 @pytest.mark.parametrize("fast", [False, True])
 def test_combined_gradient_matches_finite_differences_tiny(tiny_model, parts, fast):
     layers = sorted({p[1] for p in parts})
@@ -201,14 +212,15 @@ def test_term_values_are_what_they_say(tiny_model):
     net = load_net(*tiny_model)
     x = np.random.RandomState(4).uniform(-20, 20, (1, 3, 24, 24)).astype(np.float32)
     objective = L2("conv1") + 2 * channel("a/output", 3) - neuron("norm1", 1, 2, 5) + class_score("fc", 4) \
-        - 0.5 * input_l2()
+        - 0.5 * input_l2() + class_logprob("fc", 1)
     values: list = [None] * len(objective.terms)
     _set(net, x)
     objective_gradient(net, objective, values)
     conv1, a_out, norm1, fc = (_acts(net, x, layer) for layer in ("conv1", "a/output", "norm1", "fc"))
-    want = [0.5 * (conv1 ** 2).sum(), a_out[3].sum(), norm1[1, 2, 5], fc[4], 0.5 * (x.astype(np.float64) ** 2).sum()]
+    want = [0.5 * (conv1 ** 2).sum(), a_out[3].sum(), norm1[1, 2, 5], fc[4], 0.5 * (x.astype(np.float64) ** 2).sum(),
+            np.log(np.exp(fc[1]) / np.exp(fc).sum())]
     np.testing.assert_allclose(values, want, rtol=1e-6)
-    assert objective.total(values) == pytest.approx(want[0] + 2 * want[1] - want[2] + want[3] - 0.5 * want[4])
+    assert objective.total(values) == pytest.approx(want[0] + 2 * want[1] - want[2] + want[3] - 0.5 * want[4] + want[5])
 
 
 def test_one_term_of_weight_one_dreams_the_notebooks_bits(tiny_model):
@@ -267,11 +279,12 @@ def test_expression_reads_back_to_the_same_objective(tiny_model):
     feats = guide_features(net, photo(30, 30), "a/output")
     objective = (L2("a/output") + 0.5 * L2("conv1") + 2 * channel("a/output", 7) - 1e-3 * input_l2()
                  - guide("a/output", feats) + neuron("norm1", 2, 3, 4) - 50 * tv(1.5) - alpha_norm(6) / 8
-                 - feature_match("norm1", gain=2) + class_score("fc", 3))
+                 - feature_match("norm1", gain=2) + class_score("fc", 3) + 0.5 * class_logprob("fc", 1))
     text = repr(objective)
     assert text == ("L2('a/output') + 0.5*L2('conv1') + 2*channel('a/output', 7) - 0.001*L2('input') "
                     "- guide('a/output', guide_features) + neuron('norm1', 2, 3, 4) - 50*tv(1.5) "
-                    "- 0.125*alpha_norm(6) - feature_match('norm1', gain=2) + class_score('fc', 3)")
+                    "- 0.125*alpha_norm(6) - feature_match('norm1', gain=2) + class_score('fc', 3) "
+                    "+ 0.5*class_logprob('fc', 1)")
     seen = []
 
     def features(name, layer):
@@ -328,6 +341,8 @@ def test_load_net_cuts_after_the_deepest_layer_and_wires_every_layer(tiny_model)
 @pytest.mark.parametrize("objective, fragment", [
     (channel("a/output", 12), "channel 12 is out of range for layer 'a/output' (12 channels: 0..11)"),
     (class_score("fc", 5), "class_score 5 is out of range for layer 'fc'"),
+    (class_logprob("fc", 5), "class_logprob 5 is out of range for layer 'fc'"),
+    (class_logprob("a/output", 2), "outputs, not one score per class"),
     (L2("a/outptu"), "unknown layer 'a/outptu'"),
     (neuron("a/output", 1, 0, 99), "outside layer 'a/output'"),
 ])

@@ -128,6 +128,21 @@ def test_beyond_native_size_on_the_tiny_net_raises_the_tiled_score(tiny_fc):
     assert info["scores"][-1][-1] > info["scores"][0][0]
 
 
+def test_the_log_softmax_score_climbs_the_posterior_on_the_tiny_net(tiny_fc):
+    kw = dict(layer="fc", native=(32, 32), iter_n=10, reg=Regularizers(decay=0.0, blur_every=0))
+    img, info = visualize_class(tiny_fc, 2, score="log-softmax", **kw)
+    assert info["score"] == "log-softmax" and info["expression"] == "class_logprob('fc', 2)"
+    logp = np.array(info["scores"][0])
+    assert np.all(logp <= 0) and logp[-1] > logp[0] + 0.5  # the values are log p_2 and they rise
+    p = class_probabilities(tiny_fc, img, "fc")
+    assert np.log(p[2]) == pytest.approx(logp[-1], abs=0.02)  # the recorded value is the image's own log p
+    img_l, info_l = visualize_class(tiny_fc, 2, **kw)
+    assert info_l["score"] == "logit" and info_l["expression"] == "class_score('fc', 2)"
+    assert not np.array_equal(img, img_l)
+    with pytest.raises(DeepDreamError, match="score must be logit or log-softmax"):
+        visualize_class(tiny_fc, 2, score="softmax", **kw)
+
+
 def test_momentum_and_falling_step_on_the_tiny_net(tiny_fc):
     sol = VisualizeSolver(tiny_fc, class_objective("fc", 1), (32, 32), 5, step_size=4.0, step_end=1.0)
     assert [sol.step_at(i) for i in range(5)] == [4.0, 3.25, 2.5, 1.75, 1.0]
@@ -140,13 +155,15 @@ def test_momentum_and_falling_step_on_the_tiny_net(tiny_fc):
 
 
 # GoogLeNet with random weights: two classes, each climbed from the zero image on its pre-softmax score.
-# Measured (helper, 2-core shared EPYC): the plain normalised step zig-zags here -- successive gradients have
-# cosine -0.1 to -0.45 (the gradient flips sign across ReLU/max-pool kinks), so larger plain steps only add
-# pixels at the range bounds (6% at step 10 vs 1.5% at 4 after 60-95 steps) and the score per step falls.
-# Momentum cancels the flipping part (cosine near 0) and a falling step lets the image settle. No blur or
-# decay: blur (sigma 0.5 every step) stops the ascent (0.23 -> 1.6 in 54 steps) on this net.
-# Measured with these settings (80 steps): class 3: 0.23 -> 6.38, p 0.114 (the argmax); class 700:
-# -0.05 -> 4.55, p 0.025 (argmax 788). The thresholds leave some room below.
+# The issue's bar, p > 0.9, is out of reach there in a test's budget (README "Class visualisation": 800
+# steps give p 0.41 for class 3, still rising by ~0.2 in logit(p) per 100 steps; the class gradients are
+# nearly orthogonal, but the pool5 features move at cosine ~0.15 to the class's weight row). What a
+# trained net makes of its class image is asserted on open_nsfw below (p > 0.999).
+# The plain normalised step zig-zags here (successive gradients have cosine -0.1 to -0.45 across the
+# ReLU/max-pool kinks); momentum cancels the flipping part and a falling step lets the image settle.
+# No blur or decay: blur (sigma 0.5 every step) stops the ascent (0.23 -> 1.6 in 54 steps) on this net.
+# Measured with these settings (80 steps, shared 2-core EPYC): class 3: 0.23 -> 6.38, p 0.114 (the
+# argmax); class 700: -0.05 -> 4.55, p 0.025 (argmax 788). The thresholds leave some room below.
 THRESH_P = {3: 0.08, 700: 0.015}
 THRESH_RISE = {3: 5.0, 700: 3.5}
 FAST = dict(iter_n=80, step_size=6.0, step_end=0.6, momentum=0.9, reg=Regularizers(decay=0.0, blur_every=0))
@@ -167,10 +184,8 @@ def test_googlenet_random_visualisation_is_classified_as_its_class(googlenet_fc,
     s = np.array(info["scores"][0])
     print(f"class {k}: p={p[k]:.4f} argmax={p.argmax()} score {s[0]:.3f} -> {s[-1]:.3f}")
     p0 = class_probabilities(googlenet_fc, np.zeros((224, 224, 3)) + googlenet_fc.mean[::-1, 0, 0], "loss3/classifier")
-    # The issue asks for p > 0.9. Not reached on random GoogLeNet in any budget measured (best: class 3,
-    # score 0.23 -> 7.7, p 0.25 in 200 steps of these settings; plain steps, momentum, step schedules, blur and L-BFGS-B all
-    # flatten out near 5-8 logits while the other logits spread as the image grows). Asserted: p[k] rises
-    # over 15-fold from the zero image (p0 is ~0.001), the score by several logits, nearly every step up.
+    # Asserted: p[k] rises over 15-fold from the zero image (p0 is ~0.001), the score by several logits,
+    # nearly every step up.
     assert p[k] > THRESH_P[k] and p[k] > 15 * p0[k]
     assert s[-1] > s[0] + THRESH_RISE[k]
     assert np.mean(np.diff(s) > 0) > 0.9
@@ -193,5 +208,9 @@ def test_open_nsfw_class0_visualisation_raises_its_score_over_the_zero_image(req
     img, info = visualize_class(net, 0, layer=layer, native=native_size(param), iter_n=15, step_size=3.0,
                                 rng=np.random.RandomState(0))
     s = info["scores"][0]
-    print(f"open_nsfw class 0 score: zero image {s[0]:.3f} -> {s[-1]:.3f}")
+    zero = np.zeros(tuple(native_size(param)) + (3,)) + np.asarray(mf.mean, dtype=np.float64)[::-1]
+    p0, p = class_probabilities(net, zero, layer)[0], class_probabilities(net, img, layer)[0]
+    print(f"open_nsfw class 0 score: zero image {s[0]:.3f} -> {s[-1]:.3f}; p {p0:.3f} -> {p:.7f}")
     assert s[-1] > s[0] + max(2.0, abs(s[0]))
+    # On a trained net the class image is what the net calls that class (measured: p 0.70 -> 1 - 1e-11).
+    assert p > 0.999 and p0 < 0.9

@@ -17,7 +17,7 @@ _SET3 = "decay 0.0001, blur 1.0 every 4 steps, no pixel clipping"
 NAMES = {**FLAG_NAMES, "klass": "--class", "size": "--size", "init": "--init", "l2": "--l2", "decay": "--decay",
          "blur_sigma": "--blur-sigma", "blur_every": "--blur-every", "norm_pct": "--norm-pct",
          "contrib_pct": "--contrib-pct", "paper_set": "--paper-set", "labels": "--labels",
-         "step_end": "--step-end", "momentum": "--momentum"}
+         "step_end": "--step-end", "momentum": "--momentum", "score": "--score"}
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -29,6 +29,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     v.add_argument("--labels", type=Path, help="labels file, one class per line (default: the model's, if any)")
     add_net_args(v)
     g = v.add_argument_group("visualisation")
+    g.add_argument("--score", choices=nb.CLASS_SCORES, default=nb.CLASS_SCORE,
+                   help="what is climbed: the pre-softmax score (Simonyan's, default) or log softmax, "
+                        "which also pushes the other classes down")
     g.add_argument("--init", default="zero", metavar="zero|noise|IMAGE",
                    help="start: zero (the training mean, Simonyan's), noise, or an image (default zero)")
     g.add_argument("--size", type=int, nargs=2, metavar=("W", "H"),
@@ -70,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         init=args.init, iters=args.iters, octaves=args.octaves, octave_scale=args.octave_scale,
         step_size=args.step_size, step_end=args.step_end, momentum=args.momentum, jitter=args.jitter, l2=args.l2, decay=args.decay, blur_sigma=args.blur_sigma,
         blur_every=args.blur_every, norm_pct=args.norm_pct, contrib_pct=args.contrib_pct, paper_set=args.paper_set,
-        mode=args.mode, lbfgs=lbfgs_options(args), labels=args.labels, seed=args.seed, quality=args.quality,
+        mode=args.mode, score=args.score, lbfgs=lbfgs_options(args), labels=args.labels, seed=args.seed, quality=args.quality,
         gpu=args.gpu, verbose=args.verbose, names=NAMES,
     )
     visualize_file(args.output, config, reporter=StderrReporter(args.quiet))
