@@ -173,30 +173,17 @@ def test_the_documented_counts_are_honest(bases):
     assert counts == DOCUMENTED
 
 
-def _step_checks_present() -> bool:
-    """Whether the dream's per-step non-finite checks (issue 12, images and options part) are in this tree."""
-    import importlib.util
-
-    return importlib.util.find_spec("deepdream_caffe.dream.checks") is not None
-
-
 def test_hostile_prototxts(outcomes):
     results = {k: v for k, v in outcomes["results"].items() if not k.startswith("model:")}
-    failures, pending = [], []
+    failures = []
     for sid, res in sorted(results.items()):
         found = _problems(res, outcomes["outputs"].get(sid))
         if found:
-            line = f"{sid}: {', '.join(found)}: {res['stderr'].strip()[-300:]}"
-            # A net whose parameters zero or overflow the gradient dreams NaN with numpy's warnings: no abort,
-            # and the dream's own per-step checks turn it into one line. Until they are in, that is all it is.
-            numeric = found == ["output on stderr although it succeeded"] and "RuntimeWarning" in res["stderr"]
-            (pending if numeric and not _step_checks_present() else failures).append(line)
+            failures.append(f"{sid}: {', '.join(found)}: {res['stderr'].strip()[-300:]}")
     assert not failures, _report(failures)
     # The mutations are not all harmless: many must be refused (one line, exit 1), and the rest really ran.
     codes = [res["rc"] for res in results.values()]
     assert codes.count(1) > len(codes) // 3 and codes.count(0) > len(codes) // 10
-    if pending:
-        pytest.xfail(f"{len(pending)} case(s) wait for the per-step non-finite checks: " + "; ".join(pending)[:500])
 
 
 def test_hostile_caffemodels(outcomes):
