@@ -109,3 +109,25 @@ def audio_codec_of(path: Path) -> Optional[str]:
 
     with av.open(str(path)) as c:
         return c.streams.audio[0].codec_context.name if c.streams.audio else None
+
+
+def write_turned_clip(path: Path, frames: List[np.ndarray], degrees: int, rate: Fraction = Fraction(25)) -> None:
+    """An MP4 whose display matrix turns its frames ``degrees`` counter-clockwise, as a phone writes
+    portrait video; skips the test where this PyAV cannot write one."""
+    import av
+    import pytest
+
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264", rate=rate)
+        if not hasattr(vs, "set_display_rotation"):
+            pytest.skip(f"PyAV {av.__version__} cannot write a display matrix (set_display_rotation)")
+        h, w = frames[0].shape[:2]
+        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+        vs.set_display_rotation(degrees)
+        for i, f in enumerate(frames):
+            vf = av.VideoFrame.from_ndarray(np.uint8(f), format="rgb24")
+            vf.pts = i
+            for p in vs.encode(vf):
+                out.mux(p)
+        for p in vs.encode(None):
+            out.mux(p)

@@ -391,8 +391,9 @@ def video_file(
                              f"a video's quality is {n('crf')}")
     if cfg.exif_orientation != "apply":
         raise DeepDreamError(f"{cfg.names.get('exif_orientation', 'exif_orientation')} is for images; "
-                             "video frames are read as stored in the video (frame files: upright as tagged)")
+                             "a video's frames are turned upright by its display matrix (frame files: by their tags)")
     source = open_source(input_spec, video.fps)
+    _note_turn(source, rep)
     if source.kind == "video" and video.fps is not None:
         raise DeepDreamError(f"{n('fps')} is for frame folders; a video keeps its own frame rate")
     out = Path(output)
@@ -410,7 +411,8 @@ def video_file(
     session.load()
     seed = _seed_for(cfg, work_dir(out), rep)
     spec = session.spec
-    params = dict(session.params(octave_n), model=spec.model, weights_sha1=spec.weights_sha1)
+    params = dict(session.params(octave_n), model=spec.model, weights_sha1=spec.weights_sha1,
+                  input_turn_degrees=90 * source.quarter_turns)
     input_sha1 = source_sha1(source)
     meta = output_metadata("video", params, seed, spec, session.device, Path(source.spec), input_sha1)
 
@@ -422,6 +424,13 @@ def video_file(
                          reporter=frame_rep if session.reporter is frame_rep else rep, on_frame=on_frame)
     rep.note(f"wrote {out} ({result.frames} frames)")
     return result
+
+
+def _note_turn(source: VideoSource, rep: Reporter) -> None:
+    if source.quarter_turns:
+        rep.note(f"{source.spec} is shown turned {90 * source.quarter_turns} degrees (its display matrix): its "
+                 f"frames are turned {90 * source.quarter_turns} degrees upright, {source.width}x{source.height}, "
+                 "and written that way")
 
 
 def _encode_metadata(command: str, source: VideoSource, rate: Fraction, extra: Optional[Dict[str, Any]] = None
@@ -449,13 +458,14 @@ def frames_to_video_file(
     Returns the frame count.
     """
     source = open_source(input_spec, fps)
+    rep = reporter or Reporter()
+    _note_turn(source, rep)
     out = Path(output)
     if output_kind(out) == "frames":
         raise DeepDreamError(f"cannot tell the video format from '{out}'; use one of .gif, .m4v, .mkv, .mov, .mp4")
     if source.path is not None and out.exists() and os.path.samefile(source.path, out):
         raise DeepDreamError(f"refusing to overwrite the input {out}; choose another output")
     check_video_output(out, source.width, source.height, codec, crf, source.frame_rate)
-    rep = reporter or Reporter()
     bar = rep.frames(source.frame_count, 0, "encode")
 
     def frames() -> Iterator[np.ndarray]:

@@ -63,6 +63,9 @@ class VideoSource:
     audio_codec: Optional[str] = None
     path: Optional[Path] = None  # the video file
     files: Tuple[Path, ...] = field(default=(), repr=False)  # the image files, in order
+    # Quarter turns counter-clockwise that show a video file's frames upright (its display matrix; phones
+    # store portrait video as landscape frames plus this). width and height are of the upright frames.
+    quarter_turns: int = 0
 
     @property
     def has_audio(self) -> bool:
@@ -70,7 +73,9 @@ class VideoSource:
 
     def describe(self) -> str:
         audio = f", audio {self.audio_codec}" if self.audio_codec else ""
-        return f"{self.width}x{self.height}, {self.frame_count} frames at {format_rate(self.frame_rate)} fps{audio}"
+        turn = f", turned {90 * self.quarter_turns} degrees upright" if self.quarter_turns else ""
+        return (f"{self.width}x{self.height}, {self.frame_count} frames at {format_rate(self.frame_rate)} fps"
+                f"{audio}{turn}")
 
     def frames(self, start: int = 0) -> Iterator[np.ndarray]:
         """Frames ``start``, ``start+1``, ... as HxWx3 float32 RGB in [0, 255] (as :func:`load_image`)."""
@@ -99,12 +104,15 @@ class VideoSource:
             # little next to dreaming the frames.
             for frame in container.decode(stream):
                 if i >= start:
-                    if (frame.height, frame.width) != (self.height, self.width):
+                    turns = quarter_turns(frame)
+                    h, w = (frame.width, frame.height) if turns % 2 else (frame.height, frame.width)
+                    if (h, w) != (self.height, self.width) or turns != self.quarter_turns:
                         raise DeepDreamError(
-                            f"frame {i} of {self.path} is {frame.width}x{frame.height}, not "
-                            f"{self.width}x{self.height}; videos that change size are not supported"
+                            f"frame {i} of {self.path} is {w}x{h} upright, not {self.width}x{self.height}; "
+                            "videos that change size or rotation are not supported"
                         )
-                    yield np.float32(frame.to_ndarray(format="rgb24"))
+                    rgb = frame.to_ndarray(format="rgb24")
+                    yield np.float32(np.rot90(rgb, turns) if turns else rgb)
                 i += 1
         except av.FFmpegError as e:
             raise DeepDreamError(f"cannot decode frame {i} of {self.path}: {_reason(e)}") from None
@@ -198,6 +206,23 @@ def _open_video(path: Path) -> Any:
         raise DeepDreamError(f"not a video file (or a format FFmpeg cannot read): {path}") from None
 
 
+def quarter_turns(frame: Any) -> int:
+    """0-3: the counter-clockwise quarter turns that show ``frame`` upright (FFmpeg's display matrix, as
+    PyAV reads it; an angle between quarter turns is rounded to the nearest, as FFmpeg's player does)."""
+    return int(round(float(getattr(frame, "rotation", 0) or 0) / 90.0)) % 4
+
+
+def _first_turns(path: Path) -> int:
+    """The rotation of the first decodable frame (0 for a stream with none), from a container of its own."""
+    container = _open_video(path)
+    try:
+        for frame in container.decode(container.streams.video[0]):
+            return quarter_turns(frame)
+        return 0
+    finally:
+        container.close()
+
+
 def _video_source(path: Path, rate: Optional[Fraction]) -> VideoSource:
     av = _av()
     container = _open_video(path)
@@ -211,6 +236,7 @@ def _video_source(path: Path, rate: Optional[Fraction]) -> VideoSource:
         if not count:  # Matroska, WebM, raw streams: no count in the header; count the packets
             count = sum(1 for pkt in container.demux(v) if pkt.size)
         audio = container.streams.audio[0].codec_context.name if container.streams.audio else None
+        turns = _first_turns(path) if count else 0
     except av.FFmpegError as e:
         raise DeepDreamError(f"cannot read {path}: {_reason(e)}") from None
     finally:
@@ -219,8 +245,10 @@ def _video_source(path: Path, rate: Optional[Fraction]) -> VideoSource:
         raise DeepDreamError(f"{path} has no video frames")
     if not w or not h:
         raise DeepDreamError(f"cannot tell the frame size of {path}")
+    if turns % 2:
+        w, h = h, w
     return VideoSource(str(path), "video", w, h, rate or (Fraction(native) if native else DEFAULT_FPS), count,
-                       audio, path)
+                       audio, path, quarter_turns=turns)
 
 
 def count_frames(path: Union[str, Path]) -> int:

@@ -16,7 +16,7 @@ from PIL import Image
 from cli_util import BIN, assert_one_line_error, run_cli
 from deepdream_caffe.cli.main import main
 from deepdream_caffe.io.video import count_frames, open_source
-from video_clips import audio_codec_of, moving_square, write_clip_with_audio
+from video_clips import audio_codec_of, moving_square, write_clip_with_audio, write_turned_clip
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +60,21 @@ def test_video_keeps_count_size_rate_audio_and_records_the_run(dreamed, clip_fil
     assert sorted(os.listdir(d)) == ["out.mp4", "out.mp4.json"]
     # The dream changed the frames: not a re-encode of the input.
     assert np.abs(_frames(out)[4] - _frames(clip_file)[4]).mean() > 2.0
+
+
+def test_a_portrait_phone_video_is_dreamed_and_written_upright(tiny_args, tmp_path):
+    stored = moving_square(n=3).frames  # 160x120 as stored, shown turned a quarter counter-clockwise
+    phone = tmp_path / "phone.mp4"
+    write_turned_clip(phone, stored, 90)
+    out = tmp_path / "out.mp4"
+    r = run_cli(["video", phone, "-o", out, "--flow", "none", *tiny_args])
+    assert r.returncode == 0, r.stderr
+    assert "turned 90 degrees upright, 120x160" in r.stderr
+    back = open_source(out)
+    assert (back.width, back.height, back.frame_count, back.quarter_turns) == (120, 160, 3, 0)
+    got, upright = _frames(out)[1], np.rot90(stored[1])
+    near = np.abs(got - upright).mean()
+    assert near < np.abs(got - upright[::-1, ::-1]).mean() / 2  # the picture, not it upside down
 
 
 def test_sigkill_mid_video_then_rerun_gives_the_same_frames(dreamed, clip_file, tiny_args, tmp_path):

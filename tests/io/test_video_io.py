@@ -14,7 +14,7 @@ from deepdream_caffe.errors import DeepDreamError
 from deepdream_caffe.io.video import (
     as_rate, check_video_output, count_frames, open_source, output_kind, write_video,
 )
-from video_clips import audio_codec_of, moving_square, stream_seconds, write_clip_with_audio
+from video_clips import audio_codec_of, moving_square, stream_seconds, write_clip_with_audio, write_turned_clip
 
 
 @pytest.fixture(scope="module")
@@ -139,6 +139,26 @@ def test_video_file_frames_from_a_start_index(tmp_path, clip):
     all_frames = list(src.frames())
     later = list(src.frames(start=5))
     assert len(later) == 3 and all(np.array_equal(a, b) for a, b in zip(later, all_frames[5:]))
+
+
+@pytest.mark.parametrize("degrees, turns", [(90, 1), (-90, 3), (180, 2)])
+def test_a_phone_videos_display_matrix_is_applied(tmp_path, degrees, turns):
+    stored = np.zeros((48, 80, 3), np.float32)
+    stored[:, :12] = 255  # a white bar along the stored frame's left edge
+    stored[:6, :, 0] = 255  # and a red one along its top
+    path = tmp_path / "phone.mp4"
+    write_turned_clip(path, [stored] * 3, degrees)
+    src = open_source(path)
+    assert src.quarter_turns == turns and f"turned {90 * turns} degrees" in src.describe()
+    assert (src.width, src.height) == ((48, 80) if turns % 2 else (80, 48))  # the upright size
+    frames = list(src.frames())
+    assert len(frames) == 3 and frames[0].shape == (src.height, src.width, 3)
+    # A counter-clockwise quarter turn takes the left edge to the bottom and the top edge to the left.
+    white = (frames[0].min(axis=2) > 200)
+    edge = {1: white[-12:, :], 3: white[:12, :], 2: white[:, -12:]}[turns]
+    assert edge.mean() > 0.9 and white.mean() < 0.3
+    back = open_source(tmp_path / "plain.mp4") if write_video(tmp_path / "plain.mp4", frames, 25) else None
+    assert back.quarter_turns == 0 and (back.width, back.height) == (src.width, src.height)  # written upright
 
 
 def test_frame_rates_as_people_write_them():
