@@ -67,13 +67,7 @@ def write_clip_with_audio(path: Path, frames: List[np.ndarray], rate: Fraction =
         aus = out.add_stream(audio_codec, rate=44100)
         if audio_codec == "aac":
             aus.layout = "stereo"
-        for i, f in enumerate(frames):
-            vf = av.VideoFrame.from_ndarray(np.uint8(f), format="rgb24")
-            vf.pts = i
-            for p in vs.encode(vf):
-                out.mux(p)
-        for p in vs.encode(None):
-            out.mux(p)
+        _encode(out, vs, frames)
         t = np.arange(int(44100 * seconds)) / 44100.0
         tone = np.sin(2 * np.pi * 440 * t) * 0.3
         if audio_codec == "aac":
@@ -124,10 +118,17 @@ def write_turned_clip(path: Path, frames: List[np.ndarray], degrees: int, rate: 
         h, w = frames[0].shape[:2]
         vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
         vs.set_display_rotation(degrees)
-        for i, f in enumerate(frames):
-            vf = av.VideoFrame.from_ndarray(np.uint8(f), format="rgb24")
-            vf.pts = i
-            for p in vs.encode(vf):
-                out.mux(p)
-        for p in vs.encode(None):
+        _encode(out, vs, frames)
+
+
+def _encode(out, vs, frames: List[np.ndarray]) -> None:
+    """Encode and mux RGB ``frames`` into the video stream ``vs`` of ``out``, then flush it."""
+    import av
+
+    for i, f in enumerate(frames):
+        vf = av.VideoFrame.from_ndarray(np.uint8(f), format="rgb24")
+        vf.pts = i
+        for p in vs.encode(vf):
             out.mux(p)
+    for p in vs.encode(None):
+        out.mux(p)
