@@ -387,7 +387,7 @@ def visualize_class(
         solver = LbfgsSolver(net, objective, layer, priors, callback=None, **opts)
         if callback is not None:
             cb = callback
-            solver.callback = lambda octave, i, v: cb(octave, i, -v)
+            solver.callback = lambda it: cb(it.octave, it.step, -it.value)  # f is minimised: the score is -f
         x = run_octaves(net, octaves, solver, checkpoint)
         info.update(mode="lbfgs", expression=repr(with_priors(objective, priors["tv_weight"], priors["tv_beta"],
                                                               priors["alpha_weight"], priors["alpha"])),

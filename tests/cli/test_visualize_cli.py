@@ -33,6 +33,10 @@ def test_visualize_writes_the_class_image_with_its_record(tiny_model, tmp_path):
     lp = read_metadata(tmp_path / "lp.png")
     assert lp["params"]["score"] == "log-softmax" and meta["params"]["score"] == "logit"
     assert lp["visualize"]["expression"] == "class_logprob('fc', 3)"
+    r4 = run_cli(["visualize", "--class", "3", "-o", str(tmp_path / "lb.png"), *_net(tiny_model), "--mode", "lbfgs",
+                  "--lbfgs-iters", "4", "--seed", "1"])  # with the progress bar, which follows each iterate
+    assert r4.returncode == 0, r4.stderr
+    assert read_metadata(tmp_path / "lb.png")["params"]["mode"] == "lbfgs" and "score=" in r4.stderr
 
 
 def test_visualize_by_label_and_bad_input_is_one_line(tiny_model, tmp_path):

@@ -7,6 +7,7 @@ import pytest
 
 from deepdream_caffe.dream.gradient import objective_gradient
 from deepdream_caffe.dream.objectives import tv
+from deepdream_caffe.dream.transform import deprocess
 from deepdream_caffe.dream.visualize import (
     Regularizers, TiledScore, VisualizeSolver, blur, class_objective, class_probabilities, clip_small_contribution,
     clip_small_norm, contribution, tile_starts, upward_octaves, visualize_class,
@@ -141,6 +142,20 @@ def test_the_log_softmax_score_climbs_the_posterior_on_the_tiny_net(tiny_fc):
     assert not np.array_equal(img, img_l)
     with pytest.raises(DeepDreamError, match="score must be logit or log-softmax"):
         visualize_class(tiny_fc, 2, score="softmax", **kw)
+
+
+@pytest.mark.parametrize("score", ["logit", "log-softmax"])
+def test_the_lbfgs_variant_climbs_the_class_and_reports_each_iterate(tiny_fc, score):
+    seen = []
+    opts = dict(tv_weight=1.0, tv_beta=2.0, alpha_weight=0.0, alpha=6.0, maxiter=8, maxfun=None)
+    img, info = visualize_class(tiny_fc, 2, layer="fc", native=(32, 32), lbfgs=opts, score=score,
+                                callback=lambda octave, step, v: seen.append((octave, step, v)))
+    assert info["mode"] == "lbfgs" and img.shape == (32, 32, 3)
+    assert [s[:2] for s in seen] == [(0, i) for i in range(len(seen))] and len(seen) >= 3
+    assert seen[-1][2] > seen[0][2]  # the score minus the TV prior, per accepted iterate, rises
+    p0 = class_probabilities(tiny_fc, deprocess(tiny_fc, np.zeros((3, 32, 32), np.float32)), "fc")[2]
+    assert class_probabilities(tiny_fc, img, "fc")[2] > p0
+    assert ("class_logprob" in info["expression"]) == (score == "log-softmax")
 
 
 def test_momentum_and_falling_step_on_the_tiny_net(tiny_fc):
