@@ -65,17 +65,6 @@ class TilePolicy:
     above_mp: float = DEFAULT_ABOVE_MP
     margin: int = DEFAULT_MARGIN
 
-    @classmethod
-    def from_args(cls, tile: Optional[int], above_mp: Optional[float]) -> "TilePolicy":
-        from ..errors import DeepDreamError  # noqa: PLC0415
-
-        p = cls(tile=tile or DEFAULT_TILE, above_mp=DEFAULT_ABOVE_MP if above_mp is None else above_mp)
-        if p.tile < 32:
-            raise DeepDreamError(f"--tile-size must be at least 32, got {p.tile}")
-        if p.above_mp < 0:
-            raise DeepDreamError(f"--tile-above must be >= 0, got {p.above_mp}")
-        return p
-
     def active(self, h: int, w: int) -> bool:
         return self.above_mp > 0 and h * w > self.above_mp * 1e6
 
