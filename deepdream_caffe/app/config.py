@@ -117,8 +117,8 @@ class DreamConfig:
     """Everything that decides a dream, checked when made.
 
     What is maximised: ``layers``, (name, weight) pairs summed (the
-    notebook's L2 on each; with ``guide``, the guided objective on each; in
-    the L-BFGS mode, its data term on each), plus ``channels``, (layer,
+    notebook's L2 on each; with ``guide``, the guided objective on each, in
+    either mode; in the L-BFGS mode, its data term on each), plus ``channels``, (layer,
     index, weight) triples, each a channel's sum. ``layer`` is the one-layer
     shorthand. With no layer and no channel: the model's default layer,
     weight 1; channels alone are dreamed alone.
@@ -201,8 +201,9 @@ class DreamConfig:
                     raise ascent_only_error(key, self.names)
             if self.lbfgs.objective != "gain" and self.lbfgs.gain != nb.LBFGS_GAIN:
                 raise DeepDreamError(f"{n('gain')} is for {n('objective')} gain (the l2 objective has no target)")
-            if self.guide is not None:
-                raise DeepDreamError(f"{n('guide')} is for {n('mode')} ascent")
+            if self.guide is not None and self.lbfgs.objective == "gain":
+                raise DeepDreamError(f"{n('guide')} makes the guided objective the data term; "
+                                     f"{n('objective')} gain is for unguided L-BFGS")
             if self.tile_size is not None or self.tile_above is not None:
                 raise DeepDreamError(f"{n('tile_size')}/{n('tile_above')} are for {n('mode')} ascent "
                                      "(L-BFGS optimises whole octaves)")

@@ -1,9 +1,9 @@
 """The objective a run's settings ask for, as a :class:`~deepdream_caffe.dream.objectives.Objective`.
 
-Each weighted layer contributes the mode's own term: the notebook's L2 in
-the ascent mode (the guided objective with a guide image), and in the
-L-BFGS mode its data term (``-feature_match(layer, gain=...)`` for "gain",
-``L2(layer)`` for "l2"). Each weighted channel adds that channel's sum, in
+Each weighted layer contributes the mode's own term: the guided objective
+with a guide image (in either mode); else the notebook's L2 in the ascent
+mode, and in the L-BFGS mode its data term (``-feature_match(layer,
+gain=...)`` for "gain", ``L2(layer)`` for "l2"). Each weighted channel adds that channel's sum, in
 either mode (channels without layers: the channels alone). One layer of
 weight 1 and no channel is exactly the notebook's objective.
 """
@@ -41,6 +41,6 @@ def build_objective(config: DreamConfig, default: str,
 
 
 def is_plain(config: DreamConfig) -> bool:
-    """One layer of weight 1 and no channel: the L-BFGS mode's own "gain"/"l2" record applies."""
+    """One layer of weight 1, no channel, no guide: the L-BFGS mode's own "gain"/"l2" record applies."""
     layers = config.objective_layers("")
-    return len(layers) == 1 and layers[0][1] == 1.0 and not config.channels
+    return len(layers) == 1 and layers[0][1] == 1.0 and not config.channels and config.guide is None

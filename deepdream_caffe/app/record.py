@@ -24,7 +24,7 @@ def run_params(config: DreamConfig, spec: NetSpec, layers: Sequence[str], octave
     :func:`~deepdream_caffe.dream.objectives.parse_objective` reads back (a
     guide's features by name, from the guide image at each layer). Only
     what the mode uses: the ascent's steps, jitter, clipping, guide and
-    tiles, or the L-BFGS settings (``gain`` only for its objective).
+    tiles, or the L-BFGS settings (``gain`` only for its objective) and guide.
     """
     params: Dict[str, Any] = {
         "mode": config.mode, "layer": layers[0] if len(layers) == 1 else list(layers), "objective": objective,
@@ -35,6 +35,8 @@ def run_params(config: DreamConfig, spec: NetSpec, layers: Sequence[str], octave
         if lb["objective"] != "gain":
             del lb["gain"]
         params["lbfgs"] = lb
+        if config.guide is not None:
+            params["guide"] = str(config.guide)
     else:
         params.update({"iters": config.iters, "step_size": config.step_size, "jitter": config.jitter,
                        "clip": config.clip, "guide": str(config.guide) if config.guide else None,

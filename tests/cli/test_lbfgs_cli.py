@@ -56,6 +56,29 @@ def test_cli_lbfgs_output_is_the_api_output_and_metadata_is_recorded(tiny_model,
     assert [o["nfev"] for o in rec["octaves"]] == [o["nfev"] for o in info["octaves"]]
 
 
+def test_cli_guided_lbfgs_is_the_api_run_on_the_guided_objective(tiny_model, photo, tmp_path):
+    from deepdream_caffe import guide_features
+    from deepdream_caffe.dream.objectives import guide
+
+    g = tmp_path / "guide.png"
+    Image.fromarray(np.uint8(sktransform.resize(skdata.chelsea(), (36, 36), anti_aliasing=True) * 255)).save(g)
+    out, plain = tmp_path / "guided.jpg", tmp_path / "plain.jpg"
+    r = run_cli(_lbfgs_cmd(tiny_model, photo, out, "--lbfgs-iters", "4", "--guide", g))
+    assert r.returncode == 0, r.stderr
+    assert run_cli(_lbfgs_cmd(tiny_model, photo, plain, "--lbfgs-iters", "4")).returncode == 0
+
+    net = load_net(*tiny_model, end="a/output", fast=True)
+    objective = guide("a/output", guide_features(net, load_image(g), "a/output"))
+    img, info = deepdream_lbfgs(net, load_image(photo), end="a/output", octave_n=2, objective=objective, maxiter=4)
+    assert out.read_bytes() == encode_image(img, "JPEG")
+    assert not np.array_equal(load_image(out), load_image(plain))  # the guide is the data term, not ignored
+    for octave in info["octaves"]:  # each octave raised the guided objective minus the prior
+        assert octave["final"]["total"] < octave["initial"]["total"]
+    meta = json.loads(out.with_name("guided.jpg.json").read_text())
+    assert meta["params"]["guide"] == str(g) and meta["params"]["objective"].startswith("guide('a/output'")
+
+
+
 @pytest.mark.parametrize("extra, fragment", [
     (["--objective", "gain", "--gain", "0"], "--gain must be positive"),
     (["--objective", "gain", "--gain", "-2"], "--gain must be positive"),

@@ -73,7 +73,7 @@ def test_flags_reach_the_config():
     (["--mode", "lbfgs", "--seed", "1"], "--seed is for --mode ascent; L-BFGS has no randomness"),
     (["--mode", "lbfgs", "--no-clip"], "--no-clip is for --mode ascent"),
     (["--mode", "lbfgs", "--tv-beta", "0.5"], "--tv-beta must be >= 1"),
-    (["--mode", "lbfgs", "--guide", "g.jpg"], "--guide is for --mode ascent"),
+    (["--mode", "lbfgs", "--objective", "gain", "--guide", "g.jpg"], "--objective gain is for unguided L-BFGS"),
     (["--mode", "lbfgs", "--tile-size", "512"], "--tile-size/--tile-above are for --mode ascent"),
     (["--model", "m", "--prototxt", "p"], "either --model or --prototxt"),
     (["--weights", "w"], "--weights goes with --prototxt"),
