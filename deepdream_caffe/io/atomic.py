@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import errno
 import os
+import re
+import socket
 import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Iterator, Set, Tuple
 
 from ..errors import DeepDreamError
 
@@ -51,8 +53,9 @@ def atomic_path(path: os.PathLike, suffix: str = "") -> Iterator[Path]:
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise DeepDreamError(f"output directory does not exist: {parent}")
+    sweep_dead_writers(parent)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_writer_tag()}-", suffix=f".tmp{suffix}", dir=parent)
     except OSError as e:
         raise DeepDreamError(describe_os_error(e, path)) from None
     try:
@@ -67,6 +70,53 @@ def atomic_path(path: os.PathLike, suffix: str = "") -> Iterator[Path]:
     except BaseException:
         _unlink_quietly(tmp)
         raise
+
+
+# A temp file's name says who writes it: ``.NAME.<host>-<pid>-<random>.tmp[suffix]``. A writer killed
+# with SIGKILL cannot remove its own; the next write into that folder removes those whose process on
+# this host is gone. Files of live processes, of other hosts and without a tag are left alone.
+_TAG = re.compile(r"^\..+\.(?P<host>[A-Za-z0-9_-]+)-(?P<pid>\d+)-[^.]+\.tmp[^/]*$")
+_swept: Set[Tuple[str, int]] = set()  # (folder, our pid): each folder once per process
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:64] or "host"
+
+
+def _writer_tag() -> str:
+    return f"{_host()}-{os.getpid()}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: it exists, under another user
+        return True
+    return True
+
+
+def sweep_dead_writers(folder: Path) -> int:
+    """Remove the temp files in ``folder`` left by writers on this host that no longer run; how many."""
+    key = (str(Path(folder).resolve()), os.getpid())
+    if key in _swept:
+        return 0
+    _swept.add(key)
+    host, gone = _host(), 0
+    try:
+        names = [e.name for e in os.scandir(folder) if e.name.startswith(".") and ".tmp" in e.name]
+    except OSError:
+        return 0
+    for name in names:
+        m = _TAG.match(name)
+        if m and m["host"] == host and int(m["pid"]) != os.getpid() and not _alive(int(m["pid"])):
+            try:
+                os.unlink(os.path.join(folder, name))
+                gone += 1
+            except OSError:
+                pass  # another sweeper got there first, or it is not ours to remove
+    return gone
 
 
 def _new_file_mode(path: Path) -> int:

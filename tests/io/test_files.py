@@ -2,13 +2,18 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from deepdream_caffe.errors import DeepDreamError
-from deepdream_caffe.io.atomic import atomic_output
+from deepdream_caffe.io.atomic import _host, atomic_output, sweep_dead_writers
 from deepdream_caffe.io.checkpoint import FileCheckpoint, run_key, state_path
 from deepdream_caffe.io.hashing import sha1_file
 from deepdream_caffe.io.image import load_image, read_metadata, save_image
@@ -64,6 +69,54 @@ def test_a_failed_atomic_write_leaves_the_old_file_and_no_temp(tmp_path):
             raise RuntimeError("interrupted")
     assert target.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.bin"]
+
+
+def _dead_pid() -> int:
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait(timeout=60)
+    return p.pid
+
+
+def test_temp_files_of_killed_writers_on_this_host_are_swept_and_no_others(tmp_path):
+    dead, live, host = _dead_pid(), os.getppid(), _host()
+    names = {
+        "dead": f".a.png.{host}-{dead}-x1y2.tmp",
+        "dead_suffixed": f".v.mp4.{host}-{dead}-q9_z.tmp.mp4",
+        "live": f".a.png.{host}-{live}-k3j4.tmp",
+        "other_host": f".a.png.elsewhere-{dead}-m5n6.tmp",
+        "untagged": ".a.png.abc123.tmp",  # the name before writers were tagged: whose it is, nobody knows
+        "user_file": f"notes.{host}-{dead}-a.tmp",  # not hidden: not ours
+    }
+    for n in names.values():
+        (tmp_path / n).write_bytes(b"partial")
+    with atomic_output(tmp_path / "b.bin") as f:
+        f.write(b"x")
+    left = {p.name for p in tmp_path.iterdir()}
+    assert left == {"b.bin"} | {names[k] for k in ("live", "other_host", "untagged", "user_file")}
+    assert sweep_dead_writers(tmp_path) == 0  # once per folder and process
+
+
+def test_a_writer_killed_mid_write_leaves_a_temp_the_next_write_removes(tmp_path):
+    code = ("import sys, time; from deepdream_caffe.io.atomic import atomic_output\n"
+            "with atomic_output(sys.argv[1]) as f:\n    f.write(b'half'); f.flush(); print('in', flush=True); "
+            "time.sleep(60)\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")])))
+    p = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "out.png")], stdout=subprocess.PIPE, text=True,
+                         env=env)
+    try:
+        assert p.stdout.readline().strip() == "in"
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait(timeout=30)
+    finally:
+        p.kill()
+    stale = [q.name for q in tmp_path.iterdir()]
+    assert len(stale) == 1 and stale[0].startswith(".out.png.") and not (tmp_path / "out.png").exists()
+    deadline = time.monotonic() + 10
+    while os.path.exists(f"/proc/{p.pid}") and time.monotonic() < deadline:  # reaped: the pid is gone
+        time.sleep(0.01)
+    with atomic_output(tmp_path / "out.png") as f:
+        f.write(b"whole")
+    assert [q.name for q in tmp_path.iterdir()] == ["out.png"] and (tmp_path / "out.png").read_bytes() == b"whole"
 
 
 def test_checkpoint_restores_data_and_generator_and_ignores_other_keys(tmp_path):
