@@ -55,8 +55,12 @@ def corr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def write_clip_with_audio(path: Path, frames: List[np.ndarray], rate: Fraction = Fraction(25),
-                          audio_codec: str = "aac", fmt: Optional[str] = None) -> float:
-    """A video with a 440 Hz stereo tone as long as the frames, written with PyAV; returns its seconds."""
+                          audio_codec: str = "aac", fmt: Optional[str] = None,
+                          tracks: Tuple[Tuple[float, Optional[str]], ...] = ((440.0, None),)) -> float:
+    """A video with stereo tones as long as the frames, written with PyAV; returns its seconds.
+
+    ``tracks``: one audio stream per (frequency in Hz, language or None); by default one 440 Hz tone.
+    """
     import av
 
     seconds = float(len(frames) / rate)
@@ -64,24 +68,30 @@ def write_clip_with_audio(path: Path, frames: List[np.ndarray], rate: Fraction =
     with av.open(str(path), "w", format=fmt) as out:
         vs = out.add_stream("libx264", rate=rate)
         vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
-        aus = out.add_stream(audio_codec, rate=44100)
-        if audio_codec == "aac":
-            aus.layout = "stereo"
+        streams = []
+        for _, language in tracks:
+            aus = out.add_stream(audio_codec, rate=44100)
+            if audio_codec == "aac":
+                aus.layout = "stereo"
+            if language:
+                aus.metadata["language"] = language
+            streams.append(aus)
         _encode(out, vs, frames)
         t = np.arange(int(44100 * seconds)) / 44100.0
-        tone = np.sin(2 * np.pi * 440 * t) * 0.3
-        if audio_codec == "aac":
-            samples = np.stack([tone, tone]).astype(np.float32)  # planar float
-            af = av.AudioFrame.from_ndarray(samples, format="fltp", layout="stereo")
-        else:
-            pcm = (np.stack([tone, tone], axis=1) * 20000).astype(np.int16).reshape(1, -1)  # packed s16
-            af = av.AudioFrame.from_ndarray(pcm, format="s16", layout="stereo")
-        af.sample_rate = 44100
-        af.pts = 0
-        for p in aus.encode(af):
-            out.mux(p)
-        for p in aus.encode(None):
-            out.mux(p)
+        for aus, (hz, _) in zip(streams, tracks):
+            tone = np.sin(2 * np.pi * hz * t) * 0.3
+            if audio_codec == "aac":
+                samples = np.stack([tone, tone]).astype(np.float32)  # planar float
+                af = av.AudioFrame.from_ndarray(samples, format="fltp", layout="stereo")
+            else:
+                pcm = (np.stack([tone, tone], axis=1) * 20000).astype(np.int16).reshape(1, -1)  # packed s16
+                af = av.AudioFrame.from_ndarray(pcm, format="s16", layout="stereo")
+            af.sample_rate = 44100
+            af.pts = 0
+            for p in aus.encode(af):
+                out.mux(p)
+            for p in aus.encode(None):
+                out.mux(p)
     return seconds
 
 

@@ -63,6 +63,7 @@ class VideoSource:
     audio_codec: Optional[str] = None
     path: Optional[Path] = None  # the video file
     files: Tuple[Path, ...] = field(default=(), repr=False)  # the image files, in order
+    audio_tracks: int = 0  # audio streams in a video file: all are carried into the output
     # Quarter turns counter-clockwise that show a video file's frames upright (its display matrix; phones
     # store portrait video as landscape frames plus this). width and height are of the upright frames.
     quarter_turns: int = 0
@@ -72,7 +73,9 @@ class VideoSource:
         return self.audio_codec is not None
 
     def describe(self) -> str:
-        audio = f", audio {self.audio_codec}" if self.audio_codec else ""
+        more = self.audio_tracks - 1
+        audio = (f", audio {self.audio_codec}" + (f" (+{more} more track{'s' if more > 1 else ''})" if more > 0 else "")
+                 if self.audio_codec else "")
         turn = f", turned {90 * self.quarter_turns} degrees upright" if self.quarter_turns else ""
         return (f"{self.width}x{self.height}, {self.frame_count} frames at {format_rate(self.frame_rate)} fps"
                 f"{audio}{turn}")
@@ -236,6 +239,7 @@ def _video_source(path: Path, rate: Optional[Fraction]) -> VideoSource:
         if not count:  # Matroska, WebM, raw streams: no count in the header; count the packets
             count = sum(1 for pkt in container.demux(v) if pkt.size)
         audio = container.streams.audio[0].codec_context.name if container.streams.audio else None
+        tracks = len(container.streams.audio)
         turns = _first_turns(path) if count else 0
     except av.FFmpegError as e:
         raise DeepDreamError(f"cannot read {path}: {_reason(e)}") from None
@@ -248,7 +252,7 @@ def _video_source(path: Path, rate: Optional[Fraction]) -> VideoSource:
     if turns % 2:
         w, h = h, w
     return VideoSource(str(path), "video", w, h, rate or (Fraction(native) if native else DEFAULT_FPS), count,
-                       audio, path, quarter_turns=turns)
+                       audio, path, audio_tracks=tracks, quarter_turns=turns)
 
 
 def count_frames(path: Union[str, Path]) -> int:
@@ -360,17 +364,18 @@ def check_video_output(path: Union[str, Path], width: int, height: int, codec: O
 
 
 class _AudioCopy:
-    """The first audio stream of a video file, muxed into an output in step with its video.
+    """Audio stream ``index`` of a video file, muxed into an output in step with its video.
 
     Packets are copied as they are where the output container takes the
-    codec; otherwise they are decoded and encoded to AAC.
+    codec; otherwise they are decoded and encoded to AAC. The track's
+    language and title go with it.
     """
 
-    def __init__(self, out: Any, src: Path, fmt: str) -> None:
+    def __init__(self, out: Any, src: Path, fmt: str, index: int = 0) -> None:
         av = _av()
         self.inp = _open_video(src)
-        self.ist = self.inp.streams.audio[0]
-        self.copy = _can_copy(src, fmt)
+        self.ist = self.inp.streams.audio[index]
+        self.copy = _can_copy(src, fmt, index)
         if self.copy:
             self.ost = out.add_stream_from_template(self.ist)
         else:
@@ -378,6 +383,9 @@ class _AudioCopy:
             ch = self.ist.codec_context.channels
             self.ost = out.add_stream("aac", rate=self.ist.codec_context.sample_rate or 48000,
                                       layout={1: "mono", 2: "stereo"}.get(ch, f"{ch}c"))
+        for key in ("language", "title"):
+            if self.ist.metadata.get(key):
+                self.ost.metadata[key] = self.ist.metadata[key]
         self.out, self.av = out, av
         # The output's video starts at 0: shift the audio by the input video's start to stay in sync.
         vst = self.inp.streams.video[0] if self.inp.streams.video else None
@@ -455,8 +463,8 @@ def _cut_audio(frame: Any, limit: float) -> Optional[Any]:
     return cut
 
 
-def _can_copy(src: Path, fmt: str) -> bool:
-    """Whether the muxer ``fmt`` takes the first audio stream of ``src`` as it is.
+def _can_copy(src: Path, fmt: str, index: int = 0) -> bool:
+    """Whether the muxer ``fmt`` takes audio stream ``index`` of ``src`` as it is.
 
     Tried for real in memory, header, a packet and trailer: some muxers
     accept a codec's header and refuse it only when closing (MP4 and PCM
@@ -465,7 +473,7 @@ def _can_copy(src: Path, fmt: str) -> bool:
     av = _av()
     inp = _open_video(src)
     try:
-        ist = inp.streams.audio[0]
+        ist = inp.streams.audio[index]
         with av.open(io.BytesIO(), "w", format=fmt) as probe:
             ost = probe.add_stream_from_template(ist)
             for pkt in inp.demux(ist):
@@ -493,8 +501,8 @@ def write_video(
     """Encode ``frames`` (HxWx3 RGB, float in [0, 255] or uint8) into ``path`` (.mp4 .mov .mkv or .gif).
 
     Returns the frame count. Video is H.264 (``codec``) in yuv420p, odd
-    sizes padded by one row/column; the audio of ``audio_from`` (a video
-    file) is kept, cut at the video's end. ``metadata`` goes in the
+    sizes padded by one row/column; every audio track of ``audio_from`` (a
+    video file) is kept, cut at the video's end. ``metadata`` goes in the
     container's comment and in ``path.json``. Atomic: on any failure
     nothing is left at ``path``.
     """
@@ -549,7 +557,7 @@ def _write_av(tmp: Path, frames: Iterable[np.ndarray], rate: Fraction, fmt: str,
         out = av.open(str(tmp), "w", format=fmt, options=options)
     except _av_errors() as e:
         raise DeepDreamError(f"cannot write {path}: {_reason(e)}") from None
-    copier = None
+    copiers: List[_AudioCopy] = []
     ok = False
     try:
         if comment is not None:
@@ -559,7 +567,8 @@ def _write_av(tmp: Path, frames: Iterable[np.ndarray], rate: Fraction, fmt: str,
             if stream is None:
                 stream = _add_video_stream(out, codec, rate, arr.shape[1], arr.shape[0], crf)
                 if audio is not None:
-                    copier = _AudioCopy(out, audio.path, fmt)
+                    for i in range(max(audio.audio_tracks, 1)):
+                        copiers.append(_AudioCopy(out, audio.path, fmt, i))
             if stream.pix_fmt == "yuv420p":
                 arr = _pad_even(arr)
             frame = av.VideoFrame.from_ndarray(arr, format="rgb24")
@@ -567,19 +576,20 @@ def _write_av(tmp: Path, frames: Iterable[np.ndarray], rate: Fraction, fmt: str,
             for pkt in stream.encode(frame):
                 out.mux(pkt)
             n += 1
-            if copier is not None:
+            for copier in copiers:
                 copier.until(float(n / rate))
         for pkt in stream.encode(None):
             out.mux(pkt)
-        if copier is not None:
+        for copier in copiers:
             copier.until(float(n / rate), final=True)
             copier.close()
         ok = True
     except _av_errors() as e:
         raise DeepDreamError(f"cannot write {path}: {_reason(e)}") from None
     finally:
-        if copier is not None and not ok:
-            copier.inp.close()
+        if not ok:
+            for copier in copiers:
+                copier.inp.close()
         try:
             out.close()  # writes the trailer (and moves the index first)
         except _av_errors() as e:

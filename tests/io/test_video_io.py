@@ -93,6 +93,30 @@ def test_aac_audio_is_copied_as_it_is(tmp_path, clip):
     assert abs(stream_seconds(out, "audio") - seconds) < 0.05
 
 
+def _main_hz(path, index: int) -> float:
+    """The strongest frequency in the first 1/8 s of audio track ``index`` (first channel)."""
+    with av.open(str(path)) as c:
+        s = c.streams.audio[index]
+        pcm = np.concatenate([f.to_ndarray()[0] for f in c.decode(s)])[: 44100 // 8].astype(np.float64)
+    return float(np.argmax(np.abs(np.fft.rfft(pcm))[1:]) + 1) * 44100 / len(pcm)
+
+
+@pytest.mark.parametrize("fmt, suffix, out_suffix, codec", [(None, ".mp4", ".mp4", "aac"),
+                                                            ("matroska", ".mkv", ".mp4", "pcm_s16le")])
+def test_every_audio_track_is_carried_with_its_language(tmp_path, clip, fmt, suffix, out_suffix, codec):
+    src_path = tmp_path / f"in{suffix}"
+    write_clip_with_audio(src_path, clip.frames, audio_codec=codec, fmt=fmt, tracks=((440.0, "eng"), (880.0, "fra")))
+    src = open_source(src_path)
+    assert src.audio_tracks == 2 and "(+1 more track)" in src.describe()
+    out = tmp_path / f"out{out_suffix}"
+    write_video(out, src.frames(), src.frame_rate, audio_from=src)
+    with av.open(str(out)) as c:
+        tracks = [(s.codec_context.name, s.metadata.get("language")) for s in c.streams.audio]
+    assert tracks == [("aac", "eng"), ("aac", "fra")]
+    peaks = [_main_hz(out, i) for i in range(2)]  # each tone stays on its own track
+    assert peaks[0] == pytest.approx(440, rel=0.05) and peaks[1] == pytest.approx(880, rel=0.05)
+
+
 def test_audio_the_container_refuses_is_encoded_to_aac_and_cut_at_the_video_end(tmp_path, clip):
     src_path = tmp_path / "in.mkv"
     write_clip_with_audio(src_path, clip.frames, audio_codec="pcm_s16le", fmt="matroska")
