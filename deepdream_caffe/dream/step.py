@@ -33,7 +33,8 @@ def ascent_update(data: np.ndarray, g: np.ndarray, step_size: float) -> None:
     with np.errstate(over="ignore", invalid="ignore"):  # an overflowing mean is reported by check_step, in one line
         m = np.abs(g).mean()
     check_step(m, step_size)
-    data += step_size / m * g
+    with np.errstate(over="ignore"):  # a finite factor times a finite g can only overflow to +-inf:
+        data += step_size / m * g  # the clip takes that back into range, or check_unclipped reports it
 
 
 def make_step(

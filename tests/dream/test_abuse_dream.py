@@ -149,6 +149,7 @@ def test_nan_weight_stops_the_run_with_one_line(tiny_model):
 
 
 @pytest.mark.parametrize("step_size", [1e30, 1e38])
+@pytest.mark.filterwarnings("error")  # the one error, and no numpy warning before it
 def test_a_step_that_blows_up_without_clip_stops_before_returning(net, step_size):
     with pytest.raises(DeepDreamError) as e:
         deepdream(net, _img(), clip=False, step_size=step_size, iter_n=5, octave_n=2, jitter=3)
