@@ -152,13 +152,13 @@ def same_kernels_env(env: dict) -> dict:
 
 
 def cpu_model() -> str:
+    """The CPU's model name, as the kernel-choice hook reads it (net/blas.py)."""
+    from deepdream_caffe.net.blas import cpu_info  # noqa: PLC0415
+
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        return cpu_info()["model_name"] or platform.processor() or "unknown CPU"
     except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+        return platform.processor() or "unknown CPU"
 
 
 def _timed(f) -> float:

@@ -14,6 +14,8 @@ import hashlib
 import math
 from typing import Any, Callable, Iterator, List, Optional, Tuple
 
+from zoo_helpers import varint  # protobuf's base-128 length prefix
+
 # A net with the layer types a ResNet/FCN-style deploy file uses that the tiny net lacks.
 TINYRES_PROTOTXT = """name: "tinyres"
 layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 3 dim: 24 dim: 24 } } }
@@ -426,16 +428,6 @@ def caffemodel_mutations(raw: bytes, pb: Any) -> List[Tuple[str, bytes, bool]]:
     return cases
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
 def _unpack_first_blob(raw: bytes, pb: Any) -> bytes:
     """The same model with conv1's weights written as unpacked floats (legal protobuf, rarely seen)."""
     import struct
@@ -453,12 +445,12 @@ def _unpack_first_blob(raw: bytes, pb: Any) -> bytes:
     del conv.blobs[:]
     body = conv.SerializeToString()
     for b in [blob] + rest:
-        body += b"\x3a" + _varint(len(b)) + b
+        body += b"\x3a" + varint(len(b)) + b
     layers = []
     for lay in m.layer:
         layers.append(body if lay.name == "conv1" else lay.SerializeToString())
     del m.layer[:]
     out = m.SerializeToString()
     for lb in layers:
-        out += b"\xa2\x06" + _varint(len(lb)) + lb
+        out += b"\xa2\x06" + varint(len(lb)) + lb
     return out

@@ -140,24 +140,24 @@ def loaded_openblas() -> Optional[ctypes.CDLL]:
         return None
 
 
-def corename(lib: ctypes.CDLL) -> Optional[str]:
-    """openblas_get_corename(): the kernel family in use, e.g. "Haswell"."""
+def _text(lib: ctypes.CDLL, name: str) -> Optional[str]:
+    """The string OpenBLAS function ``name`` returns, or None where this library has no such function."""
     try:
-        f = lib.openblas_get_corename
-    except AttributeError:
-        return None
-    f.restype = ctypes.c_char_p
-    return f().decode("ascii", "replace")
-
-
-def config(lib: ctypes.CDLL) -> Optional[str]:
-    """openblas_get_config(): version and build options, e.g. "OpenBLAS 0.3.21 DYNAMIC_ARCH ..."."""
-    try:
-        f = lib.openblas_get_config
+        f = getattr(lib, name)
     except AttributeError:
         return None
     f.restype = ctypes.c_char_p
     return f().decode("ascii", "replace").strip()
+
+
+def corename(lib: ctypes.CDLL) -> Optional[str]:
+    """openblas_get_corename(): the kernel family in use, e.g. "Haswell"."""
+    return _text(lib, "openblas_get_corename")
+
+
+def config(lib: ctypes.CDLL) -> Optional[str]:
+    """openblas_get_config(): version and build options, e.g. "OpenBLAS 0.3.21 DYNAMIC_ARCH ..."."""
+    return _text(lib, "openblas_get_config")
 
 
 def num_threads(lib: ctypes.CDLL) -> Optional[int]:

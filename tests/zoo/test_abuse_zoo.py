@@ -341,9 +341,9 @@ def test_crafted_manifests_are_one_line_each_and_list_survives_them(tmp_path, sr
     COUNTS["manifests"] = len(cases) + len(_RAW_MANIFESTS) + 1
     names = []
     bad = {}
-    for i, (label, fields, drop) in enumerate(cases):
-        name = f"bad{i:03d}"
-        path = write_manifest(z.models, name, drop=drop, **{**_GOOD, **fields})
+
+    def refused(label, name, path):
+        """The manifest at ``path`` must be refused in one line that names it."""
         names.append(name)
         try:
             find_manifest(name, [z.models])
@@ -351,18 +351,14 @@ def test_crafted_manifests_are_one_line_each_and_list_survives_them(tmp_path, sr
         except DeepDreamError as e:
             if "\n" in str(e) or str(path) not in str(e):
                 bad[label] = str(e)
+
+    for i, (label, fields, drop) in enumerate(cases):
+        refused(label, f"bad{i:03d}", write_manifest(z.models, f"bad{i:03d}", drop=drop, **{**_GOOD, **fields}))
     for label, raw in _RAW_MANIFESTS.items():
-        name = f"raw-{label}"
-        path = z.models / name / "model.toml"
+        path = z.models / f"raw-{label}" / "model.toml"
         path.parent.mkdir()
         path.write_bytes(raw)
-        names.append(name)
-        try:
-            find_manifest(name, [z.models])
-            bad[label] = "accepted"
-        except DeepDreamError as e:
-            if "\n" in str(e) or str(path) not in str(e):
-                bad[label] = str(e)
+        refused(label, f"raw-{label}", path)
     assert not bad, bad
 
     # One `models list` over all of them and a good one (the command-line case).
