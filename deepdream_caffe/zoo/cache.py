@@ -1,6 +1,7 @@
 """The download cache: where models live, their recorded hashes, and the per-model lock.
 
-Layout under ``$DEEPDREAM_CAFFE_CACHE`` (default ``~/.cache/deepdream-caffe``)::
+Layout under ``$DEEPDREAM_CAFFE_CACHE`` (default ``~/.cache/deepdream-caffe``; a clone
+without that setting keeps ``models/<name>/`` in its own top-level ``models/``)::
 
     models/<name>/<file>          verified files, renamed into place whole
     models/<name>/<file>.part     a download in progress (resumed next time)
@@ -29,6 +30,7 @@ from typing import Iterator, Optional
 from ..errors import DeepDreamError
 from ..io.atomic import atomic_output, os_reason
 from . import names
+from .manifest import clone_models_dir
 from .settings import LOCK_TIMEOUT_ENV, lock_timeout
 
 CACHE_ENV = "DEEPDREAM_CAFFE_CACHE"
@@ -40,9 +42,21 @@ def cache_root() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "deepdream-caffe"
 
 
+def models_root() -> Path:
+    """The folder that holds each downloaded model's ``<name>/``.
+
+    ``$DEEPDREAM_CAFFE_CACHE/models`` when that is set; else a clone's own
+    ``models/``, beside the manifests as in Caffe's tree; else
+    ``~/.cache/deepdream-caffe/models`` (an install from a wheel).
+    """
+    if os.environ.get(CACHE_ENV):
+        return cache_root() / "models"
+    return clone_models_dir() or cache_root() / "models"
+
+
 def model_dir(name: str) -> Path:
     """Where the cached files of model ``name`` live (not created here)."""
-    return names.inside(cache_root() / "models", name, "model name")
+    return names.inside(models_root(), name, "model name")
 
 
 def ensure_dir(path: Path) -> Path:

@@ -3,7 +3,7 @@
 A manifest names where a net's two files come from, how to check them, and
 how to feed the net (mean, channel order, default layer). Folders of
 manifests are searched in order: ``--models-dir`` folders, then
-``$DEEPDREAM_CAFFE_MODELS`` (colon-separated), then the repo's ``models/``;
+``$DEEPDREAM_CAFFE_MODELS`` (colon-separated), then the built-in ``models/``;
 the first folder holding a name wins, so users can shadow a built-in model.
 """
 from __future__ import annotations
@@ -85,9 +85,18 @@ class Manifest:
         return (self.prototxt, self.weights)
 
 
+_PACKAGE = Path(__file__).resolve().parents[1]
+
+
+def clone_models_dir() -> Optional[Path]:
+    """The clone's top-level ``models/`` when the package runs from a clone, else None (a wheel install)."""
+    models = _PACKAGE.parent / "models"
+    return models if models.is_dir() and (_PACKAGE.parent / "pyproject.toml").is_file() else None
+
+
 def builtin_models_dir() -> Path:
-    """The built-in manifests, shipped inside the package (``zoo/models/``)."""
-    return Path(__file__).resolve().parent / "models"
+    """The built-in manifests: a clone's ``models/``, or its copy in the wheel (``deepdream_caffe/models/``)."""
+    return clone_models_dir() or _PACKAGE / "models"
 
 
 def search_dirs(models_dirs: Optional[Sequence[Path]] = None) -> list[Path]:
