@@ -161,3 +161,46 @@ def test_git_tracks_only_the_manifests_and_readmes_in_models():
     assert ignored("models/my_own_net/deploy.prototxt")
     assert not any(ignored(f"models/{m}/{f}") for m in BUILTIN for f in ("model.toml", "readme.md"))
     assert not ignored("models/README.md")
+
+
+# A child process where the extra's modules are absent, as on a machine without that extra: a finder
+# first on sys.meta_path refuses them (the real import machinery, not a stand-in for what is tested).
+ABSENT = """
+import sys
+
+class Absent:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in sys.argv[1].split(","):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, Absent())
+from deepdream_caffe.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def _frames(folder: Path) -> Path:
+    from PIL import Image  # noqa: PLC0415
+
+    folder.mkdir()
+    for i in range(2):
+        Image.new("RGB", (32, 24), (40 * i, 90, 160)).save(folder / f"f{i}.png")
+    return folder
+
+
+@pytest.mark.parametrize("absent, args, extra, what", [
+    ("av", ["video", "{tmp}/in.mp4", "-o", "{tmp}/done/out.mp4"], "video", "PyAV and OpenCV"),
+    ("cv2", ["video", "{tmp}/frames", "-o", "{tmp}/done/out", "--flow", "farneback"], "video", "PyAV and OpenCV"),
+    ("av", ["frames-to-video", "{tmp}/frames", "{tmp}/done/out.mp4"], "video", "PyAV and OpenCV"),
+    ("dask,distributed", ["batch", "{tmp}/frames/f0.png", "--out-dir", "{tmp}/done"], "batch", "Dask"),
+])
+def test_a_missing_extra_is_one_line_naming_the_pip_command(tmp_path, absent, args, extra, what):
+    (tmp_path / "in.mp4").write_bytes(b"\0" * 64)
+    _frames(tmp_path / "frames")
+    (tmp_path / "done").mkdir()
+    argv = [a.format(tmp=tmp_path) for a in args]
+    r = _run([sys.executable, "-c", ABSENT, absent, *argv], cwd=tmp_path)
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.strip() == f"deepdream-caffe: error: {extra} needs {what}: pip install 'deepdream-caffe[{extra}]'"
+    assert list((tmp_path / "done").iterdir()) == []
