@@ -30,7 +30,6 @@ from typing import Iterator, Optional
 from ..errors import DeepDreamError
 from ..io.atomic import atomic_output, os_reason
 from . import names
-from .manifest import clone_models_dir
 from .settings import LOCK_TIMEOUT_ENV, lock_timeout
 
 CACHE_ENV = "DEEPDREAM_CAFFE_CACHE"
@@ -40,6 +39,12 @@ _RECORD_MAX = 4096  # a record is one line: sha1, two spaces, the file name
 def cache_root() -> Path:
     env = os.environ.get(CACHE_ENV)
     return Path(env).expanduser() if env else Path.home() / ".cache" / "deepdream-caffe"
+
+
+def clone_models_dir() -> Optional[Path]:
+    """The clone's top-level ``models/`` when the package runs from a clone, else None (a wheel install)."""
+    top = Path(__file__).resolve().parents[2]
+    return top / "models" if (top / "models").is_dir() and (top / "pyproject.toml").is_file() else None
 
 
 def models_root() -> Path:

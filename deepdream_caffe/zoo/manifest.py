@@ -26,6 +26,7 @@ else:  # pragma: no cover - the project venv is 3.11; pyproject pulls tomli for 
 
 from ..errors import DeepDreamError
 from . import names
+from .cache import clone_models_dir
 
 MODELS_ENV = "DEEPDREAM_CAFFE_MODELS"
 MANIFEST_NAME = "model.toml"
@@ -85,18 +86,9 @@ class Manifest:
         return (self.prototxt, self.weights)
 
 
-_PACKAGE = Path(__file__).resolve().parents[1]
-
-
-def clone_models_dir() -> Optional[Path]:
-    """The clone's top-level ``models/`` when the package runs from a clone, else None (a wheel install)."""
-    models = _PACKAGE.parent / "models"
-    return models if models.is_dir() and (_PACKAGE.parent / "pyproject.toml").is_file() else None
-
-
 def builtin_models_dir() -> Path:
     """The built-in manifests: a clone's ``models/``, or its copy in the wheel (``deepdream_caffe/models/``)."""
-    return clone_models_dir() or _PACKAGE / "models"
+    return clone_models_dir() or Path(__file__).resolve().parents[1] / "models"
 
 
 def search_dirs(models_dirs: Optional[Sequence[Path]] = None) -> list[Path]:
