@@ -14,8 +14,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
-from httpserver import FileServer
 from zoo_helpers import download_pair, serve_model, server  # noqa: F401  (fixture)
 
 REPO = Path(__file__).resolve().parents[2]
@@ -133,17 +133,17 @@ def test_a_clones_fetch_lands_in_its_models_folder(server, tmp_path):
     here = clone / "models" / "localnet"
     assert paths == [str(here / "deploy.prototxt"), str(here / "localnet.caffemodel")]
     assert (here / "localnet.caffemodel").read_bytes() == weights
+    assert sorted(p.name for p in here.iterdir()) == ["deploy.prototxt", "localnet.caffemodel", "model.toml"]
     assert not (tmp_path / "home" / ".cache" / "deepdream-caffe" / "models").exists()
 
 
 @pytest.mark.packaging
-def test_a_wheel_installs_fetch_lands_in_the_user_cache(installed, tmp_path):
+def test_a_wheel_installs_fetch_lands_in_the_user_cache(installed, server, tmp_path):
     manifests = tmp_path / "manifests"
     proto, weights = download_pair(6, 300, 6000)
-    with FileServer() as s:
-        serve_model(s, manifests, "localnet", proto, weights)
-        env = _clean_env(tmp_path)
-        paths = _fetch(installed / "python", env, tmp_path, "--models-dir", str(manifests))
+    serve_model(server, manifests, "localnet", proto, weights)
+
+    paths = _fetch(installed / "python", _clean_env(tmp_path), tmp_path, "--models-dir", str(manifests))
     cached = tmp_path / "home" / ".cache" / "deepdream-caffe" / "models" / "localnet"
     assert paths == [str(cached / "deploy.prototxt"), str(cached / "localnet.caffemodel")]
     assert (cached / "localnet.caffemodel").read_bytes() == weights
@@ -181,8 +181,6 @@ sys.exit(main(sys.argv[2:]))
 
 
 def _frames(folder: Path) -> Path:
-    from PIL import Image  # noqa: PLC0415
-
     folder.mkdir()
     for i in range(2):
         Image.new("RGB", (32, 24), (40 * i, 90, 160)).save(folder / f"f{i}.png")
