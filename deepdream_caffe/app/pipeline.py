@@ -117,7 +117,7 @@ class DreamSession:
         self.config = config
         self.reporter = reporter or Reporter()
         if config.verbose:
-            from ..net.blas import describe, kernel_choice  # noqa: PLC0415
+            from ..blas_hook import describe, kernel_choice  # noqa: PLC0415
 
             blas = kernel_choice()  # the family decides speed and bits: say which, and why
             if blas["core"] is not None:

@@ -29,7 +29,7 @@ from typing import Any, Optional, Tuple
 
 import numpy as np
 
-from ..errors import DeepDreamError
+from ..errors import DeepDreamError, import_extra
 from ..io.image import to_uint8
 
 from .defaults import BLEND, CARRY, CARRY_MODES, FLOW, FLOW_METHODS
@@ -43,13 +43,7 @@ BOUNDARY_BETA = 0.002
 
 
 def _cv2() -> Any:
-    try:
-        import cv2  # noqa: PLC0415
-    except ImportError:
-        raise DeepDreamError(
-            "optical flow needs OpenCV (pip install opencv-python-headless; scripts/setup.sh installs it)"
-        ) from None
-    return cv2
+    return import_extra("cv2", "video")
 
 
 def gray(img: np.ndarray) -> np.ndarray:

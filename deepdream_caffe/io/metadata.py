@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional
 
 from .. import __version__
-from ..net.blas import kernel_choice
+from ..blas_hook import kernel_choice
 from .hashing import sha1_file
 
 
@@ -70,7 +70,7 @@ def run_metadata(
         "blas_threads": blas["threads"],
         "blas_core": blas["core"],
         # Why that family: "detected" (OpenBLAS's own), "user" (OPENBLAS_CORETYPE),
-        # "project" (chosen instead of a generic fallback; see net/blas.py).
+        # "project" (chosen instead of a generic fallback; see blas_hook.py).
         "blas_core_reason": blas["reason"] if blas["core"] else None,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }

@@ -23,7 +23,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
-from ..errors import DeepDreamError
+from ..errors import DeepDreamError, import_extra
 from .atomic import atomic_output, atomic_path
 from .image import IMAGE_SUFFIXES, load_image, sidecar_path, to_uint8
 
@@ -35,11 +35,7 @@ _GLOB_CHARS = re.compile(r"[*?\[]")
 
 
 def _av() -> Any:
-    try:
-        import av  # noqa: PLC0415
-    except ImportError:
-        raise DeepDreamError("video needs PyAV (pip install av; scripts/setup.sh installs it)") from None
-    return av
+    return import_extra("av", "video")
 
 
 def _av_errors() -> Tuple[type, ...]:

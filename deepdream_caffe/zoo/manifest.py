@@ -3,7 +3,7 @@
 A manifest names where a net's two files come from, how to check them, and
 how to feed the net (mean, channel order, default layer). Folders of
 manifests are searched in order: ``--models-dir`` folders, then
-``$DEEPDREAM_CAFFE_MODELS`` (colon-separated), then the repo's ``models/``;
+``$DEEPDREAM_CAFFE_MODELS`` (colon-separated), then the built-in ``models/``;
 the first folder holding a name wins, so users can shadow a built-in model.
 """
 from __future__ import annotations
@@ -26,6 +26,7 @@ else:  # pragma: no cover - the project venv is 3.11; pyproject pulls tomli for 
 
 from ..errors import DeepDreamError
 from . import names
+from .cache import clone_models_dir
 
 MODELS_ENV = "DEEPDREAM_CAFFE_MODELS"
 MANIFEST_NAME = "model.toml"
@@ -86,8 +87,8 @@ class Manifest:
 
 
 def builtin_models_dir() -> Path:
-    """The built-in manifests, shipped inside the package (``zoo/models/``)."""
-    return Path(__file__).resolve().parent / "models"
+    """The built-in manifests: a clone's ``models/``, or its copy in the wheel (``deepdream_caffe/models/``)."""
+    return clone_models_dir() or Path(__file__).resolve().parents[1] / "models"
 
 
 def search_dirs(models_dirs: Optional[Sequence[Path]] = None) -> list[Path]:

@@ -38,6 +38,8 @@ def test_builtin_manifests_hold_the_published_facts():
     assert ms["bvlc_reference_caffenet"].weights.sha1 == "4c8d77deb20ea792f84eb5e6d0a11ca0a8660a46"
     for m in ms.values():
         assert m.description and "\n" not in m.description and m.license
+        # Each model folder's readme says what the manifest does about the net's default layer.
+        assert f"**Default layer:** `{m.default_layer}`" in (m.path.parent / "readme.md").read_text()
 
 
 def test_builtin_googlenet_prototxt_sha1_matches_the_caffe_tree(googlenet_prototxt):

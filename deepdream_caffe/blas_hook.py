@@ -24,7 +24,7 @@ answer is cached in ``$DEEPDREAM_CAFFE_CACHE/openblas/`` (default
 
 This file must import nothing but the standard library (numpy only inside
 the probe's child) and nothing from its package: scripts/build_caffe.sh
-runs it (``python -I blas.py --install-hook DIR``) to copy itself into the
+runs it (``python -I blas_hook.py --install-hook DIR``) to copy itself into the
 pycaffe tree as ``caffe/_deepdream_openblas.py`` and to call ``choose()``
 at the top of ``caffe/__init__.py``. deepdream_caffe reads what the copy
 did through ``kernel_choice()``.
