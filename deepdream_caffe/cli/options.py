@@ -137,8 +137,9 @@ def dream_config(args: argparse.Namespace) -> DreamConfig:
     value: it was given, so the user expects it to count.
     """
     if args.mode == "lbfgs":
+        ascent_only = {**given(args, Ascent), "seed": args.seed}
         for key, why in NOT_FOR_LBFGS.items():
-            if key in given(args, Ascent) or key == "seed" and args.seed is not None:
+            if ascent_only.get(key) is not None:
                 raise DeepDreamError(f"{flag(key)} is for --mode ascent; {why}")
     try:
         return DreamConfig(

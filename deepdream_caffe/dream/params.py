@@ -87,8 +87,8 @@ class Tiling:
     The choice is made per octave size, so small octaves of a big image still run whole.
     """
 
-    tile: int = _doc("tile size in pixels for images above the tiling threshold (bounded memory)", 768)
-    above_mp: float = _doc("megapixels above which steps work in tiles (0 = never)", 1.5)
+    tile: int = _doc("tile size in pixels, for bounded memory on images above the tiling threshold", 768)
+    above_mp: float = _doc("megapixels above which steps work in tiles; 0 is never", 1.5)
     margin: int = _doc("pixels of context around each tile", 32)
 
     def __post_init__(self) -> None:
@@ -122,7 +122,7 @@ class Lbfgs:
     gain: float = _doc("enhancement factor of the gain objective, > 0", 2.0)
     tv_weight: float = _doc("weight of the beta-TV prior relative to S, >= 0", 100.0)
     tv_beta: float = _doc("beta of the TV prior (Mahendran & Vedaldi), >= 1", 2.0)
-    alpha_weight: float = _doc("weight of the alpha-norm prior relative to S, >= 0 (0: off)", 0.0)
+    alpha_weight: float = _doc("weight of the alpha-norm prior relative to S, >= 0; 0 is off", 0.0)
     alpha: float = _doc("exponent of the alpha-norm prior, >= 1", 6.0)
     maxiter: int = _doc("L-BFGS iterations per octave", 10)
     maxfun: Optional[int] = _doc("function evaluations per octave (default: bounded by the iterations only)", None)
