@@ -24,7 +24,7 @@ import numpy as np
 
 from ..dream.defaults import BLEND, CARRY, CARRY_MODES, FLOW, FLOW_METHODS
 from ..dream.flow import FrameCarry
-from ..dream.params import SettingError
+from ..dream.params import SettingError, check
 from ..errors import DeepDreamError
 from ..io.atomic import atomic_output
 from ..io.checkpoint import run_key
@@ -333,12 +333,10 @@ class VideoConfig:
             raise SettingError(f"{{flow}} must be one of {', '.join(FLOW_METHODS)}; got {self.flow!r}")
         if self.carry not in CARRY_MODES:
             raise SettingError(f"{{carry}} must be one of {', '.join(CARRY_MODES)}; got {self.carry!r}")
-        if not isinstance(self.blend, (int, float)) or not 0.0 <= self.blend <= 1.0:
-            raise SettingError(f"{{blend}} must be in [0, 1], got {self.blend!r}")
-        if self.max_frames is not None and (not isinstance(self.max_frames, int) or self.max_frames < 1):
-            raise SettingError(f"{{max_frames}} must be at least 1, got {self.max_frames!r}")
-        if not isinstance(self.crf, int) or not 0 <= self.crf <= 51:
-            raise SettingError(f"{{crf}} must be in [0, 51], got {self.crf!r}")
+        check(self, "blend", float, lambda v: 0 <= v <= 1, "in [0, 1]")
+        if self.max_frames is not None:
+            check(self, "max_frames", int, lambda v: v >= 1, "at least 1")
+        check(self, "crf", int, lambda v: 0 <= v <= 51, "in [0, 51]")
         if self.fps is not None:
             as_rate(self.fps)
 

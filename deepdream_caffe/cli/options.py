@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..app.config import DreamConfig
 from ..app.netspec import DEFAULT_MODEL, NetSource
 from ..dream import defaults as nb
-from ..dream.params import Ascent, Octaves, SettingError, Tiling
+from ..dream.params import Ascent, Octaves, SettingError, Tiling, is_number
 from ..errors import DeepDreamError
 from .fields import add_fields, flag, given, worded
 from .lbfgs import add_lbfgs_arguments, lbfgs_options
@@ -25,12 +24,12 @@ NOT_FOR_LBFGS = {
 }
 
 
-def _weight(text: str, flag: str, whole: str) -> float:
+def _weight(text: str, whole: str) -> float:
     try:
         w = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"the weight in '{whole}' is not a number") from None
-    if not math.isfinite(w) or w == 0:
+    if not is_number(w) or w == 0:
         raise argparse.ArgumentTypeError(f"the weight in '{whole}' must be a finite number other than 0")
     return w
 
@@ -42,7 +41,7 @@ def layer_term(text: str) -> Tuple[str, float]:
         name, w = text, "1"
     if not name:
         raise argparse.ArgumentTypeError(f"'{text}' names no layer; use NAME or NAME=WEIGHT")
-    return name, _weight(w, "--layer", text)
+    return name, _weight(w, text)
 
 
 def channel_term(text: str) -> Tuple[str, int, float]:
@@ -53,7 +52,7 @@ def channel_term(text: str) -> Tuple[str, int, float]:
     layer, colon, index = spec.rpartition(":")
     if not colon or not layer or not index.isdigit():
         raise argparse.ArgumentTypeError(f"'{text}' is not LAYER:INDEX or LAYER:INDEX=WEIGHT (INDEX a whole number)")
-    return layer, int(index), _weight(w, "--channel", text)
+    return layer, int(index), _weight(w, text)
 
 
 def term_text(term: Tuple[Any, ...]) -> str:

@@ -101,9 +101,10 @@ def deepdream(
     replaces it with a notebook-style step, which gets ``step_params`` (and
     ``objective``) as the notebook passed them. See :func:`ascend` for the rest.
     """
-    known = {k: v for k, v in step_params.items() if k in ("step_size", "jitter")}
-    ascent = Ascent(iter_n, clip=clip, **(known if step_fn is not None else step_params))
-    if step_fn is not None:
+    if step_fn is None:
+        ascent = Ascent(iter_n, clip=clip, **step_params)
+    else:  # checked as far as they are the ascent's, and passed on as given
+        ascent = Ascent(iter_n, clip=clip, **{k: v for k, v in step_params.items() if k in ("step_size", "jitter")})
         step_fn = partial(step_fn, **step_params, **({} if objective is None else {"objective": objective}))
     return ascend(net, base_img, ascent, Octaves(octave_n, octave_scale), end=end, objective=objective,
                   gradient=gradient, rng=rng, callback=callback, checkpoint=checkpoint, step_fn=step_fn)
@@ -132,7 +133,8 @@ def ascend(
     supplies the jitter; ``None`` uses numpy's global generator as the
     notebook did. ``gradient`` may work in tiles (:class:`tiling.TilePolicy`).
     ``checkpoint`` (see :mod:`checkpoint`) lets a long run resume after its
-    last finished octave.
+    last finished octave. ``step_fn(net, end=, clip=, rng=)`` replaces the
+    package's step (``make_step`` with the ascent's settings).
 
     ``end=None`` is the layer ``load_net(end=...)`` cut the net after, or the
     notebook's ``inception_4c/output``. ``base_img`` may also be a PIL
