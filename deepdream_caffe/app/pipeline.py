@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -21,8 +21,9 @@ from ..errors import DeepDreamError, Interrupted
 from ..io.image import image_format, read_image, sample_image, save_image, sidecar_path
 from ..io.metadata import file_sha1
 from ..dream import defaults as nb
+from ..dream.params import Lbfgs, SettingError
 from .config import DreamConfig, ZoomConfig
-from .modes import run_ascent, run_lbfgs
+from .modes import run_lbfgs
 from .netspec import NetSpec, resolve_net
 from .record import output_metadata, resume_key, run_params
 from .reporting import Progress, Reporter
@@ -52,8 +53,7 @@ def read_input(path: Optional[os.PathLike], exif_orientation: str = "apply") -> 
 LOSSY = ("JPEG", "WEBP")  # the formats --quality means something for
 
 
-def check_output(out: os.PathLike, inputs: Sequence[Optional[os.PathLike]], quality: Optional[int] = None,
-                 names: Optional[Dict[str, str]] = None) -> None:
+def check_output(out: os.PathLike, inputs: Sequence[Optional[os.PathLike]], quality: Optional[int] = None) -> None:
     """Refuse, before any work, an output of unknown format, in a missing folder, or that is an input.
 
     Neither the output nor the files that go with it (``OUT.json``, the
@@ -65,8 +65,7 @@ def check_output(out: os.PathLike, inputs: Sequence[Optional[os.PathLike]], qual
     out = Path(out)
     fmt = image_format(out)
     if quality is not None and fmt not in LOSSY:
-        flag = (names or {}).get("quality", "quality")
-        raise DeepDreamError(f"{flag} is for .jpg and .webp outputs; {out.name} is {fmt}, which has none")
+        raise SettingError(f"{{quality}} is for .jpg and .webp outputs; {out.name} is {fmt}, which has none")
     if not (out.parent if str(out.parent) else Path(".")).is_dir():
         raise DeepDreamError(f"output directory does not exist: {out.parent}")
     for target in (out, sidecar_path(out), state_path(out)):
@@ -137,7 +136,7 @@ class DreamSession:
         self._guide_img = load_input(config.guide, config.exif_orientation) if config.guide is not None else None
         if self._guide_img is not None:
             fit_octaves(self.param, self.end, self._guide_img.shape[0], self._guide_img.shape[1], 1,
-                        config.octave_scale)
+                        config.octaves.octave_scale)
         self.device = select_device(config.gpu)
         self._net: Any = None
         self._net_cache = net_cache
@@ -159,11 +158,11 @@ class DreamSession:
 
         spec = self.spec
         key = (str(spec.prototxt), str(spec.weights), tuple(spec.mean), tuple(spec.channel_swap),
-               tuple(self.layers), self.config.notebook_net, self.config.net.allow_python_layers)
+               tuple(self.layers), self.config.fast, self.config.net.allow_python_layers)
         dnet = None if self._net_cache is None else self._net_cache.get(key)
         if dnet is None:
             dnet = load_net(spec.prototxt, spec.weights, mean=spec.mean, channel_swap=spec.channel_swap,
-                            end=list(self.layers), fast=not self.config.notebook_net, weights_sha1=spec.weights_sha1,
+                            end=list(self.layers), fast=self.config.fast, weights_sha1=spec.weights_sha1,
                             allow_python_layers=self.config.net.allow_python_layers)
             if self._net_cache is not None:
                 self._net_cache[key] = dnet
@@ -188,7 +187,8 @@ class DreamSession:
 
             # the sizes the net really runs at: tiles above the tiling threshold (ascent)
             extents = tile_extents(self.config.tiling) if self.config.mode == "ascent" else None
-            n, why = fit_octaves(self.param, self.end, h, w, self.config.octaves, self.config.octave_scale,
+            octaves = self.config.octaves
+            n, why = fit_octaves(self.param, self.end, h, w, octaves.octave_n, octaves.octave_scale,
                                  **({"extents": extents} if extents else {}))
             if why:
                 self.reporter.note(why)
@@ -221,17 +221,25 @@ class DreamSession:
         def progress(sizes: List[Tuple[int, int]], iter_n: int) -> Progress:
             return self.reporter.progress(sizes, iter_n, label)
 
-        if cfg.mode == "lbfgs":
+        octaves = replace(cfg.octaves, octave_n=octave_n)
+        if isinstance(cfg.solver, Lbfgs):
             from .objective import is_plain  # noqa: PLC0415
 
             # One layer of weight 1: the mode's own "gain"/"l2" on it (the same terms, a shorter record).
-            out, info = run_lbfgs(net, img, end=self.end, octave_n=octave_n, octave_scale=cfg.octave_scale,
-                                  options=cfg.lbfgs, progress=progress, checkpoint=checkpoint,
-                                  objective=None if is_plain(cfg) else self.objective)
+            out, info = run_lbfgs(net, img, end=self.end, octaves=octaves, options=cfg.solver, progress=progress,
+                                  checkpoint=checkpoint, objective=None if is_plain(cfg) else self.objective)
             return DreamResult(out, octave_n, {"lbfgs": info})
-        out = run_ascent(net, img, end=self.end, iter_n=cfg.iters, octave_n=octave_n, octave_scale=cfg.octave_scale,
-                         clip=cfg.clip, objective=self.objective, gradient=cfg.tiling, rng=rng, progress=progress,
-                         checkpoint=checkpoint, step_size=cfg.step_size, jitter=cfg.jitter)
+        from ..dream.ascent import ascend  # noqa: PLC0415
+        from ..dream.octaves import octave_sizes  # noqa: PLC0415
+        from ..dream.tiling import TilePolicy  # noqa: PLC0415
+
+        bar = progress(octave_sizes(*img.shape[:2], octave_n, octaves.octave_scale), cfg.solver.iter_n)
+        try:
+            out = ascend(net, img, cfg.solver, octaves, end=self.end, objective=self.objective,
+                         gradient=TilePolicy(**asdict(cfg.tiling)), rng=rng, checkpoint=checkpoint,
+                         callback=lambda info: bar.update(info.octave, info.step))
+        finally:
+            bar.close()
         return DreamResult(out, octave_n)
 
 
@@ -269,14 +277,14 @@ def dream_file(
     cfg, rep = _settings("dream_file", config, session, reporter)
     output = Path(output)
     input_path = None if input_path is None else Path(input_path)
-    check_output(output, [input_path, cfg.guide], cfg.quality, dict(cfg.names))
+    check_output(output, [input_path, cfg.guide], cfg.quality)
     img, orientation = read_input(input_path, cfg.exif_orientation)
     input_sha1 = file_sha1(input_path)
     session = session or DreamSession(cfg, rep)
     octave_n = session.octaves_for(*img.shape[:2])  # a too-small image fails before the net loads
     session.load()  # the weights' hash goes into the resume key
     params = session.params(octave_n)
-    seed_flag = cfg.names.get("seed", "seed")
+    seed_flag = rep.name("seed")
     from ..io.checkpoint import FileCheckpoint, state_path  # noqa: PLC0415
 
     def key(seed: int) -> str:
@@ -343,7 +351,7 @@ def zoom_file(
 
     cfg, rep = _settings("zoom_file", config, session, reporter)
     out_dir = Path(out_dir)
-    seed_flag = cfg.names.get("seed", "seed")
+    seed_flag = rep.name("seed")
     input_path = None if input_path is None else Path(input_path)
     img, orientation = read_input(input_path, cfg.exif_orientation)
     input_sha1 = file_sha1(input_path)

@@ -6,10 +6,12 @@ other settings is never picked up; the metadata goes with the output.
 """
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 from ..io.checkpoint import run_key
+from ..dream.params import Lbfgs
 from ..io.metadata import run_metadata
 from .config import DreamConfig
 from .netspec import NetSpec
@@ -28,18 +30,19 @@ def run_params(config: DreamConfig, spec: NetSpec, layers: Sequence[str], octave
     """
     params: Dict[str, Any] = {
         "mode": config.mode, "layer": layers[0] if len(layers) == 1 else list(layers), "objective": objective,
-        "octaves": octave_n, "octave_scale": config.octave_scale,
+        "octaves": octave_n, "octave_scale": config.octaves.octave_scale,
     }
-    if config.mode == "lbfgs":  # they decide the pixels too (and so the resume key)
-        lb = config.lbfgs.kwargs()
+    solver = config.solver
+    if isinstance(solver, Lbfgs):  # they decide the pixels too (and so the resume key)
+        lb = asdict(solver)
         if lb["objective"] != "gain":
             del lb["gain"]
         params["lbfgs"] = lb
         if config.guide is not None:
             params["guide"] = str(config.guide)
     else:
-        params.update({"iters": config.iters, "step_size": config.step_size, "jitter": config.jitter,
-                       "clip": config.clip, "guide": str(config.guide) if config.guide else None,
+        params.update({"iters": solver.iter_n, "step_size": solver.step_size, "jitter": solver.jitter,
+                       "clip": solver.clip, "guide": str(config.guide) if config.guide else None,
                        "tiling": config.tiling.describe()})
     params.update({"mean": list(spec.mean), "channel_swap": list(spec.channel_swap),
                    "exif_orientation": config.exif_orientation})

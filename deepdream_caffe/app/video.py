@@ -15,15 +15,16 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
 from ..dream.defaults import BLEND, CARRY, CARRY_MODES, FLOW, FLOW_METHODS
 from ..dream.flow import FrameCarry
+from ..dream.params import SettingError, check
 from ..errors import DeepDreamError
 from ..io.atomic import atomic_output
 from ..io.checkpoint import run_key
@@ -293,6 +294,9 @@ class _FrameReporter(Reporter):
     def note(self, message: str) -> None:
         self.inner.note(message)
 
+    def name(self, setting: str) -> str:
+        return self.inner.name(setting)
+
     def seed_chosen(self, seed: int) -> None:
         self.inner.seed_chosen(seed)
 
@@ -304,10 +308,6 @@ class _FrameReporter(Reporter):
 
 
 # ---------------------------------------------------------------- file in, file out
-
-
-def _names(names: Mapping[str, str]) -> Callable[[str], str]:
-    return lambda key: names.get(key, key)
 
 
 @dataclass(frozen=True)
@@ -327,20 +327,16 @@ class VideoConfig:
     max_frames: Optional[int] = None
     codec: Optional[str] = None
     crf: int = DEFAULT_CRF
-    names: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False, hash=False)
 
     def __post_init__(self) -> None:
-        n = _names(self.names)
         if self.flow not in FLOW_METHODS:
-            raise DeepDreamError(f"{n('flow')} must be one of {', '.join(FLOW_METHODS)}; got {self.flow!r}")
+            raise SettingError(f"{{flow}} must be one of {', '.join(FLOW_METHODS)}; got {self.flow!r}")
         if self.carry not in CARRY_MODES:
-            raise DeepDreamError(f"{n('carry')} must be one of {', '.join(CARRY_MODES)}; got {self.carry!r}")
-        if not isinstance(self.blend, (int, float)) or not 0.0 <= self.blend <= 1.0:
-            raise DeepDreamError(f"{n('blend')} must be in [0, 1], got {self.blend!r}")
-        if self.max_frames is not None and (not isinstance(self.max_frames, int) or self.max_frames < 1):
-            raise DeepDreamError(f"{n('max_frames')} must be at least 1, got {self.max_frames!r}")
-        if not isinstance(self.crf, int) or not 0 <= self.crf <= 51:
-            raise DeepDreamError(f"{n('crf')} must be in [0, 51], got {self.crf!r}")
+            raise SettingError(f"{{carry}} must be one of {', '.join(CARRY_MODES)}; got {self.carry!r}")
+        check(self, "blend", float, lambda v: 0 <= v <= 1, "in [0, 1]")
+        if self.max_frames is not None:
+            check(self, "max_frames", int, lambda v: v >= 1, "at least 1")
+        check(self, "crf", int, lambda v: 0 <= v <= 51, "in [0, 51]")
         if self.fps is not None:
             as_rate(self.fps)
 
@@ -384,18 +380,15 @@ def video_file(
     from .record import output_metadata  # noqa: PLC0415
 
     cfg, rep = _settings("video_file", config, session, reporter)
-    n = _names(video.names)
     # Dream settings a video does not use would be ignored without a word: refuse them.
     if cfg.quality is not None:
-        raise DeepDreamError(f"{cfg.names.get('quality', 'quality')} is for JPEG/WebP images; "
-                             f"a video's quality is {n('crf')}")
+        raise SettingError("{quality} is for JPEG/WebP images; a video's quality is {crf}")
     if cfg.exif_orientation != "apply":
-        raise DeepDreamError(f"{cfg.names.get('exif_orientation', 'exif_orientation')} is for images; "
-                             "a video's frames are turned upright by its display matrix (frame files: by their tags)")
+        raise SettingError("{exif_orientation} is for images; a video's frames are turned upright by its display matrix (frame files: by their tags)")
     source = open_source(input_spec, video.fps)
     _note_turn(source, rep)
     if source.kind == "video" and video.fps is not None:
-        raise DeepDreamError(f"{n('fps')} is for frame folders; a video keeps its own frame rate")
+        raise SettingError("{fps} is for frame folders; a video keeps its own frame rate")
     out = Path(output)
     kind = output_kind(out)
     if kind != "frames":

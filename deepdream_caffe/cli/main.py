@@ -15,6 +15,7 @@ from typing import List, Optional
 
 from ..errors import DeepDreamError, Interrupted, Terminated
 from .commands import add_all
+from .fields import worded
 from .progress import PROG
 
 
@@ -53,7 +54,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         return int(args.func(args) or 0)
     except DeepDreamError as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
+        print(f"{PROG}: error: {worded(e)}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt as e:  # an Interrupted says where the run stopped and how to go on
         print(f"{PROG}: {e if isinstance(e, Interrupted) else 'interrupted'}", file=sys.stderr)

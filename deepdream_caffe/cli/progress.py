@@ -5,6 +5,7 @@ import sys
 from typing import TYPE_CHECKING, List, Optional, Tuple
 
 from ..app.reporting import FrameProgress, Progress, Reporter
+from .fields import flag
 
 if TYPE_CHECKING:
     from ..dream.ascent import StepInfo
@@ -84,6 +85,9 @@ class StderrReporter(Reporter):
     def note(self, message: str) -> None:
         if not self.quiet:
             print(f"{PROG}: {message}", file=sys.stderr)
+
+    def name(self, setting: str) -> str:
+        return flag(setting)
 
     def seed_chosen(self, seed: int) -> None:
         self.note(f"seed {seed} (repeat this run with --seed {seed})")

@@ -178,28 +178,28 @@ def test_bad_outputs_fail_before_any_dream(net, clip_file, tmp_path):
 def _config(tiny_model, **kw):
     from deepdream_caffe.app.config import DreamConfig
     from deepdream_caffe.app.netspec import NetSource
+    from deepdream_caffe.dream.params import Ascent, Octaves
 
     proto, weights = tiny_model
-    base = dict(net=NetSource(prototxt=proto, weights=weights), layer=END, iters=1, octaves=1, jitter=8)
-    if kw.get("mode") == "lbfgs":  # the ascent's own settings are refused there, not ignored
-        del base["iters"], base["jitter"]
+    base = dict(net=NetSource(prototxt=proto, weights=weights), layer=END, solver=Ascent(iter_n=1, jitter=8),
+                octaves=Octaves(1))
     base.update(kw)
     return DreamConfig(**base)
 
 
 @pytest.mark.parametrize("option", ["guide", "lbfgs", "tiles"])
 def test_video_file_takes_every_dream_option(option, tiny_model, clip, clip_file, tmp_path):
-    from deepdream_caffe.app.config import LbfgsOptions
     from deepdream_caffe.app.video import VideoConfig, video_file
+    from deepdream_caffe.dream.params import Lbfgs, Tiling
 
     if option == "guide":
         guide = tmp_path / "guide.png"
         save_image(guide, clip.frames[0][::-1])
         cfg = _config(tiny_model, seed=1, guide=guide)
     elif option == "lbfgs":
-        cfg = _config(tiny_model, seed=1, mode="lbfgs", lbfgs=LbfgsOptions(maxiter=2))
+        cfg = _config(tiny_model, seed=1, solver=Lbfgs(maxiter=2))
     else:
-        cfg = _config(tiny_model, seed=1, tile_size=64, tile_above=0.001)
+        cfg = _config(tiny_model, seed=1, tiling=Tiling(tile=64, above_mp=0.001))
     out = tmp_path / "o.mkv"
     r = video_file(clip_file, out, cfg, VideoConfig(max_frames=2))
     assert r.frames == 2 and len(_frames(out)) == 2

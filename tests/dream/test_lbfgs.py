@@ -29,7 +29,8 @@ from deepdream_caffe.dream.lbfgs import (
 from deepdream_caffe.app.config import DreamConfig
 from deepdream_caffe.app.modes import run_lbfgs as app_run_lbfgs
 from deepdream_caffe.cli.lbfgs import add_lbfgs_arguments, lbfgs_options
-from deepdream_caffe.cli.options import FLAG_NAMES
+from deepdream_caffe.cli.fields import worded
+from deepdream_caffe.dream.params import Lbfgs, Octaves, SettingError
 from deepdream_caffe.net.loading import load_net
 from deepdream_caffe.dream.octaves import octave_sizes
 from deepdream_caffe.cli.progress import DreamProgress
@@ -356,16 +357,19 @@ def lbfgs_args(*argv: str, layer: str = "a/output", octaves: int = 2) -> argpars
 
 def run_lbfgs(net, img, args, progress_factory):
     """The command line's path: options checked into a config, then the app's L-BFGS run."""
-    cfg = DreamConfig(layer=args.layer, octaves=args.octaves, octave_scale=args.octave_scale, mode="lbfgs",
-                      lbfgs=lbfgs_options(args), names=FLAG_NAMES)
-    return app_run_lbfgs(net, img, end=cfg.layer, octave_n=cfg.octaves, octave_scale=cfg.octave_scale,
-                         options=cfg.lbfgs, progress=progress_factory)
+    try:
+        cfg = DreamConfig(layer=args.layer, octaves=Octaves(args.octaves, args.octave_scale),
+                          solver=lbfgs_options(args))
+    except SettingError as e:
+        raise DeepDreamError(worded(e)) from None
+    return app_run_lbfgs(net, img, end=cfg.layer, octaves=cfg.octaves, options=cfg.solver,
+                         progress=progress_factory)
 
 
 def test_cli_defaults_are_the_api_defaults():
-    assert lbfgs_options(lbfgs_args()).kwargs() == {
+    assert lbfgs_options(lbfgs_args()) == Lbfgs(**{
         "objective": DEFAULT_OBJECTIVE, "gain": DEFAULT_GAIN, "tv_weight": DEFAULT_TV_WEIGHT,
-        "tv_beta": DEFAULT_TV_BETA, "alpha_weight": 0.0, "alpha": 6.0, "maxiter": DEFAULT_MAXITER, "maxfun": None}
+        "tv_beta": DEFAULT_TV_BETA, "alpha_weight": 0.0, "alpha": 6.0, "maxiter": DEFAULT_MAXITER, "maxfun": None})
     sig = inspect.signature(deepdream_lbfgs).parameters
     assert sig["objective"].default == DEFAULT_OBJECTIVE == "l2" and sig["tv_weight"].default == DEFAULT_TV_WEIGHT
 

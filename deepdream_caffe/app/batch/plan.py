@@ -77,9 +77,9 @@ class BatchTask:
 
 
 def config_record(config: DreamConfig) -> Dict[str, Any]:
-    """The config's fields that decide the pixels (not the device, the log level or flag names)."""
+    """The config's fields that decide the pixels (not the device or the log level)."""
     rec = dataclasses.asdict(config)
-    for k in ("names", "verbose", "gpu"):
+    for k in ("verbose", "gpu"):
         rec.pop(k, None)
     return rec
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from ...app.config import ZoomConfig
 from ...errors import DeepDreamError
-from ..options import FLAG_NAMES, add_common_args, add_dream_args, add_net_args, dream_config
+from ..fields import settings
+from ..options import add_common_args, add_dream_args, add_net_args, dream_config
 from ..progress import StderrReporter
 from ..video_options import add_encode_args
 
@@ -33,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from ...app.pipeline import zoom_file  # noqa: PLC0415 - numpy and the rest only to dream
 
     config = dream_config(args)
-    zoom = ZoomConfig(frames=args.frames, scale=args.scale, names=FLAG_NAMES)
+    zoom = settings(ZoomConfig, args)
     reporter = StderrReporter(args.quiet)
     if args.video is None:
         from ...io.video_formats import DEFAULT_CRF  # noqa: PLC0415
