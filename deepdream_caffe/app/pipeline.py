@@ -25,8 +25,10 @@ from ..dream.params import Lbfgs, SettingError
 from .config import DreamConfig, ZoomConfig
 from .modes import run_lbfgs
 from .netspec import NetSpec, resolve_net
-from .record import output_metadata, resume_key, run_params
+from .record import output_metadata, run_params
 from .reporting import Progress, Reporter
+from .run import FileCheckpoint, StateFile, run_key, saved_seed, state_path
+from .zoom import PARAMS_FILE, frame_path, zoom_frames
 
 
 @dataclass
@@ -60,8 +62,6 @@ def check_output(out: os.PathLike, inputs: Sequence[Optional[os.PathLike]], qual
     state file) may be one of ``inputs`` (same path, symlink or hard link).
     A ``quality`` is refused for a format that has none (PNG, BMP, TIFF).
     """
-    from ..io.checkpoint import state_path  # noqa: PLC0415
-
     out = Path(out)
     fmt = image_format(out)
     if quality is not None and fmt not in LOSSY:
@@ -285,19 +285,18 @@ def dream_file(
     session.load()  # the weights' hash goes into the resume key
     params = session.params(octave_n)
     seed_flag = rep.name("seed")
-    from ..io.checkpoint import FileCheckpoint, state_path  # noqa: PLC0415
 
-    def key(seed: int) -> str:
-        return resume_key(params, seed, input_sha1, session.spec.weights_sha1, img.shape,
-                          prototxt_sha1=session.prototxt_sha1)
+    def key(seed: Optional[int]) -> str:
+        return run_key(params, seed, input_sha1, weights=session.spec.weights_sha1,
+                       prototxt=session.prototxt_sha1, shape=tuple(img.shape))
 
     # Either mode resumes after its last finished octave (L-BFGS draws no random numbers; the state keeps them anyway).
     spath = state_path(output)
     seed = cfg.seed
     lbfgs = cfg.mode == "lbfgs"  # draws nothing at random: no seed is chosen, reported or recorded
-    saved = FileCheckpoint.peek(spath) if seed is None and not lbfgs else None
-    if saved is not None and saved[1] is not None and saved[0] == key(saved[1]):
-        seed = saved[1]
+    saved_key, saved = StateFile(spath, "").peek() if seed is None and not lbfgs else (None, None)
+    if saved is not None and saved_key == key(saved):
+        seed = saved
         rep.note(f"resuming the unfinished run in {spath.name} with its seed {seed} "
                  f"(give {seed_flag} to start another)")
     if not lbfgs:
@@ -313,7 +312,7 @@ def dream_file(
                                extra=extra)
         save_image(output, result.image, meta, quality=_quality(output, cfg) or nb.JPEG_QUALITY)
     except KeyboardInterrupt as e:
-        done = checkpoint.saved_octave
+        done = checkpoint.last
         if done is None:
             again = "repeat the run" if seed is None else f"repeat the run with {seed_flag} {seed}"
             raise _interrupted(e, "before an octave was finished", f"nothing to resume: {again}") from None
@@ -347,8 +346,6 @@ def zoom_file(
     run). An interrupted run continues with the same frames when repeated
     with the same settings and seed.
     """
-    from ..dream.zoom import PARAMS_FILE, frame_path, read_zoom_record, zoom_frames  # noqa: PLC0415
-
     cfg, rep = _settings("zoom_file", config, session, reporter)
     out_dir = Path(out_dir)
     seed_flag = rep.name("seed")
@@ -361,10 +358,8 @@ def zoom_file(
     seed = cfg.seed
     lbfgs = cfg.mode == "lbfgs"  # draws nothing at random: no seed is chosen, reported or recorded
     if seed is None and not lbfgs:
-        record = read_zoom_record(out_dir)
-        saved = None if record is None else record["params"].get("seed")
-        if isinstance(saved, int) and not isinstance(saved, bool) and 0 <= saved < 2**32:
-            seed = saved
+        seed = saved_seed(out_dir, "zoom")
+        if seed is not None:
             rep.note(f"continuing the sequence in {out_dir} with its seed {seed} (from {PARAMS_FILE}; "
                      f"give {seed_flag} to start another elsewhere)")
     if not lbfgs:

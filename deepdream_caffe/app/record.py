@@ -1,16 +1,15 @@
-"""What is written down about a run, in one place: its parameters, its resume key, its metadata.
+"""What is written down about a run, in one place: its parameters and its metadata.
 
 The parameters decide the pixels (with the seed, the input and the
-weights); the resume key is their hash, so a state file left by a run with
-other settings is never picked up; the metadata goes with the output.
+weights; their hash is the run's key, see :mod:`.run`); the metadata goes
+with the output.
 """
 from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence
 
-from ..io.checkpoint import run_key
 from ..dream.params import Lbfgs
 from ..io.metadata import run_metadata
 from .config import DreamConfig
@@ -47,13 +46,6 @@ def run_params(config: DreamConfig, spec: NetSpec, layers: Sequence[str], octave
     params.update({"mean": list(spec.mean), "channel_swap": list(spec.channel_swap),
                    "exif_orientation": config.exif_orientation})
     return params
-
-
-def resume_key(params: Dict[str, Any], seed: Optional[int], input_sha1: Optional[str], weights_sha1: Optional[str],
-               shape: Tuple[int, ...], prototxt_sha1: Optional[str] = None) -> str:
-    """The key of a resumable dream's state file: everything that decides the result."""
-    return run_key({"params": params, "seed": seed, "input": input_sha1, "weights": weights_sha1,
-                    "prototxt": prototxt_sha1, "shape": tuple(shape)})
 
 
 def output_metadata(command: str, params: Dict[str, Any], seed: Optional[int], spec: NetSpec, device: str,

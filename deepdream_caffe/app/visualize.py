@@ -136,13 +136,13 @@ def visualize_file(output: Path, config: VisualizeConfig, *, reporter: Optional[
     """Visualise ``config.klass`` into ``output`` (atomic; metadata as for ``dream``); returns the record."""
     import numpy as np  # noqa: PLC0415
 
-    from ..io.checkpoint import FileCheckpoint, state_path  # noqa: PLC0415
     from ..io.image import save_image  # noqa: PLC0415
     from ..io.metadata import file_sha1  # noqa: PLC0415
     from ..net.caffe_env import import_caffe  # noqa: PLC0415
     from .netspec import resolve_net  # noqa: PLC0415
     from .pipeline import check_output, load_input  # noqa: PLC0415
-    from .record import output_metadata, resume_key  # noqa: PLC0415
+    from .record import output_metadata  # noqa: PLC0415
+    from .run import FileCheckpoint, run_key, state_path  # noqa: PLC0415
 
     rep = reporter or Reporter()
     cfg = config
@@ -206,7 +206,7 @@ def visualize_file(output: Path, config: VisualizeConfig, *, reporter: Optional[
               "regularizers": asdict(reg), "lbfgs": None if cfg.lbfgs is None else cfg.lbfgs.solver_settings(),
               "mean": list(spec.mean), "channel_swap": list(spec.channel_swap)}
     input_sha1 = file_sha1(init_path)
-    key = resume_key(params, seed, input_sha1, spec.weights_sha1, (h, w))
+    key = run_key(params, seed, input_sha1, weights=spec.weights_sha1, shape=(h, w))
     checkpoint = FileCheckpoint(state_path(output), key, rng)
     steps = cfg.iter_n if cfg.lbfgs is None else cfg.lbfgs.maxiter
     bar = rep.progress(octave_sizes(h, w, n, cfg.octave_scale), steps, "visualize")

@@ -210,7 +210,8 @@ def test_video_file_takes_every_dream_option(option, tiny_model, clip, clip_file
 
 
 def test_video_file_without_a_seed_resumes_with_the_unfinished_runs_seed(tiny_model, clip_file, tmp_path):
-    from deepdream_caffe.app.video import VideoConfig, read_record, video_file
+    from deepdream_caffe.app.run import saved_seed
+    from deepdream_caffe.app.video import VideoConfig, video_file
 
     out = tmp_path / "o.mp4"
 
@@ -220,7 +221,7 @@ def test_video_file_without_a_seed_resumes_with_the_unfinished_runs_seed(tiny_mo
 
     with pytest.raises(KeyboardInterrupt):
         video_file(clip_file, out, _config(tiny_model), VideoConfig(max_frames=4), on_frame=stop)
-    seed = read_record(work_dir(out))["seed"]
+    seed = saved_seed(work_dir(out), "video")
     r = video_file(clip_file, out, _config(tiny_model), VideoConfig(max_frames=4))
     assert (r.resumed_at, r.frames, r.seed) == (2, 4, seed)
     whole = tmp_path / "whole.mp4"

@@ -294,7 +294,7 @@ def test_zoom_refuses_to_overwrite_its_input_under_a_frame_name(tmp_path, photo,
 
 
 def test_a_crafted_state_beside_the_output_is_set_aside_and_the_dream_is_right(tmp_path, photo, tiny_model, capsys):
-    from deepdream_caffe.io.checkpoint import FileCheckpoint, state_path
+    from deepdream_caffe.app.run import FileCheckpoint, state_path
 
     out = tmp_path / "out.png"
     FileCheckpoint(state_path(out), "x", np.random.RandomState(0), seed=5).save(99, np.zeros((3, 4, 4), np.float32))
@@ -345,7 +345,7 @@ def photo_big(tmp_path):
 
 
 def test_sigterm_then_kill_9_then_resume_gives_the_uninterrupted_pixels(tmp_path, tiny_model, photo_big, capsys):
-    from deepdream_caffe.io.checkpoint import state_path
+    from deepdream_caffe.app.run import state_path
     from deepdream_caffe.io.image import read_metadata
 
     out = tmp_path / "out.png"
@@ -388,7 +388,7 @@ def test_sigterm_then_kill_9_then_resume_gives_the_uninterrupted_pixels(tmp_path
 
 
 def test_sigint_mid_zoom_then_resume_without_seed(tmp_path, tiny_model, capsys):
-    from deepdream_caffe.dream.zoom import STATE_FILE
+    from deepdream_caffe.app.zoom import STATE_FILE
 
     proto, weights = tiny_model
     d = tmp_path / "frames"
@@ -440,12 +440,13 @@ def test_a_sideways_phone_photo_comes_out_upright_unless_told(tmp_path, tiny_mod
     assert meta["params"]["exif_orientation"] == mode
 
 
-def test_the_resume_key_covers_the_prototxt():
-    from deepdream_caffe.app.record import resume_key
+def test_the_run_key_covers_the_prototxt():
+    from deepdream_caffe.app.run import run_key
 
-    args = ({"layer": "a"}, 1, "in", "w", (3, 4, 5))
-    assert resume_key(*args, prototxt_sha1="p1") != resume_key(*args, prototxt_sha1="p2")
-    assert resume_key(*args, prototxt_sha1="p1") == resume_key(*args, prototxt_sha1="p1")
+    args = ({"layer": "a"}, 1, "in")
+    more = dict(weights="w", shape=(3, 4, 5))
+    assert run_key(*args, prototxt="p1", **more) != run_key(*args, prototxt="p2", **more)
+    assert run_key(*args, prototxt="p1", **more) == run_key(*args, **more, prototxt="p1")
 
 
 @pytest.mark.parametrize("extra,fragment", [(["--quality", "80"], "--quality"),

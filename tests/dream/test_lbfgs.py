@@ -428,7 +428,7 @@ class _Stop(Exception):
 
 
 def test_interrupted_lbfgs_resumes_after_the_last_octave_with_the_same_bits(tiny_model, tmp_path):
-    from deepdream_caffe.io.checkpoint import FileCheckpoint
+    from deepdream_caffe.app.run import FileCheckpoint
 
     net = load_net(*tiny_model, end="a/output", fast=True)
     img = photo(48, 56)

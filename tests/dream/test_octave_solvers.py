@@ -6,7 +6,7 @@ import pytest
 
 from deepdream_caffe import deepdream_lbfgs, load_net
 from deepdream_caffe.dream.octaves import octave_pyramid, run_octaves
-from deepdream_caffe.io.checkpoint import FileCheckpoint
+from deepdream_caffe.app.run import FileCheckpoint
 
 
 class _Stop(Exception):

@@ -8,7 +8,7 @@ from cli_util import assert_one_line_error, run_cli
 from deepdream_caffe import deepdream, load_net
 from deepdream_caffe.errors import DeepDreamError
 from deepdream_caffe.dream.tiling import TilePolicy
-from deepdream_caffe.dream.zoom import frame_path, zoom_frames, zoom_in
+from deepdream_caffe.app.zoom import frame_path, zoom_frames, zoom_in
 
 
 def _dreamer(net, **kw):
@@ -66,7 +66,7 @@ def test_zoom_refuses_a_folder_made_with_other_parameters(tiny_model, tmp_path):
     img = np.float32(np.random.RandomState(0).randint(0, 256, (32, 32, 3)))
     dream = _dreamer(net, iter_n=1, octave_n=1, jitter=2)
     zoom_frames(dream, img, tmp_path / "z", 1, np.random.RandomState(1), params={"layer": "a/output"})
-    with pytest.raises(DeepDreamError, match="other parameters"):
+    with pytest.raises(DeepDreamError, match=r"another run \(other layer\)"):
         zoom_frames(dream, img, tmp_path / "z", 2, np.random.RandomState(1), params={"layer": "norm1"})
 
 
@@ -83,7 +83,7 @@ def test_zoom_cli_resumes_and_names_frames(tiny_model, tmp_path):
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in (tmp_path / "frames").glob("*.jpg")) == ["0000.jpg", "0001.jpg", "0002.jpg"]
     r = run_cli([a if a != "5" else "6" for a in args] + ["--frames", "4"])
-    assert_one_line_error(r, "other parameters")
+    assert_one_line_error(r, "another run")
 
 
 def test_tiled_dream_of_a_large_image(tiny_model):
@@ -131,7 +131,7 @@ def test_small_images_never_tile_and_keep_parity(tiny_model):
 
 def test_interrupted_dream_resumes_after_the_last_octave(tiny_model, tmp_path):
     """A long dream killed mid-way continues from its last octave and ends with the same bits."""
-    from deepdream_caffe.io.checkpoint import FileCheckpoint
+    from deepdream_caffe.app.run import FileCheckpoint
 
     net = load_net(*tiny_model, end="a/output", fast=True)
     img = np.float32(np.random.RandomState(0).randint(0, 256, (60, 70, 3)))

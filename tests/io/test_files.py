@@ -14,7 +14,7 @@ from PIL import Image
 
 from deepdream_caffe.errors import DeepDreamError
 from deepdream_caffe.io.atomic import _host, atomic_output, sweep_dead_writers
-from deepdream_caffe.io.checkpoint import FileCheckpoint, run_key, state_path
+from deepdream_caffe.app.run import FileCheckpoint, run_key, state_path
 from deepdream_caffe.io.hashing import sha1_file
 from deepdream_caffe.io.image import load_image, read_metadata, save_image
 from deepdream_caffe.io.metadata import run_metadata
@@ -139,7 +139,8 @@ def test_checkpoint_restores_data_and_generator_and_ignores_other_keys(tmp_path)
     cp.remove()
     cp.remove()  # twice is fine
     assert not path.exists()
-    assert run_key({"a": 1, "b": 2}) == run_key({"b": 2, "a": 1}) != run_key({"a": 1, "b": 3})
+    assert run_key({"a": 1, "b": 2}, 1, "i") == run_key({"b": 2, "a": 1}, 1, "i") != run_key({"a": 1, "b": 3}, 1, "i")
+    assert run_key({"a": 1}, 1, "i") != run_key({"a": 1}, 2, "i") != run_key({"a": 1}, 2, "j")
 
 
 def test_run_metadata_uses_a_known_input_hash_and_hashes_otherwise(tmp_path):

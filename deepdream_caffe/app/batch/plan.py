@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ...errors import DeepDreamError
-from ...io.checkpoint import run_key
 from ...io.hashing import sha1_file
 from ...io.image import image_format, read_metadata
 from ..config import DreamConfig
+from ..run import run_key
 
 METADATA_KEY = "batch"  # where a batch's own record sits in an output's metadata
 
@@ -86,7 +86,7 @@ def config_record(config: DreamConfig) -> Dict[str, Any]:
 
 def task_key(config: DreamConfig, input_sha1: str) -> str:
     """The finished-key of a dream of the input with hash ``input_sha1`` (the config carries the seed)."""
-    return run_key({"config": config_record(config), "input": input_sha1})
+    return run_key(config_record(config), config.seed, input_sha1)
 
 
 def output_name(inp: Path, setting: Setting, ext: str) -> str:
