@@ -137,6 +137,7 @@ def test_a_killed_worker_does_not_lose_images(cluster, tiny_model, tmp_path):
         if busy:
             time.sleep(0.3)  # mid-dream
             victim = client.run(os.getpid, workers=[busy[0]])[busy[0]]
+            killed = [int(str(k).split("-")[1]) for k in client.processing().get(busy[0], ())]
         else:
             time.sleep(0.05)
     assert victim is not None, "no worker ever ran a task"
@@ -150,6 +151,17 @@ def test_a_killed_worker_does_not_lose_images(cluster, tiny_model, tmp_path):
     assert victim not in {r.pid for r in report.results.values()}  # its task was redone elsewhere
     client.wait_for_workers(2, timeout=60)  # the nanny brought the worker back
     assert victim not in client.run(os.getpid).values()
+    # The killed tasks, finished elsewhere (from the state their worker left, if it saved one), have the
+    # pixels of an uninterrupted plain `dream`: their recorded command, run in its own process.
+    assert killed
+    for i in killed:
+        t = tasks[i]
+        argv = list(read_metadata(t.output)["batch"]["reproduce"]["argv"])
+        again = tmp_path / f"again-{t.output.name}"
+        argv[argv.index("-o") + 1] = str(again)
+        r = run_cli(argv[1:], env=read_metadata(t.output)["batch"]["reproduce"]["env"], timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert again.read_bytes() == t.output.read_bytes(), t.name
 
 
 def test_sweep_writes_each_setting_and_a_contact_sheet(cluster, tiny_model, tmp_path):

@@ -8,6 +8,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
+from deepdream_caffe.app.reporting import Reporter
 from deepdream_caffe.app.video import dream_video, work_dir
 from deepdream_caffe.dream.flow import FrameCarry
 from deepdream_caffe.errors import DeepDreamError
@@ -129,6 +130,43 @@ def test_killed_after_frame_k_resumes_to_the_same_frames(net, clip_file, whole_r
     a, b = _frames(whole_run[1]), _frames(part)
     assert len(a) == len(b) == 8
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+class _Notes(Reporter):
+    def __init__(self):
+        self.lines = []
+
+    def note(self, message):
+        self.lines.append(message)
+
+
+@pytest.mark.parametrize("spoil", ["truncated", "position out of range", "frame of another size", "other key"])
+def test_an_unusable_state_is_set_aside_and_the_frames_come_out_the_same(net, clip_file, whole_run, tmp_path, spoil):
+    src = open_source(clip_file)
+
+    def stop_after_3(i):
+        if i == 3:
+            raise KeyboardInterrupt
+
+    part = tmp_path / "part.mp4"
+    with pytest.raises(KeyboardInterrupt):
+        dream_video(src, part, _dreamer(net), on_frame=stop_after_3, **RUN)
+    state = work_dir(part) / ".video-state.npz"
+    with np.load(state) as z:
+        arrays = {k: z[k] for k in z.files}
+    if spoil == "truncated":
+        state.write_bytes(state.read_bytes()[:500])
+    else:
+        arrays.update({"position out of range": {"pos": np.int64(10**9)},
+                       "frame of another size": {"dream": np.zeros((8, 8, 3), np.float32)},
+                       "other key": {"key": np.array("another run")}}[spoil])
+        with open(state, "wb") as f:
+            np.savez(f, **arrays)
+    notes = _Notes()
+    r = dream_video(src, part, _dreamer(net), reporter=notes, **RUN)
+    assert r.resumed_at == 0 and r.frames == 8  # started over, keeping the frames on disk
+    assert len(notes.lines) == 1 and "set aside" in notes.lines[0] and "\n" not in notes.lines[0]
+    assert all(np.array_equal(x, y) for x, y in zip(_frames(whole_run[1]), _frames(part)))
 
 
 def test_a_work_folder_of_other_settings_is_refused_not_mixed_in(net, clip_file, tmp_path):

@@ -417,6 +417,34 @@ def test_sigint_mid_zoom_then_resume_without_seed(tmp_path, tiny_model, capsys):
     assert "unfinished" not in err and "frame" in line
 
 
+def test_kill_9_mid_zoom_then_resume_gives_the_uninterrupted_frames(tmp_path, tiny_model):
+    from deepdream_caffe.app.zoom import STATE_FILE
+
+    proto, weights = tiny_model
+    src = tmp_path / "mid.png"
+    Image.fromarray(np.random.RandomState(4).randint(0, 256, (120, 160, 3)).astype(np.uint8)).save(src)
+
+    def args(d):
+        return ["zoom", src, "--out-dir", d, "--frames", "5", "--prototxt", proto, "--weights", weights,
+                "--layer", "a/output", "--iters", "10", "--octaves", "2", "--jitter", "2", "--seed", "8", "-q"]
+
+    cut, whole = tmp_path / "cut", tmp_path / "whole"
+    p = _spawn(args(cut))
+    _wait_for(lambda: (cut / "0001.jpg").exists(), p)
+    p.kill()
+    p.communicate(timeout=60)
+    assert p.returncode == -signal.SIGKILL and (cut / STATE_FILE).exists()
+    assert not (cut / "0004.jpg").exists()
+    for d in (cut, whole):  # both as their own processes: the BLAS thread count of a fresh process
+        p = _spawn(args(d))
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    frames = sorted(x.name for x in whole.glob("*.jpg"))
+    assert frames == [f"{i:04d}.jpg" for i in range(5)] == sorted(x.name for x in cut.glob("*.jpg"))
+    assert all((cut / f).read_bytes() == (whole / f).read_bytes() for f in frames)
+    assert not (cut / STATE_FILE).exists() and not _no_temp_files(cut)
+
+
 # ---------------------------------------------------------------- EXIF and the resume key
 
 
