@@ -90,7 +90,7 @@ def main() -> None:
     opts = ap.parse_args()
     w, h = (int(v) for v in opts.size.lower().split("x"))
     from deepdream_caffe.app.batch.cluster import usable_cores
-    from deepdream_caffe.io.metadata import blas_core
+    from deepdream_caffe.app.record import blas_core
 
     with tempfile.TemporaryDirectory(prefix="bench-batch-") as tmp:
         tmp = Path(tmp)

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import DeepDreamError, Interrupted
 from ..io.image import image_format, read_image, sample_image, save_image, sidecar_path
-from ..io.metadata import file_sha1
+from ..io.hashing import file_sha1
 from ..dream import defaults as nb
 from ..dream.params import Lbfgs, SettingError
 from .config import DreamConfig, ZoomConfig

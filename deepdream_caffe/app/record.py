@@ -6,12 +6,15 @@ with the output.
 """
 from __future__ import annotations
 
+import datetime as _dt
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
+from .. import __version__
+from ..blas_hook import kernel_choice
 from ..dream.params import Lbfgs
-from ..io.metadata import run_metadata
+from ..io.hashing import file_sha1
 from .config import DreamConfig
 from .netspec import NetSpec
 
@@ -48,12 +51,55 @@ def run_params(config: DreamConfig, spec: NetSpec, layers: Sequence[str], octave
     return params
 
 
+def blas_threads() -> Optional[int]:
+    """Threads of the OpenBLAS that Caffe uses, or None for another BLAS (or before Caffe loaded it).
+
+    Recorded because OpenBLAS's matrix products round differently with a
+    different thread count: the same seed repeats its bits only with it.
+    """
+    return kernel_choice()["threads"]
+
+
+def blas_core() -> Optional[str]:
+    """The kernel family OpenBLAS uses for this CPU (e.g. "Haswell", "Cooperlake"), or None.
+
+    Recorded for the same reason as the thread count: each family has its
+    own matrix-product kernels with their own rounding, so the same seed
+    gives the same bits only with the same family.
+    """
+    return kernel_choice()["core"]
+
+
 def output_metadata(command: str, params: Dict[str, Any], seed: Optional[int], spec: NetSpec, device: str,
-                    input_path: Optional[Path], input_sha1: Optional[str],
+                    input_path: Optional[Path], input_sha1: Optional[str] = None,
                     extra: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
-    """The record saved with an output (PNG text chunk or ``.json`` sidecar; ``zoom.json``)."""
-    return run_metadata(
-        command=command, params=params, seed=seed, model=spec.model, prototxt=spec.prototxt,
-        weights=spec.weights, weights_sha1=spec.weights_sha1, input_path=input_path, input_sha1=input_sha1,
-        device=device, extra=extra,
-    )
+    """The record saved with an output (PNG text chunk or ``.json`` sidecar; ``zoom.json``, ``video.json``).
+
+    Tool version, parameters, seed, model files and their hashes, and the
+    BLAS that decides the bits; ``input_sha1`` saves hashing the input
+    again when the caller knows it.
+    """
+    blas = kernel_choice()
+    meta: Dict[str, Any] = {
+        "tool": "deepdream-caffe",
+        "version": __version__,
+        "command": command,
+        "params": params,
+        "seed": seed,
+        "model": spec.model,
+        "prototxt": str(spec.prototxt),
+        "prototxt_sha1": file_sha1(spec.prototxt),
+        "weights": str(spec.weights) if spec.weights else None,
+        "weights_sha1": spec.weights_sha1,
+        "input": str(input_path) if input_path else "skimage.data.astronaut",
+        "input_sha1": (input_sha1 or file_sha1(input_path)) if input_path else None,
+        "device": device,
+        "blas_threads": blas["threads"],
+        "blas_core": blas["core"],
+        # Why that family: "detected" (OpenBLAS's own), "user" (OPENBLAS_CORETYPE),
+        # "project" (chosen instead of a generic fallback; see blas_hook.py).
+        "blas_core_reason": blas["reason"] if blas["core"] else None,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    meta.update(extra or {})
+    return meta

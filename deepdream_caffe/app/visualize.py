@@ -137,7 +137,7 @@ def visualize_file(output: Path, config: VisualizeConfig, *, reporter: Optional[
     import numpy as np  # noqa: PLC0415
 
     from ..io.image import save_image  # noqa: PLC0415
-    from ..io.metadata import file_sha1  # noqa: PLC0415
+    from ..io.hashing import file_sha1  # noqa: PLC0415
     from ..net.caffe_env import import_caffe  # noqa: PLC0415
     from .netspec import resolve_net  # noqa: PLC0415
     from .pipeline import check_output, load_input  # noqa: PLC0415

@@ -53,7 +53,7 @@ def shell_line(argv: List[str], env: Dict[str, str]) -> str:
 def worker_blas_threads() -> Optional[int]:
     """The thread count of Caffe's OpenBLAS in this process (after Caffe is imported), or None."""
     from ...net.caffe_env import import_caffe  # noqa: PLC0415
-    from ...io.metadata import blas_threads  # noqa: PLC0415
+    from ..record import blas_threads  # noqa: PLC0415
 
     import_caffe()
     return blas_threads()
@@ -67,7 +67,7 @@ def run_task(task: BatchTask) -> TaskResult:
     """
     from ..pipeline import DreamSession, dream_file  # noqa: PLC0415
     from ..reporting import Reporter  # noqa: PLC0415
-    from ...io.metadata import blas_threads  # noqa: PLC0415
+    from ..record import blas_threads  # noqa: PLC0415
 
     start = time.perf_counter()
     me = f"{socket.gethostname()}:{os.getpid()}"
