@@ -112,16 +112,19 @@ def test_with_flow_the_dream_moves_with_the_square(net, clip, tmp_path):
     assert det > runs["blend, no flow"][1] + 0.1  # blending in place smears the dream behind the square
 
 
-def test_killed_after_frame_k_resumes_to_the_same_frames(net, clip_file, whole_run, tmp_path):
-    src = open_source(clip_file)
-
+def _stopped_after_frame_3(net, src, part):
     def stop_after_3(i):
         if i == 3:
             raise KeyboardInterrupt
 
-    part = tmp_path / "part.mp4"
     with pytest.raises(KeyboardInterrupt):
         dream_video(src, part, _dreamer(net), on_frame=stop_after_3, **RUN)
+
+
+def test_killed_after_frame_k_resumes_to_the_same_frames(net, clip_file, whole_run, tmp_path):
+    src = open_source(clip_file)
+    part = tmp_path / "part.mp4"
+    _stopped_after_frame_3(net, src, part)
     assert not part.exists()
     work = work_dir(part)
     assert sorted(p.name for p in work.glob("*.png")) == [f"{i:06d}.png" for i in range(4)]
@@ -143,14 +146,8 @@ class _Notes(Reporter):
 @pytest.mark.parametrize("spoil", ["truncated", "position out of range", "frame of another size", "other key"])
 def test_an_unusable_state_is_set_aside_and_the_frames_come_out_the_same(net, clip_file, whole_run, tmp_path, spoil):
     src = open_source(clip_file)
-
-    def stop_after_3(i):
-        if i == 3:
-            raise KeyboardInterrupt
-
     part = tmp_path / "part.mp4"
-    with pytest.raises(KeyboardInterrupt):
-        dream_video(src, part, _dreamer(net), on_frame=stop_after_3, **RUN)
+    _stopped_after_frame_3(net, src, part)
     state = work_dir(part) / ".video-state.npz"
     with np.load(state) as z:
         arrays = {k: z[k] for k in z.files}
