@@ -7,8 +7,9 @@ import pytest
 from cli_util import assert_one_line_error, run_cli
 from deepdream_caffe import deepdream, load_net
 from deepdream_caffe.errors import DeepDreamError
+from deepdream_caffe.dream.flow import zoom_in
 from deepdream_caffe.dream.tiling import TilePolicy
-from deepdream_caffe.app.zoom import frame_path, zoom_frames, zoom_in
+from deepdream_caffe.app.zoom import frame_path, zoom_frames
 
 
 def _dreamer(net, **kw):
