@@ -283,6 +283,14 @@ def _differences(old: Dict[str, Any], new: Dict[str, Any]) -> str:
 # ---------------------------------------------------------------- the folder of a frame loop
 
 
+def _file_id(path: os.PathLike) -> Optional[Tuple[int, int]]:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 class RunDir:
     """The folder of a frame loop: frames ``0000.jpg``... (``digits``, ``ext``), ``KIND.json``, ``.KIND-state.npz``.
 
@@ -306,26 +314,17 @@ class RunDir:
     def frames_here(self) -> List[str]:
         return sorted(p.name for p in self.folder.glob("[0-9]" * self.digits + self.ext))
 
+    def _files(self) -> List[Path]:
+        return [self.folder / n for n in self.frames_here() + [self.record_path.name, self.state.path.name]]
+
     def refuse_inputs(self, inputs: Iterable[Optional[os.PathLike]]) -> None:
         """Refuse a run whose frames, record or state would replace one of ``inputs`` (same file, symlink, hard link)."""
-        ids = {}
-        for p in inputs:
-            try:
-                st = os.stat(p) if p is not None else None
-            except OSError:
-                continue
-            if st is not None:
-                ids[(st.st_dev, st.st_ino)] = p
-        if not ids or not self.folder.is_dir():
-            return
-        for name in self.frames_here() + [self.record_path.name, self.state.path.name]:
-            try:
-                st = os.stat(self.folder / name)
-            except OSError:
-                continue
-            src = ids.get((st.st_dev, st.st_ino))
+        ids = {_file_id(p): p for p in inputs if p is not None}
+        ids.pop(None, None)
+        for path in self._files():
+            src = ids.get(_file_id(path))
             if src is not None:
-                raise DeepDreamError(f"refusing to overwrite the input {src}: it is {self.folder / name} of this "
+                raise DeepDreamError(f"refusing to overwrite the input {src}: it is {path} of this "
                                      f"{self.kind}; copy it elsewhere or choose another output")
 
     def open(self) -> None:
@@ -388,8 +387,8 @@ class RunDir:
 
     def remove(self) -> None:
         """The folder's frames, record and state, and the folder itself unless something else is in it."""
-        for name in self.frames_here() + [self.record_path.name, self.state.path.name]:
-            (self.folder / name).unlink(missing_ok=True)
+        for path in self._files():
+            path.unlink(missing_ok=True)
         for tmp in self.folder.glob(".*.tmp"):  # a write that a kill cut short (atomic_output's temp files)
             tmp.unlink(missing_ok=True)
         try:

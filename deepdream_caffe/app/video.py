@@ -143,8 +143,7 @@ def dream_video(
     if done == 0:
         raise DeepDreamError(f"{source.spec} has no video frames")
     if kind != "frames":
-        meta = dict(metadata or {}, params=params, seed=seed, frames=done, frame_rate=format_rate(source.frame_rate),
-                    input=source.spec, input_sha1=input_sha1)
+        meta = dict(record, frames=done, frame_rate=format_rate(source.frame_rate))
         encode_frames([run.frame(i) for i in range(done)], out, source, meta, codec=codec, crf=crf, reporter=rep)
         run.remove()
     return VideoResult(out, done, start, seed, time.monotonic() - t0)
