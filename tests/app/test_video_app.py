@@ -143,7 +143,8 @@ class _Notes(Reporter):
         self.lines.append(message)
 
 
-@pytest.mark.parametrize("spoil", ["truncated", "position out of range", "frame of another size", "other key"])
+@pytest.mark.parametrize("spoil", ["truncated", "a fifo", "position out of range", "frame of another size",
+                                   "other key"])
 def test_an_unusable_state_is_set_aside_and_the_frames_come_out_the_same(net, clip_file, whole_run, tmp_path, spoil):
     src = open_source(clip_file)
     part = tmp_path / "part.mp4"
@@ -153,6 +154,9 @@ def test_an_unusable_state_is_set_aside_and_the_frames_come_out_the_same(net, cl
         arrays = {k: z[k] for k in z.files}
     if spoil == "truncated":
         state.write_bytes(state.read_bytes()[:500])
+    elif spoil == "a fifo":
+        state.unlink()
+        os.mkfifo(state)
     else:
         arrays.update({"position out of range": {"pos": np.int64(10**9)},
                        "frame of another size": {"dream": np.zeros((8, 8, 3), np.float32)},
