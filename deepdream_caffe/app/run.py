@@ -39,10 +39,11 @@ from ..io.image import save_image
 Note = Callable[[str], None]
 Arrays = Dict[str, np.ndarray]
 DreamFn = Callable[[np.ndarray, np.random.RandomState], np.ndarray]
+CarryFn = Callable[[Optional[np.ndarray], Optional[Arrays]], np.ndarray]  # (frame, last state) -> dream input
 _MT_LEN = 624  # MT19937's state words
 _KEY_BYTES = 4 * 40 + 64  # a sha1 as a numpy string, and its .npy header
 _RECORD_BYTES = 1 << 20
-RNG_LIMITS = {"keys": 4 * _MT_LEN, "pos": 8, "has_gauss": 8, "cached": 8}
+_RNG_LIMITS = {"keys": 4 * _MT_LEN, "pos": 8, "has_gauss": 8, "cached": 8}
 
 
 def run_key(params: Dict[str, Any], seed: Optional[int], input_sha1: Optional[str], **more: Any) -> str:
@@ -165,7 +166,7 @@ class StateFile:
         if not os.path.lexists(self.path):
             return None
         try:
-            z = _read_npz(self.path, {"key": _KEY_BYTES, "step": 8, **limits, **RNG_LIMITS})
+            z = _read_npz(self.path, {"key": _KEY_BYTES, "step": 8, **limits, **_RNG_LIMITS})
             if _scalar(z, "key", "U") != self.key:
                 self._set_aside("old", "it was made with other settings or another seed, input or net")
                 return None
@@ -412,8 +413,7 @@ def saved_seed(folder: os.PathLike, kind: str) -> Optional[int]:
 
 
 def frame_loop(run: RunDir, rng: np.random.RandomState, dream: DreamFn, start: int, last: Optional[Arrays],
-               frames: Iterable[Optional[np.ndarray]], carry: Callable[[Optional[np.ndarray], Optional[Arrays]],
-                                                                       np.ndarray],
+               frames: Iterable[Optional[np.ndarray]], carry: CarryFn,
                on_frame: Optional[Callable[[int], None]] = None) -> int:
     """Dream frames ``start``, ``start + 1``, ... of ``run``; returns the number of frames done.
 

@@ -84,11 +84,6 @@ def config_record(config: DreamConfig) -> Dict[str, Any]:
     return rec
 
 
-def task_key(config: DreamConfig, input_sha1: str) -> str:
-    """The finished-key of a dream of the input with hash ``input_sha1`` (the config carries the seed)."""
-    return run_key(config_record(config), config.seed, input_sha1)
-
-
 def output_name(inp: Path, setting: Setting, ext: str) -> str:
     """``photo.jpg`` for a plain batch, ``photo.layer-x.octaves-3.jpg`` in a sweep."""
     return f"{inp.stem}.{setting.slug}{ext}" if setting.values else f"{inp.stem}{ext}"
@@ -125,7 +120,8 @@ def plan_tasks(inputs: Sequence[Path], settings: Sequence[Setting], out_dir: Pat
             out = out_dir / output_name(p, setting, ext)
             if out.exists() and out.resolve() == p.resolve():
                 raise DeepDreamError(f"refusing to overwrite the input {p}; choose another --out-dir")
-            tasks.append(BatchTask(len(tasks), p, out, replace(setting, config=cfg), s, task_key(cfg, sha1)))
+            key = run_key(config_record(cfg), s, sha1)
+            tasks.append(BatchTask(len(tasks), p, out, replace(setting, config=cfg), s, key))
     return tasks
 
 
