@@ -37,7 +37,7 @@ fi
 "$top/scripts/build_caffe.sh" --python "$py" "$@"
 
 if [ ! -f "$stamp" ]; then
-  "$py" -m pip install -q -e "$top[all,test]" >>"$log" 2>&1 || { say "pip install of the project failed; see $log"; exit 1; }
+  "$py" -m pip install -q -e "$top[all,notebook,test]" >>"$log" 2>&1 || { say "pip install of the project failed; see $log"; exit 1; }
   rm -f "$venv"/.deepdream-deps-*
   touch "$stamp"
 fi
