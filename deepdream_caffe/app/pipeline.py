@@ -28,7 +28,7 @@ from .netspec import NetSpec, resolve_net
 from .record import output_metadata, run_params
 from .reporting import Progress, Reporter
 from .run import FileCheckpoint, StateFile, run_key, saved_seed, state_path
-from .zoom import PARAMS_FILE, frame_path, zoom_frames
+from .zoom import PARAMS_FILE, frame_path, is_complete, zoom_frames
 
 
 @dataclass
@@ -359,7 +359,7 @@ def zoom_file(
     lbfgs = cfg.mode == "lbfgs"  # draws nothing at random: no seed is chosen, reported or recorded
     if seed is None and not lbfgs:
         seed = saved_seed(out_dir, "zoom")
-        if seed is not None:
+        if seed is not None and not is_complete(out_dir, zoom.frames):
             rep.note(f"continuing the sequence in {out_dir} with its seed {seed} (from {PARAMS_FILE}; "
                      f"give {seed_flag} to start another elsewhere)")
     if not lbfgs:
@@ -378,7 +378,7 @@ def zoom_file(
     def on_start(start: int) -> None:
         progress["next"] = start
         if start >= zoom.frames:
-            rep.note(f"all {zoom.frames} frames are already in {out_dir}")
+            rep.note(f"all {zoom.frames} frames exist in {out_dir}: nothing to dream")
         elif start > 0:
             rep.note(f"resumed at frame {start} ({frame_path(out_dir, start).name})")
 

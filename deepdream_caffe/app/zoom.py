@@ -27,6 +27,11 @@ def frame_path(out_dir: os.PathLike, i: int) -> Path:
     return Path(out_dir) / f"{i:04d}.jpg"
 
 
+def is_complete(out_dir: os.PathLike, frames: int) -> bool:
+    """Whether frames 0 .. frames-1 are all in ``out_dir`` (whose record says which run made them)."""
+    return all(frame_path(out_dir, i).is_file() for i in range(frames))
+
+
 def zoom_frames(
     dream: DreamFn,
     img: np.ndarray,
@@ -59,6 +64,11 @@ def zoom_frames(
                  note=note)
     run.refuse_inputs(inputs)
     run.open()
+    if is_complete(out_dir, frames):  # this run's record is there (open checked it): nothing to dream
+        run.state.remove()
+        if on_start is not None:
+            on_start(frames)
+        return frames
     start, last = run.resume(rng, {"dream": img.shape})
     if on_start is not None:
         on_start(start)
