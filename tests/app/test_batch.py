@@ -26,6 +26,7 @@ from deepdream_caffe.app.batch.plan import is_finished
 from deepdream_caffe.app.batch.sheet import layout, sheet_of, thumbnail
 from deepdream_caffe.app.batch.worker import worker_blas_threads
 from deepdream_caffe.cli.main import build_parser, main
+from deepdream_caffe.errors import DeepDreamError
 from deepdream_caffe.io.image import read_metadata
 
 
@@ -118,6 +119,18 @@ def test_batch_matches_plain_dream_commands_and_reruns_do_nothing(cluster, tiny_
     other = batch_tasks(tiny_model, inputs, out, "--layer", "a/output", "--iters", "3", "--octaves", "2",
                         "--seed", "12")
     assert not any(is_finished(t) for t in other)  # same files, other recorded parameters
+
+
+def test_a_missing_output_folder_is_made_and_a_file_in_its_place_refused(cluster, tiny_model, tmp_path):
+    inputs = write_inputs(tmp_path / "in", 1)
+    out = tmp_path / "made" / "by" / "batch"
+    tasks = batch_tasks(tiny_model, inputs, out, "--layer", "a/output", "--iters", "1", "--octaves", "1")
+    assert not out.exists()  # planning writes nothing
+    report = run_batch(tasks, cluster.client)
+    assert report.ok and [p.name for p in out.glob("*.jpg")] == ["photo0.jpg"]
+    (tmp_path / "file").write_text("not a folder\n")
+    with pytest.raises(DeepDreamError, match="is not a folder"):
+        batch_tasks(tiny_model, inputs, tmp_path / "file", "--iters", "1")
 
 
 def test_a_killed_worker_does_not_lose_images(cluster, tiny_model, tmp_path):

@@ -93,8 +93,8 @@ def plan_tasks(inputs: Sequence[Path], settings: Sequence[Setting], out_dir: Pat
                ext: str = ".jpg") -> List[BatchTask]:
     """Every (input, setting) pair as a task, inputs outer; refuses clashing names or a missing input."""
     out_dir = Path(out_dir)
-    if not out_dir.is_dir():
-        raise DeepDreamError(f"output directory does not exist: {out_dir} (create it first)")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DeepDreamError(f"the output folder {out_dir} is not a folder")
     if not ext.startswith("."):
         ext = "." + ext
     image_format(Path("x" + ext))
