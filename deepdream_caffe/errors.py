@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import importlib
+import re
 from types import ModuleType
+from typing import Callable
 
 # The optional extras of pyproject.toml and what each brings.
 EXTRAS = {"video": "PyAV and OpenCV", "batch": "Dask"}
@@ -17,6 +19,20 @@ class DeepDreamError(Exception):
     """
 
     exit_code = 1
+
+
+class SettingError(DeepDreamError):
+    """A setting out of range. The template names settings as ``{field}``, or ``{field=VALUE}`` with
+    a value: the message shows the field names (``field=VALUE``, as a keyword argument);
+    :meth:`worded` shows the caller's own names for them (the command line's flags: ``--field VALUE``)."""
+
+    def __init__(self, template: str) -> None:
+        self.template = template
+        super().__init__(self.worded(str, "="))
+
+    def worded(self, name: Callable[[str], str], sep: str = " ") -> str:
+        return re.sub(r"\{(\w+)(?:=([^{}]*))?\}", lambda m: name(m[1]) + (sep + m[2] if m[2] else ""),
+                      self.template)
 
 
 class Interrupted(KeyboardInterrupt):

@@ -16,12 +16,14 @@ class LayerRow:
     input size), too-small, too-large, mismatch (shapes that do not meet at
     this size), broken (Caffe could not build it or a layer before it), or
     unchecked (after a Python layer, whose shapes are its own business).
+    ``default`` marks the layer a run takes without ``--layer`` (the model's).
     """
 
     name: str
     type: str
     shapes: Optional[Tuple[Tuple[int, ...], ...]]
     dream: str = "yes"
+    default: bool = False
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,7 @@ def layer_table(source: NetSource, h: int, w: int, quiet: bool = True) -> Tuple[
     known = frozenset(import_caffe().layer_type_list())
     rows, notes = table(patched_copy(param), h, w, allow_python=source.allow_python_layers, known_types=known)
     out = [LayerRow(r.name, r.type, None if r.tops is None else tuple(tuple(int(d) for d in t[1:]) for t in r.tops),
-                    r.dream) for r in rows]
+                    r.dream, r.name == spec.default_layer) for r in rows]
     out = _classifiers(param, out, h, w)
     found = [LayerNote(*n) for n in notes]
     if not any(n.reason == "fixed-size" for n in found):

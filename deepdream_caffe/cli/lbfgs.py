@@ -2,15 +2,15 @@
 from __future__ import annotations
 
 import argparse
-from typing import Optional
+from typing import Optional, Tuple
 
 from ..dream.params import LBFGS_OBJECTIVES, Lbfgs
 from ..errors import DeepDreamError
 from .fields import add_fields, flag, given
 
 
-def add_lbfgs_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the "L-BFGS mode" argument group (used with ``--mode lbfgs``)."""
+def add_lbfgs_arguments(parser: argparse.ArgumentParser, skip: Tuple[str, ...] = ()) -> None:
+    """Add the "L-BFGS mode" argument group (used with ``--mode lbfgs``), but the fields in ``skip``."""
     g = parser.add_argument_group(
         "L-BFGS mode",
         "with --mode lbfgs each octave minimises D(X) + S*(tv_weight*R_TV(X) + alpha_weight*R_alpha(X)) "
@@ -18,7 +18,7 @@ def add_lbfgs_arguments(parser: argparse.ArgumentParser) -> None:
         "X0 the octave's start, makes the weights independent of the layer's scale and the image size",
     )
     # --gain defaults to None (not given), so that --objective l2 can refuse a --gain it would not use.
-    add_fields(g, Lbfgs, unset=("gain",), choices={"objective": LBFGS_OBJECTIVES})
+    add_fields(g, Lbfgs, unset=("gain",), skip=skip, choices={"objective": LBFGS_OBJECTIVES})
 
 
 def lbfgs_options(args: argparse.Namespace) -> Optional[Lbfgs]:
@@ -30,6 +30,6 @@ def lbfgs_options(args: argparse.Namespace) -> Optional[Lbfgs]:
         if unused:
             raise DeepDreamError(f"{flag(unused[0])} is for --mode lbfgs")
         return None
-    if args.gain is not None and args.objective != "gain":
+    if getattr(args, "gain", None) is not None and args.objective != "gain":
         raise DeepDreamError("--gain is for --objective gain (the l2 objective has no target)")
     return Lbfgs(**values)

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..app.config import DreamConfig
-from ..app.netspec import DEFAULT_MODEL, NetSource
+from ..app.netspec import DEFAULT_MODEL, FALLBACK_MODEL, NetSource
 from ..dream import defaults as nb
 from ..dream.params import Ascent, Octaves, SettingError, Tiling, is_number
 from ..errors import DeepDreamError
@@ -62,23 +62,43 @@ def term_text(term: Tuple[Any, ...]) -> str:
     return text if w == 1 else f"{text}={w!r}"
 
 
-def add_net_args(p: argparse.ArgumentParser) -> None:
-    """--model or --prototxt/--weights, the input conventions, where models come from, the device."""
+def add_net_args(p: argparse.ArgumentParser, run: bool = True) -> None:
+    """--model or --prototxt/--weights, the input conventions, where models come from, the device.
+
+    ``run=False`` (``layers``: shapes from the prototxt alone) leaves out what only a run of the net
+    takes: --weights, --mean, --channel-swap and --gpu.
+    """
     g = p.add_argument_group("net")
     g.add_argument("--model", help=f"model from the zoo (default {DEFAULT_MODEL}; see `{PROG} models list`)")
-    g.add_argument("--prototxt", type=Path, help="a deploy prototxt of your own (with --weights)")
-    g.add_argument("--weights", type=Path, help="the .caffemodel for --prototxt")
-    g.add_argument("--mean", type=float, nargs=3, metavar=("B", "G", "R"),
-                   help="per-channel input mean in the net's channel order (default: the model's, or 104 116 122)")
-    g.add_argument("--channel-swap", type=int, nargs=3, metavar="I",
-                   help="order of the image's RGB channels at the net input (default 2 1 0: RGB->BGR)")
+    g.add_argument("--prototxt", type=Path,
+                   help="a deploy prototxt of your own" + (" (with --weights)" if run else ""))
+    if run:
+        g.add_argument("--weights", type=Path, help="the .caffemodel for --prototxt")
+        g.add_argument("--mean", type=float, nargs=3, metavar=("B", "G", "R"),
+                       help="per-channel input mean in the net's channel order (default: the model's, or 104 116 122)")
+        g.add_argument("--channel-swap", type=int, nargs=3, metavar="I",
+                       help="order of the image's RGB channels at the net input (default 2 1 0: RGB->BGR)")
     g.add_argument("--models-dir", type=Path, action="append", default=[],
                    help="extra folder of model manifests, searched first (repeatable)")
-    g.add_argument("--mirror", help="fetch model files from MIRROR/<file name> first")
-    g.add_argument("--gpu", type=int, nargs="?", const=0, default=None, metavar="ID",
-                   help="run on GPU ID (default 0 when given without a value)")
+    g.add_argument("--mirror", metavar="BASE_URL", help="fetch model files from BASE_URL/<file name> first")
+    if run:
+        g.add_argument("--gpu", type=int, nargs="?", const=0, default=None, metavar="ID",
+                       help="run on GPU ID (default 0 when given without a value)")
     g.add_argument("--allow-python-layers", action="store_true",
                    help='let a type: "Python" layer import and run the module its prototxt names (trusted files only)')
+
+
+def default_layers() -> str:
+    """Each model's own default layer, as its manifest says, for the help of --layer."""
+    from ..zoo import find_manifest  # noqa: PLC0415
+
+    said = []
+    for name in (DEFAULT_MODEL, FALLBACK_MODEL):
+        try:
+            said.append(f"{find_manifest(name).default_layer} for {name}")
+        except DeepDreamError:  # a broken manifest is told where it is used, not in --help
+            continue
+    return ", ".join(said + [f"{nb.DEFAULT_LAYER} for --prototxt"])
 
 
 def add_dream_args(p: argparse.ArgumentParser) -> None:
@@ -86,7 +106,7 @@ def add_dream_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("dream (defaults are the notebook's)")
     g.add_argument("--layer", type=layer_term, action="append", metavar="NAME[=WEIGHT]",
                    help="Caffe layer to maximise, with a weight (default 1); repeat it to sum several "
-                        f"(default: the model's layer, {nb.DEFAULT_LAYER})")
+                        f"(default: the model's own: {default_layers()}; every model's in `{PROG} models list`)")
     g.add_argument("--channel", type=channel_term, action="append", metavar="LAYER:INDEX[=WEIGHT]",
                    help="also maximise the sum of one channel of a layer, with a weight (default 1); repeatable")
     add_fields(g, Octaves)
@@ -108,16 +128,19 @@ def add_dream_args(p: argparse.ArgumentParser) -> None:
     add_lbfgs_arguments(p)
 
 
-def add_common_args(p: argparse.ArgumentParser) -> None:
+def add_common_args(p: argparse.ArgumentParser, caffe: bool = True) -> None:
+    """-q and -v (``caffe=False``: a command that runs no Caffe has no Caffe log to show)."""
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or notes")
-    p.add_argument("-v", "--verbose", action="store_true", help="show Caffe's log and tracebacks")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="show Caffe's log and tracebacks" if caffe else "show tracebacks")
 
 
 def net_source(args: argparse.Namespace) -> NetSource:
     """The net named on the command line."""
     return NetSource(
-        model=args.model, prototxt=args.prototxt, weights=args.weights, mean=args.mean,
-        channel_swap=args.channel_swap, models_dirs=args.models_dir or (), mirror=args.mirror,
+        model=args.model, prototxt=args.prototxt, weights=getattr(args, "weights", None),
+        mean=getattr(args, "mean", None), channel_swap=getattr(args, "channel_swap", None),
+        models_dirs=args.models_dir or (), mirror=args.mirror,
         allow_python_layers=args.allow_python_layers,
     )
 

@@ -12,23 +12,10 @@ from __future__ import annotations
 
 import math
 import numbers
-import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Optional
 
-from ..errors import DeepDreamError
-
-
-class SettingError(DeepDreamError):
-    """A setting out of range. The template names settings as ``{field}``: the message shows the
-    field names; :meth:`worded` shows the caller's own names for them (the command line's flags)."""
-
-    def __init__(self, template: str) -> None:
-        self.template = template
-        super().__init__(self.worded(str))
-
-    def worded(self, name: Callable[[str], str]) -> str:
-        return re.sub(r"\{(\w+)\}", lambda m: name(m.group(1)), self.template)
+from ..errors import SettingError
 
 
 def is_number(v: Any, kind: type = float) -> bool:

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from ..errors import DeepDreamError
+from ..errors import DeepDreamError, SettingError
 from .manifest import Broken, Manifest, find_manifest, scan_manifests
 from .resolve import caffe_root_dir, locate, resolve_model
 from . import cache as zcache
@@ -15,20 +15,23 @@ from . import cache as zcache
 def add_models_parser(subparsers) -> None:
     """Add the ``models`` command (list/fetch/path/verify) to an argparse subparsers object.
 
-    Every leaf sets ``func(args) -> int`` and takes ``--models-dir`` (repeatable),
-    ``--mirror`` and ``--quiet``.
+    Every leaf sets ``func(args) -> int`` and takes ``--models-dir`` (repeatable); those that
+    download (fetch, path) take ``--mirror``, those that print progress or rows ``--quiet``.
     """
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
+    dirs = argparse.ArgumentParser(add_help=False)
+    dirs.add_argument(
         "--models-dir", action="append", type=Path, metavar="DIR", default=None,
         help="extra folder of <name>/model.toml manifests, searched first (repeatable; "
         "also $DEEPDREAM_CAFFE_MODELS, colon-separated)",
     )
-    common.add_argument(
+    quiet = argparse.ArgumentParser(add_help=False)
+    quiet.add_argument("-q", "--quiet", action="store_true", help="no progress bars or chatter")
+    # Only the commands that download take a mirror.
+    mirror = argparse.ArgumentParser(add_help=False)
+    mirror.add_argument(
         "--mirror", metavar="BASE_URL", default=None,
         help="fetch each file from BASE_URL/<file name> first (also $DEEPDREAM_CAFFE_MIRROR)",
     )
-    common.add_argument("-q", "--quiet", action="store_true", help="no progress bars or chatter")
 
     models = subparsers.add_parser(
         "models", help="list, fetch and check the nets DeepDream uses",
@@ -38,36 +41,39 @@ def add_models_parser(subparsers) -> None:
     sub = models.add_subparsers(dest="models_command", metavar="COMMAND")
     models.set_defaults(func=lambda args: _usage(models))
 
-    p = sub.add_parser("list", parents=[common], help="known models: size, cached or not, license")
+    p = sub.add_parser("list", parents=[dirs],
+                       help="known models: size, cached or not, default --layer, license")
     p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser("fetch", parents=[common], help="download and verify models now")
+    p = sub.add_parser("fetch", parents=[dirs, mirror, quiet], help="download and verify models now")
     p.add_argument("names", nargs="+", metavar="NAME")
     p.set_defaults(func=cmd_fetch)
 
-    p = sub.add_parser("path", parents=[common], help="print a model's local prototxt and weights paths")
+    p = sub.add_parser("path", parents=[dirs, mirror, quiet], help="print a model's local prototxt and weights paths")
     p.add_argument("name", metavar="NAME")
     p.add_argument("--fetch", action="store_true", help="download the model if it is not here yet")
     p.set_defaults(func=cmd_path)
 
-    p = sub.add_parser("verify", parents=[common], help="re-hash local model files against their sha1")
-    p.add_argument("names", nargs="*", metavar="NAME", help="models to check (default: every known one)")
+    p = sub.add_parser("verify", parents=[dirs, quiet], help="re-hash local model files against their sha1")
+    p.add_argument("names", nargs="*", metavar="NAME",
+                   help="models to check, each file present (default: every file downloaded so far)")
     p.set_defaults(func=cmd_verify)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     """The table of models; a broken manifest is a row saying so, and one line on stderr."""
-    rows = [("NAME", "SIZE", "CACHED", "LICENSE", "DESCRIPTION")]
+    rows = [("NAME", "SIZE", "CACHED", "DEFAULT LAYER", "LICENSE", "DESCRIPTION")]
     broken = []
     for m in scan_manifests(args.models_dir):
         if isinstance(m, Broken):
-            rows.append((m.name, "-", "-", "-", "BROKEN manifest (see the error below)"))
+            rows.append((m.name, "-", "-", "-", "-", "BROKEN manifest (see the error below)"))
             broken.append(m.reason)
         else:
-            rows.append((m.name, _size(m), _presence(m), m.license, m.description + _source_note(m)))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+            rows.append((m.name, _size(m), _presence(m), m.default_layer, m.license,
+                         m.description + _source_note(m)))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4])
+        print("  ".join(c.ljust(w) for c, w in zip(r[:5], widths)) + "  " + r[5])
     for message in broken:
         print(f"deepdream-caffe: error: {message}", file=sys.stderr)
     return 1 if broken else 0
@@ -82,7 +88,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
             if len(args.names) == 1:
                 raise
             # Carry on with the other models; each failure is its own line.
-            print(f"deepdream-caffe: error: {e}", file=sys.stderr)
+            print(f"deepdream-caffe: error: {_line(e)}", file=sys.stderr)
             failed += 1
             continue
         if not args.quiet:
@@ -99,7 +105,11 @@ def cmd_path(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    """Re-hash every local copy; exit 1 if any file is missing, wrong or broken, named or not."""
+    """Re-hash every local copy; exit 1 if any file is wrong or broken, or missing from a model named.
+
+    With no names, what is downloaded is checked: a model not fetched (or only its prototxt, as
+    ``layers`` fetches it) is not an error.
+    """
     bad = 0
     manifests = []
     if args.names:
@@ -120,6 +130,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     for m in manifests:
         for spec in m.files:
             state = locate(m, spec)
+            if state.verdict == "missing" and not state.rejected and not args.names:
+                continue
             # A wrong copy under $CAFFE_ROOT is reported, even when the cache has a good one.
             for r in state.rejected:
                 rows.append((m.name, spec.filename, _STATUS[r.verdict], _detail(r) + " (not used)"))
@@ -132,6 +144,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         widths = [max(len(r[i]) for r in rows) for i in range(3)]
         for r in rows:
             print("  ".join(c.ljust(w) for c, w in zip(r[:3], widths)) + "  " + r[3])
+    elif not args.quiet and not bad:
+        print("no model files downloaded yet: nothing to check")
     return 1 if bad else 0
 
 
@@ -149,6 +163,11 @@ def _detail(state) -> str:
     if state.verdict == "unrecorded":
         return f"{state.path}: no hash published or recorded yet"
     return "not downloaded"
+
+
+def _line(e: DeepDreamError) -> str:
+    """The error's line, a setting named by its flag (the zoo's settings are their flags' names)."""
+    return e.worded(lambda field: "--" + field) if isinstance(e, SettingError) else str(e)
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:
@@ -173,8 +192,8 @@ def _local_copies(m: Manifest) -> list[Optional[Path]]:
 
 
 def _presence(m: Manifest) -> str:
-    present = [p is not None for p in _local_copies(m)]
-    return "yes" if all(present) else "partial" if any(present) else "no"
+    prototxt, weights = (p is not None for p in _local_copies(m))
+    return "yes" if prototxt and weights else "prototxt only" if prototxt else "weights only" if weights else "no"
 
 
 def _size(m: Manifest) -> str:
@@ -202,7 +221,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         return args.func(args)
     except DeepDreamError as e:
-        print(f"deepdream-caffe: error: {e}", file=sys.stderr)
+        print(f"deepdream-caffe: error: {_line(e)}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("deepdream-caffe: interrupted", file=sys.stderr)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 from urllib.parse import quote, urlsplit
 
-from ..errors import DeepDreamError
+from ..errors import DeepDreamError, SettingError
 from ..io.atomic import os_reason
 from ..io.hashing import sha1_file
 from ..net.caffe_env import find_caffe_root
@@ -293,6 +293,18 @@ def _candidates(url: str, mirror: Optional[str]) -> list[str]:
     return urls + [url]
 
 
+def within_reach(name: str, models_dirs: Optional[Sequence[Path]] = None) -> Optional[str]:
+    """How model ``name`` can be had without a mirror: "cached", "fetchable with pip" (its files come from
+    the Python package index; whether pip reaches it is not tried), or None."""
+    try:
+        manifest = find_manifest(name, models_dirs)
+    except DeepDreamError:
+        return None
+    if all(locate(manifest, spec).verdict in ("ok", "unrecorded") for spec in manifest.files):
+        return "cached"
+    return "fetchable with pip" if manifest.pypi else None
+
+
 def _fetch_file(manifest, state, cache_dir, mirror, settings, quiet) -> tuple[Path, str]:
     spec = state.spec
     dest = names.inside(cache_dir, spec.filename)
@@ -322,7 +334,7 @@ def _fetch_file(manifest, state, cache_dir, mirror, settings, quiet) -> tuple[Pa
         if expected is None:
             zcache.write_record(cache_dir, spec.filename, sha1)
         return dest, sha1
-    raise DeepDreamError(_fetch_failed(manifest, [state], cache_dir, errors, mismatches))
+    raise SettingError(_fetch_failed(manifest, [state], cache_dir, errors, mismatches))
 
 
 def _fetch_archive(manifest, url, group, cache_dir, mirror, settings, quiet) -> dict[str, tuple[Path, str]]:
@@ -376,7 +388,7 @@ def _fetch_archive(manifest, url, group, cache_dir, mirror, settings, quiet) -> 
             zcache.remove_quietly(names.part_path(tarball))
             for d in dests.values():
                 zcache.remove_quietly(names.part_path(d))
-    raise DeepDreamError(_fetch_failed(manifest, group, cache_dir, errors, mismatches, archive=True))
+    raise SettingError(_fetch_failed(manifest, group, cache_dir, errors, mismatches, archive=True))
 
 
 def _fetch_failed(manifest, group, cache_dir, errors, mismatches, archive=False) -> str:
@@ -398,7 +410,8 @@ def _fetch_failed(manifest, group, cache_dir, errors, mismatches, archive=False)
         elsewhere = f" ({'; '.join(r.problem() for r in rejected)}: replace it with the right file)"
     else:
         elsewhere = f" (or into $CAFFE_ROOT/models/{manifest.name}/)"
-    return f"cannot fetch {what}: {problems}. Without network, {by_hand}{elsewhere}, or use --mirror BASE_URL"
+    # A template ({mirror}): the API's line names its parameter, the command line's its flag.
+    return f"cannot fetch {what}: {problems}. Without network, {by_hand}{elsewhere}, or use {{mirror=BASE_URL}}"
 
 
 def _not_available(manifest: Manifest, gaps: list, cache_dir: Path) -> str:

@@ -97,7 +97,8 @@ def test_layers_lists_names_and_shapes(googlenet_model):
     r = run_cli(["layers", "--prototxt", googlenet_model[0], "--size", "224x224"])
     assert r.returncode == 0, r.stderr
     line = next(ln for ln in r.stdout.splitlines() if ln.startswith("inception_4c/output "))
-    assert line.split()[-1] == "512x14x14"
+    assert line.split()[3:] == ["512x14x14", "(default", "--layer)"]
+    assert sum("(default --layer)" in ln for ln in r.stdout.splitlines()) == 1
     assert any(ln.startswith("inception_3b/5x5_reduce ") for ln in r.stdout.splitlines())
 
 

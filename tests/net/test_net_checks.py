@@ -125,7 +125,7 @@ def test_layers_marks_what_can_be_dreamed_at_the_size(googlenet_prototxt):
     r = run_cli(["layers", "--prototxt", googlenet_prototxt])
     assert r.returncode == 0 and not r.stderr.strip(), r.stderr
     rows = {ln.split()[0]: ln.split() for ln in r.stdout.splitlines()[1:] if not ln.startswith("fixed-size:")}
-    assert rows["inception_4c/output"][2:] == ["yes", "512x36x64"]
+    assert rows["inception_4c/output"][2:] == ["yes", "512x36x64", "(default", "--layer)"]
     assert rows["pool5/drop_7x7_s1"][2] == "yes"
     assert rows["loss3/classifier"][2:] == ["fixed-size", "?"] and rows["prob"][2] == "fixed-size"
     assert rows["data"][2] == "input"

@@ -28,8 +28,9 @@ def test_list_fetch_path_verify(zoo_env, server, tiny_bytes):
     r = run_zoo(zoo_env, "list", *md)
     assert r.returncode == 0, r.stderr
     header, *rows = [_columns(line) for line in r.stdout.splitlines()]
-    assert header == ["NAME", "SIZE", "CACHED", "LICENSE", "DESCRIPTION"]
-    assert ["clinet", "?", "no", "test only", "a test net"] in rows
+    assert header == ["NAME", "SIZE", "CACHED", "DEFAULT LAYER", "LICENSE", "DESCRIPTION"]
+    assert ["clinet", "?", "no", "a/output", "test only", "a test net"] in rows
+    assert ["open_nsfw", "eltwise_stage1_block3"] == [row[i] for row in rows if row[0] == "open_nsfw" for i in (0, 3)]
     assert any(row[:2] == ["bvlc_googlenet", "~51 MB"] for row in rows)
 
     r = run_zoo(zoo_env, "fetch", "clinet", *md)
@@ -196,10 +197,11 @@ def test_verify_fails_on_any_gap_and_reports_wrong_caffe_root_copies(zoo_env, se
     proto, weights = tiny_bytes
     serve_model(server, zoo_env.models, "v", proto, weights)
     md = ["--models-dir", str(zoo_env.models)]
-    r = run_zoo(zoo_env, "verify", *md)
-    assert r.returncode == 1 and r.stderr == ""
+    r = run_zoo(zoo_env, "verify", *md)  # nothing downloaded: nothing wrong
+    assert r.returncode == 0 and r.stderr == "" and r.stdout == "no model files downloaded yet: nothing to check\n"
+    r = run_zoo(zoo_env, "verify", "v", *md)  # a model named must be all here
+    assert r.returncode == 1
     assert ["v", "deploy.prototxt", "missing"] == _columns([x for x in r.stdout.splitlines() if x.startswith("v ")][0])[:3]
-    assert run_zoo(zoo_env, "verify", "v", *md).returncode == 1
 
     root = zoo_env.caffe_root / "models" / "v"
     root.mkdir()
@@ -223,8 +225,38 @@ def test_verify_fails_on_any_gap_and_reports_wrong_caffe_root_copies(zoo_env, se
     assert ["v", "deploy.prototxt", "ok", str(root / "deploy.prototxt")] == rows[0]
     assert ["v", "v.caffemodel", "MISMATCH"] == rows[1][:3] and rows[1][3].endswith("(not used)")
     assert ["v", "v.caffemodel", "ok", str(zoo_env.model_dir("v") / "v.caffemodel")] == rows[2]
+    assert run_zoo(zoo_env, "verify", *md).returncode == 1  # also when no model is named
     (root / "v.caffemodel").unlink()
     assert run_zoo(zoo_env, "verify", "v", *md).returncode == 0
+
+
+def test_list_says_prototxt_only_and_verify_checks_what_is_downloaded(zoo_env, server, tiny_bytes):
+    """`layers` fetches a model's prototxt alone: list says so, and verify with no name finds it sound."""
+    proto, weights = tiny_bytes
+    serve_model(server, zoo_env.models, "half", proto, weights)
+    md = ["--models-dir", str(zoo_env.models)]
+    from deepdream_caffe.zoo import resolve_model
+
+    resolve_model("half", models_dirs=[zoo_env.models], quiet=True, roles=("prototxt",))
+    rows = {_columns(x)[0]: _columns(x) for x in run_zoo(zoo_env, "list", *md).stdout.splitlines()}
+    assert rows["half"][2] == "prototxt only"
+    r = run_zoo(zoo_env, "verify", *md)
+    assert r.returncode == 0, r.stdout
+    assert [x for x in r.stdout.splitlines() if x.startswith("half ")] == [
+        f"half  deploy.prototxt  ok  {zoo_env.model_dir('half') / 'deploy.prototxt'}"]
+    assert run_zoo(zoo_env, "verify", "half", *md).returncode == 1  # named, its weights must be here
+    (zoo_env.model_dir("half") / "deploy.prototxt").write_bytes(proto[::-1])
+    r = run_zoo(zoo_env, "verify", *md)
+    assert r.returncode == 1 and "MISMATCH" in r.stdout
+
+
+def test_list_and_verify_take_no_mirror(zoo_env):
+    """They download nothing: --mirror is not shown, and refused as argparse refuses any unknown option."""
+    for cmd in ("list", "verify"):
+        assert "--mirror" not in run_zoo(zoo_env, cmd, "--help").stdout
+        assert run_zoo(zoo_env, cmd, "--mirror", "http://127.0.0.1:9").returncode == 2
+    assert "--mirror" in run_zoo(zoo_env, "fetch", "--help").stdout
+    assert "-q" not in run_zoo(zoo_env, "list", "--help").stdout  # it prints no progress to quiet
 
 
 def test_one_bad_manifest_does_not_break_list_for_the_others(zoo_env):

@@ -160,7 +160,8 @@ def test_no_network_names_url_error_and_how_to_place_files(zoo_env, tiny_bytes):
         resolve_model("offline", models_dirs=[zoo_env.models], quiet=True)
     msg = str(e.value)
     assert f"{url}: Connection refused" in msg
-    assert "by hand to" in msg and str(zoo_env.model_dir("offline")) in msg and "--mirror" in msg
+    assert "by hand to" in msg and str(zoo_env.model_dir("offline")) in msg
+    assert msg.endswith(", or use mirror=BASE_URL") and "--" not in msg  # the API's parameter, not the flag
     assert "\n" not in msg
     assert not zoo_env.model_dir("offline").exists()
 

@@ -16,7 +16,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     f.add_argument("input", help="a folder of frames (taken in name order, numbers as numbers) or a quoted glob")
     f.add_argument("output", type=Path, help="OUT.mp4 (.m4v .mov .mkv) or OUT.gif")
     add_encode_args(f, "frame rate (default 25)")
-    add_common_args(f)
+    add_common_args(f, caffe=False)
     f.set_defaults(func=run)
 
 

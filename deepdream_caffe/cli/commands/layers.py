@@ -16,8 +16,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("layers", help="list the net's layers, their output shapes and which can be dreamed on")
     p.add_argument("--size", default=None, metavar="WxH", help=f"input size (default {DEFAULT_SIZE})")
     p.add_argument("--image", type=Path, help="take the input size from this image")
-    add_net_args(p)
-    add_common_args(p)
+    add_net_args(p, run=False)
+    add_common_args(p, caffe=False)
     p.set_defaults(func=run)
 
 
@@ -38,8 +38,6 @@ def run(args: argparse.Namespace) -> int:
     from ...dream.sizing import VISUALIZE_HINT  # noqa: PLC0415
 
     source = net_source(args)
-    if args.gpu is not None:
-        raise DeepDreamError("--gpu is for dream and zoom; layers computes shapes from the prototxt alone")
     if args.image is not None and args.size is not None:
         raise DeepDreamError("give --size or --image, not both (the image's size would override --size)")
     if args.image is not None:
@@ -51,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{'layer':<{width}}  {'type':<12}  {'dream':<10}  output at {w}x{h}")
     for r in rows:
         shape = "?" if r.shapes is None else " ".join("x".join(str(d) for d in s) for s in r.shapes)
-        print(f"{r.name:<{width}}  {r.type:<12}  {r.dream:<10}  {shape}")
+        print(f"{r.name:<{width}}  {r.type:<12}  {r.dream:<10}  {shape}" + ("  (default --layer)" if r.default else ""))
     for n in notes:
         hint = f"; {VISUALIZE_HINT}" if n.reason == "fixed-size" else ""
         print(f"{n.reason}: '{n.layer}' and the layers after it: {n.detail}{hint}")
