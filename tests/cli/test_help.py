@@ -90,7 +90,7 @@ COMMANDS: Dict[Tuple[str, ...], Tuple[List[str], Dict[str, Tuple[List[str], List
         "--gain": (LB + ["--objective", "gain"], LB + ["--objective", "gain", "--gain", "3"]),
         **LBFGS_ROWS, **QUIET_VERBOSE,
     }),
-    ("visualize",): (["--class", "3", "-o", "{out}/o.jpg", "--iters", "2"], {
+    ("visualize",): (["--class", "3", "-o", "{out}/o.jpg"], {  # and --iters 2 but with --mode (see the test)
         **RUN_NET,
         "--class": ([], ["--class", "2"]),
         "--output": ([], ["-o", "{out}/other.jpg"]),
@@ -107,7 +107,7 @@ COMMANDS: Dict[Tuple[str, ...], Tuple[List[str], Dict[str, Tuple[List[str], List
         "--momentum": ([], ["--momentum", "0.5"]),
         "--jitter": (SEED, SEED + ["--jitter", "2"]),
         "--seed": (["--jitter", "2", "--seed", "0"], ["--jitter", "2", "--seed", "1"]),
-        "--mode": ([], ["--mode", "lbfgs"]),
+        "--mode": (["--iters", "2"], ["--mode", "lbfgs"]),
         "--quality": ([], ["--quality", "20"]),
         "--paper-set": ([], ["--paper-set", "1"]),
         "--l2": ([], ["--l2", "0.5"]),
@@ -314,6 +314,8 @@ def test_each_shown_option_changes_the_run(path, option, world, capfd):
     without, with_ = rows[option]
     if path in (("dream",), ("visualize",)) and not {"--model", "--prototxt"} & {*without, *with_}:
         base = base + NET
+    if path == ("visualize",) and "--mode" not in {*without, *with_}:
+        base = base + ["--iters", "2"]  # not the default 200 (--mode lbfgs refuses it)
     capfd.readouterr()
     a = _observe(world, [*path, *base, *without], capfd, 0)
     b = _observe(world, [*path, *base, *with_], capfd, 1)
@@ -340,10 +342,10 @@ def test_visualize_tells_a_seed_only_when_the_run_draws_from_it(world, capfd):
     from deepdream_caffe.io.image import read_metadata
 
     net = [a.format(zoo=world["zoo"]) for a in NET]
-    for extra, random in (([], False), (["--mode", "lbfgs", "--lbfgs-iters", "1"], False), (["--jitter", "2"], True),
-                          (["--init", "noise"], True)):
+    for extra, random in ((["--iters", "1"], False), (["--mode", "lbfgs", "--lbfgs-iters", "1"], False),
+                          (["--iters", "1", "--jitter", "2"], True), (["--iters", "1", "--init", "noise"], True)):
         out = world["root"] / f"{len(extra)}{random}.png"
-        assert main(["visualize", "--class", "1", "-o", str(out), "--iters", "1", *net, *extra]) == 0
+        assert main(["visualize", "--class", "1", "-o", str(out), *net, *extra]) == 0
         err = capfd.readouterr().err
         assert ("repeat this run with --seed" in err) == random, (extra, err)
         assert (read_metadata(out)["seed"] is not None) == random
@@ -359,6 +361,14 @@ def test_visualize_renders_one_score_per_class_and_names_the_classes_it_renders(
     err = capfd.readouterr().err.strip()  # before today, channel 3 of conv1, called "class 3"
     assert err.startswith("deepdream-caffe: error: --layer 'conv1' gives 8x32x32 values, not one score per class")
     assert not Path(out).exists()
+
+
+def test_visualize_lbfgs_refuses_the_ascents_steps_and_transforms(world, capfd):
+    net = [a.format(zoo=world["zoo"]) for a in NET]
+    for option, value in (("--iters", "5"), ("--jitter", "0"), ("--blur-sigma", "1"), ("--paper-set", "3")):
+        assert main(["visualize", "--class", "1", "-o", str(world["root"] / "o.png"), *net, "--mode", "lbfgs",
+                     option, value]) == 1
+        assert capfd.readouterr().err.startswith(f"deepdream-caffe: error: {option} is for --mode ascent; ")
 
 
 def test_without_model_a_failed_default_names_open_nsfw_and_the_api_its_parameters(zoo_env, photo_png,  # noqa: F811

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from ...app.visualize import VisualizeConfig as V
 from ...dream import defaults as nb
-from ..fields import settings
+from ...errors import DeepDreamError
+from ..fields import dest, flag, settings
 from ..lbfgs import add_lbfgs_arguments, lbfgs_options
 from ..options import add_common_args, add_net_args, net_source
 from ..progress import StderrReporter
@@ -15,6 +16,9 @@ ORDER = 15
 
 # Yosinski et al. 2015, Table 1, set 3 (the defaults; see deepdream_caffe/dream/visualize.py).
 _SET3 = "decay 0.0001, blur 1.0 every 4 steps, no pixel clipping"
+# The ascent's steps and transforms (default None: given or not), which --mode lbfgs refuses rather than ignore.
+ASCENT_ONLY = ("iter_n", "step_size", "step_end", "momentum", "jitter", "paper_set", "decay", "blur_sigma",
+               "blur_every", "norm_pct", "contrib_pct")
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     v = subparsers.add_parser("visualize", help="the image of a class: ascent on its pre-softmax score")
@@ -32,22 +36,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="start: zero (the training mean, Simonyan's), noise, or an image (default zero)")
     g.add_argument("--size", type=int, nargs=2, metavar=("W", "H"),
                    help="canvas size (default: the net's input size); larger ones use octaves upward and tiles")
-    g.add_argument("--iters", type=int, default=V.iter_n, help=f"steps per octave ({V.iter_n})")
+    g.add_argument("--iters", type=int, help=f"steps per octave ({V.iter_n})")
     g.add_argument("--octaves", type=int, default=None, help="octaves (default: as many as fit above the native size)")
     g.add_argument("--octave-scale", type=float, default=V.octave_scale,
                    help=f"size ratio between octaves ({V.octave_scale})")
-    g.add_argument("--step-size", type=float, default=V.step_size, help=f"normalised step size ({V.step_size})")
+    g.add_argument("--step-size", type=float, help=f"normalised step size ({V.step_size})")
     g.add_argument("--step-end", type=float, default=None,
                    help="step size at the last step of each octave, linear from --step-size (default: constant)")
-    g.add_argument("--momentum", type=float, default=V.momentum,
+    g.add_argument("--momentum", type=float,
                    help="heavy-ball momentum on the normalised gradient, in [0, 1) (0: plain ascent)")
-    g.add_argument("--jitter", type=int, default=V.jitter, help=f"random shift in pixels per step ({V.jitter})")
+    g.add_argument("--jitter", type=int, help=f"random shift in pixels per step ({V.jitter})")
     g.add_argument("--seed", type=int, help="seed for jitter and noise (default: chosen and reported)")
     g.add_argument("--mode", choices=("ascent", "lbfgs"), default="ascent",
                    help="ascent with the transforms, or L-BFGS-B on the score minus the TV prior (native size)")
     g.add_argument("--quality", type=int, default=V.quality, help=f"JPEG quality ({V.quality})")
     r = v.add_argument_group("regularisers", f"defaults: Yosinski et al. 2015 Table 1 set 3 ({_SET3})")
-    r.add_argument("--paper-set", type=int, default=V.paper_set, choices=(1, 2, 3, 4),
+    r.add_argument("--paper-set", type=int, choices=(1, 2, 3, 4),
                    help=f"start from this hyperparameter set of Yosinski et al.'s Table 1 ({V.paper_set})")
     r.add_argument("--l2", type=float, default=V.l2, help="Simonyan's lambda: maximise S_k - lambda*||X||^2 (0)")
     r.add_argument("--decay", type=float, help="theta_decay: X *= 1 - decay after each step")
@@ -64,6 +68,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ...app.visualize import visualize_file  # noqa: PLC0415
 
+    if args.mode == "lbfgs":
+        given_ascent = [f for f in ASCENT_ONLY if getattr(args, dest(f)) is not None]
+        if given_ascent:
+            raise DeepDreamError(f"{flag(given_ascent[0])} is for --mode ascent; the L-BFGS mode solves for the "
+                                 "class score with the TV prior, without the ascent's steps and transforms")
     klass = int(args.klass) if args.klass.strip().isdigit() else args.klass
     config = settings(V, args, klass=klass, net=net_source(args), size=tuple(args.size) if args.size else None,
                       lbfgs=lbfgs_options(args))
