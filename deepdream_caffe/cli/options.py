@@ -108,7 +108,8 @@ def add_dream_args(p: argparse.ArgumentParser) -> None:
                    help="Caffe layer to maximise, with a weight (default 1); repeat it to sum several "
                         f"(default: the model's own: {default_layers()}; every model's in `{PROG} models list`)")
     g.add_argument("--channel", type=channel_term, action="append", metavar="LAYER:INDEX[=WEIGHT]",
-                   help="also maximise the sum of one channel of a layer, with a weight (default 1); repeatable")
+                   help="maximise the sum of one channel of a layer, with a weight (default 1), added to the "
+                        "--layer terms; without --layer, the channels alone (no default layer); repeatable")
     add_fields(g, Octaves)
     # The ascent's and the tiling's flags default to None (not given) so that --mode lbfgs can refuse them.
     add_fields(g, Ascent, unset=("iter_n", "step_size", "jitter"))

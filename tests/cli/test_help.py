@@ -30,10 +30,11 @@ from zoo_helpers import dead_url, server, sha1, write_manifest, zoo_env  # noqa:
 SEED = ["--seed", "0"]
 LB = ["--mode", "lbfgs", "--lbfgs-iters", "2"]
 NET = ["--model", "tiny", "--models-dir", "{zoo}"]
-OWN = ["--prototxt", "{proto}", "--weights", "{weights}", "--layer", "a/output"]
+OWN = ["--prototxt", "{proto}", "--weights", "{weights}"]
 FAR = ["--model", "far", "--models-dir", "{zoo}"]  # not cached; its files only on the mirror
 MIRROR = ["--mirror", "{mirror}"]
-PY = ["--prototxt", "{pyproto}", "--weights", "{weights}", "--layer", "a/output"]
+PY = ["--prototxt", "{pyproto}", "--weights", "{weights}"]
+SCHED = ["--scheduler", "{scheduler}"]
 
 # Options whose effect no run here can show, by command, and why that is right.
 VERBOSE = "without Caffe's log, -v shows only the traceback of an unexpected error, which no input provokes"
@@ -45,10 +46,10 @@ EXEMPT = {
 }
 
 # The net options of a command that runs the net: rows for both dream and visualize.
-RUN_NET = {
+RUN_NET = {  # dream's add --layer a/output: its default for a prototxt of one's own is GoogLeNet's
     "--model": (OWN, NET),
     "--prototxt": (NET, OWN),
-    "--weights": (["--prototxt", "{proto}", "--layer", "a/output"], OWN),
+    "--weights": (["--prototxt", "{proto}"], OWN),
     "--mean": ([], ["--mean", "0", "0", "0"]),
     "--channel-swap": ([], ["--channel-swap", "0", "1", "2"]),
     "--models-dir": (["--model", "tiny"], NET),
@@ -62,17 +63,18 @@ LBFGS_ROWS = {
     "--alpha-weight": (LB, LB + ["--alpha-weight", "1"]),
     "--alpha": (LB + ["--alpha-weight", "1"], LB + ["--alpha-weight", "1", "--alpha", "3"]),
     "--lbfgs-iters": (LB, LB + ["--lbfgs-iters", "3"]),
-    "--lbfgs-maxfun": (LB, LB + ["--lbfgs-maxfun", "2"]),
+    "--lbfgs-maxfun": (LB, LB + ["--lbfgs-maxfun", "1"]),
 }
 QUIET_VERBOSE = {"-q": (SEED, SEED + ["-q"]), "-v": (SEED, SEED + ["-v"])}
 
 # command -> (base command line, {option: (without, with)}); each side is added to the base.
 COMMANDS: Dict[Tuple[str, ...], Tuple[List[str], Dict[str, Tuple[List[str], List[str]]]]] = {
     ("dream",): (["{photo}", "-o", "{out}/o.jpg", "--octaves", "2"], {
-        **{k: (SEED + a, SEED + b) for k, (a, b) in RUN_NET.items()},
+        **{k: (SEED + [*a, "--layer", "a/output"], SEED + [*b, "--layer", "a/output"])
+           for k, (a, b) in RUN_NET.items()},
         "--output": (SEED, SEED + ["-o", "{out}/other.jpg"]),
         "--layer": (SEED, SEED + ["--layer", "conv1"]),
-        "--channel": (SEED, SEED + ["--channel", "a/output:1"]),
+        "--channel": (SEED, SEED + ["--channel", "a/output:0"]),
         "--octaves": (SEED, SEED + ["--octaves", "1"]),
         "--octave-scale": (SEED, SEED + ["--octave-scale", "1.2"]),
         "--iters": (SEED, SEED + ["--iters", "2"]),
@@ -116,7 +118,9 @@ COMMANDS: Dict[Tuple[str, ...], Tuple[List[str], Dict[str, Tuple[List[str], List
         "--blur-every": ([], ["--blur-every", "1"]),
         "--norm-pct": ([], ["--norm-pct", "50"]),
         "--contrib-pct": ([], ["--contrib-pct", "50"]),
-        **LBFGS_ROWS, **QUIET_VERBOSE,
+        # From noise: at the flat zero image the TV prior's gradient is 0, and two iterations barely leave it.
+        **{k: (SEED + ["--init", "noise"] + a, SEED + ["--init", "noise"] + b) for k, (a, b) in LBFGS_ROWS.items()},
+        **QUIET_VERBOSE,
     }),
     ("layers",): ([], {
         "--size": (NET, NET + ["--size", "40x40"]),
@@ -164,6 +168,7 @@ COMMANDS: Dict[Tuple[str, ...], Tuple[List[str], Dict[str, Tuple[List[str], List
                     ["--out-dir", "{out}/z", "--video", "{out}/z.mp4", "--codec", "mpeg4"]),
         "--crf": (["--out-dir", "{out}/z", "--video", "{out}/z.mp4"],
                   ["--out-dir", "{out}/z", "--video", "{out}/z.mp4", "--crf", "40"]),
+        "-q": (["--out-dir", "{out}/z"], ["--out-dir", "{out}/z", "-q"]),
     }),
     ("video",): (["{frames}", "--octaves", "1", "--iters", "1", *SEED, *NET], {
         "--output": (["-o", "{out}/v.gif"], ["-o", "{out}/v.mp4"]),
@@ -174,14 +179,28 @@ COMMANDS: Dict[Tuple[str, ...], Tuple[List[str], Dict[str, Tuple[List[str], List
         "--fps": (["-o", "{out}/v.mp4"], ["-o", "{out}/v.mp4", "--fps", "10"]),
         "--codec": (["-o", "{out}/v.mp4"], ["-o", "{out}/v.mp4", "--codec", "mpeg4"]),
         "--crf": (["-o", "{out}/v.mp4"], ["-o", "{out}/v.mp4", "--crf", "40"]),
+        "-q": (["-o", "{out}/v.mp4"], ["-o", "{out}/v.mp4", "-q"]),
+    }),
+    # On the running cluster of the fixture (--scheduler), but where a local one is the point.
+    ("batch",): (["{photo}", "--octaves", "1", "--iters", "1", *NET], {
+        "--out-dir": (["--out-dir", "{out}/b", *SCHED], ["--out-dir", "{out}/c", *SCHED]),
+        "--ext": (["--out-dir", "{out}/b", *SCHED], ["--out-dir", "{out}/b", "--ext", ".png", *SCHED]),
+        "--sweep": (["--out-dir", "{out}/b", *SCHED], ["--out-dir", "{out}/b", "--sweep", "octaves=1,2", *SCHED]),
+        "--sheet": (["--out-dir", "{out}/b", *SCHED], ["--out-dir", "{out}/b", "--sheet", "{out}/s.jpg", *SCHED]),
+        "--sheet-tile": (["--out-dir", "{out}/b", "--sheet", "{out}/s.jpg", *SCHED],
+                         ["--out-dir", "{out}/b", "--sheet", "{out}/s.jpg", "--sheet-tile", "32", *SCHED]),
+        "--scheduler": (["--out-dir", "{out}/b", "--workers", "1", "--no-dashboard"], ["--out-dir", "{out}/b", *SCHED]),
+        "--workers": (["--out-dir", "{out}/b", "--no-dashboard"], ["--out-dir", "{out}/b", "--workers", "1",
+                                                                  "--no-dashboard"]),
+        "--no-dashboard": (["--out-dir", "{out}/b", "--workers", "1"],
+                           ["--out-dir", "{out}/b", "--workers", "1", "--no-dashboard"]),
+        "-q": (["--out-dir", "{out}/b", *SCHED], ["--out-dir", "{out}/b", "-q", *SCHED]),
     }),
 }
 # These take dream's net, dream and L-BFGS options, to the same run configuration (test below).
 DREAM_LIKE = ("zoom", "video", "batch")
-BATCH_OWN = ("--out-dir", "--ext", "--sweep", "--sheet", "--sheet-tile", "--workers", "--scheduler", "--retries",
-             "--no-dashboard")
-EXEMPT[("batch",)] = {o: "a cluster per run is too slow for a row each (tests/app/test_batch.py runs some)"
-                      for o in BATCH_OWN}
+EXEMPT[("batch",)] = {"--retries": "it retries a task that crashed (an input's error fails at once); no run here "
+                                   "crashes a worker on purpose"}
 
 # Words of a refusal that says an option does not belong here.
 REFUSED = re.compile(r"is for |not used by|not for |unrecognized arguments|has no effect|is ignored")
@@ -209,8 +228,8 @@ def shown_options(parser: argparse.ArgumentParser) -> Dict[str, argparse.Action]
 
 def test_every_shown_option_has_a_row():
     leaves = dict(leaf_parsers(build_parser()))
-    assert set(leaves) == set(COMMANDS) | {("batch",)}
-    shared = set(shown_options(leaves[("dream",)])) - {"--output"}
+    assert set(leaves) == set(COMMANDS)
+    shared = set(shown_options(leaves[("dream",)])) - {"--output", "-q"}  # -q is not in the config: a row each
     for path, parser in leaves.items():
         want = set(COMMANDS.get(path, ([], {}))[1]) | set(EXEMPT.get(path, ()))
         if path[0] in DREAM_LIKE:
@@ -225,7 +244,8 @@ def test_dream_like_commands_take_dreams_options_to_the_same_run():
     leaves = dict(leaf_parsers(build_parser()))
     dream = shown_options(leaves[("dream",)])
     shared = ["--mean", "1", "2", "3", "--channel-swap", "0", "1", "2", "--layer", "conv1=2", "--channel", "a/output:1",
-              "--octaves", "3", "--octave-scale", "1.3", "--iters", "4", "--step-size", "2", "--jitter", "3", "--no-clip",
+              "--octaves", "3", "--octave-scale", "1.3", "--iters", "4", "--step-size", "2", "--jitter", "3",
+              "--no-clip",
               "--seed", "5", "--guide", "g.png", "--tile-size", "300", "--tile-above", "0.5", "--notebook-net",
               "--quality", "50", "--exif-orientation", "ignore", "--gpu", "1", "--prototxt", "p", "--weights", "w",
               "--models-dir", "m", "--mirror", "http://x", "--allow-python-layers", "-v"]
@@ -240,8 +260,19 @@ def test_dream_like_commands_take_dreams_options_to_the_same_run():
         assert dream_config(build_parser().parse_args([cmd, *positional[cmd], *shared])) == want, cmd
 
 
+@pytest.fixture(scope="module")
+def scheduler():
+    """The address of a running Dask scheduler with one worker, for the batch rows."""
+    from deepdream_caffe.app.batch.cluster import start_cluster
+
+    c = start_cluster(workers=1, dashboard=False)
+    c.client.wait_for_workers(1, timeout=60)
+    yield c.client.scheduler.address
+    c.close()
+
+
 @pytest.fixture
-def world(tmp_path, zoo_env, server, tiny_model, monkeypatch):  # noqa: F811 - the fixtures
+def world(tmp_path, zoo_env, server, tiny_model, monkeypatch, request):  # noqa: F811 - the fixtures
     """The files every row names: the tiny net as zoo model ``tiny`` (cached) and ``far`` (on a mirror only)."""
     proto, weights = tiny_model
     cached = zoo_env.model_dir("tiny")
@@ -278,7 +309,9 @@ def world(tmp_path, zoo_env, server, tiny_model, monkeypatch):  # noqa: F811 - t
     labels = tmp_path / "labels.txt"
     labels.write_text("cero\nuno\ndos\ntres\ncuatro\n")
     monkeypatch.chdir(tmp_path)
-    return {"zoo": zoo_env.models, "proto": proto, "weights": weights, "pyproto": pyproto, "photo": photo,
+    scheduler = request.getfixturevalue("scheduler") if "batch" in request.node.name else None
+    return {"scheduler": scheduler, "zoo": zoo_env.models, "proto": proto, "weights": weights, "pyproto": pyproto,
+            "photo": photo,
             "guide": guide, "frames": frames, "labels": labels, "mirror": server.url("m"), "root": tmp_path}
 
 
@@ -294,12 +327,14 @@ def _observe(world, argv: List[str], capfd, fresh: int) -> tuple:
     else:
         rc = main(args)
         stdout, stderr = capfd.readouterr()
-    segments = {"[progress]" if "%|" in s else s for s in re.split(r"[\r\n]+", stderr.replace(str(out), "{out}"))
-                if s.strip()}
+    segments = {"[progress]" if re.search(r"\|.*\|", s) else s
+                for s in re.split(r"[\r\n]+", stderr.replace(str(out), "{out}")) if s.strip()}
     files = {}
     for p in sorted(out.rglob("*")):
-        if p.suffix == ".json":
-            files[str(p.relative_to(out))] = {k: v for k, v in json.loads(p.read_text()).items() if k != "created"}
+        if p.suffix == ".json":  # the record, but when it was made and by which process
+            files[str(p.relative_to(out))] = json.loads(p.read_text().replace(str(out), "{out}"),
+                                                        object_hook=lambda d: {k: v for k, v in d.items()
+                                                                               if k not in ("created", "worker")})
         elif p.is_file():
             files[str(p.relative_to(out))] = hashlib.sha1(p.read_bytes()).hexdigest()
     return rc, stdout.replace(str(out), "{out}"), sorted(segments), files

@@ -83,8 +83,8 @@ def start_cluster(workers: Optional[int] = None, scheduler: Optional[str] = None
     """Connect to ``scheduler`` (``tcp://HOST:PORT``), or start ``workers`` local worker processes.
 
     Local workers default to one per core, one BLAS thread each. The
-    LocalCluster listens on 127.0.0.1 only (its web server on a free port;
-    ``dashboard=False`` only stops reporting it).
+    LocalCluster listens on 127.0.0.1 only (its web server on a free port);
+    ``dashboard=False`` only stops reporting a dashboard, the scheduler's or the local one's.
     """
     import logging  # noqa: PLC0415
 
@@ -102,7 +102,7 @@ def start_cluster(workers: Optional[int] = None, scheduler: Optional[str] = None
             client = Client(scheduler, timeout=timeout)
         except (OSError, TimeoutError) as e:
             raise DeepDreamError(f"cannot reach the Dask scheduler at {scheduler}: {e}") from None
-        return Cluster(client, None, None, dashboard_link(client))
+        return Cluster(client, None, None, dashboard_link(client) if dashboard else None)
     n = usable_cores() if workers is None else workers
     if n < 1:
         raise DeepDreamError(f"--workers must be at least 1, got {n}")

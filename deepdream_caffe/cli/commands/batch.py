@@ -141,8 +141,10 @@ def _run_on_cluster(args: argparse.Namespace, tasks: List[Any]) -> Any:
         where = args.scheduler or f"a local cluster of {len(cluster.client.scheduler_info()['workers'])} workers"
         threads = f", {cluster.threads} BLAS thread(s) each" if cluster.threads else ""
         say(args.quiet, f"running on {where}{threads}")
-        say(args.quiet, f"dashboard: {cluster.dashboard}" if cluster.dashboard
-            else "no dashboard (install bokeh>=3.1 for one)")
+        if cluster.dashboard:
+            say(args.quiet, f"dashboard: {cluster.dashboard}")
+        elif not args.no_dashboard:  # asked for none: no word on how to get one
+            say(args.quiet, "no dashboard (install bokeh>=3.1 for one)")
         return run_batch(tasks, cluster.client, BatchBar(args.quiet), retries=args.retries)
     finally:
         cluster.close()
