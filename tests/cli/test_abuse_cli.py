@@ -185,9 +185,8 @@ def test_numeric_option_out_of_range_is_one_line_and_writes_nothing(cmd, flag, n
                                                                     tiny_model, capsys):
     argv = _base(cmd, tmp_path, photo, tiny_model) + _value_args(flag, nargs, value)
     if flag in NEEDS_LBFGS:
-        # a dream's --mode lbfgs refuses the ascent's own --iters and --jitter: the base run goes without them
-        # (visualize has an --iters of its own)
-        for own in ("--iters", "--jitter") if cmd != "visualize" else ():
+        # --mode lbfgs refuses the ascent's own --iters and --jitter: the base run goes without them
+        for own in ("--iters", "--jitter"):
             if own in argv:
                 i = argv.index(own)
                 del argv[i:i + 2]
