@@ -101,8 +101,12 @@ def default_layers() -> str:
     return ", ".join(said + [f"{nb.DEFAULT_LAYER} for --prototxt"])
 
 
-def add_dream_args(p: argparse.ArgumentParser) -> None:
-    """The dream's settings (the notebook's defaults) and the L-BFGS mode's."""
+def add_dream_args(p: argparse.ArgumentParser, images: bool = True) -> None:
+    """The dream's settings (the notebook's defaults) and the L-BFGS mode's.
+
+    ``images=False`` (``video``: frames in, a video or PNG frames out) leaves out --quality and
+    --exif-orientation, which only image files have.
+    """
     g = p.add_argument_group("dream (defaults are the notebook's)")
     g.add_argument("--layer", type=layer_term, action="append", metavar="NAME[=WEIGHT]",
                    help="Caffe layer to maximise, with a weight (default 1); repeat it to sum several "
@@ -121,11 +125,12 @@ def add_dream_args(p: argparse.ArgumentParser) -> None:
     add_fields(g, Tiling, unset=("tile", "above_mp"), skip=("margin",))
     g.add_argument("--notebook-net", action="store_true",
                    help="use the notebook's force_backward net instead of the faster surgery (same output bits)")
-    g.add_argument("--quality", type=int, default=None,
-                   help=f"JPEG/WebP quality, 1..100 ({nb.JPEG_QUALITY}, as the notebook's PIL default)")
-    g.add_argument("--exif-orientation", choices=("apply", "ignore"), default="apply",
-                   help="apply: turn photos upright as their EXIF tag says (default); "
-                        "ignore: the pixels as stored, the notebook's np.float32(PIL.Image.open(f))")
+    if images:
+        g.add_argument("--quality", type=int, default=None,
+                       help=f"JPEG/WebP quality, 1..100 ({nb.JPEG_QUALITY}, as the notebook's PIL default)")
+        g.add_argument("--exif-orientation", choices=("apply", "ignore"), default="apply",
+                       help="apply: turn photos upright as their EXIF tag says (default); "
+                            "ignore: the pixels as stored, the notebook's np.float32(PIL.Image.open(f))")
     add_lbfgs_arguments(p)
 
 
@@ -169,7 +174,8 @@ def dream_config(args: argparse.Namespace) -> DreamConfig:
             net=net_source(args), **_layers(args.layer), channels=tuple(args.channel or ()),
             octaves=Octaves(**given(args, Octaves)), tiling=Tiling(**given(args, Tiling)),
             solver=lbfgs_options(args) or Ascent(**given(args, Ascent)), seed=args.seed, guide=args.guide,
-            fast=not args.notebook_net, quality=args.quality, gpu=args.gpu, exif_orientation=args.exif_orientation,
+            fast=not args.notebook_net, quality=getattr(args, "quality", None), gpu=args.gpu,
+            exif_orientation=getattr(args, "exif_orientation", "apply"),
             verbose=args.verbose,
         )
     except SettingError as e:

@@ -478,8 +478,13 @@ def test_the_run_key_covers_the_prototxt():
 
 @pytest.mark.parametrize("extra,fragment", [(["--quality", "80"], "--quality"),
                                             (["--exif-orientation", "ignore"], "--exif-orientation")])
-def test_video_refuses_image_settings_it_would_ignore(extra, fragment, tmp_path, photo, tiny_model, capsys):
+def test_video_takes_no_image_settings(extra, fragment, tmp_path, photo, tiny_model, capsys):
+    """A video's quality is --crf, its frames turn upright by its display matrix: not options of video."""
+    from deepdream_caffe.cli.main import build_parser
+
+    assert fragment not in build_parser()._subparsers._group_actions[0].choices["video"].format_help()
     argv = _base("video", tmp_path, photo, tiny_model)
     before = _snapshot(tmp_path)
-    _one_line(*_run(argv + extra, capsys), fragment)
+    rc, err = _run(argv + extra, capsys)
+    assert rc == 2 and f"unrecognized arguments: {' '.join(extra)}" in _one_line(rc, err, fragment)
     assert _snapshot(tmp_path) == before

@@ -197,8 +197,10 @@ COMMANDS: Dict[Tuple[str, ...], Tuple[List[str], Dict[str, Tuple[List[str], List
         "-q": (["--out-dir", "{out}/b", *SCHED], ["--out-dir", "{out}/b", "-q", *SCHED]),
     }),
 }
-# These take dream's net, dream and L-BFGS options, to the same run configuration (test below).
+# These take dream's net, dream and L-BFGS options, to the same run configuration (test below);
+# video but the options of image files (a video's quality is --crf; its frames turn by its display matrix).
 DREAM_LIKE = ("zoom", "video", "batch")
+IMAGE_ONLY = ["--quality", "50", "--exif-orientation", "ignore"]
 EXEMPT[("batch",)] = {"--retries": "it retries a task that crashed (an input's error fails at once); no run here "
                                    "crashes a worker on purpose"}
 
@@ -233,7 +235,7 @@ def test_every_shown_option_has_a_row():
     for path, parser in leaves.items():
         want = set(COMMANDS.get(path, ([], {}))[1]) | set(EXEMPT.get(path, ()))
         if path[0] in DREAM_LIKE:
-            want |= shared
+            want |= shared - (set(IMAGE_ONLY[::2]) if path == ("video",) else set())
         assert set(shown_options(parser)) == want, path
 
 
@@ -247,17 +249,18 @@ def test_dream_like_commands_take_dreams_options_to_the_same_run():
               "--octaves", "3", "--octave-scale", "1.3", "--iters", "4", "--step-size", "2", "--jitter", "3",
               "--no-clip",
               "--seed", "5", "--guide", "g.png", "--tile-size", "300", "--tile-above", "0.5", "--notebook-net",
-              "--quality", "50", "--exif-orientation", "ignore", "--gpu", "1", "--prototxt", "p", "--weights", "w",
-              "--models-dir", "m", "--mirror", "http://x", "--allow-python-layers", "-v"]
+              "--gpu", "1", "--prototxt", "p", "--weights", "w", "--models-dir", "m", "--mirror", "http://x",
+              "--allow-python-layers", "-v"]
     positional = {"dream": ["-o", "o.jpg"], "zoom": ["--out-dir", "d"], "video": ["in.mp4", "-o", "o.mp4"],
                   "batch": ["in.jpg", "--out-dir", "d"]}
-    want = dream_config(build_parser().parse_args(["dream", *positional["dream"], *shared]))
     for cmd in DREAM_LIKE:
+        images = IMAGE_ONLY if cmd != "video" else []
+        want = dream_config(build_parser().parse_args(["dream", *positional["dream"], *shared, *images]))
         own = shown_options(leaves[(cmd,)])
         groups = {g.title for g in leaves[(cmd,)]._action_groups}
         assert {"net", "dream (defaults are the notebook's)", "L-BFGS mode"} <= groups, cmd
-        assert {k for k in dream if k not in ("--output",)} <= set(own), cmd
-        assert dream_config(build_parser().parse_args([cmd, *positional[cmd], *shared])) == want, cmd
+        assert {k for k in dream if k != "--output" and (images or k not in IMAGE_ONLY)} <= set(own), cmd
+        assert dream_config(build_parser().parse_args([cmd, *positional[cmd], *shared, *images])) == want, cmd
 
 
 @pytest.fixture(scope="module")

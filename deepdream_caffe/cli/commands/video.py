@@ -32,7 +32,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--max-frames", type=int, default=None, metavar="N", help="dream only the first N frames")
     add_encode_args(g, "frame rate of frame-folder input (default 25; a video keeps its own)")
     add_net_args(v)
-    add_dream_args(v)
+    add_dream_args(v, images=False)
     add_common_args(v)
     v.set_defaults(func=run)
 
