@@ -175,7 +175,7 @@ def run_flops(proto: Path, end: str, h: int, w: int, octave_n: int, octave_scale
     """
     from deepdream_caffe.dream.octaves import octave_sizes
     from deepdream_caffe.net.prototxt import read_prototxt
-    from deepdream_caffe.net.shapes import layer_shapes
+    from deepdream_caffe.net.referee import layer_shapes
 
     param = read_prototxt(proto)
     total = 0

@@ -110,7 +110,8 @@ class DreamSession:
         from ..net.access import check_layer  # noqa: PLC0415
         from ..net.devices import select_device  # noqa: PLC0415
         from ..net.loading import _NamesOnly  # noqa: PLC0415
-        from ..net.prototxt import check_structure, deepest_layer, layer_index, read_prototxt  # noqa: PLC0415
+        from ..net.prototxt import deepest_layer, layer_index, read_prototxt  # noqa: PLC0415
+        from ..net.referee import check_structure  # noqa: PLC0415
         from ..dream.sizing import fit_octaves  # noqa: PLC0415
         from .objective import objective_layer_names  # noqa: PLC0415
 

@@ -177,7 +177,8 @@ def visualize_file(output: Path, config: VisualizeConfig, *, reporter: Optional[
     from ..net.classifier import classifier_layer, native_size  # noqa: PLC0415
     from ..net.devices import select_device  # noqa: PLC0415
     from ..net.loading import _NamesOnly, load_net  # noqa: PLC0415
-    from ..net.prototxt import check_structure, read_prototxt  # noqa: PLC0415
+    from ..net.prototxt import read_prototxt  # noqa: PLC0415
+    from ..net.referee import check_structure  # noqa: PLC0415
     from ..dream.visualize import upward_octaves, visualize_class  # noqa: PLC0415
     from ..dream.octaves import octave_sizes  # noqa: PLC0415
 

@@ -158,7 +158,7 @@ def check_spatial_layer(net: Any, end: str, height: int, width: int) -> None:
     shape: Optional[Tuple[int, ...]] = None
     param = getattr(net, "param", None)
     if param is not None:
-        from ..net.shapes import ShapeError, layer_shapes  # noqa: PLC0415
+        from ..net.referee import ShapeError, layer_shapes  # noqa: PLC0415
 
         try:
             shapes = layer_shapes(param, height, width, upto=end)

@@ -212,20 +212,26 @@ def test_hostile_caffemodels(outcomes):
     assert "'a/3x3'" in line["inf-weight"] and "'a/3x3'" in line["double-overflows-float"]
 
 
+# The wording after the layer is Caffe's own (its CHECK or FATAL message, as the child process saw it).
 @pytest.mark.parametrize("cid, fragments", [
-    ("tiny:input-shape-2-dims", ["'data'", "N x C x H x W"]),
-    ("tiny:input-without-dims", ["'data'", "no dims"]),
-    ("tiny:kernel-size-0", ["'conv1'", "kernel size must be positive"]),
-    ("tiny:pool-stride-0", ["'pool1'", "stride must be positive"]),
-    ("tiny:group-not-dividing", ["'a/1x1'", "group 4"]),
-    ("tiny:lrn-even-local-size", ["'norm1'", "odd"]),
+    ("tiny:input-shape-2-dims", ["'norm1' (LRN)", "Input must have 4 axes"]),
+    ("tiny:input-without-dims", ["Unknown bottom blob 'data'", "'conv1'"]),
+    ("tiny:kernel-size-0", ["'conv1' (Convolution)", "Filter dimensions must be nonzero"]),
+    ("tiny:pool-stride-0", ["'pool1' (Pooling)", "shape[i] >= 0"]),
+    ("tiny:group-not-dividing", ["'a/1x1' (Convolution)", "multiples of group"]),
+    ("tiny:group-zero", ["'a/1x1' (Convolution)", "Caffe crashed (signal 8)"]),
+    ("tiny:lrn-even-local-size", ["'norm1' (LRN)", "odd values for local_size"]),
     ("tiny:python-layer", ["'py'", "Python layer"]),
     ("tiny:layer-named-like-the-gate", ["deepdream/input_gate", "reserved"]),
-    ("tiny:duplicate-top", ["'a/3x3'", "'a/1x1'"]),
+    ("tiny:duplicate-top", ["Unknown bottom blob 'a/3x3'"]),
     ("tiny:cycle", ["'norm1'", "'pool1'"]),
-    ("tiny:concat-mismatch", ["'a/output'"]),
-    ("tinyres:eltwise-mismatch", ["'sum'"]),
-    ("tiny:inplace-on-shared-blob", ["'relu1'", "in place"]),
+    ("tiny:concat-mismatch", ["'a/output' (Concat)", "All inputs must have the same shape"]),
+    ("tinyres:eltwise-mismatch", ["'sum' (Eltwise)"]),
+    ("tiny:inplace-on-shared-blob", ["'relu1' (ReLU)", "produced by multiple sources"]),
+    ("tiny:inplace-pooling", ["'pool1' (Pooling)", "works in place on 'norm1'"]),
+    ("tiny:inplace-on-input", ["'scale_in' (Power)", "overwrite the net's input 'data'"]),
+    ("tiny:pool-stochastic", ["'pool1' (Pooling)", "Not Implemented", "forward pass"]),
+    ("tiny:data-layer", ["'db' (Data)", "opens the files"]),
 ])
 def test_the_issue_cases_say_what_is_wrong(outcomes, cid, fragments):
     for stage in ("layers", "dream"):

@@ -1,8 +1,9 @@
-"""Issue 12: the checks made before Caffe sees a net are Caffe's own, and what they protect holds.
+"""Issues 12 and 23: Caffe checks the net itself (in a child process), and what that protects holds.
 
-The paper model of the net (net/shapes.py, net/layer_rules.py) is measured
-against real Caffe: same output shapes and learnable blob shapes, and a
-refusal wherever Caffe aborts (run in forked children, see forkrun.py).
+The referee's answers (net/referee.py) are measured against a plain
+caffe.Net reshaped to each size: same output shapes and learnable blob
+shapes, and a refusal wherever Caffe aborts (run in forked children, see
+forkrun.py). A layer type Caffe builds is not refused for want of a rule.
 Classifier layers are refused with the size that works, Python layers only
 run when allowed, weights are copied exactly as Caffe's copy_from would,
 ``layers`` works from a cached prototxt without weights or network, and
@@ -52,10 +53,10 @@ def tinyres(tmp_path_factory):
     return p, make_weights(p, d / "tinyres.caffemodel", seed=2)
 
 
-def test_the_paper_net_is_caffes_net_at_every_size(tiny_model, tinyres, googlenet_prototxt, tmp_path):
+def test_the_referee_answers_with_caffes_own_shapes_and_refusals(tiny_model, tinyres, googlenet_prototxt, tmp_path):
     """Same shapes where both accept; a refusal wherever Caffe aborts; refusals Caffe lets pass leave it an empty blob."""
     from deepdream_caffe.net.prototxt import read_prototxt
-    from deepdream_caffe.net.shapes import TooSmall, plan_net
+    from deepdream_caffe.net.referee import TooSmall, build, size_problems
 
     valid = tmp_path / "valid.prototxt"  # an unpadded 5x5 kernel: negative sizes below 5 px, which Caffe dies on
     valid.write_text(tiny_model[0].read_text().replace("kernel_size: 3 pad: 1 stride: 1", "kernel_size: 5 stride: 1"))
@@ -71,15 +72,14 @@ def test_the_paper_net_is_caffes_net_at_every_size(tiny_model, tinyres, googlene
     results = run_cases(cases, tmp_path / "runs")
     checked = aborted = 0
     for name, (p, sizes) in nets.items():
-        plan = plan_net(read_prototxt(p))
-        assert plan.problem is None, plan.problem
+        param = read_prototxt(p)
+        built, problems = build(param), size_problems(param, None, sizes)
         for h, w in sizes:
             res = results[f"{name}@{h}x{w}"]
-            infos, problem = plan.walk(h, w)
+            problem = problems[(h, w)]
             lines = [json.loads(ln) for ln in res["stdout"].splitlines() if ln.startswith("{")]
-            caffe_params = lines[0]["params"]
-            ours = {s.name: [list(x) for x in plan.setups[s.pos].params] for s in plan.steps if s.pos in plan.setups}
-            assert {k: ours[k] for k in caffe_params} == caffe_params, name
+            ours = {layer.name: [list(s) for s in layer.params] for layer in built.layers if layer.params}
+            assert ours == lines[0]["params"], name
             if res["rc"] != 0:
                 assert res["rc"] < 0 and problem is not None, (name, h, w, res["rc"], res["stderr"][-300:])
                 aborted += 1
@@ -87,13 +87,40 @@ def test_the_paper_net_is_caffes_net_at_every_size(tiny_model, tinyres, googlene
             blobs = lines[1]["blobs"]
             if problem is not None:
                 # stricter than Caffe only where Caffe would carry on with an empty blob
-                assert isinstance(problem[1], TooSmall) and any(0 in s for s in blobs.values()), (name, h, w, problem)
+                assert isinstance(problem, TooSmall) and any(0 in s for s in blobs.values()), (name, h, w, problem)
                 continue
-            for s in plan.steps:
-                for top, shape in zip(s.tops, infos[s.pos].tops or []):
-                    assert list(shape) == blobs[top], (name, h, w, s.name, top)
+            assert {k: list(v) for k, v in built.shapes_at((h, w)).items()} == blobs, (name, h, w)
             checked += 1
     assert checked >= 10 and aborted >= 3  # both sides of the line were really visited
+
+
+TILE_NET = """name: "tile"
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 3 dim: 24 dim: 24 } } }
+layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
+  convolution_param { num_output: 4 kernel_size: 3 pad: 1 weight_filler { type: "gaussian" std: 0.1 } } }
+layer { name: "tile" type: "Tile" bottom: "conv1" top: "tile" tile_param { axis: 1 tiles: 2 } }
+layer { name: "conv2" type: "Convolution" bottom: "tile" top: "conv2"
+  convolution_param { num_output: 6 kernel_size: 3 pad: 1 weight_filler { type: "gaussian" std: 0.1 } } }
+layer { name: "relu2" type: "ReLU" bottom: "conv2" top: "conv2" }
+"""
+
+
+def test_a_layer_type_caffe_builds_is_not_refused_for_want_of_a_rule(tmp_path):
+    """Issue 23: Input -> Convolution -> Tile -> Convolution -> ReLU was refused ("type 'Tile' has no check")."""
+    proto = tmp_path / "tile.prototxt"
+    proto.write_text(TILE_NET)
+    weights = make_weights(proto, tmp_path / "tile.caffemodel")
+    r = run_cli(["layers", "--prototxt", proto, "--size", "40x30"])
+    assert r.returncode == 0 and not r.stderr.strip(), r.stderr
+    rows = {ln.split()[0]: ln.split()[1:] for ln in r.stdout.splitlines()[1:]}
+    assert rows["tile"] == ["Tile", "yes", "8x30x40"] and rows["relu2"] == ["ReLU", "yes", "6x30x40"]
+    img = tmp_path / "in.png"
+    Image.fromarray(np.random.RandomState(0).randint(0, 256, (30, 40, 3)).astype(np.uint8)).save(img)
+    r = run_cli(["dream", img, "-o", tmp_path / "o.png", "--prototxt", proto, "--weights", weights,
+                 "--layer", "relu2", "--iters", "2", "--octaves", "2", "--seed", "0", "-q"])
+    assert r.returncode == 0 and not r.stderr.strip(), r.stderr
+    out = np.asarray(Image.open(tmp_path / "o.png"))
+    assert out.shape == (30, 40, 3) and not np.array_equal(out, np.asarray(Image.open(img)))
 
 
 def test_classifier_layers_are_refused_with_the_size_that_works(googlenet_prototxt, tiny_model):
