@@ -43,6 +43,13 @@ def read_prototxt(path: Path) -> Any:
             f"prototxt {path} uses the pre-2015 'layers' (V1) format; upgrade it with Caffe's "
             "upgrade_net_proto_text tool"
         )
+    # Caffe's UpgradeNetInput reads input_shape(i), or input_dim(4i) to input_dim(4i+3), for every `input:`
+    # without a bounds check: fewer of them make it read past the list (garbage sizes, or a crash).
+    n = len(param.input)
+    if (param.input_shape and len(param.input_shape) < n) or (param.input_dim and len(param.input_dim) < 4 * n):
+        given = f"{len(param.input_shape)} input_shape" if param.input_shape else f"{len(param.input_dim)} input_dim"
+        raise DeepDreamError(f"prototxt {path}: {n} input: names need one input_shape (or 4 input_dim values) "
+                             f"each; it gives {given}")
     keep_test_phase(param)
     if not param.layer and not param.input:
         raise DeepDreamError(f"prototxt {path} defines no layers")

@@ -30,7 +30,7 @@ from google.protobuf import text_format
 
 from ..errors import DeepDreamError
 from .prototxt import input_names, patched_copy
-from .referee_child import IN_PLACE, fatal_line
+from .referee_child import IN_PLACE
 from .surgery import reserved_name_problem
 
 Shape = Tuple[int, ...]
@@ -130,26 +130,17 @@ class Built:
 # ---------------------------------------------------------------- the child process
 
 
-class _Died(Exception):
-    def __init__(self, log: str, returncode: Optional[int]):
-        super().__init__(log)
-        self.log, self.returncode = log, returncode
-
-
 class _Child:
-    """The child process: started on first use, kept for the next question, started again after an abort."""
+    """The child process: started on first use and kept for the next question."""
 
     def __init__(self) -> None:
-        self.log = tempfile.TemporaryFile()  # glog's lines: nameless, so an abort leaves nothing behind
         env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="",
                    GLOG_minloglevel="0")  # INFO on: "Creating Layer X" names the layer a FATAL line is about
         self.pid = os.getpid()
         self.proc = subprocess.Popen([sys.executable, str(CHILD)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=self.log, env=env, close_fds=True)
+                                     stderr=subprocess.DEVNULL, env=env, close_fds=True)
 
     def ask(self, request: Dict[str, Any]) -> Dict[str, Any]:
-        self.log.seek(0)
-        self.log.truncate()  # the child writes through the same open file, so it starts over too
         path = None
         if not hasattr(os, "memfd_create"):  # the child reads the prototxt from a memfd where there is one
             fd, path = tempfile.mkstemp(suffix=".prototxt", prefix="deepdream-")
@@ -164,9 +155,8 @@ class _Child:
             except OSError:
                 line = b""
             if not line:
-                returncode = self.proc.wait()
-                self.log.seek(0)
-                raise _Died(self.log.read().decode("utf-8", "replace"), returncode)
+                raise DeepDreamError(f"Caffe's child process ended unexpectedly (status {self.proc.wait()}); "
+                                     "is pycaffe importable?")
             return json.loads(line)
         finally:
             if path is not None:
@@ -176,7 +166,6 @@ class _Child:
         if self.proc.poll() is None:
             self.proc.stdin.close()
             self.proc.wait()
-        self.log.close()
 
 
 _CHILD: List[_Child] = []
@@ -191,8 +180,8 @@ def _ask(request: Dict[str, Any]) -> Dict[str, Any]:
             _CHILD.append(_Child())
         try:
             return _CHILD[0].ask(request)
-        except _Died:
-            _CHILD.pop().log.close()
+        except DeepDreamError:
+            _CHILD.pop()
             raise
 
 
@@ -211,23 +200,9 @@ def caffe_message(message: str) -> str:
     return msg if len(msg) <= _LONG else msg[:_LONG].rsplit(" ", 1)[0] + " ..."
 
 
-def _build_failure(err: _Died, param: Any) -> NetError:
-    """What killed the child while building: glog's FATAL line and the last layer it was creating."""
-    layer = None
-    for line in err.log.splitlines():
-        head, sep, name = line.partition("Creating Layer ")
-        if not sep:
-            head, sep, name = line.partition("Creating layer ")
-        if sep and head.startswith("I"):
-            layer = name.strip()
-    fatal = fatal_line(err.log)
-    if fatal is not None:
-        what = caffe_message(fatal)
-    elif err.returncode is not None and err.returncode < 0:
-        what = f"Caffe crashed (signal {-err.returncode})"
-    else:
-        tail = [ln for ln in err.log.splitlines() if ln.strip()]
-        what = f"Caffe's child process ended ({tail[-1] if tail else f'status {err.returncode}'})"
+def _build_failure(failed: Dict[str, Any], param: Any) -> NetError:
+    """The one line for a net Caffe aborted on: the layer it was setting up and its FATAL message."""
+    layer, what = failed["layer"], caffe_message(failed["message"])
     if layer is None:
         return NetError(f"cannot build the net: {what}")
     types = {lp.name: lp.type for lp in param.layer}
@@ -278,12 +253,9 @@ def build(param: Any, end: Optional[str] = None, sizes: Iterable[Size] = (), *, 
 def _answer(param: Any, end: Optional[str], built: Optional[Built], todo: List[Size], run: bool) -> Built:
     """Ask the child about ``todo`` sizes (and a run), building the net there first if need be."""
     text, python = (built.text, built.python_layer) if built is not None else referee_text(param, end)
-    try:
-        answer = _ask({"prototxt": text, "sizes": [list(s) for s in todo], "run": run})
-    except _Died as e:
-        raise _build_failure(e, param) from None
-    if "error" in answer:
-        raise NetError(f"cannot build the net: {answer['error']}")
+    answer = _ask({"prototxt": text, "sizes": [list(s) for s in todo], "run": run})
+    if "failed" in answer:
+        raise _build_failure(answer["failed"], param)
     if built is None:
         d = answer["built"]
         layers = [CaffeLayer(x["name"], x["type"], tuple(x["bottoms"]), tuple(x["tops"]),

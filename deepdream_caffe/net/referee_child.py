@@ -8,14 +8,15 @@ stays single-threaded and may itself fork. It reads one JSON request per
 line on stdin and answers one JSON line on stdout:
 
     request:  {"prototxt": text, "sizes": [[h, w], ...], "run": bool}
-    answer:   {"built": {...}, "sizes": [...], "run": ...}  or  {"error": message}
+    answer:   {"built": {...}, "sizes": [...], "run": ...}  or  {"failed": {"layer": name, "message": m}}
 
-The net is built here (``Net::Init``: every layer's LayerSetUp and Reshape
-at the prototxt's own input size). When Caffe aborts in it, this process
-dies and the parent reads glog's lines (INFO on, to name the layer) from
-stderr. Each size is then tried in a forked copy of the built net, layer
-by layer as ``Net::Reshape`` does it, so an abort there ends only that
-copy; the layer it died in and glog's FATAL line come back. With ``run``,
+The net is built (``Net::Init``: every layer's LayerSetUp and Reshape at
+the prototxt's own input size) in a forked copy of this process first,
+then here; when Caffe aborts, only the copy ends, and glog's lines (INFO
+on) tell the layer it was setting up and the FATAL message. Each size is
+then tried in a forked copy of the built net, layer by layer as
+``Net::Reshape`` does it; the layer it died in and glog's FATAL line come
+back. With ``run``,
 one forward and backward pass (random input) runs the same way once per
 net, at its smallest size known to work, which finds the layers Caffe only
 refuses when they run (a CPU pooling method it lacks, a loss layer asked
@@ -67,7 +68,8 @@ def died(status):
 
 
 def in_fork(task):
-    """Run ``task(emit)`` in a forked copy; returns the JSON values it emitted and glog's FATAL line or crash."""
+    """Run ``task(emit)`` in a forked copy; returns the JSON values it emitted, glog's FATAL line or the
+    crash (None if it ended well), and its other lines of output."""
     r, w = os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -104,7 +106,19 @@ def in_fork(task):
         else:
             rest.append(line)
     failure = next((v["exception"] for v in values if isinstance(v, dict) and "exception" in v), None)
-    return [v for v in values if not isinstance(v, dict)], failure or fatal_line("\n".join(rest)) or died(status)
+    failure = failure or fatal_line("\n".join(rest)) or died(status)
+    return [v for v in values if not isinstance(v, dict)], failure, rest
+
+
+def last_created(log):
+    """The layer Net::Init was setting up last, named by glog's INFO lines "Creating layer NAME" (the layer
+    factory's, before the type is looked up) and "Creating Layer NAME" (Net::Init's, after)."""
+    layer = None
+    for line in log:
+        m = re.match(r"I.*\] Creating [Ll]ayer (.*)$", line)
+        if m:
+            layer = m.group(1).strip()
+    return layer
 
 
 class Built:
@@ -157,7 +171,7 @@ class Built:
             emit([i, [list(blobs[j].shape) for j in net._top_ids(i)]])
 
     def try_size(self, size):
-        shapes, failure = in_fork(lambda emit: self.reshape(size, emit))
+        shapes, failure, _ = in_fork(lambda emit: self.reshape(size, emit))
         out = {"size": list(size), "tops": [s for _, s in shapes]}
         if failure is not None:
             out["error"] = {"layer": len(shapes), "message": failure}
@@ -202,7 +216,7 @@ class Built:
             if not candidates:
                 return None
             size = candidates[0]
-            steps, failure = in_fork(lambda emit: self.run(size, emit))
+            steps, failure, _ = in_fork(lambda emit: self.run(size, emit))
             self.ran = {"size": list(size)}
             if failure is not None:
                 self.ran["error"] = {"layer": steps[-1][1] if steps else 0, "message": failure,
@@ -226,10 +240,13 @@ def main():
             else:
                 fd, path = None, req["path"]  # written by the parent, which removes it
             try:
+                # Built once in a forked copy first: where Caffe aborts, only the copy ends, and its glog
+                # lines say in which layer; then here, where it is known to build.
+                _, failure, log = in_fork(lambda emit: caffe.Net(path, TEST))
+                if failure is not None:
+                    print(json.dumps({"failed": {"layer": last_created(log), "message": failure}}), flush=True)
+                    continue
                 built = Built(caffe, caffe.Net(path, TEST))
-            except Exception as e:  # noqa: BLE001 - pycaffe's own errors (a file it cannot open)
-                print(json.dumps({"error": str(e)}), flush=True)
-                continue
             finally:
                 if fd is not None:
                     os.close(fd)
