@@ -253,7 +253,7 @@ def build(param: Any, end: Optional[str] = None, sizes: Iterable[Size] = (), *, 
 def _answer(param: Any, end: Optional[str], built: Optional[Built], todo: List[Size], run: bool) -> Built:
     """Ask the child about ``todo`` sizes (and a run), building the net there first if need be."""
     text, python = (built.text, built.python_layer) if built is not None else referee_text(param, end)
-    answer = _ask({"prototxt": text, "sizes": [list(s) for s in todo], "run": run})
+    answer = _ask({"prototxt": text, "sizes": [list(s) for s in todo], "run": run, "describe": built is None})
     if "failed" in answer:
         raise _build_failure(answer["failed"], param)
     if built is None:

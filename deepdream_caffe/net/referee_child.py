@@ -7,8 +7,8 @@ OpenMP thread and hides the GPUs before libcaffe loads, so this process
 stays single-threaded and may itself fork. It reads one JSON request per
 line on stdin and answers one JSON line on stdout:
 
-    request:  {"prototxt": text, "sizes": [[h, w], ...], "run": bool}
-    answer:   {"built": {...}, "sizes": [...], "run": ...}  or  {"failed": {"layer": name, "message": m}}
+    request:  {"prototxt": text, "sizes": [[h, w], ...], "run": bool, "describe": bool}
+    answer:   {"sizes": [...], "run": ..., "built": {...}}  or  {"failed": {"layer": name, "message": m}}
 
 The net is built (``Net::Init``: every layer's LayerSetUp and Reshape at
 the prototxt's own input size) in a forked copy of this process first,
@@ -253,7 +253,9 @@ def main():
         nets[text] = built
         while len(nets) > 2:
             nets.pop(next(iter(nets)))
-        answer = {"built": built.describe(), "sizes": [built.try_size(tuple(s)) for s in req.get("sizes", [])]}
+        answer = {"sizes": [built.try_size(tuple(s)) for s in req.get("sizes", [])]}
+        if req.get("describe"):
+            answer["built"] = built.describe()
         if req.get("run"):
             answer["run"] = built.run_once()
         print(json.dumps(answer), flush=True)
