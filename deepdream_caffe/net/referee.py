@@ -29,6 +29,7 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 from google.protobuf import text_format
 
 from ..errors import DeepDreamError
+from ..io.atomic import atomic_output
 from .prototxt import input_names, patched_copy
 from .referee_child import IN_PLACE
 from .surgery import reserved_name_problem
@@ -253,7 +254,7 @@ def build(param: Any, end: Optional[str] = None, sizes: Iterable[Size] = (), *, 
 def _answer(param: Any, end: Optional[str], built: Optional[Built], todo: List[Size], run: bool) -> Built:
     """Ask the child about ``todo`` sizes (and a run), building the net there first if need be."""
     text, python = (built.text, built.python_layer) if built is not None else referee_text(param, end)
-    answer = _ask({"prototxt": text, "sizes": [list(s) for s in todo], "run": run, "describe": built is None})
+    answer = _exchange(text, todo, run, built is None)
     if "failed" in answer:
         raise _build_failure(answer["failed"], param)
     if built is None:
@@ -269,6 +270,55 @@ def _answer(param: Any, end: Optional[str], built: Optional[Built], todo: List[S
     if answer.get("run") is not None:
         built.run = answer["run"]
     return built
+
+
+def _identity() -> str:
+    """What the child's answers depend on besides the prototxt: its own code and the Caffe build."""
+    if not _IDENTITY:
+        import importlib.util  # noqa: PLC0415 - only where answers are kept on disk
+
+        spec = importlib.util.find_spec("caffe")
+        found = sorted(Path(spec.origin).parent.glob("_caffe*.so")) if spec and spec.origin else []
+        st = found[0].stat() if found else None
+        caffe = f"{found[0]}:{st.st_size}:{st.st_mtime_ns}" if st else "?"
+        _IDENTITY.append(hashlib.sha1(CHILD.read_bytes() + caffe.encode()).hexdigest())
+    return _IDENTITY[0]
+
+
+_IDENTITY: List[str] = []
+MAX_KEPT = 512  # answers kept on disk (a few KB each); past that the older half goes
+
+
+def _exchange(text: str, sizes: List[Size], run: bool, describe: bool) -> Dict[str, Any]:
+    """The child's answer, from the answers kept on disk where they hold it (they depend only on the
+    prototxt, the sizes, the child's code and the Caffe build), else asked and kept."""
+    root = Path(os.environ.get("DEEPDREAM_CAFFE_CACHE") or Path.home() / ".cache" / "deepdream-caffe") / "referee"
+    path = root / (hashlib.sha1((_identity() + text).encode()).hexdigest() + ".json")
+    try:
+        kept = json.loads(path.read_text())
+    except (OSError, ValueError):
+        kept = {"sizes": {}}
+    need = [s for s in sizes if f"{s[0]}x{s[1]}" not in kept.get("sizes", {})]
+    ask = {"prototxt": text, "sizes": [list(s) for s in need], "run": run and kept.get("run") is None,
+           "describe": describe and "built" not in kept}
+    if "failed" not in kept and (need or ask["run"] or ask["describe"]):
+        answer = _ask(ask)
+        kept = {"failed": answer["failed"]} if "failed" in answer else dict(
+            kept, built=answer.get("built", kept.get("built")), run=answer.get("run") or kept.get("run"),
+            sizes=dict(kept["sizes"], **{f"{h}x{w}": res for (h, w), res in zip(need, answer["sizes"])}))
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            with atomic_output(path, "w") as f:
+                json.dump(kept, f)
+            old = sorted(root.glob("*.json"), key=lambda p: p.stat().st_mtime)
+            for p in old[: len(old) // 2] if len(old) > MAX_KEPT else []:
+                p.unlink(missing_ok=True)
+        except OSError:
+            pass  # an unwritable cache only costs the next run the child's time
+    if "failed" in kept:
+        return kept
+    return {"built": kept.get("built"), "run": kept.get("run") if run else None,
+            "sizes": [kept["sizes"][f"{h}x{w}"] for h, w in sizes]}
 
 
 def _not_in_place(built: Built, res: Dict[str, Any]) -> None:
