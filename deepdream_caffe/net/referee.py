@@ -20,7 +20,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,7 +94,6 @@ class Built:
     layers: List[CaffeLayer]
     inputs: List[str]
     blobs: Dict[str, Shape]  # at the prototxt's own size
-    python_layer: Optional[str] = None  # the net was cut before this Python layer (not run in the child)
     sizes: Dict[Size, Dict[str, Any]] = field(default_factory=dict, repr=False)  # the child's answers
     run: Optional[Dict[str, Any]] = field(default=None, repr=False)
 
@@ -142,26 +140,16 @@ class _Child:
                                      stderr=subprocess.DEVNULL, env=env, close_fds=True)
 
     def ask(self, request: Dict[str, Any]) -> Dict[str, Any]:
-        path = None
-        if not hasattr(os, "memfd_create"):  # the child reads the prototxt from a memfd where there is one
-            fd, path = tempfile.mkstemp(suffix=".prototxt", prefix="deepdream-")
-            with os.fdopen(fd, "w") as f:
-                f.write(request["prototxt"])
-            request = dict(request, path=path)
         try:
-            try:
-                self.proc.stdin.write((json.dumps(request) + "\n").encode())
-                self.proc.stdin.flush()
-                line = self.proc.stdout.readline()
-            except OSError:
-                line = b""
-            if not line:
-                raise DeepDreamError(f"Caffe's child process ended unexpectedly (status {self.proc.wait()}); "
-                                     "is pycaffe importable?")
-            return json.loads(line)
-        finally:
-            if path is not None:
-                os.unlink(path)
+            self.proc.stdin.write((json.dumps(request) + "\n").encode())
+            self.proc.stdin.flush()
+            line = self.proc.stdout.readline()
+        except OSError:
+            line = b""
+        if not line:
+            raise DeepDreamError(f"Caffe's child process ended unexpectedly (status {self.proc.wait()}); "
+                                 "is pycaffe importable?")
+        return json.loads(line)
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -211,16 +199,12 @@ def _build_failure(failed: Dict[str, Any], param: Any) -> NetError:
     return NetError(f"cannot build the net: layer '{layer}'{f' ({kind})' if kind else ''}: {what}", layer)
 
 
-def referee_text(param: Any, end: Optional[str]) -> Tuple[str, Optional[str]]:
+def referee_text(param: Any, end: Optional[str]) -> str:
     """The prototxt the child builds: the net as the dream builds it, cut after ``end`` and before any
-    Python layer (whose module the child must not import); returns it and that Python layer's name."""
+    Python layer (whose module the child must not import)."""
     net = patched_copy(param, force_backward=True, end=end)
-    stop = next((i for i, layer in enumerate(net.layer) if layer.type == "Python"), None)
-    python = None
-    if stop is not None:
-        python = net.layer[stop].name
-        del net.layer[stop:]
-    return text_format.MessageToString(net), python
+    del net.layer[next((i for i, layer in enumerate(net.layer) if layer.type == "Python"), len(net.layer)):]
+    return text_format.MessageToString(net)
 
 
 _BUILT: Dict[Tuple[str, Optional[str]], Any] = {}  # (sha1 of the prototxt, end) -> Built, or the NetError
@@ -253,7 +237,7 @@ def build(param: Any, end: Optional[str] = None, sizes: Iterable[Size] = (), *, 
 
 def _answer(param: Any, end: Optional[str], built: Optional[Built], todo: List[Size], run: bool) -> Built:
     """Ask the child about ``todo`` sizes (and a run), building the net there first if need be."""
-    text, python = (built.text, built.python_layer) if built is not None else referee_text(param, end)
+    text = built.text if built is not None else referee_text(param, end)
     answer = _exchange(text, todo, run, built is None)
     if "failed" in answer:
         raise _build_failure(answer["failed"], param)
@@ -261,7 +245,7 @@ def _answer(param: Any, end: Optional[str], built: Optional[Built], todo: List[S
         d = answer["built"]
         layers = [CaffeLayer(x["name"], x["type"], tuple(x["bottoms"]), tuple(x["tops"]),
                              tuple(tuple(p) for p in x["params"])) for x in d["layers"]]
-        built = Built(text, layers, d["inputs"], {k: tuple(v) for k, v in d["blobs"].items()}, python)
+        built = Built(text, layers, d["inputs"], {k: tuple(v) for k, v in d["blobs"].items()})
         _check_input(built)
         _not_in_place(built, d["native"])
     for s, res in zip(todo, answer["sizes"]):
@@ -432,16 +416,12 @@ def memory_limit() -> int:
     Caffe's CHECK on a failed allocation, or in the kernel's OOM killer.
     """
     if not _MEMORY:
-        total = 0
         try:
             with open("/proc/meminfo") as f:
-                for line in f:
-                    key, _, rest = line.partition(":")
-                    if key in ("MemTotal", "SwapTotal"):
-                        total += int(rest.split()[0]) * 1024
-        except (OSError, ValueError, IndexError):
-            total = 0
-        _MEMORY.append(total)
+                fields = dict(line.split(":", 1) for line in f if ":" in line)
+            _MEMORY.append(sum(int(fields[k].split()[0]) * 1024 for k in ("MemTotal", "SwapTotal") if k in fields))
+        except (OSError, ValueError):
+            _MEMORY.append(0)
     return _MEMORY[0]
 
 
@@ -469,7 +449,8 @@ def layer_shapes(param: Any, height: int, width: int, upto: Optional[str] = None
     problem = size_problem(param, height, width, upto)
     if problem is not None:
         raise problem
-    shapes = build(param, upto).shapes_at((int(height), int(width)))
+    built = build(param, upto)
+    shapes = built.shapes_at((int(height), int(width)))
     own = {layer.name for layer in param.layer} | ({"input"} if param.input else set())
     out: Dict[str, Dict[str, Any]] = {}
     for layer in built.layers:

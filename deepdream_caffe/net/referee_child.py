@@ -29,6 +29,7 @@ import json
 import os
 import re
 import sys
+import tempfile
 
 TEST = 1  # caffe.TEST
 FLT_MAX = 3.4028234663852886e38
@@ -235,10 +236,10 @@ def main():
         if built is None:
             if memfd is not None:
                 fd = memfd("deepdream-referee")
-                os.write(fd, text.encode())
                 path = f"/proc/self/fd/{fd}"
-            else:
-                fd, path = None, req["path"]  # written by the parent, which removes it
+            else:  # removed below: builds abort only in forked copies, so this process always gets there
+                fd, path = tempfile.mkstemp(suffix=".prototxt", prefix="deepdream-referee-")
+            os.write(fd, text.encode())
             try:
                 # Built once in a forked copy first: where Caffe aborts, only the copy ends, and its glog
                 # lines say in which layer; then here, where it is known to build.
@@ -248,8 +249,9 @@ def main():
                     continue
                 built = Built(caffe, caffe.Net(path, TEST))
             finally:
-                if fd is not None:
-                    os.close(fd)
+                os.close(fd)
+                if memfd is None:
+                    os.unlink(path)
         nets[text] = built
         while len(nets) > 2:
             nets.pop(next(iter(nets)))
