@@ -9,10 +9,13 @@ from pathlib import Path
 from typing import Any, Dict, FrozenSet, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
+from google.protobuf import text_format
 
+from .access import check_layer
 from .caffe_env import import_caffe
+from .devices import select_device
 from ..errors import DeepDreamError
-from .prototxt import deepest_layer, layer_index, loss_layers, patched_copy, read_prototxt
+from .prototxt import deepest_layer, input_names, layer_index, loss_layers, patched_copy, read_prototxt
 from .referee import build, check_structure
 from .surgery import GATE_LAYER, SINK_PREFIX, dream_surgery
 from .weights import check_model, copy_into, read_caffemodel
@@ -104,8 +107,6 @@ def _memfd_with(data: bytes) -> Optional[int]:
 def _build(param: Any) -> Any:
     """caffe.Net from an in-memory NetParameter (checked by the caller: Caffe must not abort on it)."""
     caffe = import_caffe()
-    from google.protobuf import text_format  # noqa: PLC0415
-
     with _prototxt_path(text_format.MessageToString(param)) as path:
         return caffe.Net(path, caffe.TEST)
 
@@ -144,8 +145,6 @@ def load_net(
     ``allow_python_layers=True``.
     """
     if gpu is not None or select:
-        from .devices import select_device  # noqa: PLC0415
-
         select_device(gpu)
     prototxt = Path(prototxt)
     param = read_prototxt(prototxt)
@@ -154,8 +153,6 @@ def load_net(
         raise DeepDreamError("end= names no layer")
     for name in ends:
         if layer_index(param, name) is None:
-            from .access import check_layer  # noqa: PLC0415
-
             check_layer(_NamesOnly(param), name)
     deepest = deepest_layer(param, ends) if ends else None
     checked = check_structure(param, prototxt, end=deepest, allow_python_layers=allow_python_layers, run=True)
@@ -207,8 +204,6 @@ class _NamesOnly:
     """Just enough of a pycaffe Net's surface for access.check_layer on a NetParameter."""
 
     def __init__(self, param: Any) -> None:
-        from .prototxt import input_names  # noqa: PLC0415
-
         self._layer_names = [layer.name for layer in param.layer]
         self.top_names = {layer.name: list(layer.top) for layer in param.layer}
         self.inputs = input_names(param)

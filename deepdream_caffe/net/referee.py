@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import hashlib
+import importlib.util
 import json
 import os
 import subprocess
@@ -259,8 +260,6 @@ def _answer(param: Any, end: Optional[str], built: Optional[Built], todo: List[S
 def _identity() -> str:
     """What the child's answers depend on besides the prototxt: its own code and the Caffe build."""
     if not _IDENTITY:
-        import importlib.util  # noqa: PLC0415 - only where answers are kept on disk
-
         spec = importlib.util.find_spec("caffe")
         found = sorted(Path(spec.origin).parent.glob("_caffe*.so")) if spec and spec.origin else []
         st = found[0].stat() if found else None

@@ -130,6 +130,11 @@ class Built:
         self.n = len(net.layers)
         self.ok_sizes = []
         self.ran = None
+        shape = list(net._blobs[net._inputs[0]].shape) if len(net._inputs) else []
+        self.native = tuple(shape[2:]) if len(shape) == 4 else None
+        # The prototxt's own size (for the in-place check), and smaller ones for the run check to pick from.
+        ladder = [(max(1, self.native[0] // k), max(1, self.native[1] // k)) for k in (8, 4)] if self.native else []
+        self.native_answer = self.try_sizes([self.native] + ladder)[0] if self.native else None
 
     def describe(self):
         """Layers, inputs and blob shapes as built; and the first layer that works in place on a blob whose
@@ -142,10 +147,8 @@ class Built:
                            "bottoms": [names[j] for j in net._bottom_ids(i)],
                            "tops": [names[j] for j in net._top_ids(i)],
                            "params": [list(b.shape) for b in net.layers[i].blobs]})
-        shape = list(blobs[net._inputs[0]].shape) if len(net._inputs) else []
         return {"layers": layers, "inputs": [names[j] for j in net._inputs],
-                "blobs": {name: list(blobs[j].shape) for j, name in enumerate(names)},
-                "native": self.try_size(shape[2:]) if len(shape) == 4 else None}
+                "blobs": {name: list(blobs[j].shape) for j, name in enumerate(names)}, "native": self.native_answer}
 
     def reshape(self, size, emit):
         """Net::Reshape at ``size`` (the first input's H, W), one layer at a time, emitting each layer's top shapes."""
@@ -171,14 +174,33 @@ class Built:
                                      "name of its own)")
             emit([i, [list(blobs[j].shape) for j in net._top_ids(i)]])
 
-    def try_size(self, size):
-        shapes, failure, _ = in_fork(lambda emit: self.reshape(size, emit))
-        out = {"size": list(size), "tops": [s for _, s in shapes]}
-        if failure is not None:
-            out["error"] = {"layer": len(shapes), "message": failure}
-        elif all(0 not in shape for tops in out["tops"] for shape in tops):
-            self.ok_sizes.append(tuple(size))
-        return out
+    def try_sizes(self, sizes):
+        """Each size's answer: the sizes are tried one after the other in one forked copy, and in a new
+        copy after one that Caffe aborted."""
+        answers, rest = [], [tuple(s) for s in sizes]
+        while rest:
+            def task(emit):
+                for size in rest:
+                    emit(["size"])
+                    self.reshape(size, emit)
+
+            values, failure, _ = in_fork(task)
+            per = []
+            for v in values:
+                if v == ["size"]:
+                    per.append([])
+                else:
+                    per[-1].append(v[1])
+            done = len(per) - (failure is not None)
+            for k, tops in enumerate(per):
+                out = {"size": list(rest[k]), "tops": tops}
+                if k == done:
+                    out["error"] = {"layer": len(tops), "message": failure}
+                elif all(0 not in shape for top in tops for shape in top):
+                    self.ok_sizes.append(rest[k])
+                answers.append(out)
+            rest = rest[len(per):]
+        return answers
 
     def run(self, size, emit):
         """Forward and backward once at ``size``, emitting ("f"|"b", layer) before each layer runs."""
@@ -204,19 +226,10 @@ class Built:
             net._backward(i, i)
 
     def run_once(self):
-        """The forward/backward check at the smallest size known to work (or a small one found now)."""
-        if self.ran is None:
-            native = tuple(self.net._blobs[self.net._inputs[0]].shape[2:])
-            candidates = sorted(set(self.ok_sizes), key=lambda s: s[0] * s[1])
-            if not candidates and len(native) == 2:
-                for k in (4, 2, 1):  # a smaller size runs in a fraction of the time; any that works will do
-                    size = (max(1, native[0] // k), max(1, native[1] // k))
-                    if "error" not in self.try_size(size) and size in self.ok_sizes:
-                        candidates = [size]
-                        break
-            if not candidates:
-                return None
-            size = candidates[0]
+        """The forward/backward check, at the smallest size known to work: which layers Caffe refuses to
+        run does not depend on the size, and a small one runs in a fraction of the time."""
+        if self.ran is None and self.native is not None:
+            size = min(self.ok_sizes + [self.native], key=lambda s: s[0] * s[1])
             steps, failure, _ = in_fork(lambda emit: self.run(size, emit))
             self.ran = {"size": list(size)}
             if failure is not None:
@@ -255,7 +268,7 @@ def main():
         nets[text] = built
         while len(nets) > 2:
             nets.pop(next(iter(nets)))
-        answer = {"sizes": [built.try_size(tuple(s)) for s in req.get("sizes", [])]}
+        answer = {"sizes": built.try_sizes(req.get("sizes", []))}
         if req.get("describe"):
             answer["built"] = built.describe()
         if req.get("run"):
