@@ -13,15 +13,13 @@ the rest. Field names and numbers are those of Caffe's caffe.proto.
 """
 from __future__ import annotations
 
+import math
 import mmap
 import os
 import re
 from pathlib import Path
 
-import numpy as np
-
 from ..errors import DeepDreamError
-from ..net.caffemodel import read_layers
 
 MAX_PROTOTXT_BYTES = 16 << 20  # real deploy files are tens of KB
 # Caffe reads a caffemodel with a 2 GiB protobuf limit (INT_MAX bytes): anything larger cannot load.
@@ -230,6 +228,10 @@ def _skip_list(t: _Tokens, line: int) -> None:
 
 def check_caffemodel(path: Path) -> None:
     """A binary NetParameter read to its last byte, with named layers and blobs that fill their shapes."""
+    # Here, not at the top: the reader needs numpy and protobuf, which the command line's parsing
+    # (that imports the zoo for its model names) must not load.
+    from ..net.caffemodel import read_layers  # noqa: PLC0415
+
     path = Path(path)
     size = os.path.getsize(path)
     with open(path, "rb") as f:
@@ -249,7 +251,7 @@ def check_caffemodel(path: Path) -> None:
                     for j, blob in enumerate(layer.blobs):
                         if not blob.fills_shape():
                             raise ValueError(f"blob {j} of {what} has {blob.data.size} values for shape "
-                                             f"{blob.dims()} ({int(np.prod(blob.dims(), dtype=np.int64))} expected)")
+                                             f"{blob.dims()} ({math.prod(blob.dims())} expected)")
                     blobs += len(layer.blobs)
         except (ValueError, OSError) as e:
             raise _fail("caffemodel", str(e), head) from None
