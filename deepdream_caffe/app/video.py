@@ -44,7 +44,8 @@ from .pipeline import DreamSession, _settings, choose_seed, load_input
 from .record import output_metadata
 from .reporting import FrameProgress, Progress, Reporter
 from .run import DreamFn, RunDir, frame_loop, run_key, saved_record, saved_seed
-from .zoom import KIND as ZOOM, frame_path
+from .zoom import KIND as ZOOM
+from .zoom import frame_path
 
 KIND = "video"  # the work folder's record and state: video.json, .video-state.npz
 

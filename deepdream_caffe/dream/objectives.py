@@ -44,7 +44,8 @@ import numpy as np
 
 from ..errors import DeepDreamError
 from .defaults import DEFAULT_LAYER
-from .priors import alpha_norm as _alpha_norm, tv_norm as _tv_norm
+from .priors import alpha_norm as _alpha_norm
+from .priors import tv_norm as _tv_norm
 
 INPUT = "input"  # the layer name of terms on the image itself
 

@@ -27,7 +27,8 @@ from PIL import Image, UnidentifiedImageError
 from ..errors import DeepDreamError, import_extra
 from .atomic import atomic_output, atomic_path
 from .image import IMAGE_SUFFIXES, load_image, sidecar_path, to_uint8
-from .video_formats import CONTAINERS, DEFAULT_CODEC, DEFAULT_CRF, DEFAULT_FPS as _FPS, GIF_SUFFIX
+from .video_formats import CONTAINERS, DEFAULT_CODEC, DEFAULT_CRF, GIF_SUFFIX
+from .video_formats import DEFAULT_FPS as _FPS
 
 DEFAULT_FPS = Fraction(_FPS)
 _GLOB_CHARS = re.compile(r"[*?\[]")

@@ -25,7 +25,8 @@ from ..errors import DeepDreamError
 from ..io.atomic import os_reason
 from ..io.hashing import sha1_file
 from ..net.caffe_env import find_caffe_root
-from . import cache as zcache, names
+from . import cache as zcache
+from . import names
 from .archive import extract_members
 from .content import MAX_CAFFEMODEL_BYTES, MAX_PROTOTXT_BYTES, check_file
 from .download import DiskError, DownloadError, HashMismatch, download
