@@ -153,7 +153,7 @@ def same_kernels_env(env: dict) -> dict:
 
 def cpu_model() -> str:
     """The CPU's model name, as the kernel-choice hook reads it (blas_hook.py)."""
-    from deepdream_caffe.blas_hook import cpu_info  # noqa: PLC0415
+    from deepdream_caffe.blas_hook import cpu_info
 
     try:
         return cpu_info()["model_name"] or platform.processor() or "unknown CPU"

@@ -10,6 +10,7 @@ stderr, exit != 0, nothing written, the input untouched.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -24,7 +25,10 @@ import pytest
 from PIL import Image
 
 from cli_util import BIN
+from deepdream_caffe.app.run import FileCheckpoint, run_key, state_path
+from deepdream_caffe.app.zoom import STATE_FILE
 from deepdream_caffe.cli.main import build_parser, main
+from deepdream_caffe.io.image import read_metadata
 
 # ---------------------------------------------------------------- helpers
 
@@ -241,8 +245,6 @@ def test_layers_refuses_size_with_image(tmp_path, photo, tiny_model, capsys):
 
 
 def test_quality_is_honoured_for_webp_and_recorded(tmp_path, photo, tiny_model, capsys):
-    import json
-
     sizes = {}
     for q in ("10", "95"):
         out = tmp_path / f"q{q}.webp"
@@ -294,8 +296,6 @@ def test_zoom_refuses_to_overwrite_its_input_under_a_frame_name(tmp_path, photo,
 
 
 def test_a_crafted_state_beside_the_output_is_set_aside_and_the_dream_is_right(tmp_path, photo, tiny_model, capsys):
-    from deepdream_caffe.app.run import FileCheckpoint, state_path
-
     out = tmp_path / "out.png"
     FileCheckpoint(state_path(out), "x", np.random.RandomState(0), seed=5).save(99, np.zeros((3, 4, 4), np.float32))
     argv = _base("dream", tmp_path, photo, tiny_model) + ["--seed", "5"]
@@ -345,9 +345,6 @@ def photo_big(tmp_path):
 
 
 def test_sigterm_then_kill_9_then_resume_gives_the_uninterrupted_pixels(tmp_path, tiny_model, photo_big, capsys):
-    from deepdream_caffe.app.run import state_path
-    from deepdream_caffe.io.image import read_metadata
-
     out = tmp_path / "out.png"
     state = state_path(out)
     args = _long_dream_args(tmp_path, tiny_model, photo_big, out)
@@ -388,8 +385,6 @@ def test_sigterm_then_kill_9_then_resume_gives_the_uninterrupted_pixels(tmp_path
 
 
 def test_sigint_mid_zoom_then_resume_without_seed(tmp_path, tiny_model, capsys):
-    from deepdream_caffe.app.zoom import STATE_FILE
-
     proto, weights = tiny_model
     d = tmp_path / "frames"
     src = tmp_path / "mid.png"  # big enough that frames take a while: the signal lands mid-run
@@ -418,8 +413,6 @@ def test_sigint_mid_zoom_then_resume_without_seed(tmp_path, tiny_model, capsys):
 
 
 def test_kill_9_mid_zoom_then_resume_gives_the_uninterrupted_frames(tmp_path, tiny_model):
-    from deepdream_caffe.app.zoom import STATE_FILE
-
     proto, weights = tiny_model
     src = tmp_path / "mid.png"
     Image.fromarray(np.random.RandomState(4).randint(0, 256, (120, 160, 3)).astype(np.uint8)).save(src)
@@ -450,8 +443,6 @@ def test_kill_9_mid_zoom_then_resume_gives_the_uninterrupted_frames(tmp_path, ti
 
 @pytest.mark.parametrize("mode,size", [("apply", (40, 48)), ("ignore", (48, 40))])
 def test_a_sideways_phone_photo_comes_out_upright_unless_told(tmp_path, tiny_model, capsys, mode, size):
-    from deepdream_caffe.io.image import read_metadata
-
     src = tmp_path / "phone.jpg"
     exif = Image.Exif()
     exif[0x0112] = 6  # stored 48 wide, 40 high; shown turned a quarter
@@ -469,8 +460,6 @@ def test_a_sideways_phone_photo_comes_out_upright_unless_told(tmp_path, tiny_mod
 
 
 def test_the_run_key_covers_the_prototxt():
-    from deepdream_caffe.app.run import run_key
-
     args = ({"layer": "a"}, 1, "in")
     more = dict(weights="w", shape=(3, 4, 5))
     assert run_key(*args, prototxt="p1", **more) != run_key(*args, prototxt="p2", **more)

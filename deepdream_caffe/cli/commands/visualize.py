@@ -61,7 +61,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ...app.visualize import visualize_file  # noqa: PLC0415
+    from ...app.visualize import visualize_file
 
     klass = int(args.klass) if args.klass.strip().isdigit() else args.klass
     config = settings(V, args, klass=klass, net=net_source(args), size=tuple(args.size) if args.size else None,
