@@ -1,4 +1,11 @@
 """The one exception type the command line turns into a single stderr line."""
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+# The optional extras of pyproject.toml and what each brings.
+EXTRAS = {"video": "PyAV and OpenCV", "batch": "Dask"}
 
 
 class DeepDreamError(Exception):
@@ -30,3 +37,11 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised like Ctrl-C so every cleanup (temp files, atomic writes) runs."""
 
     signum = 15
+
+
+def import_extra(module: str, extra: str) -> ModuleType:
+    """Import ``module`` of the optional ``extra``; if it is not installed, one line names the pip command."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise DeepDreamError(f"{extra} needs {EXTRAS[extra]}: pip install 'deepdream-caffe[{extra}]'") from None

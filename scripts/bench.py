@@ -132,7 +132,7 @@ def best_family(rates: dict):
 
 def numpy_core():
     """The kernel family of numpy's own OpenBLAS in this process, or None."""
-    from deepdream_caffe.net.blas import numpy_openblas
+    from deepdream_caffe.blas_hook import numpy_openblas
 
     return numpy_openblas()["core"]
 
@@ -143,7 +143,7 @@ def same_kernels_env(env: dict) -> dict:
     Another build has no kernel-choice hook, so on a CPU where this one
     replaced a generic fallback the two would round differently.
     """
-    from deepdream_caffe.net.blas import kernel_choice
+    from deepdream_caffe.blas_hook import kernel_choice
 
     ch = kernel_choice()
     if "OPENBLAS_CORETYPE" not in env and ch.get("reason") == "project" and ch.get("core"):
@@ -152,8 +152,8 @@ def same_kernels_env(env: dict) -> dict:
 
 
 def cpu_model() -> str:
-    """The CPU's model name, as the kernel-choice hook reads it (net/blas.py)."""
-    from deepdream_caffe.net.blas import cpu_info  # noqa: PLC0415
+    """The CPU's model name, as the kernel-choice hook reads it (blas_hook.py)."""
+    from deepdream_caffe.blas_hook import cpu_info
 
     try:
         return cpu_info()["model_name"] or platform.processor() or "unknown CPU"
@@ -323,7 +323,7 @@ def main() -> int:
 
     proto, weights = googlenet_files(args.cache)
     args.proto, args.weights = proto, weights
-    from deepdream_caffe.net.blas import describe, kernel_choice
+    from deepdream_caffe.blas_hook import describe, kernel_choice
 
     device = "cpu" if args.gpu is None else f"gpu:{args.gpu}"
     print(f"machine: {cpu_model()}, {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}, "

@@ -62,9 +62,10 @@ def one_run(workers: int, inputs: list, out: Path, net: tuple, opts: argparse.Na
     from deepdream_caffe.app.batch.plan import Setting
     from deepdream_caffe.app.config import DreamConfig
     from deepdream_caffe.app.netspec import NetSource
+    from deepdream_caffe.dream.params import Ascent, Octaves
 
     cfg = DreamConfig(net=NetSource(prototxt=net[0], weights=net[1]), layer="inception_4c/output",
-                      iters=opts.iters, octaves=opts.octaves)
+                      solver=Ascent(iter_n=opts.iters), octaves=Octaves(opts.octaves))
     tasks = plan_tasks(inputs, [Setting(cfg)], out, seed=0)
     t0 = time.perf_counter()
     cluster = start_cluster(workers=workers, dashboard=False)
@@ -89,7 +90,7 @@ def main() -> None:
     opts = ap.parse_args()
     w, h = (int(v) for v in opts.size.lower().split("x"))
     from deepdream_caffe.app.batch.cluster import usable_cores
-    from deepdream_caffe.io.metadata import blas_core
+    from deepdream_caffe.app.record import blas_core
 
     with tempfile.TemporaryDirectory(prefix="bench-batch-") as tmp:
         tmp = Path(tmp)

@@ -70,7 +70,7 @@ command -v "$py" >/dev/null 2>&1 || die "python interpreter '$py' not found"
 site=$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 pth="$site/deepdream_caffe_pycaffe.pth"
 # The OpenBLAS kernel-family hook that goes into the build's caffe/__init__.py.
-blas_hook="$here/../deepdream_caffe/net/blas.py"
+blas_hook="$here/../deepdream_caffe/blas_hook.py"
 
 # --cuda: the toolkit (nvcc, cuBLAS, cuRAND; cuDNN if Caffe can use it) and the GPU's
 # architecture, found before anything is built; what is missing is said in one line.

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""Render the README's gallery from the trained net (open_nsfw) into docs/gallery/.
+"""Render the gallery (docs/gallery.md and the README's first picture) from the trained net (open_nsfw) into docs/gallery/.
 
     .venv/bin/python scripts/gallery.py            # all pictures (about 10 min on 2 quiet cores)
     .venv/bin/python scripts/gallery.py --only zoom
 
 Every picture is made by the ``deepdream-caffe`` command printed next to it
-(and in the README), run on two photos that ship with scikit-image:
+(and in docs/gallery.md), run on two photos that ship with scikit-image:
 ``rocket`` (a launch pad under an evening sky, standing in for the notebook's
 sky1024px.jpg) and ``chelsea`` (a cat, the guide, standing in for its
 flowers.jpg). The PNGs they write are then put side by side where a picture
@@ -60,6 +60,8 @@ def pictures() -> List[Picture]:
     return [
         Picture("photos", "the two photos: rocket (dreamed on) and chelsea (the guide)", [],
                 ["rocket.png", "chelsea.png"], width=960),
+        Picture("before-after", "rocket, and its dream at open_nsfw's default layer (the README's first picture)",
+                [dream("middle.png", "rocket")], ["rocket.png", "middle.png"], width=1000),
         Picture("low", "low layer, eltwise_stage0_block2: fine strokes and textures",
                 [dream("low.png", "rocket", "--layer", "eltwise_stage0_block2")], ["low.png"]),
         Picture("middle", "middle layer, eltwise_stage1_block3 (open_nsfw's default): eyes and rings",

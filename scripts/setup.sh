@@ -30,15 +30,14 @@ if [ ! -f "$stamp" ]; then
   say "installing Python dependencies (log: $log)"
   "$py" -m pip install -q --upgrade pip >"$log" 2>&1 || true
   # Runtime deps before Caffe: pycaffe compiles against numpy and imports the rest.
-  "$py" -m pip install -q "numpy>=2" scipy pillow "protobuf>=3.20,<5" six scikit-image tqdm "av>=14" \
-    "opencv-python-headless>=4.10" "dask[distributed]" \
+  "$py" -m pip install -q "numpy>=2" scipy pillow "protobuf>=3.20,<5" six scikit-image tqdm \
     >>"$log" 2>&1 || { say "pip could not install the Python dependencies (offline? PIP_NO_INDEX=1 PIP_FIND_LINKS=DIR installs from a folder of wheels); see $log"; exit 1; }
 fi
 
 "$top/scripts/build_caffe.sh" --python "$py" "$@"
 
 if [ ! -f "$stamp" ]; then
-  "$py" -m pip install -q -e "$top[test]" >>"$log" 2>&1 || { say "pip install of the project failed; see $log"; exit 1; }
+  "$py" -m pip install -q -e "$top[all,notebook,test]" >>"$log" 2>&1 || { say "pip install of the project failed; see $log"; exit 1; }
   rm -f "$venv"/.deepdream-deps-*
   touch "$stamp"
 fi

@@ -5,6 +5,7 @@ top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 "$top/scripts/setup.sh"
 venv="${DEEPDREAM_CAFFE_VENV:-$top/.venv}"
 cd "$top"
+"$venv/bin/ruff" check .
 rc=0
 "$venv/bin/python" -m pytest "$@" || rc=$?
 if [ "$rc" = 5 ]; then

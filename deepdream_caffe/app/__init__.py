@@ -18,7 +18,6 @@ _EXPORTS = {
     "DreamSession": ".pipeline",
     "FrameProgress": ".reporting",
     "LayerRow": ".layers",
-    "LbfgsOptions": ".config",
     "NetSource": ".netspec",
     "NetSpec": ".netspec",
     "Progress": ".reporting",

@@ -13,9 +13,8 @@ import subprocess
 import sys
 from typing import Any, Dict, List, Optional
 
-from .. import __version__
+from .. import __version__, blas_hook
 from ..errors import DeepDreamError
-from ..net import blas
 
 # The flags that decide which kernels can run (OpenBLAS's families, Caffe's patched loops).
 RELEVANT_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512dq", "avx512bw", "avx512vl",
@@ -41,7 +40,7 @@ def _caffe() -> Dict[str, Any]:
         "version": getattr(caffe, "__version__", None),
         "root": str(root) if root else None,
         "cuda": cuda,
-        "hook": f"caffe.{blas.HOOK_MODULE}" in sys.modules,
+        "hook": f"caffe.{blas_hook.HOOK_MODULE}" in sys.modules,
     }
 
 
@@ -60,12 +59,12 @@ def _gpus() -> List[str]:
 def collect() -> Dict[str, Any]:
     """The facts of the report as a JSON-able dict (pycaffe is imported, as a dream would)."""
     try:
-        cpu = blas.cpu_info()
+        cpu = blas_hook.cpu_info()
     except OSError:
         cpu = {"vendor": "", "family": "", "model": "", "stepping": "", "model_name": platform.processor(),
                "flags": frozenset()}
     caffe = _caffe()
-    choice = blas.kernel_choice() if caffe["importable"] else None
+    choice = blas_hook.kernel_choice() if caffe["importable"] else None
     gpus = _gpus()
     gpu_usable = None
     if caffe.get("cuda") and gpus:
@@ -88,10 +87,10 @@ def collect() -> Dict[str, Any]:
         "cpu": {k: v for k, v in cpu.items() if k != "flags"},
         "cores": {"online": os.cpu_count(), "usable": affinity},
         "flags": {f: f in cpu["flags"] for f in RELEVANT_FLAGS},
-        "modern_simd": blas.has_modern_simd(cpu["flags"]),
+        "modern_simd": blas_hook.has_modern_simd(cpu["flags"]),
         "gpus": gpus,
         "gpu_usable": gpu_usable,
-        "numpy": dict(blas.numpy_openblas(), version=numpy.__version__),
+        "numpy": dict(blas_hook.numpy_openblas(), version=numpy.__version__),
     }
 
 
@@ -99,7 +98,7 @@ def warnings(facts: Dict[str, Any]) -> List[str]:
     """What in ``facts`` makes runs slower than they could be, one line each."""
     out = []
     ch = facts["blas"]
-    if ch and ch.get("core") and blas.is_generic(ch["core"]) and facts["modern_simd"]:
+    if ch and ch.get("core") and blas_hook.is_generic(ch["core"]) and facts["modern_simd"]:
         out.append(f"Caffe's OpenBLAS runs generic {ch['core']} kernels although this CPU has AVX2/AVX-512: "
                    "expect matrix products several times slower"
                    + (" (OPENBLAS_CORETYPE is set; unset it to let deepdream-caffe choose)" if ch["reason"] == "user"
@@ -129,7 +128,7 @@ def format_report(facts: Dict[str, Any]) -> str:
             rows.append(("caffe's BLAS", "not OpenBLAS (or not loaded)"))
         else:
             rows.append(("caffe's BLAS", f"{ch['config'] or 'OpenBLAS'} ({ch['library']})"))
-            rows.append(("kernel family", f"{blas.describe(ch)}; reason: {ch['reason']}"))
+            rows.append(("kernel family", f"{blas_hook.describe(ch)}; reason: {ch['reason']}"))
             for fam, why in (ch.get("rejected") or {}).items():
                 rows.append(("  not used", f"{fam}: {why}"))
             env = ", ".join(f"{k}={v}" for k, v in facts["threads_env"].items())

@@ -2,13 +2,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 from ..errors import DeepDreamError
 from ..net.classifier import fixed_size_layer, native_size
 from ..net.prototxt import input_names, read_prototxt
 from ..net.referee import (
-    FixedSize, Mismatch, NetError, TooLarge, TooSmall, build, check_runs, policy_refusal, size_problem,
+    FixedSize,
+    Mismatch,
+    NetError,
+    TooLarge,
+    TooSmall,
+    build,
+    check_runs,
+    policy_refusal,
+    size_problem,
 )
 from .netspec import NetSource, resolve_net
 

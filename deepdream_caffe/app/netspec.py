@@ -8,6 +8,7 @@ from typing import Optional, Tuple
 
 from ..dream.defaults import DEFAULT_LAYER
 from ..errors import DeepDreamError
+from ..zoo import resolve_model
 
 DEFAULT_MODEL = "bvlc_googlenet"
 # The notebook's GoogLeNet conventions, for a prototxt of your own.
@@ -77,8 +78,6 @@ def resolve_net(source: NetSource, need_weights: bool = True, quiet: bool = Fals
             raise DeepDreamError("--prototxt needs --weights (the .caffemodel)")
         spec = NetSpec(source.prototxt, source.weights, None, DEFAULT_MEAN, DEFAULT_CHANNEL_SWAP, DEFAULT_LAYER, None)
     else:
-        from ..zoo import resolve_model  # noqa: PLC0415
-
         mf = resolve_model(source.model or DEFAULT_MODEL, models_dirs=list(source.models_dirs) or None,
                            mirror=source.mirror, quiet=quiet,
                            roles=("prototxt", "weights") if need_weights else ("prototxt",))

@@ -30,8 +30,8 @@ def build_objective(config: DreamConfig, default: str,
     for name, w in config.objective_layers(default):
         if guide_features is not None:
             term = guide(name, guide_features[name])
-        elif config.mode == "lbfgs" and config.lbfgs.objective == "gain":
-            term = -feature_match(name, gain=config.lbfgs.gain)
+        elif config.mode == "lbfgs" and config.solver.objective == "gain":
+            term = -feature_match(name, gain=config.solver.gain)
         else:
             term = L2(name)
         terms.append(term if w == 1.0 else w * term)

@@ -11,21 +11,38 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..errors import DeepDreamError, Interrupted
-from ..io.image import image_format, read_image, sample_image, save_image, sidecar_path
-from ..io.metadata import file_sha1
+from ..blas_hook import describe, kernel_choice
 from ..dream import defaults as nb
+from ..dream.ascent import ascend
+from ..dream.gradient import check_objective
+from ..dream.guide import guide_features_at
+from ..dream.octaves import octave_sizes
+from ..dream.params import Lbfgs, SettingError
+from ..dream.sizing import fit_octaves, tile_extents
+from ..dream.tiling import TilePolicy
+from ..errors import DeepDreamError, Interrupted
+from ..io.hashing import file_sha1
+from ..io.image import image_format, read_image, sample_image, save_image, sidecar_path
+from ..net.access import check_layer
+from ..net.caffe_env import import_caffe
+from ..net.devices import select_device
+from ..net.loading import _NamesOnly, load_net
+from ..net.prototxt import deepest_layer, layer_index, read_prototxt
+from ..net.referee import check_structure
 from .config import DreamConfig, ZoomConfig
-from .modes import run_ascent, run_lbfgs
+from .modes import run_lbfgs
 from .netspec import NetSpec, resolve_net
-from .record import output_metadata, resume_key, run_params
+from .objective import build_objective, is_plain, objective_layer_names
+from .record import output_metadata, run_params
 from .reporting import Progress, Reporter
+from .run import FileCheckpoint, StateFile, run_key, saved_seed, state_path
+from .zoom import PARAMS_FILE, frame_path, is_complete, zoom_frames
 
 
 @dataclass
@@ -52,21 +69,17 @@ def read_input(path: Optional[os.PathLike], exif_orientation: str = "apply") -> 
 LOSSY = ("JPEG", "WEBP")  # the formats --quality means something for
 
 
-def check_output(out: os.PathLike, inputs: Sequence[Optional[os.PathLike]], quality: Optional[int] = None,
-                 names: Optional[Dict[str, str]] = None) -> None:
+def check_output(out: os.PathLike, inputs: Sequence[Optional[os.PathLike]], quality: Optional[int] = None) -> None:
     """Refuse, before any work, an output of unknown format, in a missing folder, or that is an input.
 
     Neither the output nor the files that go with it (``OUT.json``, the
     state file) may be one of ``inputs`` (same path, symlink or hard link).
     A ``quality`` is refused for a format that has none (PNG, BMP, TIFF).
     """
-    from ..io.checkpoint import state_path  # noqa: PLC0415
-
     out = Path(out)
     fmt = image_format(out)
     if quality is not None and fmt not in LOSSY:
-        flag = (names or {}).get("quality", "quality")
-        raise DeepDreamError(f"{flag} is for .jpg and .webp outputs; {out.name} is {fmt}, which has none")
+        raise SettingError(f"{{quality}} is for .jpg and .webp outputs; {out.name} is {fmt}, which has none")
     if not (out.parent if str(out.parent) else Path(".")).is_dir():
         raise DeepDreamError(f"output directory does not exist: {out.parent}")
     for target in (out, sidecar_path(out), state_path(out)):
@@ -104,22 +117,10 @@ class DreamSession:
 
     def __init__(self, config: DreamConfig, reporter: Optional[Reporter] = None,
                  net_cache: Optional[Dict[Tuple[Any, ...], Any]] = None) -> None:
-        from ..net.caffe_env import import_caffe  # noqa: PLC0415
-
         import_caffe(verbose=config.verbose)
-        from ..net.access import check_layer  # noqa: PLC0415
-        from ..net.devices import select_device  # noqa: PLC0415
-        from ..net.loading import _NamesOnly  # noqa: PLC0415
-        from ..net.prototxt import deepest_layer, layer_index, read_prototxt  # noqa: PLC0415
-        from ..net.referee import check_structure  # noqa: PLC0415
-        from ..dream.sizing import fit_octaves  # noqa: PLC0415
-        from .objective import objective_layer_names  # noqa: PLC0415
-
         self.config = config
         self.reporter = reporter or Reporter()
         if config.verbose:
-            from ..net.blas import describe, kernel_choice  # noqa: PLC0415
-
             blas = kernel_choice()  # the family decides speed and bits: say which, and why
             if blas["core"] is not None:
                 self.reporter.note(f"OpenBLAS kernels: {describe(blas)}, {blas['threads']} threads")
@@ -138,7 +139,7 @@ class DreamSession:
         self._guide_img = load_input(config.guide, config.exif_orientation) if config.guide is not None else None
         if self._guide_img is not None:
             fit_octaves(self.param, self.end, self._guide_img.shape[0], self._guide_img.shape[1], 1,
-                        config.octave_scale)
+                        config.octaves.octave_scale)
         self.device = select_device(config.gpu)
         self._net: Any = None
         self._net_cache = net_cache
@@ -154,17 +155,13 @@ class DreamSession:
         """Load the net (once), compute the guide's features and the objective; returns the DreamNet."""
         if self._net is not None:
             return self._net
-        from ..dream.gradient import check_objective  # noqa: PLC0415
-        from ..net.loading import load_net  # noqa: PLC0415
-        from .objective import build_objective  # noqa: PLC0415
-
         spec = self.spec
         key = (str(spec.prototxt), str(spec.weights), tuple(spec.mean), tuple(spec.channel_swap),
-               tuple(self.layers), self.config.notebook_net, self.config.net.allow_python_layers)
+               tuple(self.layers), self.config.fast, self.config.net.allow_python_layers)
         dnet = None if self._net_cache is None else self._net_cache.get(key)
         if dnet is None:
             dnet = load_net(spec.prototxt, spec.weights, mean=spec.mean, channel_swap=spec.channel_swap,
-                            end=list(self.layers), fast=not self.config.notebook_net, weights_sha1=spec.weights_sha1,
+                            end=list(self.layers), fast=self.config.fast, weights_sha1=spec.weights_sha1,
                             allow_python_layers=self.config.net.allow_python_layers)
             if self._net_cache is not None:
                 self._net_cache[key] = dnet
@@ -172,8 +169,6 @@ class DreamSession:
             self.spec = replace(spec, weights_sha1=dnet.weights_sha1)
         features = None
         if self._guide_img is not None:
-            from ..dream.guide import guide_features_at  # noqa: PLC0415
-
             guided = [name for name, _ in self.config.objective_layers(spec.default_layer)]
             features = guide_features_at(dnet, self._guide_img, guided)
         objective = build_objective(self.config, spec.default_layer, features)
@@ -185,11 +180,10 @@ class DreamSession:
     def octaves_for(self, h: int, w: int) -> int:
         """How many octaves an ``h`` x ``w`` image gets (fewer than asked if small; told once per size)."""
         if (h, w) not in self._plans:
-            from ..dream.sizing import fit_octaves, tile_extents  # noqa: PLC0415
-
             # the sizes the net really runs at: tiles above the tiling threshold (ascent)
             extents = tile_extents(self.config.tiling) if self.config.mode == "ascent" else None
-            n, why = fit_octaves(self.param, self.end, h, w, self.config.octaves, self.config.octave_scale,
+            octaves = self.config.octaves
+            n, why = fit_octaves(self.param, self.end, h, w, octaves.octave_n, octaves.octave_scale,
                                  **({"extents": extents} if extents else {}))
             if why:
                 self.reporter.note(why)
@@ -222,17 +216,19 @@ class DreamSession:
         def progress(sizes: List[Tuple[int, int]], iter_n: int) -> Progress:
             return self.reporter.progress(sizes, iter_n, label)
 
-        if cfg.mode == "lbfgs":
-            from .objective import is_plain  # noqa: PLC0415
-
+        octaves = replace(cfg.octaves, octave_n=octave_n)
+        if isinstance(cfg.solver, Lbfgs):
             # One layer of weight 1: the mode's own "gain"/"l2" on it (the same terms, a shorter record).
-            out, info = run_lbfgs(net, img, end=self.end, octave_n=octave_n, octave_scale=cfg.octave_scale,
-                                  options=cfg.lbfgs, progress=progress, checkpoint=checkpoint,
-                                  objective=None if is_plain(cfg) else self.objective)
+            out, info = run_lbfgs(net, img, end=self.end, octaves=octaves, options=cfg.solver, progress=progress,
+                                  checkpoint=checkpoint, objective=None if is_plain(cfg) else self.objective)
             return DreamResult(out, octave_n, {"lbfgs": info})
-        out = run_ascent(net, img, end=self.end, iter_n=cfg.iters, octave_n=octave_n, octave_scale=cfg.octave_scale,
-                         clip=cfg.clip, objective=self.objective, gradient=cfg.tiling, rng=rng, progress=progress,
-                         checkpoint=checkpoint, step_size=cfg.step_size, jitter=cfg.jitter)
+        bar = progress(octave_sizes(*img.shape[:2], octave_n, octaves.octave_scale), cfg.solver.iter_n)
+        try:
+            out = ascend(net, img, cfg.solver, octaves, end=self.end, objective=self.objective,
+                         gradient=TilePolicy(**asdict(cfg.tiling)), rng=rng, checkpoint=checkpoint,
+                         callback=lambda info: bar.update(info.octave, info.step))
+        finally:
+            bar.close()
         return DreamResult(out, octave_n)
 
 
@@ -270,27 +266,26 @@ def dream_file(
     cfg, rep = _settings("dream_file", config, session, reporter)
     output = Path(output)
     input_path = None if input_path is None else Path(input_path)
-    check_output(output, [input_path, cfg.guide], cfg.quality, dict(cfg.names))
+    check_output(output, [input_path, cfg.guide], cfg.quality)
     img, orientation = read_input(input_path, cfg.exif_orientation)
     input_sha1 = file_sha1(input_path)
     session = session or DreamSession(cfg, rep)
     octave_n = session.octaves_for(*img.shape[:2])  # a too-small image fails before the net loads
     session.load()  # the weights' hash goes into the resume key
     params = session.params(octave_n)
-    seed_flag = cfg.names.get("seed", "seed")
-    from ..io.checkpoint import FileCheckpoint, state_path  # noqa: PLC0415
+    seed_flag = rep.name("seed")
 
-    def key(seed: int) -> str:
-        return resume_key(params, seed, input_sha1, session.spec.weights_sha1, img.shape,
-                          prototxt_sha1=session.prototxt_sha1)
+    def key(seed: Optional[int]) -> str:
+        return run_key(params, seed, input_sha1, weights=session.spec.weights_sha1,
+                       prototxt=session.prototxt_sha1, shape=tuple(img.shape))
 
     # Either mode resumes after its last finished octave (L-BFGS draws no random numbers; the state keeps them anyway).
     spath = state_path(output)
     seed = cfg.seed
     lbfgs = cfg.mode == "lbfgs"  # draws nothing at random: no seed is chosen, reported or recorded
-    saved = FileCheckpoint.peek(spath) if seed is None and not lbfgs else None
-    if saved is not None and saved[1] is not None and saved[0] == key(saved[1]):
-        seed = saved[1]
+    saved_key, saved = StateFile(spath, "").peek() if seed is None and not lbfgs else (None, None)
+    if saved is not None and saved_key == key(saved):
+        seed = saved
         rep.note(f"resuming the unfinished run in {spath.name} with its seed {seed} "
                  f"(give {seed_flag} to start another)")
     if not lbfgs:
@@ -306,7 +301,7 @@ def dream_file(
                                extra=extra)
         save_image(output, result.image, meta, quality=_quality(output, cfg) or nb.JPEG_QUALITY)
     except KeyboardInterrupt as e:
-        done = checkpoint.saved_octave
+        done = checkpoint.last
         if done is None:
             again = "repeat the run" if seed is None else f"repeat the run with {seed_flag} {seed}"
             raise _interrupted(e, "before an octave was finished", f"nothing to resume: {again}") from None
@@ -340,11 +335,9 @@ def zoom_file(
     run). An interrupted run continues with the same frames when repeated
     with the same settings and seed.
     """
-    from ..dream.zoom import PARAMS_FILE, frame_path, read_zoom_record, zoom_frames  # noqa: PLC0415
-
     cfg, rep = _settings("zoom_file", config, session, reporter)
     out_dir = Path(out_dir)
-    seed_flag = cfg.names.get("seed", "seed")
+    seed_flag = rep.name("seed")
     input_path = None if input_path is None else Path(input_path)
     img, orientation = read_input(input_path, cfg.exif_orientation)
     input_sha1 = file_sha1(input_path)
@@ -354,10 +347,8 @@ def zoom_file(
     seed = cfg.seed
     lbfgs = cfg.mode == "lbfgs"  # draws nothing at random: no seed is chosen, reported or recorded
     if seed is None and not lbfgs:
-        record = read_zoom_record(out_dir)
-        saved = None if record is None else record["params"].get("seed")
-        if isinstance(saved, int) and not isinstance(saved, bool) and 0 <= saved < 2**32:
-            seed = saved
+        seed = saved_seed(out_dir, "zoom")
+        if seed is not None and not is_complete(out_dir, zoom.frames):
             rep.note(f"continuing the sequence in {out_dir} with its seed {seed} (from {PARAMS_FILE}; "
                      f"give {seed_flag} to start another elsewhere)")
     if not lbfgs:
@@ -376,7 +367,7 @@ def zoom_file(
     def on_start(start: int) -> None:
         progress["next"] = start
         if start >= zoom.frames:
-            rep.note(f"all {zoom.frames} frames are already in {out_dir}")
+            rep.note(f"all {zoom.frames} frames exist in {out_dir}: nothing to dream")
         elif start > 0:
             rep.note(f"resumed at frame {start} ({frame_path(out_dir, start).name})")
 

@@ -42,6 +42,10 @@ class Reporter:
     def note(self, message: str) -> None:
         """Something worth a line: fewer octaves than asked, resumed, written."""
 
+    def name(self, setting: str) -> str:
+        """How a note calls ``setting`` (a config field), e.g. the command line's flag for it."""
+        return setting
+
     def seed_chosen(self, seed: int) -> None:
         """No seed was given and the run picked ``seed``; reporting it lets the run be repeated."""
 

@@ -12,43 +12,48 @@ work folder, and the frames in it are the result.
 from __future__ import annotations
 
 import hashlib
-import json
+import itertools
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
+from .. import __version__
 from ..dream.defaults import BLEND, CARRY, CARRY_MODES, FLOW, FLOW_METHODS
 from ..dream.flow import FrameCarry
+from ..dream.params import SettingError, check
 from ..errors import DeepDreamError
-from ..io.atomic import atomic_output
-from ..io.checkpoint import run_key
 from ..io.hashing import sha1_file
-from ..io.image import load_image, save_image
+from ..io.image import load_image
 from ..io.video import (
-    DEFAULT_CRF, DEFAULT_FPS, VideoSource, as_rate, check_video_output, format_rate, open_source, output_kind,
+    DEFAULT_CRF,
+    DEFAULT_FPS,
+    VideoSource,
+    as_rate,
+    check_video_output,
+    format_rate,
+    open_source,
+    output_kind,
     write_video,
 )
+from .pipeline import DreamSession, _settings, choose_seed, load_input
+from .record import output_metadata
 from .reporting import FrameProgress, Progress, Reporter
+from .run import DreamFn, RunDir, frame_loop, run_key, saved_record, saved_seed
+from .zoom import KIND as ZOOM
+from .zoom import frame_path
 
-RECORD_FILE = "video.json"
-STATE_FILE = ".video-state.npz"
-
-DreamFn = Callable[[np.ndarray, np.random.RandomState], np.ndarray]
+KIND = "video"  # the work folder's record and state: video.json, .video-state.npz
 
 
 def work_dir(out: os.PathLike) -> Path:
     """Where the frames of a run go: the output itself for a frame folder, else a hidden folder beside it."""
     out = Path(out)
     return out if output_kind(out) == "frames" else out.with_name(f".{out.name}.frames")
-
-
-def frame_file(work: Path, i: int) -> Path:
-    return work / f"{i:06d}.png"
 
 
 def source_sha1(source: VideoSource) -> str:
@@ -59,83 +64,6 @@ def source_sha1(source: VideoSource) -> str:
     for f in source.files:
         h.update(f"{f.name}\0{sha1_file(f)}\n".encode())
     return h.hexdigest()
-
-
-def read_record(work: Path) -> Optional[Dict[str, Any]]:
-    """The record of the run whose frames are in ``work``, or None."""
-    p = work / RECORD_FILE
-    if not p.exists():
-        return None
-    try:
-        rec = json.loads(p.read_text())
-        return rec if isinstance(rec, dict) and "key" in rec else None
-    except (OSError, ValueError):
-        return None
-
-
-@dataclass
-class _State:
-    index: int  # the last finished frame
-    prev_frame: np.ndarray
-    prev_dream: np.ndarray
-
-
-def _save_state(work: Path, index: int, frame: np.ndarray, dream: np.ndarray, rng: np.random.RandomState) -> None:
-    _, keys, pos, has_gauss, cached = rng.get_state()
-    with atomic_output(work / STATE_FILE) as f:
-        np.savez(f, index=index, prev_frame=frame, prev_dream=dream, keys=keys, pos=pos, has_gauss=has_gauss,
-                 cached=cached)
-
-
-def _load_state(work: Path, rng: np.random.RandomState) -> Optional[_State]:
-    p = work / STATE_FILE
-    if not p.exists():
-        return None
-    try:
-        with np.load(p) as z:
-            rng.set_state(("MT19937", z["keys"], int(z["pos"]), int(z["has_gauss"]), float(z["cached"])))
-            return _State(int(z["index"]), z["prev_frame"].copy(), z["prev_dream"].copy())
-    except (OSError, ValueError, KeyError) as e:
-        raise DeepDreamError(f"cannot resume from {p}: {e}; remove it to start over") from None
-
-
-def _open_work(work: Path, key: str, record: Dict[str, Any]) -> bool:
-    """Create or check the work folder; True when it holds frames of this very run."""
-    old = read_record(work) if work.is_dir() else None
-    if old is not None and old["key"] != key:
-        was, now = old.get("params", {}), record.get("params", {})
-        diff = sorted(k for k in set(was) | set(now) if was.get(k) != now.get(k))
-        if old.get("seed") != record.get("seed"):
-            diff.append("seed")
-        if old.get("input_sha1") != record.get("input_sha1"):
-            diff.append("input")
-        what = ", ".join(diff) or "settings"
-        raise DeepDreamError(f"{work} holds frames of another run (other {what}); remove it or choose another output")
-    if old is None and work.is_dir() and any(work.glob("[0-9][0-9][0-9][0-9][0-9][0-9].png")):
-        raise DeepDreamError(f"{work} holds frames not made by this tool; choose an empty folder")
-    try:
-        work.mkdir(parents=False, exist_ok=True)
-    except FileNotFoundError:
-        raise DeepDreamError(f"output directory does not exist: {work.parent}") from None
-    except OSError as e:
-        raise DeepDreamError(f"cannot create {work}: {e.strerror or e}") from None
-    with atomic_output(work / RECORD_FILE, "w") as f:
-        json.dump(record, f, indent=2, sort_keys=True)
-        f.write("\n")
-    return old is not None
-
-
-def _remove_work(work: Path, frames: int) -> None:
-    for i in range(frames):
-        frame_file(work, i).unlink(missing_ok=True)
-    for name in (STATE_FILE, RECORD_FILE):
-        (work / name).unlink(missing_ok=True)
-    for tmp in work.glob(".*.tmp"):  # a write that a kill cut short (atomic_output's temp files)
-        tmp.unlink(missing_ok=True)
-    try:
-        work.rmdir()
-    except OSError:
-        pass  # something else was put there: leave it
 
 
 @dataclass
@@ -189,53 +117,47 @@ def dream_video(
     params = dict(params, flow=carry.method, blend=carry.blend, carry=carry.carry,
                   frame_rate=str(source.frame_rate), size=[source.width, source.height])
     input_sha1 = source_sha1(source)
-    key = run_key({"params": params, "seed": seed, "input": input_sha1})
-    record = {"key": key, "seed": seed, "params": params, "input": source.spec, "input_sha1": input_sha1,
-              "metadata": metadata or {}}
-    work = work_dir(out)
-    _open_work(work, key, record)
+    record = dict(metadata or {}, seed=seed, params=params, input=source.spec, input_sha1=input_sha1)
+    run = RunDir(work_dir(out), KIND, run_key(params, seed, input_sha1), record, digits=6, ext=".png",
+                 note=rep.note)
+    run.refuse_inputs([source.path, *source.files])
+    run.open()
 
     rng = np.random.RandomState(seed)
-    state = _load_state(work, rng)
-    prev_frame = prev_dream = None
-    start = 0
-    if state is not None:
-        start, prev_frame, prev_dream = state.index + 1, state.prev_frame, state.prev_dream
-        if not frame_file(work, state.index).exists():
-            save_image(frame_file(work, state.index), prev_dream)  # killed between the state and the frame
-    done = start
+    shape = (source.height, source.width, 3)
+    start, last = run.resume(rng, {"frame": shape, "dream": shape})
     if start:
-        rep.note(f"resuming after frame {start} from {work}")
+        rep.note(f"resuming after frame {start} from {run.folder}")
     bar = rep.frames(total, min(start, total), "video")
     if isinstance(rep, _FrameReporter):
         rep.bar = bar
+    carried = {"visible": 0.0}
+
+    def carry_in(frame: np.ndarray, last: Optional[Dict[str, np.ndarray]]) -> np.ndarray:
+        x, info = carry(frame, *((last["frame"], last["dream"]) if last else (None, None)))
+        carried["visible"] = info.visible
+        return x
+
+    def frame_done(i: int) -> None:
+        bar.frame_done(min(i + 1, total), f"{carried['visible']:.0%} carried" if carry.blend > 0 and i > 0 else "")
+        if on_frame is not None:
+            on_frame(i)
+
+    frames = itertools.islice(source.frames(start), None if max_frames is None else max(0, max_frames - start))
     try:
-        if max_frames is None or start < max_frames:
-            for i, frame in enumerate(source.frames(start), start):
-                if max_frames is not None and i >= max_frames:
-                    break
-                x, info = carry(frame, prev_frame, prev_dream)
-                result = dream(x, rng)
-                _save_state(work, i, frame, result, rng)
-                save_image(frame_file(work, i), result)
-                done = i + 1
-                bar.frame_done(min(done, total), f"{info.visible:.0%} carried" if carry.blend > 0 and i > 0 else "")
-                if on_frame is not None:
-                    on_frame(i)
-                prev_frame, prev_dream = frame, result
+        done = frame_loop(run, rng, dream, start, last, frames, carry_in, frame_done)
     except KeyboardInterrupt:
-        rep.note(f"stopped after frame {done}; the same command carries on from {work}")
+        rep.note(f"stopped after frame {0 if run.state.last is None else run.state.last + 1}; "
+                 f"the same command carries on from {run.folder}")
         raise
     finally:
         bar.close()
     if done == 0:
         raise DeepDreamError(f"{source.spec} has no video frames")
     if kind != "frames":
-        meta = dict(metadata or {}, params=params, seed=seed, frames=done, frame_rate=format_rate(source.frame_rate),
-                    input=source.spec, input_sha1=input_sha1)
-        encode_frames([frame_file(work, i) for i in range(done)], out, source, meta, codec=codec, crf=crf,
-                      reporter=rep)
-        _remove_work(work, done)
+        meta = dict(record, frames=done, frame_rate=format_rate(source.frame_rate))
+        encode_frames([run.frame(i) for i in range(done)], out, source, meta, codec=codec, crf=crf, reporter=rep)
+        run.remove()
     return VideoResult(out, done, start, seed, time.monotonic() - t0)
 
 
@@ -293,6 +215,9 @@ class _FrameReporter(Reporter):
     def note(self, message: str) -> None:
         self.inner.note(message)
 
+    def name(self, setting: str) -> str:
+        return self.inner.name(setting)
+
     def seed_chosen(self, seed: int) -> None:
         self.inner.seed_chosen(seed)
 
@@ -304,10 +229,6 @@ class _FrameReporter(Reporter):
 
 
 # ---------------------------------------------------------------- file in, file out
-
-
-def _names(names: Mapping[str, str]) -> Callable[[str], str]:
-    return lambda key: names.get(key, key)
 
 
 @dataclass(frozen=True)
@@ -327,20 +248,16 @@ class VideoConfig:
     max_frames: Optional[int] = None
     codec: Optional[str] = None
     crf: int = DEFAULT_CRF
-    names: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False, hash=False)
 
     def __post_init__(self) -> None:
-        n = _names(self.names)
         if self.flow not in FLOW_METHODS:
-            raise DeepDreamError(f"{n('flow')} must be one of {', '.join(FLOW_METHODS)}; got {self.flow!r}")
+            raise SettingError(f"{{flow}} must be one of {', '.join(FLOW_METHODS)}; got {self.flow!r}")
         if self.carry not in CARRY_MODES:
-            raise DeepDreamError(f"{n('carry')} must be one of {', '.join(CARRY_MODES)}; got {self.carry!r}")
-        if not isinstance(self.blend, (int, float)) or not 0.0 <= self.blend <= 1.0:
-            raise DeepDreamError(f"{n('blend')} must be in [0, 1], got {self.blend!r}")
-        if self.max_frames is not None and (not isinstance(self.max_frames, int) or self.max_frames < 1):
-            raise DeepDreamError(f"{n('max_frames')} must be at least 1, got {self.max_frames!r}")
-        if not isinstance(self.crf, int) or not 0 <= self.crf <= 51:
-            raise DeepDreamError(f"{n('crf')} must be in [0, 51], got {self.crf!r}")
+            raise SettingError(f"{{carry}} must be one of {', '.join(CARRY_MODES)}; got {self.carry!r}")
+        check(self, "blend", float, lambda v: 0 <= v <= 1, "in [0, 1]")
+        if self.max_frames is not None:
+            check(self, "max_frames", int, lambda v: v >= 1, "at least 1")
+        check(self, "crf", int, lambda v: 0 <= v <= 51, "in [0, 51]")
         if self.fps is not None:
             as_rate(self.fps)
 
@@ -350,13 +267,10 @@ class VideoConfig:
 
 def _seed_for(config: Any, work: Path, rep: Reporter) -> int:
     """The config's seed; else an unfinished run's (so re-running the same command resumes it); else a new one."""
-    from .pipeline import choose_seed  # noqa: PLC0415
-
-    if config.seed is None:
-        rec = read_record(work) if work.is_dir() else None
-        if rec is not None and isinstance(rec.get("seed"), int):
-            rep.note(f"seed {rec['seed']}, that of the run in {work}")
-            return rec["seed"]
+    seed = saved_seed(work, KIND) if config.seed is None else None
+    if seed is not None:
+        rep.note(f"seed {seed}, that of the run in {work}")
+        return seed
     return choose_seed(config, rep)
 
 
@@ -380,22 +294,16 @@ def video_file(
     interruption and it carries on with the same frames. Everything is
     checked before the net loads.
     """
-    from .pipeline import DreamSession, _settings  # noqa: PLC0415
-    from .record import output_metadata  # noqa: PLC0415
-
     cfg, rep = _settings("video_file", config, session, reporter)
-    n = _names(video.names)
     # Dream settings a video does not use would be ignored without a word: refuse them.
     if cfg.quality is not None:
-        raise DeepDreamError(f"{cfg.names.get('quality', 'quality')} is for JPEG/WebP images; "
-                             f"a video's quality is {n('crf')}")
+        raise SettingError("{quality} is for JPEG/WebP images; a video's quality is {crf}")
     if cfg.exif_orientation != "apply":
-        raise DeepDreamError(f"{cfg.names.get('exif_orientation', 'exif_orientation')} is for images; "
-                             "a video's frames are turned upright by its display matrix (frame files: by their tags)")
+        raise SettingError("{exif_orientation} is for images; a video's frames are turned upright by its display matrix (frame files: by their tags)")
     source = open_source(input_spec, video.fps)
     _note_turn(source, rep)
     if source.kind == "video" and video.fps is not None:
-        raise DeepDreamError(f"{n('fps')} is for frame folders; a video keeps its own frame rate")
+        raise SettingError("{fps} is for frame folders; a video keeps its own frame rate")
     out = Path(output)
     kind = output_kind(out)
     if kind != "frames":
@@ -435,8 +343,6 @@ def _note_turn(source: VideoSource, rep: Reporter) -> None:
 
 def _encode_metadata(command: str, source: VideoSource, rate: Fraction, extra: Optional[Dict[str, Any]] = None
                      ) -> Dict[str, Any]:
-    from .. import __version__  # noqa: PLC0415
-
     meta = {"tool": "deepdream-caffe", "version": __version__, "command": command, "input": source.spec,
             "frames": source.frame_count, "frame_rate": format_rate(rate)}
     meta.update(extra or {})
@@ -485,8 +391,6 @@ def frames_to_video_file(
 def check_zoom_video(input_path: Optional[os.PathLike], output: os.PathLike, *, fps: Optional[Union[float, str]] = None,
                      codec: Optional[str] = None, crf: int = DEFAULT_CRF) -> None:
     """Refuse now, before the zoom's dreams, a video output that could not be written for this input."""
-    from .pipeline import load_input  # noqa: PLC0415
-
     out = Path(output)
     if output_kind(out) == "frames":
         raise DeepDreamError(f"cannot tell the video format from '{out}'; use one of .gif, .m4v, .mkv, .mov, .mp4")
@@ -505,8 +409,6 @@ def zoom_video_file(
     reporter: Optional[Reporter] = None,
 ) -> int:
     """Encode a zoom's frames ``0000.jpg`` ... of ``out_dir`` into ``output``; the folder stays as it is."""
-    from ..dream.zoom import PARAMS_FILE, frame_path  # noqa: PLC0415
-
     out_dir = Path(out_dir)
     files = [frame_path(out_dir, i) for i in range(frames)]
     missing = [f for f in files if not f.exists()]
@@ -515,10 +417,9 @@ def zoom_video_file(
     rate = as_rate(fps) if fps is not None else DEFAULT_FPS
     source = open_source(out_dir, rate)
     meta = _encode_metadata("zoom", source, rate, {"frames": frames})
-    try:
-        meta["zoom"] = json.loads((out_dir / PARAMS_FILE).read_text())
-    except (OSError, ValueError):
-        pass
+    record = saved_record(out_dir, ZOOM)
+    if record is not None:
+        meta["zoom"] = record
     rep = reporter or Reporter()
     n = encode_frames(files, output, None, meta, rate=rate, codec=codec, crf=crf, reporter=rep)
     rep.note(f"wrote {output} ({n} frames at {format_rate(rate)} fps)")

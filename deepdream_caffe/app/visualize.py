@@ -4,18 +4,23 @@ Checked before any work: the output, the model, the layer, the class (an
 index, or a name looked up in the model's labels file), the settings.
 Progress goes to a :class:`Reporter`, the record into the output's
 metadata, and the run resumes after its last finished octave.
+
+The command line's parser reads :class:`VisualizeConfig`'s defaults, so what
+a run needs (numpy, the net, :mod:`~deepdream_caffe.dream.visualize`) is
+imported inside the functions that run.
 """
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 from ..dream import defaults as nb
+from ..dream.params import Ascent, Lbfgs, Octaves, SettingError, check
 from ..errors import DeepDreamError
-from .config import LBFGS_FIELDS, LbfgsOptions, _same
-from .netspec import NetSource
+from ..io.hashing import file_sha1
+from ..net.caffe_env import import_caffe
+from .netspec import NetSource, resolve_net
 from .reporting import Reporter
 
 INITS = ("zero", "noise")
@@ -25,13 +30,15 @@ REFUSED_CLASSES: Mapping[str, Tuple[int, ...]] = {"open_nsfw": (1,)}
 
 @dataclass(frozen=True)
 class VisualizeConfig:
-    """Everything that decides a class visualisation, checked when made (one DeepDreamError line).
+    """Everything that decides a class visualisation, checked when made (one SettingError line).
 
     ``klass`` is a class index or a name from the labels; ``layer`` defaults
     to the net's class-score layer (the last InnerProduct before its
     Softmax); ``size`` is (width, height), default the native input size;
-    ``init`` "zero", "noise" or an image path. The regularisers take
-    Yosinski et al.'s set 3 unless given (see :mod:`deepdream_caffe.dream.visualize`).
+    ``init`` "zero", "noise" or an image path; ``octave_n=None`` takes as
+    many octaves as fit. ``lbfgs`` (its priors and bounds) solves each octave
+    with L-BFGS-B instead of the ascent. The regularisers take Yosinski et
+    al.'s set 3 unless given (see :mod:`deepdream_caffe.dream.visualize`).
     """
 
     klass: Union[int, str] = 0
@@ -39,10 +46,10 @@ class VisualizeConfig:
     layer: Optional[str] = None
     size: Optional[Tuple[int, int]] = None
     init: Union[str, Path] = "zero"
-    iters: int = 200
-    octaves: Optional[int] = None
-    octave_scale: float = nb.OCTAVE_SCALE
-    step_size: float = nb.STEP_SIZE
+    iter_n: int = nb.CLASS_ITER_N
+    octave_n: Optional[int] = None
+    octave_scale: float = Octaves.octave_scale
+    step_size: float = Ascent.step_size
     step_end: Optional[float] = None
     momentum: float = 0.0
     jitter: int = 0
@@ -53,78 +60,54 @@ class VisualizeConfig:
     norm_pct: Optional[float] = None
     contrib_pct: Optional[float] = None
     paper_set: int = 3
-    mode: str = "ascent"
     score: str = nb.CLASS_SCORE
-    lbfgs: LbfgsOptions = LbfgsOptions()
+    lbfgs: Optional[Lbfgs] = None
     labels: Optional[Path] = None
     seed: Optional[int] = None
     quality: int = nb.JPEG_QUALITY
     gpu: Optional[int] = None
     verbose: bool = False
-    names: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False, hash=False)
 
     def __post_init__(self) -> None:
-        n = self.names.get
         if isinstance(self.klass, bool) or not isinstance(self.klass, (int, str)) or \
                 (isinstance(self.klass, int) and self.klass < 0) or (isinstance(self.klass, str) and not self.klass.strip()):
-            raise DeepDreamError(f"{n('klass', 'klass')} must be a class index >= 0 or a class name, got {self.klass!r}")
-        for key, low in (("iters", 1), ("jitter", 0), ("quality", 1)):
-            v = getattr(self, key)
-            if isinstance(v, bool) or not isinstance(v, int) or v < low:
-                raise DeepDreamError(f"{n(key, key)} must be a whole number >= {low}, got {v!r}")
-        if self.quality > 100:
-            raise DeepDreamError(f"{n('quality', 'quality')} must be in [1, 100], got {self.quality}")
-        if self.octaves is not None and (isinstance(self.octaves, bool) or not isinstance(self.octaves, int)
-                                         or self.octaves < 1):
-            raise DeepDreamError(f"{n('octaves', 'octaves')} must be at least 1, got {self.octaves!r}")
-        for key, ok in (("octave_scale", lambda v: v > 1), ("step_size", lambda v: v > 0)):
-            v = getattr(self, key)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not ok(v):
-                raise DeepDreamError(f"{n(key, key)} must be {'above 1' if key == 'octave_scale' else 'positive'}, "
-                                     f"got {v!r}")
-        if self.step_end is not None and (isinstance(self.step_end, bool) or not isinstance(self.step_end, (int, float))
-                                          or not math.isfinite(self.step_end) or self.step_end <= 0):
-            raise DeepDreamError(f"{n('step_end', 'step_end')} must be positive, got {self.step_end!r}")
-        if isinstance(self.momentum, bool) or not isinstance(self.momentum, (int, float)) or \
-                not math.isfinite(self.momentum) or not 0 <= self.momentum < 1:
-            raise DeepDreamError(f"{n('momentum', 'momentum')} must be in [0, 1), got {self.momentum!r}")
+            raise SettingError(f"{{klass}} must be a class index >= 0 or a class name, got {self.klass!r}")
+        check(self, "iter_n", int, lambda v: v >= 1, "at least 1")
+        check(self, "jitter", int, lambda v: v >= 0, ">= 0")
+        check(self, "quality", int, lambda v: 1 <= v <= 100, "in [1, 100]")
+        if self.octave_n is not None:
+            check(self, "octave_n", int, lambda v: v >= 1, "at least 1")
+        check(self, "octave_scale", float, lambda v: v > 1, "above 1")
+        check(self, "step_size", float, lambda v: v > 0, "positive")
+        if self.step_end is not None:
+            check(self, "step_end", float, lambda v: v > 0, "positive")
+        check(self, "momentum", float, lambda v: 0 <= v < 1, "in [0, 1)")
         if self.size is not None:
             if len(self.size) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in self.size):
-                raise DeepDreamError(f"{n('size', 'size')} must be two whole numbers W H, got {self.size!r}")
+                raise SettingError(f"{{size}} must be two whole numbers W H, got {self.size!r}")
             object.__setattr__(self, "size", (int(self.size[0]), int(self.size[1])))
         if not isinstance(self.init, Path) and self.init not in INITS:
             object.__setattr__(self, "init", Path(self.init))
-        if self.mode not in ("ascent", "lbfgs"):
-            raise DeepDreamError(f"{n('mode', 'mode')} must be ascent or lbfgs, got {self.mode!r}")
         if self.score not in nb.CLASS_SCORES:
-            raise DeepDreamError(f"{n('score', 'score')} must be {' or '.join(nb.CLASS_SCORES)}, got {self.score!r}")
-        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)
-                                      or not 0 <= self.seed < 2**32):
-            raise DeepDreamError(f"{n('seed', 'seed')} must be in [0, 2**32), got {self.seed!r}")
-        self.regularizers().check({k: n(k, k) for k in ("l2", "decay", "blur_sigma", "blur_every", "norm_pct",
-                                                        "contrib_pct")})
-        if self.gpu is not None and (isinstance(self.gpu, bool) or not isinstance(self.gpu, int) or self.gpu < 0):
-            raise DeepDreamError(f"{n('gpu', 'gpu')} must be a device id >= 0, got {self.gpu!r}")
-        # L-BFGS settings this run would ignore without a word are refused (NaN counts as set): all of them
-        # in ascent mode, and the data term's (it is the class score here) in L-BFGS mode.
-        ignored = [k for k in LBFGS_FIELDS if (self.mode != "lbfgs" or k in ("objective", "gain"))
-                   and not _same(getattr(self.lbfgs, k), getattr(LbfgsOptions(), k))]
-        if ignored:
-            flag = n(ignored[0], ignored[0])
-            if self.mode != "lbfgs":
-                raise DeepDreamError(f"{flag} is for {n('mode', 'mode')} lbfgs")
-            raise DeepDreamError(f"{flag} is not used by visualize: its L-BFGS maximises the class score")
-        if self.mode == "lbfgs":
-            from ..dream.lbfgs import check_lbfgs_params  # noqa: PLC0415
+            raise SettingError(f"{{score}} must be {' or '.join(nb.CLASS_SCORES)}, got {self.score!r}")
+        if self.seed is not None:
+            check(self, "seed", int, lambda v: 0 <= v < 2**32, "in [0, 2**32)")
+        self.regularizers()
+        if self.gpu is not None:
+            check(self, "gpu", int, lambda v: v >= 0, "a device id >= 0")
+        if self.lbfgs is not None:  # its data term is the class score: the settings of another would be ignored
+            unused = [k for k in ("objective", "gain") if getattr(self.lbfgs, k) != getattr(Lbfgs, k)]
+            if unused:
+                raise SettingError(f"{{{unused[0]}}} is not used by visualize: its L-BFGS maximises the class score")
 
-            o = self.lbfgs
-            check_lbfgs_params(objective="l2", gain=o.gain, tv_weight=o.tv_weight, tv_beta=o.tv_beta,
-                               alpha_weight=o.alpha_weight, alpha=o.alpha, maxiter=o.maxiter, maxfun=o.maxfun,
-                               names=dict(self.names))
+    @property
+    def mode(self) -> str:
+        """``"ascent"`` or ``"lbfgs"``."""
+        return "ascent" if self.lbfgs is None else "lbfgs"
 
     def regularizers(self) -> Any:
         """The :class:`~deepdream_caffe.dream.visualize.Regularizers`: the paper's set, with any value given."""
-        from ..dream.visualize import Regularizers  # noqa: PLC0415
+        from ..dream.visualize import Regularizers
 
         base = Regularizers.yosinski(self.paper_set, self.l2)
         given = {k: getattr(self, k) for k in ("decay", "blur_sigma", "blur_every", "norm_pct", "contrib_pct")
@@ -143,7 +126,7 @@ def read_labels(path: Path) -> List[str]:
 
 def resolve_class(klass: Union[int, str], labels: Optional[List[str]]) -> Tuple[int, Optional[str]]:
     """(index, label) of ``klass``: an index (or digits) as given, a name looked up in ``labels``."""
-    from ..dream.visualize import class_index  # noqa: PLC0415
+    from ..dream.visualize import class_index
 
     if isinstance(klass, int) or klass.strip().isdigit():
         k = int(klass)
@@ -157,15 +140,12 @@ def resolve_class(klass: Union[int, str], labels: Optional[List[str]]) -> Tuple[
 
 def visualize_file(output: Path, config: VisualizeConfig, *, reporter: Optional[Reporter] = None) -> Dict[str, Any]:
     """Visualise ``config.klass`` into ``output`` (atomic; metadata as for ``dream``); returns the record."""
-    import numpy as np  # noqa: PLC0415
+    import numpy as np
 
-    from ..io.checkpoint import FileCheckpoint, state_path  # noqa: PLC0415
-    from ..io.image import save_image  # noqa: PLC0415
-    from ..io.metadata import file_sha1  # noqa: PLC0415
-    from ..net.caffe_env import import_caffe  # noqa: PLC0415
-    from .netspec import resolve_net  # noqa: PLC0415
-    from .pipeline import check_output, load_input  # noqa: PLC0415
-    from .record import output_metadata, resume_key  # noqa: PLC0415
+    from ..io.image import save_image
+    from .pipeline import check_output, choose_seed, load_input
+    from .record import output_metadata
+    from .run import FileCheckpoint, run_key, state_path
 
     rep = reporter or Reporter()
     cfg = config
@@ -173,14 +153,14 @@ def visualize_file(output: Path, config: VisualizeConfig, *, reporter: Optional[
     init_path = cfg.init if isinstance(cfg.init, Path) else None
     check_output(output, [init_path])
     import_caffe(verbose=cfg.verbose)
-    from ..net.access import check_layer  # noqa: PLC0415
-    from ..net.classifier import classifier_layer, native_size  # noqa: PLC0415
-    from ..net.devices import select_device  # noqa: PLC0415
-    from ..net.loading import _NamesOnly, load_net  # noqa: PLC0415
-    from ..net.prototxt import read_prototxt  # noqa: PLC0415
-    from ..net.referee import check_structure  # noqa: PLC0415
-    from ..dream.visualize import upward_octaves, visualize_class  # noqa: PLC0415
-    from ..dream.octaves import octave_sizes  # noqa: PLC0415
+    from ..dream.octaves import octave_sizes
+    from ..dream.visualize import upward_octaves, visualize_class
+    from ..net.access import check_layer
+    from ..net.classifier import classifier_layer, native_size
+    from ..net.devices import select_device
+    from ..net.loading import _NamesOnly, load_net
+    from ..net.prototxt import read_prototxt
+    from ..net.referee import check_structure
 
     spec = resolve_net(cfg.net, quiet=rep.quiet)
     param = read_prototxt(spec.prototxt)
@@ -194,9 +174,9 @@ def visualize_file(output: Path, config: VisualizeConfig, *, reporter: Optional[
     if k in REFUSED_CLASSES.get(spec.model or "", ()):
         raise DeepDreamError(f"class {k} of {spec.model} is not rendered by this tool (see README)")
     h, w = (cfg.size[1], cfg.size[0]) if cfg.size is not None else native
-    n, note = upward_octaves(h, w, native, cfg.octaves, cfg.octave_scale)
+    n, note = upward_octaves(h, w, native, cfg.octave_n, cfg.octave_scale)
     if cfg.mode == "lbfgs" and (h, w) != native:
-        raise DeepDreamError(f"{cfg.names.get('mode', 'mode')} lbfgs works at the net's native size "
+        raise SettingError(f"{{mode}} lbfgs works at the net's native size "
                              f"{native[1]}x{native[0]} only; leave out the size")
     init: Any = cfg.init
     if init_path is not None:
@@ -206,38 +186,25 @@ def visualize_file(output: Path, config: VisualizeConfig, *, reporter: Optional[
     device = select_device(cfg.gpu)
     net = load_net(spec.prototxt, spec.weights, mean=spec.mean, channel_swap=spec.channel_swap, end=layer,
                    fast=True, weights_sha1=spec.weights_sha1)
-    from ..dream.gradient import check_objective  # noqa: PLC0415
-    from ..dream.visualize import class_objective  # noqa: PLC0415
+    from ..dream.gradient import check_objective
+    from ..dream.visualize import class_objective
 
     check_objective(net, class_objective(layer, k, score=cfg.score))  # a class past the layer's count, before any work
     if spec.weights_sha1 is None:
-        from dataclasses import replace  # noqa: PLC0415
-
         spec = replace(spec, weights_sha1=net.weights_sha1)
-    if cfg.seed is None:
-        import secrets  # noqa: PLC0415
-
-        seed = secrets.randbelow(2**32)
-        rep.seed_chosen(seed)
-    else:
-        seed = cfg.seed
+    seed = choose_seed(cfg, rep)
     rng = np.random.RandomState(seed)
     reg = cfg.regularizers()
-    lbfgs = None
-    if cfg.mode == "lbfgs":
-        o = cfg.lbfgs
-        lbfgs = {"tv_weight": o.tv_weight, "tv_beta": o.tv_beta, "alpha_weight": o.alpha_weight,
-                 "alpha": o.alpha, "maxiter": o.maxiter, "maxfun": o.maxfun}
     params = {"class": k, "label": label, "layer": layer, "score": cfg.score, "size": [w, h], "octaves": n,
               "octave_scale": cfg.octave_scale, "init": str(cfg.init), "mode": cfg.mode,
-              "iters": cfg.iters, "step_size": cfg.step_size, "step_end": cfg.step_end,
+              "iters": cfg.iter_n, "step_size": cfg.step_size, "step_end": cfg.step_end,
               "momentum": cfg.momentum, "jitter": cfg.jitter,
-              "regularizers": asdict(reg), "lbfgs": lbfgs,
+              "regularizers": asdict(reg), "lbfgs": None if cfg.lbfgs is None else cfg.lbfgs.solver_settings(),
               "mean": list(spec.mean), "channel_swap": list(spec.channel_swap)}
     input_sha1 = file_sha1(init_path)
-    key = resume_key(params, seed, input_sha1, spec.weights_sha1, (h, w))
+    key = run_key(params, seed, input_sha1, weights=spec.weights_sha1, shape=(h, w))
     checkpoint = FileCheckpoint(state_path(output), key, rng)
-    steps = cfg.lbfgs.maxiter if cfg.mode == "lbfgs" else cfg.iters
+    steps = cfg.iter_n if cfg.lbfgs is None else cfg.lbfgs.maxiter
     bar = rep.progress(octave_sizes(h, w, n, cfg.octave_scale), steps, "visualize")
 
     def on_step(octave: int, step: int, score: float) -> None:
@@ -245,10 +212,10 @@ def visualize_file(output: Path, config: VisualizeConfig, *, reporter: Optional[
             bar.update(octave, step, extra=f"score={score:.4g}")
 
     try:
-        img, info = visualize_class(net, k, layer=layer, native=native, size=(h, w), init=init, iter_n=cfg.iters,
+        img, info = visualize_class(net, k, layer=layer, native=native, size=(h, w), init=init, iter_n=cfg.iter_n,
                                     octave_n=n, octave_scale=cfg.octave_scale, step_size=cfg.step_size,
                                     jitter=cfg.jitter, reg=reg, rng=rng, callback=on_step, checkpoint=checkpoint,
-                                    lbfgs=lbfgs, momentum=cfg.momentum, step_end=cfg.step_end, score=cfg.score)
+                                    lbfgs=cfg.lbfgs, momentum=cfg.momentum, step_end=cfg.step_end, score=cfg.score)
     finally:
         bar.close()
     if checkpoint.resumed_from is not None:

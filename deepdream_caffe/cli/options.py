@@ -2,32 +2,34 @@
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from ..app.config import DreamConfig, LbfgsOptions, ascent_only_error
+from ..app.config import DreamConfig
 from ..app.netspec import DEFAULT_MODEL, NetSource
 from ..dream import defaults as nb
-from .lbfgs import LBFGS_FLAGS, add_lbfgs_arguments, lbfgs_options
+from ..dream.params import Ascent, Octaves, SettingError, Tiling, is_number
+from ..errors import DeepDreamError
+from .fields import add_fields, flag, given, worded
+from .lbfgs import add_lbfgs_arguments, lbfgs_options
 from .progress import PROG
 
-# The flag of each DreamConfig field, so a bad value's error line names what the user typed.
-FLAG_NAMES: Dict[str, str] = {
-    "layer": "--layer", "layers": "--layer", "channels": "--channel", "iters": "--iters", "octaves": "--octaves", "octave_scale": "--octave-scale",
-    "step_size": "--step-size", "jitter": "--jitter", "clip": "--no-clip", "seed": "--seed", "guide": "--guide",
-    "mode": "--mode", "tile_size": "--tile-size", "tile_above": "--tile-above", "quality": "--quality",
-    "exif_orientation": "--exif-orientation", "gpu": "--gpu",
-    "frames": "--frames", "scale": "--scale", **LBFGS_FLAGS,
+# Why --mode lbfgs refuses each ascent setting (and --seed) rather than ignore it.
+NOT_FOR_LBFGS = {
+    "iter_n": f"use {flag('maxiter')} for L-BFGS iterations per octave",
+    "step_size": "L-BFGS chooses its steps by line search",
+    "jitter": "L-BFGS keeps the image in place",
+    "clip": "L-BFGS keeps pixels in range by bounds",
+    "seed": "L-BFGS has no randomness",
 }
 
 
-def _weight(text: str, flag: str, whole: str) -> float:
+def _weight(text: str, whole: str) -> float:
     try:
         w = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"the weight in '{whole}' is not a number") from None
-    if not math.isfinite(w) or w == 0:
+    if not is_number(w) or w == 0:
         raise argparse.ArgumentTypeError(f"the weight in '{whole}' must be a finite number other than 0")
     return w
 
@@ -39,7 +41,7 @@ def layer_term(text: str) -> Tuple[str, float]:
         name, w = text, "1"
     if not name:
         raise argparse.ArgumentTypeError(f"'{text}' names no layer; use NAME or NAME=WEIGHT")
-    return name, _weight(w, "--layer", text)
+    return name, _weight(w, text)
 
 
 def channel_term(text: str) -> Tuple[str, int, float]:
@@ -50,7 +52,7 @@ def channel_term(text: str) -> Tuple[str, int, float]:
     layer, colon, index = spec.rpartition(":")
     if not colon or not layer or not index.isdigit():
         raise argparse.ArgumentTypeError(f"'{text}' is not LAYER:INDEX or LAYER:INDEX=WEIGHT (INDEX a whole number)")
-    return layer, int(index), _weight(w, "--channel", text)
+    return layer, int(index), _weight(w, text)
 
 
 def term_text(term: Tuple[Any, ...]) -> str:
@@ -87,23 +89,15 @@ def add_dream_args(p: argparse.ArgumentParser) -> None:
                         f"(default: the model's layer, {nb.DEFAULT_LAYER})")
     g.add_argument("--channel", type=channel_term, action="append", metavar="LAYER:INDEX[=WEIGHT]",
                    help="also maximise the sum of one channel of a layer, with a weight (default 1); repeatable")
-    # The ascent-only flags default to None (not given) so that --mode lbfgs can refuse them, not ignore them.
-    g.add_argument("--iters", type=int, default=None, help=f"ascent steps per octave ({nb.ITER_N})")
-    g.add_argument("--octaves", type=int, default=nb.OCTAVE_N, help=f"number of octaves ({nb.OCTAVE_N})")
-    g.add_argument("--octave-scale", type=float, default=nb.OCTAVE_SCALE,
-                   help=f"size ratio between octaves ({nb.OCTAVE_SCALE})")
-    g.add_argument("--step-size", type=float, default=None, help=f"ascent step size ({nb.STEP_SIZE})")
-    g.add_argument("--jitter", type=int, default=None, help=f"ascent's random shift in pixels ({nb.JITTER})")
-    g.add_argument("--no-clip", action="store_true", help="ascent: do not clip pixels to the valid range")
+    add_fields(g, Octaves)
+    # The ascent's and the tiling's flags default to None (not given) so that --mode lbfgs can refuse them.
+    add_fields(g, Ascent, unset=("iter_n", "step_size", "jitter"))
     g.add_argument("--seed", type=int, help="seed for the ascent's jitter (default: chosen and reported)")
     g.add_argument("--guide", type=Path, help="guide image for the guided objective")
     g.add_argument("--mode", choices=("ascent", "lbfgs"), default="ascent",
                    help="ascent: the notebook's gradient ascent; lbfgs: scipy L-BFGS-B on the layer's energy "
                         "with a smoothness prior (see the L-BFGS group)")
-    g.add_argument("--tile-size", type=int, default=None,
-                   help="work in tiles of this size for images above --tile-above pixels (bounded memory)")
-    g.add_argument("--tile-above", type=float, default=None,
-                   help=f"megapixels above which steps work in tiles (default {nb.TILE_ABOVE_MP:g}; 0 = never)")
+    add_fields(g, Tiling, unset=("tile", "above_mp"), skip=("margin",))
     g.add_argument("--notebook-net", action="store_true",
                    help="use the notebook's force_backward net instead of the faster surgery (same output bits)")
     g.add_argument("--quality", type=int, default=None,
@@ -141,20 +135,18 @@ def dream_config(args: argparse.Namespace) -> DreamConfig:
     With ``--mode lbfgs`` an ascent-only flag is refused even at its default
     value: it was given, so the user expects it to count.
     """
-    given = {"iters": args.iters, "step_size": args.step_size, "jitter": args.jitter, "seed": args.seed,
-             "clip": False if args.no_clip else None}
     if args.mode == "lbfgs":
-        for key, value in given.items():
-            if value is not None:
-                raise ascent_only_error(key, FLAG_NAMES)
-    lbfgs: LbfgsOptions = lbfgs_options(args)
-    return DreamConfig(
-        net=net_source(args), **_layers(args.layer), channels=tuple(args.channel or ()),
-        iters=nb.ITER_N if args.iters is None else args.iters, octaves=args.octaves,
-        octave_scale=args.octave_scale, step_size=nb.STEP_SIZE if args.step_size is None else args.step_size,
-        jitter=nb.JITTER if args.jitter is None else args.jitter, clip=not args.no_clip,
-        seed=args.seed, guide=args.guide, mode=args.mode, tile_size=args.tile_size, tile_above=args.tile_above,
-        notebook_net=args.notebook_net, quality=args.quality, gpu=args.gpu,
-        exif_orientation=args.exif_orientation, verbose=args.verbose, lbfgs=lbfgs,
-        names=FLAG_NAMES,
-    )
+        ascent_only = {**given(args, Ascent), "seed": args.seed}
+        for key, why in NOT_FOR_LBFGS.items():
+            if ascent_only.get(key) is not None:
+                raise DeepDreamError(f"{flag(key)} is for --mode ascent; {why}")
+    try:
+        return DreamConfig(
+            net=net_source(args), **_layers(args.layer), channels=tuple(args.channel or ()),
+            octaves=Octaves(**given(args, Octaves)), tiling=Tiling(**given(args, Tiling)),
+            solver=lbfgs_options(args) or Ascent(**given(args, Ascent)), seed=args.seed, guide=args.guide,
+            fast=not args.notebook_net, quality=args.quality, gpu=args.gpu, exif_orientation=args.exif_orientation,
+            verbose=args.verbose,
+        )
+    except SettingError as e:
+        raise DeepDreamError(worded(e)) from None

@@ -1,10 +1,14 @@
-"""What a run reports, on stderr: notes, the chosen seed, a progress bar weighted by pixels."""
+"""What a run reports, on stderr: notes, the chosen seed, a progress bar weighted by pixels.
+
+tqdm is imported when a bar is made: this module is part of every command line, ``--help`` too.
+"""
 from __future__ import annotations
 
 import sys
 from typing import TYPE_CHECKING, List, Optional, Tuple
 
 from ..app.reporting import FrameProgress, Progress, Reporter
+from .fields import flag
 
 if TYPE_CHECKING:
     from ..dream.ascent import StepInfo
@@ -26,7 +30,7 @@ class DreamProgress(Progress):
         total = float(sum(self.weights) * iter_n)
         self.bar = None
         if not quiet:
-            from tqdm import tqdm  # noqa: PLC0415
+            from tqdm import tqdm
 
             self.bar = tqdm(
                 total=total, file=sys.stderr, desc=label, unit="px",
@@ -56,7 +60,7 @@ class FrameBar(FrameProgress):
     """A tqdm bar over frames that also moves within a frame, so the time left is right from the first one."""
 
     def __init__(self, total: int, done: int, label: str) -> None:
-        from tqdm import tqdm  # noqa: PLC0415
+        from tqdm import tqdm
 
         self.bar = tqdm(
             total=total, initial=done, file=sys.stderr, desc=label, unit="frame", dynamic_ncols=True, leave=True,
@@ -84,6 +88,9 @@ class StderrReporter(Reporter):
     def note(self, message: str) -> None:
         if not self.quiet:
             print(f"{PROG}: {message}", file=sys.stderr)
+
+    def name(self, setting: str) -> str:
+        return flag(setting)
 
     def seed_chosen(self, seed: int) -> None:
         self.note(f"seed {seed} (repeat this run with --seed {seed})")

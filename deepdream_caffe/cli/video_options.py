@@ -5,10 +5,6 @@ import argparse
 
 from ..io.video_formats import DEFAULT_CODEC, DEFAULT_CRF
 
-# The flag of each VideoConfig field, so a bad value's error line names what the user typed.
-VIDEO_FLAGS = {"flow": "--flow", "blend": "--blend", "carry": "--carry", "fps": "--fps",
-               "max_frames": "--max-frames", "codec": "--codec", "crf": "--crf"}
-
 
 def add_encode_args(g: argparse._ActionsContainer, fps_help: str) -> None:
     """--fps, --codec, --crf."""

@@ -17,7 +17,6 @@ may reach a forward pass. The guards are cheap on purpose:
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -75,27 +74,3 @@ def check_net_finite(net: Any) -> None:
         for blob in blobs:
             if not np.isfinite(blob.data).all():
                 raise DeepDreamError(f"the weights of layer '{name}' hold NaN or infinite values")
-
-
-def _integer(v: Any) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
-
-
-def _finite(v: Any) -> bool:
-    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_)) \
-        and math.isfinite(v)
-
-
-def check_ascent_params(*, iter_n: Any = 10, octave_n: Any = 4, octave_scale: Any = 1.4, step_size: Any = 1.5,
-                        jitter: Any = 32, **_other: Any) -> None:
-    """Raise a one-line DeepDreamError for the first of ``deepdream``'s parameters out of its range."""
-    if not _integer(iter_n) or iter_n < 0:
-        raise DeepDreamError(f"iter_n must be an integer >= 0, got {iter_n!r}")
-    if not _integer(octave_n) or octave_n < 1:
-        raise DeepDreamError(f"octave_n must be an integer >= 1, got {octave_n!r}")
-    if not _finite(octave_scale) or (octave_n > 1 and not octave_scale > 1):
-        raise DeepDreamError(f"octave_scale must be a finite number above 1, got {octave_scale!r}")
-    if not _finite(step_size) or not step_size > 0:
-        raise DeepDreamError(f"step_size must be a finite positive number, got {step_size!r}")
-    if not _integer(jitter) or not 0 <= jitter < 2**31 - 1:
-        raise DeepDreamError(f"jitter must be an integer >= 0, got {jitter!r}")

@@ -1,4 +1,4 @@
-"""Temporal coherence for video: carry the previous dreamed frame along the optical flow.
+"""What one frame carries to the next: a video's previous dream along the optical flow, a zoom's zoomed in.
 
 Dreaming each frame of a clip on its own gives a new pattern every frame
 (flicker). Instead, before frame t is dreamed, the dream of frame t-1 is
@@ -21,6 +21,9 @@ moved to where its content went and blended into frame t:
 
 With ``method="none"`` the previous dream is blended as it is, unwarped
 (DeepDreamVideo's blend); ``blend=0`` dreams every frame on its own.
+
+A zoom sequence carries the whole previous dream, scaled up about its
+centre (:func:`zoom_in`, the notebook's).
 """
 from __future__ import annotations
 
@@ -28,10 +31,10 @@ from dataclasses import dataclass
 from typing import Any, Optional, Tuple
 
 import numpy as np
+import scipy.ndimage as nd
 
-from ..errors import DeepDreamError
+from ..errors import DeepDreamError, import_extra
 from ..io.image import to_uint8
-
 from .defaults import BLEND, CARRY, CARRY_MODES, FLOW, FLOW_METHODS
 
 # Forward-backward consistency: |b + f|^2 <= ALPHA (|b|^2 + |f|^2) + BETA (pixels^2).
@@ -43,13 +46,7 @@ BOUNDARY_BETA = 0.002
 
 
 def _cv2() -> Any:
-    try:
-        import cv2  # noqa: PLC0415
-    except ImportError:
-        raise DeepDreamError(
-            "optical flow needs OpenCV (pip install opencv-python-headless; scripts/setup.sh installs it)"
-        ) from None
-    return cv2
+    return import_extra("cv2", "video")
 
 
 def gray(img: np.ndarray) -> np.ndarray:
@@ -161,3 +158,9 @@ class FrameCarry:
         visible = 1.0 if mask is None else float(mask.mean())
         # The frame is in [0, 255]; a carried detail must not push it out (the dream's clip range).
         return np.clip(out, 0.0, 255.0).astype(np.float32), CarryInfo(visible)
+
+
+def zoom_in(frame: np.ndarray, s: float = 0.05) -> np.ndarray:
+    """Scale the frame up by 1/(1-s) about its centre, keeping its size (the notebook's affine_transform)."""
+    h, w = frame.shape[:2]
+    return nd.affine_transform(frame, [1 - s, 1 - s, 1], [h * s / 2, w * s / 2, 0], order=1)

@@ -7,8 +7,9 @@ import numpy as np
 
 from ..io.image import as_image_array
 from ..net.access import input_blob, raw_net, resolve_end
+from .defaults import DEFAULT_LAYER
 from .gradient import forward_snapshots
-from .defaults import DEFAULT_LAYER, OCTAVE_SCALE
+from .params import Octaves
 from .sizing import check_octaves_fit
 from .transform import preprocess
 
@@ -20,7 +21,7 @@ def guide_features_at(net: Any, guide_img: np.ndarray, layers: Sequence[str]) ->
     ``guide_img`` is taken as :func:`~deepdream_caffe.dream.ascent.deepdream` takes its image."""
     guide_img = as_image_array(guide_img, "guide_img")
     for layer in layers:
-        check_octaves_fit(net, layer, guide_img.shape[0], guide_img.shape[1], 1, OCTAVE_SCALE)  # one octave: the image
+        check_octaves_fit(net, layer, guide_img.shape[0], guide_img.shape[1], 1, Octaves.octave_scale)  # one octave
     src = input_blob(raw_net(net))
     h, w = guide_img.shape[:2]
     src.reshape(1, 3, h, w)

@@ -31,7 +31,6 @@ g, the regularisers) is float64.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
@@ -40,24 +39,26 @@ import numpy as np
 from ..errors import DeepDreamError
 from ..io.image import as_image_array
 from ..net.access import check_layer, end_blob, input_blob, raw_net, resolve_end
+from ..net.referee import ShapeError, layer_shapes
 from . import defaults as nb
 from .checks import check_net_finite
 from .gradient import bind_start, check_objective, objective_gradient
 from .lbfgsb import lbfgsb
 from .objectives import L2, Objective, alpha_norm, feature_match, tv
 from .octaves import OctaveCheckpoint, octave_pyramid, octave_sizes, run_octaves
+from .params import LBFGS_OBJECTIVES, Ascent, Lbfgs, Octaves
 from .priors import PIXEL_SCALE
 from .step import ascent_update
 from .transform import deprocess, pixel_range, preprocess
 
-OBJECTIVES = nb.LBFGS_OBJECTIVES
-# Chosen on the trained open_nsfw net (README, "Measuring a dream, and choosing the defaults").
-DEFAULT_OBJECTIVE = nb.LBFGS_OBJECTIVE
-DEFAULT_GAIN = nb.LBFGS_GAIN
-DEFAULT_TV_WEIGHT = nb.LBFGS_TV_WEIGHT  # relative to the layer scale S
-DEFAULT_TV_BETA = nb.LBFGS_TV_BETA
-DEFAULT_ALPHA = nb.LBFGS_ALPHA
-DEFAULT_MAXITER = nb.LBFGS_MAXITER
+# The defaults are Lbfgs's (chosen on the trained open_nsfw net: README, "Measuring a dream, and choosing the defaults").
+OBJECTIVES = LBFGS_OBJECTIVES
+DEFAULT_OBJECTIVE = Lbfgs.objective
+DEFAULT_GAIN = Lbfgs.gain
+DEFAULT_TV_WEIGHT = Lbfgs.tv_weight  # relative to the layer scale S
+DEFAULT_TV_BETA = Lbfgs.tv_beta
+DEFAULT_ALPHA = Lbfgs.alpha
+DEFAULT_MAXITER = Lbfgs.maxiter
 DEFAULT_FIRST_STEP = nb.LBFGS_FIRST_STEP  # mean pixel move of L-BFGS-B's first trial point, in 0..255 levels
 
 FORMULAS = {
@@ -93,58 +94,6 @@ class LbfgsStepInfo:
 IterCallback = Callable[[LbfgsStepInfo], None]
 
 
-def check_lbfgs_params(
-    *,
-    objective: Union[str, Objective],
-    gain: float,
-    tv_weight: float,
-    tv_beta: float,
-    alpha_weight: float,
-    alpha: float,
-    maxiter: int,
-    maxfun: Optional[int],
-    octave_n: int = 1,
-    octave_scale: float = nb.OCTAVE_SCALE,
-    names: Optional[Dict[str, str]] = None,
-) -> None:
-    """Raise a one-line DeepDreamError for the first bad parameter.
-
-    ``names`` maps a parameter to the name the user typed (e.g. a CLI flag).
-    """
-    n = dict(names or {})
-
-    def name(key: str) -> str:
-        return n.get(key, key)
-
-    def finite(key: str, v: float) -> None:
-        if not isinstance(v, (int, float, np.floating, np.integer)) or not math.isfinite(v):
-            raise DeepDreamError(f"{name(key)} must be a finite number, got {v!r}")
-
-    if not isinstance(objective, Objective) and objective not in OBJECTIVES:
-        raise DeepDreamError(f"{name('objective')} must be one of {', '.join(OBJECTIVES)}; got {objective!r}")
-    for key, v in (("gain", gain), ("tv_weight", tv_weight), ("tv_beta", tv_beta),
-                   ("alpha_weight", alpha_weight), ("alpha", alpha), ("octave_scale", octave_scale)):
-        finite(key, v)
-    if not gain > 0:
-        raise DeepDreamError(f"{name('gain')} must be positive (enhanced = gain * activations), got {gain}")
-    if tv_weight < 0:
-        raise DeepDreamError(f"{name('tv_weight')} must be >= 0, got {tv_weight}")
-    if alpha_weight < 0:
-        raise DeepDreamError(f"{name('alpha_weight')} must be >= 0, got {alpha_weight}")
-    if tv_beta < 1:
-        raise DeepDreamError(f"{name('tv_beta')} must be >= 1 (TV is not differentiable below), got {tv_beta}")
-    if alpha < 1:
-        raise DeepDreamError(f"{name('alpha')} must be >= 1 (the alpha-norm is not differentiable below), got {alpha}")
-    if int(maxiter) != maxiter or maxiter < 1:
-        raise DeepDreamError(f"{name('maxiter')} must be at least 1, got {maxiter}")
-    if maxfun is not None and (int(maxfun) != maxfun or maxfun < 1):
-        raise DeepDreamError(f"{name('maxfun')} must be at least 1, got {maxfun}")
-    if int(octave_n) != octave_n or octave_n < 1:
-        raise DeepDreamError(f"{name('octave_n')} must be at least 1, got {octave_n}")
-    if octave_n > 1 and not octave_scale > 1:
-        raise DeepDreamError(f"{name('octave_scale')} must be above 1, got {octave_scale}")
-
-
 def check_spatial_layer(net: Any, end: str, height: int, width: int) -> None:
     """Raise a one-line DeepDreamError unless ``end``'s output is a spatial map for a ``height`` x ``width`` input.
 
@@ -158,8 +107,6 @@ def check_spatial_layer(net: Any, end: str, height: int, width: int) -> None:
     shape: Optional[Tuple[int, ...]] = None
     param = getattr(net, "param", None)
     if param is not None:
-        from ..net.referee import ShapeError, layer_shapes  # noqa: PLC0415
-
         try:
             shapes = layer_shapes(param, height, width, upto=end)
         except ShapeError as e:
@@ -393,34 +340,38 @@ def minimize_octave(
 
 @dataclass
 class LbfgsSolver:
-    """L-BFGS-B on each octave (an :class:`~deepdream_caffe.dream.octaves.OctaveSolver`); keeps a record per octave."""
+    """L-BFGS-B on each octave (an :class:`~deepdream_caffe.dream.octaves.OctaveSolver`); keeps a record per octave.
+
+    ``data`` is the data term (maximised); ``lbfgs`` gives the priors and the
+    iteration bounds (its own data-term settings, objective and gain, are the caller's to turn into ``data``).
+    """
 
     net: Any
     data: Objective
     end: str
-    priors: Dict[str, float]  # tv_weight, tv_beta, alpha_weight, alpha
-    maxiter: int = DEFAULT_MAXITER
-    maxfun: Optional[int] = None
+    lbfgs: Lbfgs = Lbfgs()
     callback: Optional[IterCallback] = None
     octave_n: int = 1
     first_step: Optional[float] = DEFAULT_FIRST_STEP
     records: List[Dict[str, Any]] = field(default_factory=list)
 
     def solve(self, octave: int, x0: np.ndarray) -> np.ndarray:
+        o = self.lbfgs
         x0 = x0.astype(np.float64)
         lo, hi = pixel_bounds(self.net, x0.shape)
         # Start inside the box: enhanced must be the activation of the point
         # L-BFGS-B actually starts from (it projects x0 onto the bounds).
         x0 = np.clip(x0, lo, hi)
-        fobj = octave_objective(self.net, self.end, x0, objective=self.data, relative=True, **self.priors)
+        fobj = octave_objective(self.net, self.end, x0, objective=self.data, relative=True, tv_weight=o.tv_weight,
+                                tv_beta=o.tv_beta, alpha_weight=o.alpha_weight, alpha=o.alpha)
         on_iterate = None
         if self.callback is not None:
             callback = self.callback
 
             def on_iterate(i: int, v: float, x: np.ndarray) -> None:
-                callback(LbfgsStepInfo(self.net, octave, self.octave_n, i, int(self.maxiter), v, x, fobj.shape))
+                callback(LbfgsStepInfo(self.net, octave, self.octave_n, i, o.maxiter, v, x, fobj.shape))
 
-        x, record = minimize_octave(fobj, x0, lo, hi, maxiter=self.maxiter, maxfun=self.maxfun,
+        x, record = minimize_octave(fobj, x0, lo, hi, maxiter=o.maxiter, maxfun=o.maxfun,
                                     on_iterate=on_iterate, first_step=self.first_step)
         record["prior_scale"] = fobj.prior_scale
         record["tv_weight_applied"] = fobj.tv_weight
@@ -434,13 +385,13 @@ def deepdream_lbfgs(
     base_img: np.ndarray,
     *,
     end: Optional[str] = None,
-    octave_n: int = nb.OCTAVE_N,
-    octave_scale: float = nb.OCTAVE_SCALE,
+    octave_n: int = Octaves.octave_n,
+    octave_scale: float = Octaves.octave_scale,
     objective: Union[str, Objective] = DEFAULT_OBJECTIVE,
     gain: float = DEFAULT_GAIN,
     tv_weight: float = DEFAULT_TV_WEIGHT,
     tv_beta: float = DEFAULT_TV_BETA,
-    alpha_weight: float = 0.0,
+    alpha_weight: float = Lbfgs.alpha_weight,
     alpha: float = DEFAULT_ALPHA,
     maxiter: int = DEFAULT_MAXITER,
     maxfun: Optional[int] = None,
@@ -450,34 +401,60 @@ def deepdream_lbfgs(
 ) -> Tuple[np.ndarray, Dict[str, Any]]:
     """Dream on ``base_img`` (HxWx3 RGB) with L-BFGS-B per octave; returns (float32 HxWx3 RGB, info).
 
-    The objective is in the module docstring: "gain" or "l2" on layer
-    ``end``, or an :class:`~deepdream_caffe.dream.objectives.Objective`
-    (maximised; ``end`` and ``gain`` are then unused) from which the priors
-    are subtracted. ``maxiter`` and ``maxfun`` bound the L-BFGS-B iterations
-    and function evaluations per octave (scipy may overrun ``maxfun`` to
-    finish an iteration's line search; ``None`` leaves scipy's default of
-    15000). ``tv_weight`` and ``alpha_weight`` are relative to the layer
-    scale S, found anew for each octave. ``callback(LbfgsStepInfo)`` is
-    called after each accepted iterate (octave 0 = smallest); its
-    ``image()`` shows the iterate. ``first_step`` sets the optimiser's
-    scale (see :func:`minimize_octave`). ``checkpoint`` resumes after
-    the last finished octave, as in the ascent mode. ``info`` holds the
-    objective, its expression, its settings, and per octave run (smallest
-    first) the initial and final term values, the value after each
-    iteration, ``nit`` and ``nfev`` (forward + backward passes; the forward
-    pass that fixes ``enhanced`` is not counted); it is JSON-able.
+    The settings become an :class:`~deepdream_caffe.dream.params.Lbfgs` and an
+    :class:`~deepdream_caffe.dream.params.Octaves` for :func:`descend`, which says the rest.
+    ``objective`` is "gain" or "l2" on layer ``end``, or an
+    :class:`~deepdream_caffe.dream.objectives.Objective` (maximised; ``end``
+    and ``gain`` are then unused).
+    """
+    named = not isinstance(objective, Objective)
+    lbfgs = Lbfgs(objective if named else DEFAULT_OBJECTIVE, gain, tv_weight, tv_beta, alpha_weight, alpha,
+                  maxiter, maxfun)
+    return descend(net, base_img, lbfgs, Octaves(octave_n, octave_scale), end=end,
+                   objective=None if named else objective, callback=callback, checkpoint=checkpoint,
+                   first_step=first_step)
+
+
+def descend(
+    net: Any,
+    base_img: np.ndarray,
+    lbfgs: Lbfgs = Lbfgs(),
+    octaves: Octaves = Octaves(),
+    *,
+    end: Optional[str] = None,
+    objective: Optional[Objective] = None,
+    callback: Optional[IterCallback] = None,
+    checkpoint: Optional[OctaveCheckpoint] = None,
+    first_step: Optional[float] = DEFAULT_FIRST_STEP,
+) -> Tuple[np.ndarray, Dict[str, Any]]:
+    """:func:`deepdream_lbfgs` with its settings as objects; returns (float32 HxWx3 RGB, info).
+
+    The objective is in the module docstring: the data term is ``lbfgs.objective``
+    ("gain" or "l2") on layer ``end``, or ``objective`` (an Objective, maximised),
+    from which the priors are subtracted. ``maxiter`` and ``maxfun`` bound the
+    L-BFGS-B iterations and function evaluations per octave (scipy may
+    overrun ``maxfun`` to finish an iteration's line search; ``None`` leaves
+    scipy's default of 15000). ``tv_weight`` and ``alpha_weight`` are
+    relative to the layer scale S, found anew for each octave.
+    ``callback(LbfgsStepInfo)`` is called after each accepted iterate
+    (octave 0 = smallest); its ``image()`` shows the iterate. ``first_step``
+    sets the optimiser's scale (see :func:`minimize_octave`). ``checkpoint``
+    resumes after the last finished octave, as in the ascent mode. ``info``
+    holds the objective, its expression, its settings, and per octave run
+    (smallest first) the initial and final term values, the value after
+    each iteration, ``nit`` and ``nfev`` (forward + backward passes; the
+    forward pass that fixes ``enhanced`` is not counted); it is JSON-able.
     There is no randomness: the same inputs give the same image.
     """
-    check_lbfgs_params(objective=objective, gain=gain, tv_weight=tv_weight, tv_beta=tv_beta,
-                       alpha_weight=alpha_weight, alpha=alpha, maxiter=maxiter, maxfun=maxfun,
-                       octave_n=octave_n, octave_scale=octave_scale)
-    if isinstance(objective, Objective):
+    o = lbfgs
+    octave_n, octave_scale = octaves.octave_n, octaves.octave_scale
+    if objective is not None:
         end = end if end is not None else (getattr(net, "end", None) or nb.DEFAULT_LAYER)
     else:
         end = resolve_end(net, end, nb.DEFAULT_LAYER)  # None: the layer load_net cut the net after
     base_img = as_image_array(base_img, "base_img")
     check_net_finite(net)
-    data = data_objective(objective, end, gain)
+    data = data_objective(o.objective if objective is None else objective, end, o.gain)
     check_objective(net, data)
     data.check_has_value()
     h, w = base_img.shape[:2]
@@ -486,30 +463,29 @@ def deepdream_lbfgs(
         check_spatial_layer(net, layer, h, w)
         check_spatial_layer(net, layer, sh, sw)
 
-    priors = {"tv_weight": tv_weight, "tv_beta": tv_beta, "alpha_weight": alpha_weight, "alpha": alpha}
-    solver = LbfgsSolver(net, data, end, priors, maxiter, maxfun, callback, octave_n, first_step)
-    octaves = octave_pyramid(preprocess(net, base_img), octave_n, octave_scale)
-    result = run_octaves(net, octaves, solver, checkpoint)
+    solver = LbfgsSolver(net, data, end, o, callback, octave_n, first_step)
+    pyramid = octave_pyramid(preprocess(net, base_img), octave_n, octave_scale)
+    result = run_octaves(net, pyramid, solver, checkpoint)
     records = solver.records
-    named = not isinstance(objective, Objective)
-    full = with_priors(data, tv_weight, tv_beta, alpha_weight, alpha)
+    named = objective is None
+    full = with_priors(data, o.tv_weight, o.tv_beta, o.alpha_weight, o.alpha)
     info: Dict[str, Any] = {
-        "objective": objective if named else "expression",
-        "formula": FORMULAS[objective] if named else f"-({full!r})",  # type: ignore[index]
+        "objective": o.objective if named else "expression",
+        "formula": FORMULAS[o.objective] if named else f"-({full!r})",
         "expression": repr(full),  # maximised; f(X) = -expression
         "regularizers": dict(REGULARIZER_FORMULAS),
         "layer": end if named else list(data.layers),
-        "gain": float(gain) if objective == "gain" else None,
-        "tv_weight": float(tv_weight),
-        "tv_beta": float(tv_beta),
-        "alpha_weight": float(alpha_weight),
-        "alpha": float(alpha),
-        "maxiter": int(maxiter),
-        "maxfun": None if maxfun is None else int(maxfun),
+        "gain": o.gain if named and o.objective == "gain" else None,
+        "tv_weight": o.tv_weight,
+        "tv_beta": o.tv_beta,
+        "alpha_weight": o.alpha_weight,
+        "alpha": o.alpha,
+        "maxiter": o.maxiter,
+        "maxfun": o.maxfun,
         "first_step": None if first_step is None else float(first_step),
         "weights_relative_to": "S = 0.5*||phi_n(X0)||^2/(C*H*W) per octave",
-        "octave_n": int(octave_n),
-        "octave_scale": float(octave_scale),
+        "octave_n": octave_n,
+        "octave_scale": octave_scale,
         "octaves": records,  # smallest first; on a resumed run, the octaves run now
         "final": dict(records[-1]["final"]) if records else None,
         "nfev": int(sum(r["nfev"] for r in records)),
@@ -524,7 +500,7 @@ def plain_ascent(
     lo: np.ndarray,
     hi: np.ndarray,
     steps: int,
-    step_size: float = nb.STEP_SIZE,
+    step_size: float = Ascent.step_size,
 ) -> Tuple[np.ndarray, List[float]]:
     """The ascent mode's normalised step on the same objective, for comparison with L-BFGS.
 

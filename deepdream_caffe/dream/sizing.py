@@ -4,11 +4,18 @@ from __future__ import annotations
 from typing import Any, Callable, Optional, Tuple
 
 from ..errors import DeepDreamError
-from .octaves import octave_sizes
 from ..net.classifier import fixed_size_layer, fixed_size_refusal, native_size
 from ..net.referee import (
-    FixedSize, Mismatch, ShapeError, TooLarge, build, size_problem, size_problems, smallest_side,
+    FixedSize,
+    Mismatch,
+    ShapeError,
+    TooLarge,
+    build,
+    size_problem,
+    size_problems,
+    smallest_side,
 )
+from .octaves import octave_sizes
 
 VISUALIZE_HINT = "`deepdream-caffe visualize` is the tool for class images"
 

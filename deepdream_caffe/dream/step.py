@@ -10,6 +10,7 @@ from . import defaults as nb
 from .checks import check_step, check_unclipped
 from .gradient import WHOLE_IMAGE, Gradient
 from .objectives import ObjectiveLike, as_objective, objective_L2
+from .params import Ascent
 from .transform import pixel_range
 
 
@@ -39,9 +40,9 @@ def ascent_update(data: np.ndarray, g: np.ndarray, step_size: float) -> None:
 
 def make_step(
     net: Any,
-    step_size: float = nb.STEP_SIZE,
+    step_size: float = Ascent.step_size,
     end: str = nb.DEFAULT_LAYER,
-    jitter: int = nb.JITTER,
+    jitter: int = Ascent.jitter,
     clip: bool = True,
     objective: ObjectiveLike = objective_L2,
     rng: Optional[np.random.RandomState] = None,

@@ -12,19 +12,14 @@ the notebook.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Optional, Tuple
 
 import numpy as np
 
 from ..net.access import input_blob, raw_net
-from . import defaults as nb
 from .gradient import add_input_terms, net_gradient, objective_gradient
 from .objectives import Objective
-
-DEFAULT_TILE = nb.TILE
-DEFAULT_MARGIN = nb.TILE_MARGIN
-DEFAULT_ABOVE_MP = nb.TILE_ABOVE_MP
+from .params import Tiling
 
 
 def tile_gradient(cnet: Any, x: np.ndarray, objective: Objective, tile: int, margin: int,
@@ -52,24 +47,9 @@ def tile_gradient(cnet: Any, x: np.ndarray, objective: Objective, tile: int, mar
     return g
 
 
-@dataclass
-class TilePolicy:
-    """A :class:`~deepdream_caffe.dream.gradient.Gradient` that tiles images above ``above_mp``
-    megapixels (``0``: never), in tiles of ``tile`` pixels with ``margin`` pixels of context.
-
-    The choice is made per octave size, so small octaves of a big image
-    still run whole.
-    """
-
-    tile: int = DEFAULT_TILE
-    above_mp: float = DEFAULT_ABOVE_MP
-    margin: int = DEFAULT_MARGIN
-
-    def active(self, h: int, w: int) -> bool:
-        return self.above_mp > 0 and h * w > self.above_mp * 1e6
-
-    def runs_whole(self, h: int, w: int) -> bool:
-        return not self.active(h, w)
+class TilePolicy(Tiling):
+    """A :class:`~deepdream_caffe.dream.gradient.Gradient` that works in tiles as its
+    :class:`~deepdream_caffe.dream.params.Tiling` says."""
 
     def __call__(self, net: Any, objective: Objective, rng: Optional[np.random.RandomState] = None) -> np.ndarray:
         cnet = raw_net(net)
@@ -83,6 +63,3 @@ class TilePolicy:
         src.reshape(*shape)
         src.data[0] = x
         return add_input_terms(objective, x, g)
-
-    def describe(self) -> Dict[str, Any]:
-        return {"tile": self.tile, "above_megapixels": self.above_mp, "margin": self.margin}

@@ -36,7 +36,6 @@ larger, the detail carried up as in ``deepdream``.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -47,8 +46,16 @@ from ..errors import DeepDreamError
 from ..net.access import input_blob, raw_net
 from . import defaults as nb
 from .gradient import add_input_terms, check_objective, net_gradient
+from .lbfgs import LbfgsSolver, with_priors
 from .objectives import Objective, class_logprob, class_score, input_l2
-from .octaves import OctaveCheckpoint, octave_pyramid, octave_sizes, run_octaves, zoom_planes
+from .octaves import (
+    OctaveCheckpoint,
+    octave_pyramid,
+    octave_sizes,
+    run_octaves,
+    zoom_planes,
+)
+from .params import Ascent, Lbfgs, Octaves, check
 from .step import ascent_update, draw_jitter
 from .transform import deprocess, pixel_range, preprocess
 
@@ -61,7 +68,6 @@ YOSINSKI_SETS: Tuple[Tuple[float, float, int, float, float], ...] = (
     (0.0, 0.5, 4, 0.0, 90.0),
 )
 DEFAULT_SET = 3  # "the ones used for most of the images in the paper"
-ITER_N = 200  # steps per octave (the toolbox runs 500-1000 plain steps; the normalised step needs fewer)
 NOISE_AMPLITUDE = 16.0  # --init noise: uniform in +-this around the mean, in 0..255 pixel units
 
 ScoreCallback = Callable[[int, int, float], None]  # (octave, step, class score)
@@ -86,24 +92,13 @@ class Regularizers:
         d, bw, be, npct, cpct = YOSINSKI_SETS[n - 1]
         return cls(l2, d, bw, be, npct, cpct)
 
-    def check(self, names: Optional[Dict[str, str]] = None) -> None:
-        """Raise a one-line DeepDreamError for the first value out of range."""
-        n = names or {}
-
-        def bad(key: str, want: str, v: Any) -> DeepDreamError:
-            return DeepDreamError(f"{n.get(key, key)} must be {want}, got {v!r}")
-
+    def __post_init__(self) -> None:
         for key in ("l2", "decay", "blur_sigma", "norm_pct", "contrib_pct"):
-            v = getattr(self, key)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-                raise bad(key, "a finite number >= 0", v)
-        if self.decay >= 1:
-            raise bad("decay", "below 1 (X is multiplied by 1 - decay)", self.decay)
+            check(self, key, float, lambda v: v >= 0, "a finite number >= 0")
+        check(self, "decay", float, lambda v: v < 1, "below 1 (X is multiplied by 1 - decay)")
         for key in ("norm_pct", "contrib_pct"):
-            if getattr(self, key) >= 100:
-                raise bad(key, "a percentile below 100", getattr(self, key))
-        if isinstance(self.blur_every, bool) or not isinstance(self.blur_every, int) or self.blur_every < 0:
-            raise bad("blur_every", "a whole number >= 0", self.blur_every)
+            check(self, key, float, lambda v: v < 100, "a percentile below 100")
+        check(self, "blur_every", int, lambda v: v >= 0, "a whole number >= 0")
 
 
 def class_objective(layer: str, k: int, l2: float = 0.0, score: str = nb.CLASS_SCORE) -> Objective:
@@ -220,7 +215,7 @@ class VisualizeSolver:
     objective: Objective
     native: Tuple[int, int]
     iter_n: int
-    step_size: float = nb.STEP_SIZE
+    step_size: float = Ascent.step_size
     jitter: int = 0
     reg: Regularizers = field(default_factory=Regularizers)
     rng: Optional[np.random.RandomState] = None
@@ -334,10 +329,10 @@ def visualize_class(
     native: Tuple[int, int],
     size: Optional[Tuple[int, int]] = None,
     init: Any = "zero",
-    iter_n: int = ITER_N,
+    iter_n: int = nb.CLASS_ITER_N,
     octave_n: Optional[int] = None,
-    octave_scale: float = nb.OCTAVE_SCALE,
-    step_size: float = nb.STEP_SIZE,
+    octave_scale: float = Octaves.octave_scale,
+    step_size: float = Ascent.step_size,
     jitter: int = 0,
     reg: Regularizers = Regularizers(),
     rng: Optional[np.random.RandomState] = None,
@@ -345,7 +340,7 @@ def visualize_class(
     momentum: float = 0.0,
     step_end: Optional[float] = None,
     checkpoint: Optional[OctaveCheckpoint] = None,
-    lbfgs: Optional[Dict[str, Any]] = None,
+    lbfgs: Optional[Lbfgs] = None,
     score: str = nb.CLASS_SCORE,
 ) -> Tuple[np.ndarray, Dict[str, Any]]:
     """The image of class ``k`` at ``layer`` (pre-softmax scores); returns (float32 HxWx3 RGB, info).
@@ -358,15 +353,14 @@ def visualize_class(
     ``callback(octave, step, score)`` follows the ascent. ``momentum`` (0: the
     papers' plain ascent) sums the normalised gradients with that decay
     (heavy ball); ``step_end`` makes the step size fall linearly from
-    ``step_size`` to it over each octave's steps. With ``lbfgs`` (a
-    dict of :class:`~deepdream_caffe.dream.lbfgs.LbfgsSolver` settings:
-    tv_weight, tv_beta, alpha_weight, alpha, maxiter, maxfun) each octave is
+    ``step_size`` to it over each octave's steps. With ``lbfgs`` (an
+    :class:`~deepdream_caffe.dream.params.Lbfgs`: its priors and bounds; the
+    data term is the class score) each octave is
     solved by L-BFGS-B on the class score minus the TV prior instead
     (native size only; the transforms do not apply). ``score`` is
     ``"logit"`` (the pre-softmax score) or ``"log-softmax"`` (log p_k). ``info`` holds the
     expression, the regularisers and the scores (JSON-able).
     """
-    reg.check()
     h, w = size if size is not None else native
     n, note = upward_octaves(h, w, native, octave_n, octave_scale)
     objective = class_objective(layer, k, reg.l2, score)
@@ -377,21 +371,17 @@ def visualize_class(
     info: Dict[str, Any] = {"class": int(k), "layer": layer, "score": score, "native": list(native), "size": [h, w],
                             "octave_n": n, "note": note}
     if lbfgs is not None:
-        from .lbfgs import LbfgsSolver, with_priors  # noqa: PLC0415
-
         if (h, w) != tuple(native):
             raise DeepDreamError("the L-BFGS variant works at the net's native size only (no tiles); "
                                  "leave out the size or use the ascent")
-        opts = dict(lbfgs)
-        priors = {key: float(opts.pop(key)) for key in ("tv_weight", "tv_beta", "alpha_weight", "alpha")}
-        solver = LbfgsSolver(net, objective, layer, priors, callback=None, **opts)
+        solver = LbfgsSolver(net, objective, layer, lbfgs)
         if callback is not None:
             cb = callback
             solver.callback = lambda it: cb(it.octave, it.step, -it.value)  # f is minimised: the score is -f
         x = run_octaves(net, octaves, solver, checkpoint)
-        info.update(mode="lbfgs", expression=repr(with_priors(objective, priors["tv_weight"], priors["tv_beta"],
-                                                              priors["alpha_weight"], priors["alpha"])),
-                    lbfgs=dict(lbfgs), octaves=solver.records)
+        info.update(mode="lbfgs", expression=repr(with_priors(objective, lbfgs.tv_weight, lbfgs.tv_beta,
+                                                              lbfgs.alpha_weight, lbfgs.alpha)),
+                    lbfgs=lbfgs.solver_settings(), octaves=solver.records)
     else:
         if not (0 <= momentum < 1) or (step_end is not None and not step_end > 0):
             raise DeepDreamError(f"momentum must be in [0, 1) and the last step size > 0, got {momentum!r}, "

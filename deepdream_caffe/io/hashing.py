@@ -5,6 +5,7 @@ import errno
 import hashlib
 import os
 import stat
+from typing import Optional
 
 _CHUNK = 1 << 20
 
@@ -23,3 +24,8 @@ def sha1_file(path: os.PathLike) -> str:
         for block in iter(lambda: f.read(_CHUNK), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def file_sha1(path: Optional[os.PathLike]) -> Optional[str]:
+    """:func:`sha1_file`, or None for no file."""
+    return None if path is None else sha1_file(path)

@@ -11,8 +11,8 @@ import subprocess
 import sys
 from typing import Optional
 
-from .caffe_env import import_caffe
 from ..errors import DeepDreamError
+from .caffe_env import import_caffe
 
 _PROBE = """
 import caffe

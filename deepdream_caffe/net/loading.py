@@ -11,10 +11,10 @@ from typing import Any, Dict, FrozenSet, Iterator, List, Optional, Sequence, Tup
 import numpy as np
 from google.protobuf import text_format
 
+from ..errors import DeepDreamError
 from .access import check_layer
 from .caffe_env import import_caffe
 from .devices import select_device
-from ..errors import DeepDreamError
 from .prototxt import deepest_layer, input_names, layer_index, loss_layers, patched_copy, read_prototxt
 from .referee import build, check_structure
 from .surgery import GATE_LAYER, SINK_PREFIX, dream_surgery

@@ -9,9 +9,9 @@ from typing import Any, List, Optional, Sequence, Set
 
 from google.protobuf import text_format
 
-from .caffe_env import import_caffe
 from ..errors import DeepDreamError
 from ..io.files import read_regular
+from .caffe_env import import_caffe
 
 
 def caffe_pb2() -> Any:

@@ -31,6 +31,8 @@ import re
 import sys
 import tempfile
 
+import numpy as np  # Caffe's extension module needs it anyway
+
 TEST = 1  # caffe.TEST
 FLT_MAX = 3.4028234663852886e38
 IN_PLACE = "works in place on"  # the start of the one refusal this file adds to Caffe's (see Built.reshape)
@@ -204,8 +206,6 @@ class Built:
 
     def run(self, size, emit):
         """Forward and backward once at ``size``, emitting ("f"|"b", layer) before each layer runs."""
-        import numpy as np
-
         net = self.net
         self.reshape(size, lambda _: None)
         src = net._blobs[net._inputs[0]]

@@ -1,6 +1,7 @@
 """The download cache: where models live, their recorded hashes, and the per-model lock.
 
-Layout under ``$DEEPDREAM_CAFFE_CACHE`` (default ``~/.cache/deepdream-caffe``)::
+Layout under ``$DEEPDREAM_CAFFE_CACHE`` (default ``~/.cache/deepdream-caffe``; a clone
+without that setting keeps ``models/<name>/`` in its own top-level ``models/``)::
 
     models/<name>/<file>          verified files, renamed into place whole
     models/<name>/<file>.part     a download in progress (resumed next time)
@@ -40,9 +41,27 @@ def cache_root() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "deepdream-caffe"
 
 
+def clone_models_dir() -> Optional[Path]:
+    """The clone's top-level ``models/`` when the package runs from a clone, else None (a wheel install)."""
+    top = Path(__file__).resolve().parents[2]
+    return top / "models" if (top / "models").is_dir() and (top / "pyproject.toml").is_file() else None
+
+
+def models_root() -> Path:
+    """The folder that holds each downloaded model's ``<name>/``.
+
+    ``$DEEPDREAM_CAFFE_CACHE/models`` when that is set; else a clone's own
+    ``models/``, beside the manifests as in Caffe's tree; else
+    ``~/.cache/deepdream-caffe/models`` (an install from a wheel).
+    """
+    if os.environ.get(CACHE_ENV):
+        return cache_root() / "models"
+    return clone_models_dir() or cache_root() / "models"
+
+
 def model_dir(name: str) -> Path:
     """Where the cached files of model ``name`` live (not created here)."""
-    return names.inside(cache_root() / "models", name, "model name")
+    return names.inside(models_root(), name, "model name")
 
 
 def ensure_dir(path: Path) -> Path:

@@ -3,7 +3,7 @@
 A manifest names where a net's two files come from, how to check them, and
 how to feed the net (mean, channel order, default layer). Folders of
 manifests are searched in order: ``--models-dir`` folders, then
-``$DEEPDREAM_CAFFE_MODELS`` (colon-separated), then the repo's ``models/``;
+``$DEEPDREAM_CAFFE_MODELS`` (colon-separated), then the built-in ``models/``;
 the first folder holding a name wins, so users can shadow a built-in model.
 """
 from __future__ import annotations
@@ -26,6 +26,8 @@ else:  # pragma: no cover - the project venv is 3.11; pyproject pulls tomli for 
 
 from ..errors import DeepDreamError
 from . import names
+from .cache import clone_models_dir
+from .pypi import check_pypi_keys
 
 MODELS_ENV = "DEEPDREAM_CAFFE_MODELS"
 MANIFEST_NAME = "model.toml"
@@ -86,8 +88,8 @@ class Manifest:
 
 
 def builtin_models_dir() -> Path:
-    """The built-in manifests, shipped inside the package (``zoo/models/``)."""
-    return Path(__file__).resolve().parent / "models"
+    """The built-in manifests: a clone's ``models/``, or its copy in the wheel (``deepdream_caffe/models/``)."""
+    return clone_models_dir() or Path(__file__).resolve().parents[1] / "models"
 
 
 def search_dirs(models_dirs: Optional[Sequence[Path]] = None) -> list[Path]:
@@ -201,8 +203,6 @@ def load_manifest(path: Path, name: Optional[str] = None) -> Manifest:
         raise DeepDreamError(f"model manifest {path} is not valid TOML: {e}") from None
     except RecursionError:
         raise bad("nested too deeply to be a manifest") from None
-
-    from .pypi import check_pypi_keys  # noqa: PLC0415
 
     pypi, pypi_sha256 = check_pypi_keys(data, bad)
     required = [k for k in _REQUIRED if not (pypi and k in _URL_KEYS)]

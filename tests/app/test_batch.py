@@ -5,6 +5,7 @@ listens on 127.0.0.1 only. Every wait is bounded.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -25,7 +26,9 @@ from deepdream_caffe.app.batch.cluster import blas_split, start_cluster
 from deepdream_caffe.app.batch.plan import is_finished
 from deepdream_caffe.app.batch.sheet import layout, sheet_of, thumbnail
 from deepdream_caffe.app.batch.worker import worker_blas_threads
+from deepdream_caffe.cli.commands.batch import settings
 from deepdream_caffe.cli.main import build_parser, main
+from deepdream_caffe.errors import DeepDreamError
 from deepdream_caffe.io.image import read_metadata
 
 
@@ -42,8 +45,6 @@ def write_inputs(folder: Path, n: int, size=(40, 48), seed: int = 0) -> list:
 
 def batch_tasks(model, inputs, out_dir, *flags):
     """The tasks the `batch` command line would plan (its own parser and sweep code)."""
-    from deepdream_caffe.cli.commands.batch import settings
-
     proto, weights = model
     args = build_parser().parse_args(["batch", *map(str, inputs), "--out-dir", str(out_dir), "--prototxt",
                                       str(proto), "--weights", str(weights), *flags])
@@ -60,8 +61,6 @@ def cluster():
 
 def test_image_seed_is_a_stable_hash_of_the_seed_and_file_name():
     # Documented: the first 4 bytes, big-endian, of SHA-256("<seed>:<file name>").
-    import hashlib
-
     assert image_seed(7, "im0.png") == int.from_bytes(hashlib.sha256(b"7:im0.png").digest()[:4], "big")
     assert image_seed(7, "im0.png") == 1996092045
     assert image_seed(8, "im0.png") != image_seed(7, "im0.png") != image_seed(7, "im1.png")
@@ -120,6 +119,18 @@ def test_batch_matches_plain_dream_commands_and_reruns_do_nothing(cluster, tiny_
     assert not any(is_finished(t) for t in other)  # same files, other recorded parameters
 
 
+def test_a_missing_output_folder_is_made_and_a_file_in_its_place_refused(cluster, tiny_model, tmp_path):
+    inputs = write_inputs(tmp_path / "in", 1)
+    out = tmp_path / "made" / "by" / "batch"
+    tasks = batch_tasks(tiny_model, inputs, out, "--layer", "a/output", "--iters", "1", "--octaves", "1")
+    assert not out.exists()  # planning writes nothing
+    report = run_batch(tasks, cluster.client)
+    assert report.ok and [p.name for p in out.glob("*.jpg")] == ["photo0.jpg"]
+    (tmp_path / "file").write_text("not a folder\n")
+    with pytest.raises(DeepDreamError, match="is not a folder"):
+        batch_tasks(tiny_model, inputs, tmp_path / "file", "--iters", "1")
+
+
 def test_a_killed_worker_does_not_lose_images(cluster, tiny_model, tmp_path):
     inputs = write_inputs(tmp_path / "in", 4, size=(224, 224), seed=3)
     out = tmp_path / "out"
@@ -136,7 +147,16 @@ def test_a_killed_worker_does_not_lose_images(cluster, tiny_model, tmp_path):
         busy = [w for w, keys in client.processing().items() if keys]
         if busy:
             time.sleep(0.3)  # mid-dream
-            victim = client.run(os.getpid, workers=[busy[0]])[busy[0]]
+            pid = client.run(os.getpid, workers=[busy[0]])[busy[0]]
+            # Frozen, the worker finishes nothing more; a result it sent just before has time to land,
+            # so what the scheduler still lists as its work is provably unfinished when it is killed.
+            os.kill(pid, signal.SIGSTOP)
+            time.sleep(0.5)
+            killed = [int(str(k).split("-")[1]) for k in client.processing().get(busy[0], ())]
+            if killed:
+                victim = pid
+            else:
+                os.kill(pid, signal.SIGCONT)
         else:
             time.sleep(0.05)
     assert victim is not None, "no worker ever ran a task"
@@ -147,9 +167,19 @@ def test_a_killed_worker_does_not_lose_images(cluster, tiny_model, tmp_path):
     assert report.ok, report.failure_lines()
     assert sorted(report.results) == [0, 1, 2, 3]
     assert all(is_finished(t) for t in tasks)
-    assert victim not in {r.pid for r in report.results.values()}  # its task was redone elsewhere
+    assert all(report.results[i].pid != victim for i in killed)  # its unfinished tasks were redone elsewhere
     client.wait_for_workers(2, timeout=60)  # the nanny brought the worker back
     assert victim not in client.run(os.getpid).values()
+    # The killed tasks, finished elsewhere (from the state their worker left, if it saved one), have the
+    # pixels of an uninterrupted plain `dream`: their recorded command, run in its own process.
+    for i in killed:
+        t = tasks[i]
+        argv = list(read_metadata(t.output)["batch"]["reproduce"]["argv"])
+        again = tmp_path / f"again-{t.output.name}"
+        argv[argv.index("-o") + 1] = str(again)
+        r = run_cli(argv[1:], env=read_metadata(t.output)["batch"]["reproduce"]["env"], timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert again.read_bytes() == t.output.read_bytes(), t.name
 
 
 def test_sweep_writes_each_setting_and_a_contact_sheet(cluster, tiny_model, tmp_path):

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from cli_util import run_cli
-from deepdream_caffe.net import blas
+from deepdream_caffe import blas_hook
 
 
 @pytest.mark.requires_caffe
@@ -18,7 +18,7 @@ def test_doctor_reports_what_decides_speed_and_bits():
     lines = {k.strip(): v.strip() for k, v in lines.items()}
     assert lines["caffe"].startswith("1.0.0, CPU only, ") and lines["caffe"].endswith("python/caffe")
     assert "OpenBLAS 0.3" in lines["caffe's BLAS"] and "libopenblas" in lines["caffe's BLAS"]
-    cpu = blas.cpu_info()
+    cpu = blas_hook.cpu_info()
     assert cpu["model_name"] in lines["cpu"]
     for flag in ("avx2", "fma", "avx512f"):
         assert flag in lines["cpu flags"]
@@ -42,7 +42,7 @@ def test_doctor_names_a_user_choice_of_kernels():
     assert r.returncode == 0, r.stderr
     line = next(ln for ln in r.stdout.splitlines() if ln.startswith("kernel family:"))
     assert "Nehalem (OPENBLAS_CORETYPE=Nehalem set by the user); reason: user" in line
-    if blas.has_modern_simd(blas.cpu_info()["flags"]):
+    if blas_hook.has_modern_simd(blas_hook.cpu_info()["flags"]):
         assert "warning: Caffe's OpenBLAS runs generic Nehalem kernels" in r.stdout
 
 

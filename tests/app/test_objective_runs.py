@@ -10,8 +10,8 @@ from PIL import Image
 from cli_util import assert_one_line_error, run_cli
 from deepdream_caffe import deepdream, load_net
 from deepdream_caffe.app import DreamConfig, NetSource, Progress, Reporter, dream_file
-from deepdream_caffe.app.config import LbfgsOptions
 from deepdream_caffe.dream.objectives import L2, channel, parse_objective
+from deepdream_caffe.dream.params import Ascent, Lbfgs, Octaves
 from deepdream_caffe.io.image import load_image, read_metadata
 
 TERMS = ["--layer", "a/output", "--layer", "norm1=0.5", "--channel", "a/output:3=2"]
@@ -53,7 +53,7 @@ def test_cli_dreams_several_layers_and_a_channel_and_records_the_expression(tiny
 def test_a_channel_alone_is_dreamed_alone(tiny_model, tmp_path):
     src = _photo(tmp_path / "in.png")
     cfg = DreamConfig(net=NetSource(prototxt=tiny_model[0], weights=tiny_model[1]), channels=(("a/output", 3, 1.0),),
-                      iters=2, octaves=1, jitter=2, seed=4)
+                      solver=Ascent(iter_n=2, jitter=2), octaves=Octaves(1), seed=4)
     result = dream_file(src, tmp_path / "o.png", cfg)
     assert read_metadata(tmp_path / "o.png")["params"]["objective"] == "channel('a/output', 3)"
     want = deepdream(load_net(*tiny_model, end="a/output", fast=True), load_image(src), iter_n=2, octave_n=1,
@@ -80,8 +80,8 @@ def test_the_issues_objective_runs_on_googlenet_in_both_modes(googlenet_model, t
                  channels=(("inception_4c/output", 42, 2.0),))
     net = NetSource(prototxt=googlenet_model[0], weights=googlenet_model[1])
     for mode in ("ascent", "lbfgs"):
-        own = {"iters": 2} if mode == "ascent" else {}  # lbfgs mode refuses the ascent's own settings
-        cfg = DreamConfig(net=net, **terms, mode=mode, octaves=2, seed=0, **own)
+        solver = Ascent(iter_n=2) if mode == "ascent" else Lbfgs()
+        cfg = DreamConfig(net=net, **terms, solver=solver, octaves=Octaves(2), seed=0)
         result = dream_file(src, tmp_path / f"{mode}.png", cfg)
         assert result.image.shape == (72, 80, 3) and np.isfinite(result.image).all()
         params = read_metadata(tmp_path / f"{mode}.png")["params"]
@@ -114,7 +114,7 @@ class _Dies(Reporter):
 def test_an_interrupted_lbfgs_dream_file_resumes_after_its_last_octave(tiny_model, tmp_path):
     src = _photo(tmp_path / "in.png", 48, 56)
     cfg = DreamConfig(net=NetSource(prototxt=tiny_model[0], weights=tiny_model[1]), layer="a/output",
-                      mode="lbfgs", octaves=3, seed=2)
+                      solver=Lbfgs(), octaves=Octaves(3), seed=2)
     whole = dream_file(src, tmp_path / "whole.png", cfg)
     with pytest.raises(KeyboardInterrupt):
         dream_file(src, tmp_path / "cut.png", cfg, reporter=_Dies(last=2))
@@ -129,7 +129,7 @@ def test_an_interrupted_lbfgs_dream_file_resumes_after_its_last_octave(tiny_mode
     with pytest.raises(KeyboardInterrupt):
         dream_file(src, tmp_path / "other.png", cfg, reporter=_Dies(last=2))
     rep = _Dies(last=99)
-    dream_file(src, tmp_path / "other.png", replace(cfg, lbfgs=LbfgsOptions(tv_weight=30.0)), reporter=rep)
+    dream_file(src, tmp_path / "other.png", replace(cfg, solver=Lbfgs(tv_weight=30.0)), reporter=rep)
     assert not any("resumed" in n for n in rep.notes)
     assert read_metadata(tmp_path / "other.png")["params"]["lbfgs"]["tv_weight"] == 30.0
 
@@ -137,8 +137,8 @@ def test_an_interrupted_lbfgs_dream_file_resumes_after_its_last_octave(tiny_mode
 def test_plain_layer_objective_is_the_notebooks(tiny_model, tmp_path):
     """One --layer of weight 1 records L2 on it and keeps the API's (the notebook's) bits."""
     src = _photo(tmp_path / "in.png")
-    cfg = DreamConfig(net=NetSource(prototxt=tiny_model[0], weights=tiny_model[1]), layer="a/output", iters=2,
-                      octaves=2, jitter=4, seed=3)
+    cfg = DreamConfig(net=NetSource(prototxt=tiny_model[0], weights=tiny_model[1]), layer="a/output",
+                      solver=Ascent(iter_n=2, jitter=4), octaves=Octaves(2), seed=3)
     result = dream_file(src, tmp_path / "o.png", cfg)
     assert read_metadata(tmp_path / "o.png")["params"]["objective"] == "L2('a/output')"
     want = deepdream(load_net(*tiny_model, end="a/output", fast=True), load_image(src), end="a/output",

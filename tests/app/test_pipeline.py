@@ -10,12 +10,23 @@ import pytest
 from PIL import Image
 
 from deepdream_caffe import deepdream, load_net
-from deepdream_caffe.app import DreamConfig, DreamSession, NetSource, Progress, Reporter, ZoomConfig, dream_file, zoom_file
+from deepdream_caffe.app import (
+    DreamConfig,
+    DreamSession,
+    NetSource,
+    Progress,
+    Reporter,
+    ZoomConfig,
+    dream_file,
+    zoom_file,
+)
+from deepdream_caffe.dream.params import Ascent, Octaves
+from deepdream_caffe.errors import DeepDreamError
 from deepdream_caffe.io.hashing import sha1_file
 from deepdream_caffe.io.image import encode_image, load_image, read_metadata
-from zoo_helpers import dead_url, write_manifest, zoo_env  # noqa: F401
+from zoo_helpers import dead_url, write_manifest
 
-KW = dict(layer="a/output", iters=3, octaves=2, jitter=4)
+KW = dict(layer="a/output", iter_n=3, octave_n=2, jitter=4)
 
 
 class Recorder(Reporter):
@@ -53,7 +64,10 @@ def _photo(path, h=40, w=48, seed=0):
 
 
 def _config(tiny_model, **kw):
-    return DreamConfig(net=NetSource(prototxt=tiny_model[0], weights=tiny_model[1]), **{**KW, **kw})
+    kw = {**KW, **kw}
+    ascent = Ascent(**{k: kw.pop(k) for k in ("iter_n", "jitter") if k in kw})
+    return DreamConfig(net=NetSource(prototxt=tiny_model[0], weights=tiny_model[1]), solver=ascent,
+                       octaves=Octaves(kw.pop("octave_n")), **kw)
 
 
 def test_dream_file_writes_the_api_bits_with_their_record_and_reports_progress(tiny_model, tmp_path):
@@ -80,14 +94,14 @@ def test_dream_file_writes_the_api_bits_with_their_record_and_reports_progress(t
 
 def test_without_a_seed_one_is_chosen_reported_and_recorded(tiny_model, tmp_path):
     rep = Recorder()
-    dream_file(_photo(tmp_path / "in.png"), tmp_path / "o.jpg", _config(tiny_model, iters=1), reporter=rep)
+    dream_file(_photo(tmp_path / "in.png"), tmp_path / "o.jpg", _config(tiny_model, iter_n=1), reporter=rep)
     (seed,) = rep.seeds
     assert json.loads((tmp_path / "o.jpg.json").read_text())["seed"] == seed
 
 
 def test_one_session_dreams_many_images_with_one_net(tiny_model, tmp_path):
     rep = Recorder()
-    session = DreamSession(_config(tiny_model, octaves=12, iters=1), rep)
+    session = DreamSession(_config(tiny_model, octave_n=12, iter_n=1), rep)
     net = session.net
     small = np.float32(np.random.RandomState(1).randint(0, 256, (40, 40, 3)))
     wide = np.float32(np.random.RandomState(2).randint(0, 256, (48, 64, 3)))
@@ -112,7 +126,7 @@ def test_one_session_dreams_many_images_with_one_net(tiny_model, tmp_path):
 
 
 def test_zoom_file_writes_frames_and_resumes(tiny_model, tmp_path):
-    cfg = _config(tiny_model, iters=1, octaves=1, jitter=2, seed=5)
+    cfg = _config(tiny_model, iter_n=1, octave_n=1, jitter=2, seed=5)
     src = _photo(tmp_path / "in.png", 32, 32)
     assert zoom_file(src, tmp_path / "z", cfg, ZoomConfig(frames=2)) == 0
     first = {p.name: p.read_bytes() for p in (tmp_path / "z").glob("*.jpg")}
@@ -153,7 +167,7 @@ class _Sha1Log:
 def test_input_and_weights_are_hashed_once_each(tiny_model, tmp_path, monkeypatch):
     src = _photo(tmp_path / "in.png")
     log = _Sha1Log(monkeypatch)
-    dream_file(src, tmp_path / "o.png", _config(tiny_model, iters=1, seed=1))
+    dream_file(src, tmp_path / "o.png", _config(tiny_model, iter_n=1, seed=1))
     assert log.count(src.read_bytes()) == 1
     assert log.count(tiny_model[1].read_bytes()) == 1
 
@@ -168,7 +182,8 @@ def test_a_zoo_model_is_verified_once_and_not_hashed_again_to_load(tiny_model, z
     (root / "deploy.prototxt").write_bytes(proto)
     (root / "rooted.caffemodel").write_bytes(weights)
     src = _photo(tmp_path / "in.png")
-    cfg = DreamConfig(net=NetSource(model="rooted", models_dirs=(zoo_env.models,)), iters=1, octaves=1, seed=1)
+    cfg = DreamConfig(net=NetSource(model="rooted", models_dirs=(zoo_env.models,)), solver=Ascent(iter_n=1),
+                      octaves=Octaves(1), seed=1)
     log = _Sha1Log(monkeypatch)
     dream_file(src, tmp_path / "o.png", cfg)
     assert log.count(weights) == 1 and log.count(src.read_bytes()) == 1
@@ -178,8 +193,6 @@ def test_a_zoo_model_is_verified_once_and_not_hashed_again_to_load(tiny_model, z
 
 
 def test_a_too_small_image_is_refused_before_the_net_loads(tiny_model, tmp_path):
-    from deepdream_caffe.errors import DeepDreamError
-
     session = DreamSession(_config(tiny_model))
     with pytest.raises(DeepDreamError, match="too small for layer 'a/output'"):
         dream_file(_photo(tmp_path / "s.png", 1, 1), tmp_path / "o.png", session=session)

@@ -8,11 +8,18 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from deepdream_caffe.app.video import dream_video, work_dir
+from deepdream_caffe.app.config import DreamConfig
+from deepdream_caffe.app.netspec import NetSource
+from deepdream_caffe.app.reporting import Reporter
+from deepdream_caffe.app.run import saved_seed
+from deepdream_caffe.app.video import VideoConfig, dream_video, video_file, work_dir
+from deepdream_caffe.dream.ascent import deepdream
 from deepdream_caffe.dream.flow import FrameCarry
+from deepdream_caffe.dream.params import Ascent, Lbfgs, Octaves, Tiling
 from deepdream_caffe.errors import DeepDreamError
 from deepdream_caffe.io.image import load_image, save_image
 from deepdream_caffe.io.video import open_source
+from deepdream_caffe.net.loading import load_net
 from video_clips import audio_codec_of, corr, moving_square, write_clip_with_audio
 
 END = "a/output"
@@ -20,8 +27,6 @@ END = "a/output"
 
 @pytest.fixture(scope="module")
 def net(tiny_model):
-    from deepdream_caffe.net.loading import load_net
-
     proto, weights = tiny_model
     return load_net(proto, weights, end=END)
 
@@ -40,8 +45,6 @@ def clip_file(clip, tmp_path_factory):
 
 def _dreamer(net, iters=1, octaves=1):
     """A short dream: the pipeline's tests need frames that differ, not strong dreams."""
-    from deepdream_caffe.dream.ascent import deepdream
-
     def dream(img, rng):
         return deepdream(net, img, iter_n=iters, octave_n=octaves, end=END, rng=rng, jitter=8)
 
@@ -111,16 +114,19 @@ def test_with_flow_the_dream_moves_with_the_square(net, clip, tmp_path):
     assert det > runs["blend, no flow"][1] + 0.1  # blending in place smears the dream behind the square
 
 
-def test_killed_after_frame_k_resumes_to_the_same_frames(net, clip_file, whole_run, tmp_path):
-    src = open_source(clip_file)
-
+def _stopped_after_frame_3(net, src, part):
     def stop_after_3(i):
         if i == 3:
             raise KeyboardInterrupt
 
-    part = tmp_path / "part.mp4"
     with pytest.raises(KeyboardInterrupt):
         dream_video(src, part, _dreamer(net), on_frame=stop_after_3, **RUN)
+
+
+def test_killed_after_frame_k_resumes_to_the_same_frames(net, clip_file, whole_run, tmp_path):
+    src = open_source(clip_file)
+    part = tmp_path / "part.mp4"
+    _stopped_after_frame_3(net, src, part)
     assert not part.exists()
     work = work_dir(part)
     assert sorted(p.name for p in work.glob("*.png")) == [f"{i:06d}.png" for i in range(4)]
@@ -129,6 +135,41 @@ def test_killed_after_frame_k_resumes_to_the_same_frames(net, clip_file, whole_r
     a, b = _frames(whole_run[1]), _frames(part)
     assert len(a) == len(b) == 8
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+class _Notes(Reporter):
+    def __init__(self):
+        self.lines = []
+
+    def note(self, message):
+        self.lines.append(message)
+
+
+@pytest.mark.parametrize("spoil", ["truncated", "a fifo", "position out of range", "frame of another size",
+                                   "other key"])
+def test_an_unusable_state_is_set_aside_and_the_frames_come_out_the_same(net, clip_file, whole_run, tmp_path, spoil):
+    src = open_source(clip_file)
+    part = tmp_path / "part.mp4"
+    _stopped_after_frame_3(net, src, part)
+    state = work_dir(part) / ".video-state.npz"
+    with np.load(state) as z:
+        arrays = {k: z[k] for k in z.files}
+    if spoil == "truncated":
+        state.write_bytes(state.read_bytes()[:500])
+    elif spoil == "a fifo":
+        state.unlink()
+        os.mkfifo(state)
+    else:
+        arrays.update({"position out of range": {"pos": np.int64(10**9)},
+                       "frame of another size": {"dream": np.zeros((8, 8, 3), np.float32)},
+                       "other key": {"key": np.array("another run")}}[spoil])
+        with open(state, "wb") as f:
+            np.savez(f, **arrays)
+    notes = _Notes()
+    r = dream_video(src, part, _dreamer(net), reporter=notes, **RUN)
+    assert r.resumed_at == 0 and r.frames == 8  # started over, keeping the frames on disk
+    assert len(notes.lines) == 1 and "set aside" in notes.lines[0] and "\n" not in notes.lines[0]
+    assert all(np.array_equal(x, y) for x, y in zip(_frames(whole_run[1]), _frames(part)))
 
 
 def test_a_work_folder_of_other_settings_is_refused_not_mixed_in(net, clip_file, tmp_path):
@@ -176,30 +217,23 @@ def test_bad_outputs_fail_before_any_dream(net, clip_file, tmp_path):
 
 
 def _config(tiny_model, **kw):
-    from deepdream_caffe.app.config import DreamConfig
-    from deepdream_caffe.app.netspec import NetSource
-
     proto, weights = tiny_model
-    base = dict(net=NetSource(prototxt=proto, weights=weights), layer=END, iters=1, octaves=1, jitter=8)
-    if kw.get("mode") == "lbfgs":  # the ascent's own settings are refused there, not ignored
-        del base["iters"], base["jitter"]
+    base = dict(net=NetSource(prototxt=proto, weights=weights), layer=END, solver=Ascent(iter_n=1, jitter=8),
+                octaves=Octaves(1))
     base.update(kw)
     return DreamConfig(**base)
 
 
 @pytest.mark.parametrize("option", ["guide", "lbfgs", "tiles"])
 def test_video_file_takes_every_dream_option(option, tiny_model, clip, clip_file, tmp_path):
-    from deepdream_caffe.app.config import LbfgsOptions
-    from deepdream_caffe.app.video import VideoConfig, video_file
-
     if option == "guide":
         guide = tmp_path / "guide.png"
         save_image(guide, clip.frames[0][::-1])
         cfg = _config(tiny_model, seed=1, guide=guide)
     elif option == "lbfgs":
-        cfg = _config(tiny_model, seed=1, mode="lbfgs", lbfgs=LbfgsOptions(maxiter=2))
+        cfg = _config(tiny_model, seed=1, solver=Lbfgs(maxiter=2))
     else:
-        cfg = _config(tiny_model, seed=1, tile_size=64, tile_above=0.001)
+        cfg = _config(tiny_model, seed=1, tiling=Tiling(tile=64, above_mp=0.001))
     out = tmp_path / "o.mkv"
     r = video_file(clip_file, out, cfg, VideoConfig(max_frames=2))
     assert r.frames == 2 and len(_frames(out)) == 2
@@ -210,8 +244,6 @@ def test_video_file_takes_every_dream_option(option, tiny_model, clip, clip_file
 
 
 def test_video_file_without_a_seed_resumes_with_the_unfinished_runs_seed(tiny_model, clip_file, tmp_path):
-    from deepdream_caffe.app.video import VideoConfig, read_record, video_file
-
     out = tmp_path / "o.mp4"
 
     def stop(i):
@@ -220,7 +252,7 @@ def test_video_file_without_a_seed_resumes_with_the_unfinished_runs_seed(tiny_mo
 
     with pytest.raises(KeyboardInterrupt):
         video_file(clip_file, out, _config(tiny_model), VideoConfig(max_frames=4), on_frame=stop)
-    seed = read_record(work_dir(out))["seed"]
+    seed = saved_seed(work_dir(out), "video")
     r = video_file(clip_file, out, _config(tiny_model), VideoConfig(max_frames=4))
     assert (r.resumed_at, r.frames, r.seed) == (2, 4, seed)
     whole = tmp_path / "whole.mp4"

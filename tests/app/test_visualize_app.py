@@ -6,8 +6,8 @@ import pytest
 from PIL import Image
 
 from deepdream_caffe.app import NetSource, Progress, Reporter
+from deepdream_caffe.app.run import state_path
 from deepdream_caffe.app.visualize import VisualizeConfig, visualize_file
-from deepdream_caffe.io.checkpoint import state_path
 from deepdream_caffe.io.image import load_image, read_metadata
 
 
@@ -35,7 +35,7 @@ class StopAt(Progress):
 
 def _config(tiny_model, **kw):
     proto, weights = tiny_model
-    base = dict(klass=3, net=NetSource(prototxt=proto, weights=weights), size=(64, 48), iters=3, seed=1)
+    base = dict(klass=3, net=NetSource(prototxt=proto, weights=weights), size=(64, 48), iter_n=3, seed=1)
     return VisualizeConfig(**{**base, **kw})
 
 
@@ -59,12 +59,12 @@ def test_a_run_cut_short_resumes_after_its_last_octave_to_the_same_pixels(tiny_m
 
 
 def test_noise_and_an_image_as_the_start(tiny_model, tmp_path):
-    zero = visualize_file(tmp_path / "zero.png", _config(tiny_model, iters=1))
-    noise = visualize_file(tmp_path / "noise.png", _config(tiny_model, iters=1, init="noise"))
+    zero = visualize_file(tmp_path / "zero.png", _config(tiny_model, iter_n=1))
+    noise = visualize_file(tmp_path / "noise.png", _config(tiny_model, iter_n=1, init="noise"))
     photo = tmp_path / "start.png"
     rs = np.random.RandomState(2)
     Image.fromarray(rs.randint(0, 256, (30, 50, 3)).astype(np.uint8)).save(photo)  # another size: resized
-    image = visualize_file(tmp_path / "image.png", _config(tiny_model, iters=1, init=photo))
+    image = visualize_file(tmp_path / "image.png", _config(tiny_model, iter_n=1, init=photo))
     outs = [load_image(tmp_path / f"{n}.png") for n in ("zero", "noise", "image")]
     assert all(o.shape == (48, 64, 3) for o in outs)
     assert not np.array_equal(outs[0], outs[1]) and not np.array_equal(outs[0], outs[2])

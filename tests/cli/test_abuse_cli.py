@@ -10,6 +10,7 @@ stderr, exit != 0, nothing written, the input untouched.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -24,7 +25,10 @@ import pytest
 from PIL import Image
 
 from cli_util import BIN
+from deepdream_caffe.app.run import FileCheckpoint, run_key, state_path
+from deepdream_caffe.app.zoom import STATE_FILE
 from deepdream_caffe.cli.main import build_parser, main
+from deepdream_caffe.io.image import read_metadata
 
 # ---------------------------------------------------------------- helpers
 
@@ -241,8 +245,6 @@ def test_layers_refuses_size_with_image(tmp_path, photo, tiny_model, capsys):
 
 
 def test_quality_is_honoured_for_webp_and_recorded(tmp_path, photo, tiny_model, capsys):
-    import json
-
     sizes = {}
     for q in ("10", "95"):
         out = tmp_path / f"q{q}.webp"
@@ -294,8 +296,6 @@ def test_zoom_refuses_to_overwrite_its_input_under_a_frame_name(tmp_path, photo,
 
 
 def test_a_crafted_state_beside_the_output_is_set_aside_and_the_dream_is_right(tmp_path, photo, tiny_model, capsys):
-    from deepdream_caffe.io.checkpoint import FileCheckpoint, state_path
-
     out = tmp_path / "out.png"
     FileCheckpoint(state_path(out), "x", np.random.RandomState(0), seed=5).save(99, np.zeros((3, 4, 4), np.float32))
     argv = _base("dream", tmp_path, photo, tiny_model) + ["--seed", "5"]
@@ -345,9 +345,6 @@ def photo_big(tmp_path):
 
 
 def test_sigterm_then_kill_9_then_resume_gives_the_uninterrupted_pixels(tmp_path, tiny_model, photo_big, capsys):
-    from deepdream_caffe.io.checkpoint import state_path
-    from deepdream_caffe.io.image import read_metadata
-
     out = tmp_path / "out.png"
     state = state_path(out)
     args = _long_dream_args(tmp_path, tiny_model, photo_big, out)
@@ -388,8 +385,6 @@ def test_sigterm_then_kill_9_then_resume_gives_the_uninterrupted_pixels(tmp_path
 
 
 def test_sigint_mid_zoom_then_resume_without_seed(tmp_path, tiny_model, capsys):
-    from deepdream_caffe.dream.zoom import STATE_FILE
-
     proto, weights = tiny_model
     d = tmp_path / "frames"
     src = tmp_path / "mid.png"  # big enough that frames take a while: the signal lands mid-run
@@ -417,13 +412,37 @@ def test_sigint_mid_zoom_then_resume_without_seed(tmp_path, tiny_model, capsys):
     assert "unfinished" not in err and "frame" in line
 
 
+def test_kill_9_mid_zoom_then_resume_gives_the_uninterrupted_frames(tmp_path, tiny_model):
+    proto, weights = tiny_model
+    src = tmp_path / "mid.png"
+    Image.fromarray(np.random.RandomState(4).randint(0, 256, (120, 160, 3)).astype(np.uint8)).save(src)
+
+    def args(d):
+        return ["zoom", src, "--out-dir", d, "--frames", "5", "--prototxt", proto, "--weights", weights,
+                "--layer", "a/output", "--iters", "10", "--octaves", "2", "--jitter", "2", "--seed", "8", "-q"]
+
+    cut, whole = tmp_path / "cut", tmp_path / "whole"
+    p = _spawn(args(cut))
+    _wait_for(lambda: (cut / "0001.jpg").exists(), p)
+    p.kill()
+    p.communicate(timeout=60)
+    assert p.returncode == -signal.SIGKILL and (cut / STATE_FILE).exists()
+    assert not (cut / "0004.jpg").exists()
+    for d in (cut, whole):  # both as their own processes: the BLAS thread count of a fresh process
+        p = _spawn(args(d))
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    frames = sorted(x.name for x in whole.glob("*.jpg"))
+    assert frames == [f"{i:04d}.jpg" for i in range(5)] == sorted(x.name for x in cut.glob("*.jpg"))
+    assert all((cut / f).read_bytes() == (whole / f).read_bytes() for f in frames)
+    assert not (cut / STATE_FILE).exists() and not _no_temp_files(cut)
+
+
 # ---------------------------------------------------------------- EXIF and the resume key
 
 
 @pytest.mark.parametrize("mode,size", [("apply", (40, 48)), ("ignore", (48, 40))])
 def test_a_sideways_phone_photo_comes_out_upright_unless_told(tmp_path, tiny_model, capsys, mode, size):
-    from deepdream_caffe.io.image import read_metadata
-
     src = tmp_path / "phone.jpg"
     exif = Image.Exif()
     exif[0x0112] = 6  # stored 48 wide, 40 high; shown turned a quarter
@@ -440,12 +459,11 @@ def test_a_sideways_phone_photo_comes_out_upright_unless_told(tmp_path, tiny_mod
     assert meta["params"]["exif_orientation"] == mode
 
 
-def test_the_resume_key_covers_the_prototxt():
-    from deepdream_caffe.app.record import resume_key
-
-    args = ({"layer": "a"}, 1, "in", "w", (3, 4, 5))
-    assert resume_key(*args, prototxt_sha1="p1") != resume_key(*args, prototxt_sha1="p2")
-    assert resume_key(*args, prototxt_sha1="p1") == resume_key(*args, prototxt_sha1="p1")
+def test_the_run_key_covers_the_prototxt():
+    args = ({"layer": "a"}, 1, "in")
+    more = dict(weights="w", shape=(3, 4, 5))
+    assert run_key(*args, prototxt="p1", **more) != run_key(*args, prototxt="p2", **more)
+    assert run_key(*args, prototxt="p1", **more) == run_key(*args, **more, prototxt="p1")
 
 
 @pytest.mark.parametrize("extra,fragment", [(["--quality", "80"], "--quality"),

@@ -5,7 +5,8 @@ import pytest
 
 from deepdream_caffe.app.config import DreamConfig
 from deepdream_caffe.cli import build_parser
-from deepdream_caffe.cli.options import FLAG_NAMES, dream_config
+from deepdream_caffe.cli.fields import worded
+from deepdream_caffe.cli.options import dream_config
 from deepdream_caffe.errors import DeepDreamError
 
 
@@ -48,7 +49,6 @@ def test_malformed_terms_are_one_line_usage_errors(argv, fragment, capsys):
 
 
 @pytest.mark.parametrize("kw, fragment", [
-    (dict(layer="a", layers=(("b", 1.0),), names={}), "give layer or layers, not both"),
     (dict(layers=(("a", float("nan")),)), "--layer a: the weight must be a finite number other than 0"),
     (dict(layers=(("", 1.0),)), "--layer: a layer is named by a non-empty string"),
     (dict(layers=(("a", 1.0, 2.0),)), "--layer: give a layer name or (name, weight)"),
@@ -60,6 +60,8 @@ def test_malformed_terms_are_one_line_usage_errors(argv, fragment, capsys):
 ])
 def test_the_config_checks_terms_given_through_the_api(kw, fragment):
     with pytest.raises(DeepDreamError) as e:
-        DreamConfig(**{"names": FLAG_NAMES, **kw})
-    assert fragment in str(e.value) and "\n" not in str(e.value)
+        DreamConfig(**kw)
+    assert fragment in worded(e.value) and "\n" not in worded(e.value)  # as the command line words it
+    with pytest.raises(DeepDreamError, match="^give layer or layers, not both$"):  # the API's own words
+        DreamConfig(layer="a", layers=(("b", 1.0),))
     assert DreamConfig(layers=("a", ("b", 2)), channels=(("a", 3),)).layers == (("a", 1.0), ("b", 2.0))

@@ -1,6 +1,7 @@
 """Argument parsing: flags become the app's config, bad values name their flag, commands find themselves (no Caffe)."""
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import subprocess
 import sys
@@ -9,8 +10,12 @@ from pathlib import Path
 import pytest
 
 from deepdream_caffe.app.config import DreamConfig
-from deepdream_caffe.cli import build_parser
-from deepdream_caffe.cli.options import dream_config
+from deepdream_caffe.cli import build_parser, commands
+from deepdream_caffe.cli.options import channel_term, dream_config, layer_term, term_text
+from deepdream_caffe.dream.ascent import deepdream
+from deepdream_caffe.dream.lbfgs import deepdream_lbfgs
+from deepdream_caffe.dream.params import Ascent, Lbfgs, Octaves, Tiling
+from deepdream_caffe.dream.step import make_step
 from deepdream_caffe.errors import DeepDreamError
 
 
@@ -19,19 +24,14 @@ def _config(*argv: str) -> DreamConfig:
 
 
 def test_defaults_are_the_notebook_api_defaults():
-    from deepdream_caffe.dream.ascent import deepdream
-    from deepdream_caffe.dream.lbfgs import deepdream_lbfgs
-    from deepdream_caffe.dream.step import make_step
-
     cfg = _config()
     api = {**inspect.signature(make_step).parameters, **inspect.signature(deepdream).parameters}
-    for field, param in [("iters", "iter_n"), ("octaves", "octave_n"), ("octave_scale", "octave_scale"),
-                         ("step_size", "step_size"), ("jitter", "jitter")]:
-        assert getattr(cfg, field) == api[param].default, field
-    assert cfg.clip and cfg.layer is None and cfg.seed is None and cfg.mode == "ascent" and cfg.quality is None
+    for key, value in {**dataclasses.asdict(cfg.solver), **dataclasses.asdict(cfg.octaves)}.items():
+        assert value == api[key].default, key
+    assert cfg.layer is None and cfg.seed is None and cfg.mode == "ascent" and cfg.quality is None
     assert cfg.exif_orientation == "apply"  # quality None: the format's default (JPEG 75, the notebook's)
     lbfgs_api = inspect.signature(deepdream_lbfgs).parameters
-    for key, value in cfg.lbfgs.kwargs().items():
+    for key, value in dataclasses.asdict(_config("--mode", "lbfgs").solver).items():
         assert value == lbfgs_api[key].default, key
     assert cfg == DreamConfig()  # the command line adds nothing of its own
 
@@ -41,16 +41,16 @@ def test_flags_reach_the_config():
                   "--step-size", "2", "--jitter", "0", "--no-clip", "--seed", "7", "--tile-size", "256",
                   "--tile-above", "0.5", "--notebook-net", "--quality", "90", "--prototxt", "d.prototxt",
                   "--weights", "w.caffemodel", "--mean", "1", "2", "3", "--channel-swap", "0", "1", "2")
-    assert (cfg.layer, cfg.iters, cfg.octaves, cfg.octave_scale, cfg.step_size, cfg.jitter, cfg.clip, cfg.seed) == (
-        "conv2/3x3", 3, 2, 1.5, 2.0, 0, False, 7)
-    assert (cfg.tile_size, cfg.tile_above, cfg.notebook_net, cfg.quality) == (256, 0.5, True, 90)
-    assert cfg.tiling.tile == 256 and cfg.tiling.active(1000, 1000) and not cfg.tiling.active(500, 500)
+    assert (cfg.layer, cfg.solver, cfg.octaves, cfg.seed) == (
+        "conv2/3x3", Ascent(iter_n=3, step_size=2.0, jitter=0, clip=False), Octaves(2, 1.5), 7)
+    assert (cfg.tiling, cfg.fast, cfg.quality) == (Tiling(tile=256, above_mp=0.5), False, 90)
+    assert cfg.tiling.active(1000, 1000) and not cfg.tiling.active(500, 500)
     assert cfg.net.prototxt == Path("d.prototxt") and cfg.net.weights == Path("w.caffemodel")
     assert cfg.net.mean == (1.0, 2.0, 3.0) and cfg.net.channel_swap == (0, 1, 2)
     cfg = _config("--mode", "lbfgs", "--objective", "gain", "--gain", "3", "--tv-weight", "0", "--lbfgs-iters", "4",
                   "--lbfgs-maxfun", "9")
-    assert cfg.lbfgs.kwargs() == {"objective": "gain", "gain": 3.0, "tv_weight": 0.0, "tv_beta": 2.0,
-                                  "alpha_weight": 0.0, "alpha": 6.0, "maxiter": 4, "maxfun": 9}
+    assert cfg.solver == Lbfgs(objective="gain", gain=3.0, tv_weight=0.0, tv_beta=2.0, alpha_weight=0.0, alpha=6.0,
+                               maxiter=4, maxfun=9)
 
 
 @pytest.mark.parametrize("argv, fragment", [
@@ -89,13 +89,11 @@ def test_lbfgs_options_are_refused_in_ascent_mode():
     for argv in (["--gain", "0"], ["--gain", "nan"], ["--tv-weight", "3"], ["--lbfgs-iters", "4"]):
         with pytest.raises(DeepDreamError, match=f"{argv[0]} is for --mode lbfgs"):
             _config(*argv)
-    assert _config("--mode", "lbfgs", "--objective", "gain", "--gain", "3").lbfgs.gain == 3.0
-    assert _config("--gain", "2").lbfgs.gain == 2.0  # its default, given explicitly: nothing ignored
+    assert _config("--mode", "lbfgs", "--objective", "gain", "--gain", "3").solver.gain == 3.0
+    assert _config("--gain", "2").mode == "ascent"  # its default, given explicitly: nothing ignored
 
 
 def test_every_command_module_adds_itself(tmp_path, monkeypatch):
-    from deepdream_caffe.cli import commands
-
     sub = build_parser()._subparsers._group_actions[0]
     assert list(sub.choices) == ["dream", "visualize", "zoom", "video", "frames-to-video", "layers", "batch", "models",
                                  "doctor"]
@@ -131,8 +129,6 @@ def test_parsing_loads_neither_numpy_nor_caffe():
 
 
 def test_layer_and_channel_terms_print_back_as_they_parse():
-    from deepdream_caffe.cli.options import channel_term, layer_term, term_text
-
     for text in ["inception_4c/output", "inception_3b/output=0.5", "a=b=-2.0"]:
         assert layer_term(term_text(layer_term(text))) == layer_term(text)
     for text in ["inception_4c/output:42", "inception_4c/output:42=2.0"]:

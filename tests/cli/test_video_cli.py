@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cli_util import BIN, assert_one_line_error, run_cli
+from cli_util import BIN, run_cli
 from deepdream_caffe.cli.main import main
 from deepdream_caffe.io.video import count_frames, open_source
 from video_clips import audio_codec_of, moving_square, write_clip_with_audio, write_turned_clip
@@ -126,6 +126,25 @@ def test_zoom_writes_a_video_and_frames_to_video_a_gif(tiny_args, tmp_path, caps
         assert im.size == (160, 120) and im.info["duration"] == 100
     assert json.loads((tmp_path / "zoom.gif.json").read_text())["command"] == "frames-to-video"
     assert capsys.readouterr().err == ""
+
+
+def test_a_finished_zoom_dreams_nothing_and_still_writes_its_video(tiny_args, tmp_path):
+    img = tmp_path / "in.png"
+    Image.fromarray(np.uint8(moving_square(n=1).frames[0])).save(img)
+    z = tmp_path / "zoom"
+    args = ["zoom", img, "--frames", "3", "--out-dir", z, *tiny_args]
+    assert run_cli(args).returncode == 0
+    before = {p.name: p.stat().st_mtime_ns for p in z.glob("*.jpg")}
+    i = args.index("--seed")
+    again = args[:i] + args[i + 2:]  # without --seed: the folder's own seed
+    r = run_cli([*again, "--video", tmp_path / "zoom.gif"])
+    assert r.returncode == 0, r.stderr
+    assert "all 3 frames exist" in r.stderr and "nothing to dream" in r.stderr
+    assert "written" not in r.stderr and "continuing the sequence" not in r.stderr
+    assert "octave" not in r.stderr  # no progress bar: nothing was dreamed
+    assert {p.name: p.stat().st_mtime_ns for p in z.glob("*.jpg")} == before  # no frame rewritten
+    assert sorted(p.name for p in z.iterdir()) == ["0000.jpg", "0001.jpg", "0002.jpg", "zoom.json"]
+    assert count_frames(tmp_path / "zoom.gif") == 3
 
 
 def _zero_frame_avi(path):

@@ -5,7 +5,6 @@ command-line flag or command in the text. Runs use the tiny net.
 """
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
@@ -13,11 +12,11 @@ import pytest
 from PIL import Image
 
 from deepdream_caffe import deepdream, guide_features, load_net, make_step
+from deepdream_caffe.app.run import FileCheckpoint
+from deepdream_caffe.app.zoom import PARAMS_FILE, STATE_FILE, frame_path, zoom_frames
 from deepdream_caffe.dream.checks import GradientError
 from deepdream_caffe.dream.lbfgs import deepdream_lbfgs
-from deepdream_caffe.dream.zoom import PARAMS_FILE, STATE_FILE, frame_path, zoom_frames
 from deepdream_caffe.errors import DeepDreamError
-from deepdream_caffe.io.checkpoint import FileCheckpoint
 
 KW = dict(iter_n=2, octave_n=2, jitter=3)
 
@@ -239,10 +238,10 @@ def _interrupted(net, d, after=2):
 ZOOM_SPOILERS = {
     "empty state": lambda d: (d / STATE_FILE).write_bytes(b""),
     "truncated state": lambda d: (d / STATE_FILE).write_bytes((d / STATE_FILE).read_bytes()[:300]),
-    "state index 99": lambda d: _respoil(d, index=np.int64(99)),
-    "state index -3": lambda d: _respoil(d, index=np.int64(-3)),
-    "state frame of another size": lambda d: _respoil(d, frame=np.zeros((10, 10, 3), np.float32)),
-    "state frame float64": lambda d: _respoil(d, frame=np.zeros((32, 36, 3))),
+    "state index 99": lambda d: _respoil(d, step=np.int64(99)),
+    "state index -3": lambda d: _respoil(d, step=np.int64(-3)),
+    "state frame of another size": lambda d: _respoil(d, dream=np.zeros((10, 10, 3), np.float32)),
+    "state frame float64": lambda d: _respoil(d, dream=np.zeros((32, 36, 3))),
     "state pos out of range": lambda d: _respoil(d, pos=np.int64(700)),
     "state without rng": lambda d: _respoil(d, keys=None),
     "state is a directory": lambda d: ((d / STATE_FILE).unlink(), (d / STATE_FILE).mkdir()),

@@ -12,8 +12,13 @@ import pytest
 from skimage import data as skdata
 from skimage import transform as sktransform
 
-from deepdream_caffe.net.caffe_env import import_caffe
-from deepdream_caffe.errors import DeepDreamError
+from conftest import TINY_PROTOTXT, make_weights
+from deepdream_caffe.app.config import DreamConfig
+from deepdream_caffe.app.modes import run_lbfgs as app_run_lbfgs
+from deepdream_caffe.app.run import FileCheckpoint
+from deepdream_caffe.cli.fields import worded
+from deepdream_caffe.cli.lbfgs import add_lbfgs_arguments, lbfgs_options
+from deepdream_caffe.cli.progress import DreamProgress
 from deepdream_caffe.dream.lbfgs import (
     DEFAULT_GAIN,
     DEFAULT_MAXITER,
@@ -26,15 +31,13 @@ from deepdream_caffe.dream.lbfgs import (
     pixel_bounds,
     plain_ascent,
 )
-from deepdream_caffe.app.config import DreamConfig
-from deepdream_caffe.app.modes import run_lbfgs as app_run_lbfgs
-from deepdream_caffe.cli.lbfgs import add_lbfgs_arguments, lbfgs_options
-from deepdream_caffe.cli.options import FLAG_NAMES
-from deepdream_caffe.net.loading import load_net
 from deepdream_caffe.dream.octaves import octave_sizes
-from deepdream_caffe.cli.progress import DreamProgress
+from deepdream_caffe.dream.params import Lbfgs, Octaves, SettingError
 from deepdream_caffe.dream.priors import alpha_norm, tv_norm
 from deepdream_caffe.dream.transform import preprocess
+from deepdream_caffe.errors import DeepDreamError
+from deepdream_caffe.net.caffe_env import import_caffe
+from deepdream_caffe.net.loading import load_net
 
 caffe = import_caffe()
 
@@ -356,16 +359,19 @@ def lbfgs_args(*argv: str, layer: str = "a/output", octaves: int = 2) -> argpars
 
 def run_lbfgs(net, img, args, progress_factory):
     """The command line's path: options checked into a config, then the app's L-BFGS run."""
-    cfg = DreamConfig(layer=args.layer, octaves=args.octaves, octave_scale=args.octave_scale, mode="lbfgs",
-                      lbfgs=lbfgs_options(args), names=FLAG_NAMES)
-    return app_run_lbfgs(net, img, end=cfg.layer, octave_n=cfg.octaves, octave_scale=cfg.octave_scale,
-                         options=cfg.lbfgs, progress=progress_factory)
+    try:
+        cfg = DreamConfig(layer=args.layer, octaves=Octaves(args.octaves, args.octave_scale),
+                          solver=lbfgs_options(args))
+    except SettingError as e:
+        raise DeepDreamError(worded(e)) from None
+    return app_run_lbfgs(net, img, end=cfg.layer, octaves=cfg.octaves, options=cfg.solver,
+                         progress=progress_factory)
 
 
 def test_cli_defaults_are_the_api_defaults():
-    assert lbfgs_options(lbfgs_args()).kwargs() == {
+    assert lbfgs_options(lbfgs_args()) == Lbfgs(**{
         "objective": DEFAULT_OBJECTIVE, "gain": DEFAULT_GAIN, "tv_weight": DEFAULT_TV_WEIGHT,
-        "tv_beta": DEFAULT_TV_BETA, "alpha_weight": 0.0, "alpha": 6.0, "maxiter": DEFAULT_MAXITER, "maxfun": None}
+        "tv_beta": DEFAULT_TV_BETA, "alpha_weight": 0.0, "alpha": 6.0, "maxiter": DEFAULT_MAXITER, "maxfun": None})
     sig = inspect.signature(deepdream_lbfgs).parameters
     assert sig["objective"].default == DEFAULT_OBJECTIVE == "l2" and sig["tv_weight"].default == DEFAULT_TV_WEIGHT
 
@@ -424,8 +430,6 @@ class _Stop(Exception):
 
 
 def test_interrupted_lbfgs_resumes_after_the_last_octave_with_the_same_bits(tiny_model, tmp_path):
-    from deepdream_caffe.io.checkpoint import FileCheckpoint
-
     net = load_net(*tiny_model, end="a/output", fast=True)
     img = photo(48, 56)
     kw = dict(end="a/output", octave_n=3, maxiter=4)
@@ -491,8 +495,6 @@ layer { name: "scaled" type: "Power" bottom: "a/output" top: "scaled" power_para
 
 def test_relative_weights_make_the_dream_independent_of_the_layers_scale(tmp_path):
     """A layer 30x larger (same features) gives the same dream with the same relative weights; absolute ones do not."""
-    from conftest import TINY_PROTOTXT, make_weights
-
     proto = tmp_path / "scaled.prototxt"
     proto.write_text(TINY_PROTOTXT + SCALED_TAIL)
     weights = make_weights(proto, tmp_path / "scaled.caffemodel", seed=1)

@@ -7,10 +7,21 @@ import pytest
 
 from deepdream_caffe.dream.gradient import objective_gradient
 from deepdream_caffe.dream.objectives import tv
+from deepdream_caffe.dream.params import Lbfgs
 from deepdream_caffe.dream.transform import deprocess
 from deepdream_caffe.dream.visualize import (
-    Regularizers, TiledScore, VisualizeSolver, blur, class_objective, class_probabilities, clip_small_contribution,
-    clip_small_norm, contribution, tile_starts, upward_octaves, visualize_class,
+    Regularizers,
+    TiledScore,
+    VisualizeSolver,
+    blur,
+    class_objective,
+    class_probabilities,
+    clip_small_contribution,
+    clip_small_norm,
+    contribution,
+    tile_starts,
+    upward_octaves,
+    visualize_class,
 )
 from deepdream_caffe.errors import DeepDreamError
 from deepdream_caffe.net.access import input_blob, raw_net
@@ -147,7 +158,7 @@ def test_the_log_softmax_score_climbs_the_posterior_on_the_tiny_net(tiny_fc):
 @pytest.mark.parametrize("score", ["logit", "log-softmax"])
 def test_the_lbfgs_variant_climbs_the_class_and_reports_each_iterate(tiny_fc, score):
     seen = []
-    opts = dict(tv_weight=1.0, tv_beta=2.0, alpha_weight=0.0, alpha=6.0, maxiter=8, maxfun=None)
+    opts = Lbfgs(tv_weight=1.0, tv_beta=2.0, alpha_weight=0.0, alpha=6.0, maxiter=8, maxfun=None)
     img, info = visualize_class(tiny_fc, 2, layer="fc", native=(32, 32), lbfgs=opts, score=score,
                                 callback=lambda octave, step, v: seen.append((octave, step, v)))
     assert info["mode"] == "lbfgs" and img.shape == (32, 32, 3)

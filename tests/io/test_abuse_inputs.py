@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import deepdream_caffe.io.files as files
+from deepdream_caffe.app.run import FileCheckpoint
 from deepdream_caffe.errors import DeepDreamError
-from deepdream_caffe.io.checkpoint import FileCheckpoint
 from deepdream_caffe.io.files import open_regular, read_regular, set_aside
 from deepdream_caffe.io.image import as_image_array, load_image, read_image
 
@@ -99,8 +100,6 @@ def test_inputs_that_are_not_regular_files_are_refused_without_blocking(tmp_path
 
 def test_a_fifo_swapped_in_after_the_check_is_still_refused(tmp_path, monkeypatch):
     """The descriptor is checked again after an O_NONBLOCK open: the race window cannot make it block."""
-    import deepdream_caffe.io.files as files
-
     p = _fifo(tmp_path)
     monkeypatch.setattr(files, "check_regular", lambda *a, **k: None)  # as if the stat had seen a file
     out = _bounded(open_regular, p, "image")
@@ -273,10 +272,10 @@ def _state_cases():
         "empty": lambda p: p.write_bytes(b""),
         "not a zip": lambda p: p.write_bytes(b"PK\x03\x04 but nothing else"),
         "bit flips (bad CRC)": lambda p: p.write_bytes(_flip(p.read_bytes())),
-        "octave 99": lambda p: _rewrite(p, octave=np.int64(99)),
-        "octave -1": lambda p: _rewrite(p, octave=np.int64(-1)),
-        "octave as string": lambda p: _rewrite(p, octave=np.array("1")),
-        "octave as array": lambda p: _rewrite(p, octave=np.arange(3)),
+        "octave 99": lambda p: _rewrite(p, step=np.int64(99)),
+        "octave -1": lambda p: _rewrite(p, step=np.int64(-1)),
+        "octave as string": lambda p: _rewrite(p, step=np.array("1")),
+        "octave as array": lambda p: _rewrite(p, step=np.arange(3)),
         "data of another octave's shape": lambda p: _rewrite(p, data=np.ones((3, 5, 6), np.float32)),
         "data 2-D": lambda p: _rewrite(p, data=np.ones((10, 12), np.float32)),
         "data float64": lambda p: _rewrite(p, data=np.ones((3, 10, 12))),

@@ -14,10 +14,7 @@ from PIL import Image
 
 from deepdream_caffe.errors import DeepDreamError
 from deepdream_caffe.io.atomic import _host, atomic_output, sweep_dead_writers
-from deepdream_caffe.io.checkpoint import FileCheckpoint, run_key, state_path
-from deepdream_caffe.io.hashing import sha1_file
 from deepdream_caffe.io.image import load_image, read_metadata, save_image
-from deepdream_caffe.io.metadata import run_metadata
 
 
 def test_grey_alpha_and_16_bit_images_load_as_float_rgb(tmp_path):
@@ -117,40 +114,3 @@ def test_a_writer_killed_mid_write_leaves_a_temp_the_next_write_removes(tmp_path
     with atomic_output(tmp_path / "out.png") as f:
         f.write(b"whole")
     assert [q.name for q in tmp_path.iterdir()] == ["out.png"] and (tmp_path / "out.png").read_bytes() == b"whole"
-
-
-def test_checkpoint_restores_data_and_generator_and_ignores_other_keys(tmp_path):
-    path = state_path(tmp_path / "out.png")
-    assert path.name == ".out.png.dream-state.npz"
-    rng = np.random.RandomState(5)
-    rng.randint(0, 10, 7)
-    data = np.arange(6, dtype=np.float32).reshape(2, 3)
-    FileCheckpoint(path, "k1", rng).save(2, data)
-    want = rng.randint(0, 1000, 5)
-
-    fresh = np.random.RandomState(0)
-    cp = FileCheckpoint(path, "k1", fresh)
-    octave, got = cp.load()
-    assert (octave, cp.resumed_from) == (2, 2) and np.array_equal(got, data)
-    assert np.array_equal(fresh.randint(0, 1000, 5), want)  # the generator continues where it was
-    assert FileCheckpoint(path, "k2", np.random.RandomState(0)).load() is None
-    path.write_bytes(b"garbage")
-    assert FileCheckpoint(path, "k1", np.random.RandomState(0)).load() is None
-    cp.remove()
-    cp.remove()  # twice is fine
-    assert not path.exists()
-    assert run_key({"a": 1, "b": 2}) == run_key({"b": 2, "a": 1}) != run_key({"a": 1, "b": 3})
-
-
-def test_run_metadata_uses_a_known_input_hash_and_hashes_otherwise(tmp_path):
-    src = tmp_path / "in.png"
-    src.write_bytes(b"not really a png")
-    proto = tmp_path / "deploy.prototxt"
-    proto.write_text("name: 'x'\n")
-    kw = dict(command="dream", params={}, seed=1, model=None, prototxt=proto, weights=None, weights_sha1=None,
-              input_path=src, device="cpu")
-    assert run_metadata(**kw)["input_sha1"] == sha1_file(src)
-    assert run_metadata(**kw, input_sha1="0" * 40)["input_sha1"] == "0" * 40
-    meta = run_metadata(**dict(kw, input_path=None))
-    assert meta["input"] == "skimage.data.astronaut" and meta["input_sha1"] is None
-    assert meta["prototxt_sha1"] == sha1_file(proto)

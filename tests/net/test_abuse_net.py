@@ -39,7 +39,7 @@ from forkrun import run_cases
 RUN_ALL = os.environ.get("DEEPDREAM_CAFFE_ABUSE_ALL") == "1"
 # Numeric mutations run by default, per base net (all of them with DEEPDREAM_CAFFE_ABUSE_ALL=1).
 SAMPLE = {"tiny": 12, "tinyres": 12, "googlenet": 3}
-# The README's reliability section cites these counts; the test keeps them honest.
+# docs/reliability.md cites these counts; the test keeps them honest.
 DOCUMENTED = {"numeric": 1059, "structural": 108, "caffemodel": 34}
 
 

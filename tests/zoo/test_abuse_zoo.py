@@ -14,7 +14,7 @@ file beside its cache. Every case asserts the same promise:
   the case's folder are unchanged), no partial or wrong file left under a
   model's name, no record of a wrong hash.
 
-The total is written in README.md ("N hostile zoo cases"); the last test
+The total is written in docs/reliability.md ("N hostile zoo cases"); the last test
 keeps that number honest.
 """
 from __future__ import annotations
@@ -34,8 +34,15 @@ import pytest
 from deepdream_caffe.errors import DeepDreamError
 from deepdream_caffe.zoo import find_manifest, resolve_model
 from httpserver import FileServer
-from zoo_helpers import (  # noqa: F401  (fixtures)
-    REPO, ZooEnv, case_env, case_os_env, crafted_caffemodel, run_zoo_many, sha1, snapshot, tiny_bytes,
+from zoo_helpers import (
+    REPO,
+    ZooEnv,
+    case_env,
+    case_os_env,
+    crafted_caffemodel,
+    run_zoo_many,
+    sha1,
+    snapshot,
     write_manifest,
 )
 
@@ -43,7 +50,7 @@ CANARY = b"the user's own notes: must never change\n"
 HTML = b"<!DOCTYPE html><html><head><title>404</title></head><body>Not found, but 200 OK</body></html>\n"
 SOLVER = b'net: "train_val.prototxt"\nbase_lr: 0.01\nmax_iter: 100\nsolver_mode: CPU\n'
 OTHER_WEIGHTS = crafted_caffemodel([("conv1", [([8, 3, 3, 3], 216), ([8], 8)])])
-COUNTS: dict[str, int] = {}  # family -> number of cases, for the README check
+COUNTS: dict[str, int] = {}  # family -> number of cases, for the docs/reliability.md check
 
 
 @pytest.fixture(scope="module")
@@ -706,15 +713,15 @@ def test_environment_values(tmp_path, srv, tiny_bytes, monkeypatch):
     assert all(srv.requests_for(f"{c.id}/w.caffemodel") == [] and not c.z.cache.exists() for c in cases)
 
 
-# -- the count in the README --------------------------------------------------------------------
+# -- the count in docs/reliability.md --------------------------------------------------------------------
 
 def test_readme_counts_these_cases():
-    """Runs last: the README's number is the number of cases above (all families must have run)."""
+    """Runs last: the number in docs/reliability.md is the number of cases above (all families must have run)."""
     families = {"names", "issue-attack", "manifests", "server", "tarball", "cache", "environment"}
     if set(COUNTS) != families:
         pytest.skip("counts only when the whole file runs")
     total = sum(COUNTS.values())
-    text = (REPO / "README.md").read_text()
+    text = (REPO / "docs" / "reliability.md").read_text()
     m = re.search(r"(\d+) hostile zoo cases", text)
-    assert m, "README.md has no 'N hostile zoo cases' line"
-    assert int(m.group(1)) == total, f"README says {m.group(1)}, the suite has {total}: {COUNTS}"
+    assert m, "docs/reliability.md has no 'N hostile zoo cases' line"
+    assert int(m.group(1)) == total, f"docs/reliability.md says {m.group(1)}, the suite has {total}: {COUNTS}"

@@ -9,11 +9,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
+from PIL import Image
 
-from zoo_helpers import (  # noqa: F401
-    googlenet_bytes, one_line, run_zoo, serve_model, server, sha1, tiny_bytes, tiny_model_bytes, zoo_env,
-)
+from zoo_helpers import one_line, run_zoo, serve_model, sha1, write_manifest
 
 
 def _columns(line: str) -> list[str]:
@@ -134,23 +132,7 @@ def _dream_command() -> list[str]:
     return [sys.executable, "-c", "import sys; from deepdream_caffe.cli import main; sys.exit(main())"]
 
 
-def _has_dream_cli() -> bool:
-    try:
-        from deepdream_caffe.cli import build_parser
-    except ImportError:
-        return False
-    try:
-        build_parser().parse_args(["dream", "x.jpg", "-o", "y.png", "--model", "m"])
-    except SystemExit:
-        return False
-    return True
-
-
-# Needs the dream command of deepdream_caffe/cli/; skipped if absent.
-@pytest.mark.skipif(not _has_dream_cli(), reason="`deepdream-caffe dream --model` is not available yet")
 def test_dream_with_a_zoo_model_works_offline_once_cached(zoo_env, server, tiny_model_bytes):
-    from PIL import Image
-
     proto, weights = tiny_model_bytes
     serve_model(server, zoo_env.models, "dreamnet", proto, weights, publish_sha1=False)
     r = run_zoo(zoo_env, "fetch", "dreamnet", "--quiet", "--models-dir", str(zoo_env.models))
@@ -229,8 +211,6 @@ def test_verify_fails_on_any_gap_and_reports_wrong_caffe_root_copies(zoo_env, se
 
 def test_one_bad_manifest_does_not_break_list_for_the_others(zoo_env):
     """Issue #12, item 11: channel_swap = [0, "a", 2] and a non-UTF-8 model.toml each make one BROKEN row."""
-    from zoo_helpers import write_manifest
-
     urls = dict(prototxt_url="http://127.0.0.1:9/a/deploy.prototxt", weights_url="http://127.0.0.1:9/a/w.caffemodel")
     write_manifest(zoo_env.models, "typed", channel_swap=[0, "a", 2], **urls)
     (zoo_env.models / "latin1").mkdir()

@@ -4,8 +4,9 @@ from __future__ import annotations
 import pytest
 
 from deepdream_caffe.errors import DeepDreamError
+from deepdream_caffe.io.hashing import sha1_file
 from deepdream_caffe.zoo import builtin_models_dir, find_manifest, list_manifests, load_manifest, resolve_model
-from zoo_helpers import write_manifest, zoo_env  # noqa: F401  (fixture)
+from zoo_helpers import write_manifest
 
 GOOD = dict(prototxt_url="http://127.0.0.1:9/x/deploy.prototxt", weights_url="http://127.0.0.1:9/x/net.caffemodel")
 
@@ -38,12 +39,12 @@ def test_builtin_manifests_hold_the_published_facts():
     assert ms["bvlc_reference_caffenet"].weights.sha1 == "4c8d77deb20ea792f84eb5e6d0a11ca0a8660a46"
     for m in ms.values():
         assert m.description and "\n" not in m.description and m.license
+        # Each model folder's readme says what the manifest does about the net's default layer.
+        assert f"**Default layer:** `{m.default_layer}`" in (m.path.parent / "readme.md").read_text()
 
 
 def test_builtin_googlenet_prototxt_sha1_matches_the_caffe_tree(googlenet_prototxt):
     """The pinned deploy.prototxt hash is the one of the same commit's file in the Caffe source tree."""
-    from deepdream_caffe.io.hashing import sha1_file
-
     assert sha1_file(googlenet_prototxt) == find_manifest("bvlc_googlenet").prototxt.sha1
 
 

@@ -8,6 +8,8 @@ time (a Caffe net is not shared between threads).
 """
 from __future__ import annotations
 
+import importlib.util
+import logging
 import os
 from dataclasses import dataclass
 from typing import Any, Dict, Optional
@@ -55,8 +57,6 @@ class Cluster:
 
 
 def _has_bokeh() -> bool:
-    import importlib.util  # noqa: PLC0415
-
     return importlib.util.find_spec("bokeh") is not None
 
 
@@ -86,10 +86,8 @@ def start_cluster(workers: Optional[int] = None, scheduler: Optional[str] = None
     LocalCluster listens on 127.0.0.1 only (its web server on a free port;
     ``dashboard=False`` only stops reporting it).
     """
-    import logging  # noqa: PLC0415
-
-    import dask  # noqa: PLC0415
-    from distributed import Client, LocalCluster  # noqa: PLC0415
+    import dask  # the batch extra, checked (one line if missing) by app.batch before any work
+    from distributed import Client, LocalCluster
 
     logging.getLogger("distributed").setLevel(logging.ERROR)
     # One task per worker at a time, the rest queued at the scheduler: a dying worker takes only its own

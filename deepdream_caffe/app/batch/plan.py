@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ...errors import DeepDreamError
-from ...io.checkpoint import run_key
 from ...io.hashing import sha1_file
 from ...io.image import image_format, read_metadata
 from ..config import DreamConfig
+from ..pipeline import DreamSession
+from ..run import run_key
 
 METADATA_KEY = "batch"  # where a batch's own record sits in an output's metadata
 
@@ -77,16 +78,11 @@ class BatchTask:
 
 
 def config_record(config: DreamConfig) -> Dict[str, Any]:
-    """The config's fields that decide the pixels (not the device, the log level or flag names)."""
+    """The config's fields that decide the pixels (not the device or the log level)."""
     rec = dataclasses.asdict(config)
-    for k in ("names", "verbose", "gpu"):
+    for k in ("verbose", "gpu"):
         rec.pop(k, None)
     return rec
-
-
-def task_key(config: DreamConfig, input_sha1: str) -> str:
-    """The finished-key of a dream of the input with hash ``input_sha1`` (the config carries the seed)."""
-    return run_key({"config": config_record(config), "input": input_sha1})
 
 
 def output_name(inp: Path, setting: Setting, ext: str) -> str:
@@ -98,8 +94,8 @@ def plan_tasks(inputs: Sequence[Path], settings: Sequence[Setting], out_dir: Pat
                ext: str = ".jpg") -> List[BatchTask]:
     """Every (input, setting) pair as a task, inputs outer; refuses clashing names or a missing input."""
     out_dir = Path(out_dir)
-    if not out_dir.is_dir():
-        raise DeepDreamError(f"output directory does not exist: {out_dir} (create it first)")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DeepDreamError(f"the output folder {out_dir} is not a folder")
     if not ext.startswith("."):
         ext = "." + ext
     image_format(Path("x" + ext))
@@ -125,7 +121,8 @@ def plan_tasks(inputs: Sequence[Path], settings: Sequence[Setting], out_dir: Pat
             out = out_dir / output_name(p, setting, ext)
             if out.exists() and out.resolve() == p.resolve():
                 raise DeepDreamError(f"refusing to overwrite the input {p}; choose another --out-dir")
-            tasks.append(BatchTask(len(tasks), p, out, replace(setting, config=cfg), s, task_key(cfg, sha1)))
+            key = run_key(config_record(cfg), s, sha1)
+            tasks.append(BatchTask(len(tasks), p, out, replace(setting, config=cfg), s, key))
     return tasks
 
 
@@ -135,8 +132,6 @@ def check_settings(settings: Sequence[Setting]) -> None:
     Runs the session's cheap checks here (the net is not loaded); a model
     from the zoo is fetched here once, so workers sharing this disk find it.
     """
-    from ..pipeline import DreamSession  # noqa: PLC0415
-
     for s in settings:
         DreamSession(s.config)
 

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence
 
+from ...errors import DeepDreamError
 from .plan import BatchTask, is_finished
 from .worker import TaskResult, run_task
 
@@ -74,6 +75,11 @@ def run_batch(tasks: Sequence[BatchTask], client: Any, reporter: Optional[BatchR
             report.skipped.append(t.index)
         else:
             todo.append(t)
+    for folder in sorted({t.output.parent for t in todo}):  # a folder output is made as `mkdir -p` would
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise DeepDreamError(f"cannot create the output folder {folder}: {e.strerror}") from None
     rep.started(len(tasks), len(report.skipped))
     # pure=False: a task's key is its own even when two tasks look alike; retries cover raised errors,
     # the scheduler's allowed-failures cover dead workers.

@@ -5,9 +5,10 @@ import argparse
 from pathlib import Path
 
 from ...dream import defaults as d
+from ..fields import settings
 from ..options import add_common_args, add_dream_args, add_net_args, dream_config
 from ..progress import StderrReporter
-from ..video_options import VIDEO_FLAGS, add_encode_args
+from ..video_options import add_encode_args
 
 ORDER = 25
 
@@ -37,9 +38,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ...app.video import VideoConfig, video_file  # noqa: PLC0415 - numpy and the rest only to dream
+    from ...app.video import VideoConfig, video_file
 
-    video = VideoConfig(flow=args.flow, blend=args.blend, carry=args.carry, fps=args.fps,
-                        max_frames=args.max_frames, codec=args.codec, crf=args.crf, names=VIDEO_FLAGS)
+    video = settings(VideoConfig, args)
     video_file(args.input, args.output, dream_config(args), video, reporter=StderrReporter(args.quiet))
     return 0

@@ -4,21 +4,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ...app.visualize import VisualizeConfig as V
 from ...dream import defaults as nb
+from ..fields import settings
 from ..lbfgs import add_lbfgs_arguments, lbfgs_options
-from ..options import FLAG_NAMES, add_common_args, add_net_args, net_source
+from ..options import add_common_args, add_net_args, net_source
 from ..progress import StderrReporter
 
 ORDER = 15
 
 # Yosinski et al. 2015, Table 1, set 3 (the defaults; see deepdream_caffe/dream/visualize.py).
 _SET3 = "decay 0.0001, blur 1.0 every 4 steps, no pixel clipping"
-
-NAMES = {**FLAG_NAMES, "klass": "--class", "size": "--size", "init": "--init", "l2": "--l2", "decay": "--decay",
-         "blur_sigma": "--blur-sigma", "blur_every": "--blur-every", "norm_pct": "--norm-pct",
-         "contrib_pct": "--contrib-pct", "paper_set": "--paper-set", "labels": "--labels",
-         "step_end": "--step-end", "momentum": "--momentum", "score": "--score"}
-
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     v = subparsers.add_parser("visualize", help="the image of a class: ascent on its pre-softmax score")
@@ -36,24 +32,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="start: zero (the training mean, Simonyan's), noise, or an image (default zero)")
     g.add_argument("--size", type=int, nargs=2, metavar=("W", "H"),
                    help="canvas size (default: the net's input size); larger ones use octaves upward and tiles")
-    g.add_argument("--iters", type=int, default=200, help="steps per octave (200)")
+    g.add_argument("--iters", type=int, default=V.iter_n, help=f"steps per octave ({V.iter_n})")
     g.add_argument("--octaves", type=int, default=None, help="octaves (default: as many as fit above the native size)")
-    g.add_argument("--octave-scale", type=float, default=nb.OCTAVE_SCALE,
-                   help=f"size ratio between octaves ({nb.OCTAVE_SCALE})")
-    g.add_argument("--step-size", type=float, default=nb.STEP_SIZE, help=f"normalised step size ({nb.STEP_SIZE})")
+    g.add_argument("--octave-scale", type=float, default=V.octave_scale,
+                   help=f"size ratio between octaves ({V.octave_scale})")
+    g.add_argument("--step-size", type=float, default=V.step_size, help=f"normalised step size ({V.step_size})")
     g.add_argument("--step-end", type=float, default=None,
                    help="step size at the last step of each octave, linear from --step-size (default: constant)")
-    g.add_argument("--momentum", type=float, default=0.0,
+    g.add_argument("--momentum", type=float, default=V.momentum,
                    help="heavy-ball momentum on the normalised gradient, in [0, 1) (0: plain ascent)")
-    g.add_argument("--jitter", type=int, default=0, help="random shift in pixels per step (0)")
+    g.add_argument("--jitter", type=int, default=V.jitter, help=f"random shift in pixels per step ({V.jitter})")
     g.add_argument("--seed", type=int, help="seed for jitter and noise (default: chosen and reported)")
     g.add_argument("--mode", choices=("ascent", "lbfgs"), default="ascent",
                    help="ascent with the transforms, or L-BFGS-B on the score minus the TV prior (native size)")
-    g.add_argument("--quality", type=int, default=nb.JPEG_QUALITY, help=f"JPEG quality ({nb.JPEG_QUALITY})")
+    g.add_argument("--quality", type=int, default=V.quality, help=f"JPEG quality ({V.quality})")
     r = v.add_argument_group("regularisers", f"defaults: Yosinski et al. 2015 Table 1 set 3 ({_SET3})")
-    r.add_argument("--paper-set", type=int, default=3, choices=(1, 2, 3, 4),
-                   help="start from this hyperparameter set of Yosinski et al.'s Table 1 (3)")
-    r.add_argument("--l2", type=float, default=0.0, help="Simonyan's lambda: maximise S_k - lambda*||X||^2 (0)")
+    r.add_argument("--paper-set", type=int, default=V.paper_set, choices=(1, 2, 3, 4),
+                   help=f"start from this hyperparameter set of Yosinski et al.'s Table 1 ({V.paper_set})")
+    r.add_argument("--l2", type=float, default=V.l2, help="Simonyan's lambda: maximise S_k - lambda*||X||^2 (0)")
     r.add_argument("--decay", type=float, help="theta_decay: X *= 1 - decay after each step")
     r.add_argument("--blur-sigma", type=float, help="theta_b_width: Gaussian blur sigma in pixels (0: none)")
     r.add_argument("--blur-every", type=int, help="theta_b_every: blur every N steps (0: never)")
@@ -65,16 +61,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ...app.visualize import VisualizeConfig, visualize_file  # noqa: PLC0415
+    from ...app.visualize import visualize_file
 
     klass = int(args.klass) if args.klass.strip().isdigit() else args.klass
-    config = VisualizeConfig(
-        klass=klass, net=net_source(args), layer=args.layer, size=tuple(args.size) if args.size else None,
-        init=args.init, iters=args.iters, octaves=args.octaves, octave_scale=args.octave_scale,
-        step_size=args.step_size, step_end=args.step_end, momentum=args.momentum, jitter=args.jitter, l2=args.l2, decay=args.decay, blur_sigma=args.blur_sigma,
-        blur_every=args.blur_every, norm_pct=args.norm_pct, contrib_pct=args.contrib_pct, paper_set=args.paper_set,
-        mode=args.mode, score=args.score, lbfgs=lbfgs_options(args), labels=args.labels, seed=args.seed, quality=args.quality,
-        gpu=args.gpu, verbose=args.verbose, names=NAMES,
-    )
+    config = settings(V, args, klass=klass, net=net_source(args), size=tuple(args.size) if args.size else None,
+                      lbfgs=lbfgs_options(args))
     visualize_file(args.output, config, reporter=StderrReporter(args.quiet))
     return 0

@@ -6,6 +6,7 @@ do, in fresh interpreters of the project's environment.
 """
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import shutil
@@ -15,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from deepdream_caffe.net import blas
+from deepdream_caffe import blas_hook
 
-CPU = blas.cpu_info()
+CPU = blas_hook.cpu_info()
 AVX2 = {"avx2", "fma"} <= CPU["flags"]
 needs_avx2 = pytest.mark.skipif(not AVX2, reason="this CPU has no AVX2+FMA: OpenBLAS's generic families are its best")
 
@@ -53,7 +54,7 @@ def test_plain_import_caffe_never_runs_a_generic_family(tmp_path):
     # An empty cache: the probe runs for real in this import, as on a user's first one.
     got = _import_caffe(_clean_env(DEEPDREAM_CAFFE_CACHE=str(tmp_path)))
     assert got["choice"] is not None, "the build's caffe/__init__.py has no kernel-choice hook"
-    assert not blas.is_generic(got["core"]), got
+    assert not blas_hook.is_generic(got["core"]), got
     assert got["choice"]["reason"] in ("detected", "project")
     entry = json.loads(next((tmp_path / "openblas").glob("*.json")).read_text())
     assert entry["detected"] == got["choice"]["detected"]
@@ -121,7 +122,7 @@ INTEL_AVX512_BF16 = frozenset(_SSE | _AVX512 | {"avx2", "fma", "avx512_bf16", "a
     ("GenuineIntel", INTEL_AVX512_BF16, None, []),
 ])
 def test_decision_table(vendor, flags, detected, want):
-    assert blas.decide(detected, vendor, flags) == want
+    assert blas_hook.decide(detected, vendor, flags) == want
 
 
 def test_cpuinfo_first_block_is_parsed(tmp_path):
@@ -130,11 +131,11 @@ def test_cpuinfo_first_block_is_parsed(tmp_path):
              "flags\t\t: fpu sse2 avx2 fma avx512f avx512dq avx512bw avx512vl avx512_bf16\n\n")
     p = tmp_path / "cpuinfo"
     p.write_text("".join(block.format(n=i) for i in range(64)))
-    info = blas.cpu_info(str(p))
+    info = blas_hook.cpu_info(str(p))
     assert (info["vendor"], info["family"], info["model"], info["stepping"]) == ("GenuineIntel", "6", "207", "2")
     assert info["model_name"].startswith("Intel(R) Xeon(R) Platinum")
     assert {"avx512_bf16", "avx2", "fma"} <= info["flags"] and "processor" not in info["flags"]
-    assert blas.decide("Prescott", info["vendor"], info["flags"])[0] == "Cooperlake"
+    assert blas_hook.decide("Prescott", info["vendor"], info["flags"])[0] == "Cooperlake"
 
 
 # ---------------------------------------------------------------- the probe
@@ -144,7 +145,7 @@ def test_cpuinfo_first_block_is_parsed(tmp_path):
 @pytest.mark.skipif("avx512f" in CPU["flags"], reason="this CPU runs AVX-512 kernels")
 def test_families_are_probed_in_order_and_the_first_that_works_is_taken():
     """On this AVX2 CPU: SkylakeX kills its probe (SIGILL) but not the caller, unknown names are refused."""
-    choice, rejected, check = blas.first_working(["SapphireRapids", "SkylakeX", "NoSuchFamily", "Haswell", "Zen"])
+    choice, rejected, check = blas_hook.first_working(["SapphireRapids", "SkylakeX", "NoSuchFamily", "Haswell", "Zen"])
     assert choice == "Haswell" and "within bounds" in check
     assert list(rejected) == ["SapphireRapids", "SkylakeX", "NoSuchFamily"]  # Zen, after Haswell, never probed
     assert "SIGILL" in rejected["SkylakeX"]
@@ -154,7 +155,7 @@ def test_families_are_probed_in_order_and_the_first_that_works_is_taken():
 
 
 def test_probe_refuses_a_family_this_openblas_does_not_have():
-    r = blas.probe("NoSuchFamily")
+    r = blas_hook.probe("NoSuchFamily")
     assert not r["ok"] and "has no NoSuchFamily kernels" in r["why"], r
 
 
@@ -194,8 +195,6 @@ void cblas_sscal(int n, float al, float *x, int incx) { for (int i = 0; i < n; i
 
 def test_the_kernel_check_passes_a_correct_blas_and_rejects_a_wrong_sgemm(tmp_path):
     """check_kernels' bounds hold for any summation order, yet one missing term of a sum fails them."""
-    import ctypes
-
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     assert cc, "no C compiler (it is there wherever Caffe was built)"
     (tmp_path / "naive.c").write_text(_NAIVE_BLAS)
@@ -203,10 +202,10 @@ def test_the_kernel_check_passes_a_correct_blas_and_rejects_a_wrong_sgemm(tmp_pa
     subprocess.run([cc, "-O1", "-ffp-contract=off", "-shared", "-fPIC", str(tmp_path / "naive.c"), "-o",
                     str(tmp_path / "libnaive.so")], check=True)
     lib = ctypes.CDLL(str(tmp_path / "libnaive.so"))
-    ok, why = blas.check_kernels(lib)
+    ok, why = blas_hook.check_kernels(lib)
     assert ok, why
     ctypes.c_int.in_dll(lib, "k_drop").value = 1
-    ok, why = blas.check_kernels(lib)
+    ok, why = blas_hook.check_kernels(lib)
     assert not ok and why.startswith("sgemm") and "times the float32 bound" in why, why
 
 
@@ -214,10 +213,10 @@ def test_the_kernels_caffe_runs_here_compute_correctly():
     """The same result check, on the OpenBLAS this process's Caffe loaded with the family it uses."""
     import caffe  # noqa: F401
 
-    lib = blas.loaded_openblas()
+    lib = blas_hook.loaded_openblas()
     assert lib is not None
-    ok, why = blas.check_kernels(lib)
-    assert ok, f"{blas.corename(lib)}: {why}"
+    ok, why = blas_hook.check_kernels(lib)
+    assert ok, f"{blas_hook.corename(lib)}: {why}"
 
 
 # ---------------------------------------------------------------- the hook's installation
@@ -225,21 +224,21 @@ def test_the_kernels_caffe_runs_here_compute_correctly():
 
 def test_hook_installation_is_idempotent_and_replaces_an_older_hook():
     stock = "from .pycaffe import Net\nfrom . import io\n"
-    once = blas.with_hook(stock)
+    once = blas_hook.with_hook(stock)
     assert once.endswith(stock) and once.startswith("# >>> deepdream-caffe")
-    assert blas.with_hook(once) == once
+    assert blas_hook.with_hook(once) == once
     older = once.replace("_dd_openblas.choose()", "_dd_openblas.choose()  # version 0")
-    assert blas.with_hook(older) == once
+    assert blas_hook.with_hook(older) == once
     compile(once, "__init__.py", "exec")
     with pytest.raises(ValueError, match="not its end"):
-        blas.with_hook(once.replace("# <<< deepdream-caffe\n", ""))
+        blas_hook.with_hook(once.replace("# <<< deepdream-caffe\n", ""))
 
 
 def test_the_build_has_the_hook_and_this_version_of_it():
     import caffe  # noqa: F401 - the hook module is imported by caffe/__init__.py
 
-    hook = sys.modules.get(f"caffe.{blas.HOOK_MODULE}")
+    hook = sys.modules.get(f"caffe.{blas_hook.HOOK_MODULE}")
     assert hook is not None, "run scripts/setup.sh: the build has no kernel-choice hook"
     assert Path(hook.__file__).parent == Path(caffe.__file__).parent
-    assert hook.HOOK_VERSION == blas.HOOK_VERSION, "run scripts/setup.sh to bring the build's hook up to date"
+    assert hook.HOOK_VERSION == blas_hook.HOOK_VERSION, "run scripts/setup.sh to bring the build's hook up to date"
     assert hook.CHOICE["reason"] in ("detected", "project", "user") and "has not run" not in hook.CHOICE.get("note", "")

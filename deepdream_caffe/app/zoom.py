@@ -1,0 +1,78 @@
+"""The notebook's zoom sequence: dream, save, zoom in a little, dream again; a frame loop whose carry-over is a zoom.
+
+The folder holds the frames, ``zoom.json`` (the run's record, checked
+against every later run in the folder) and, while the sequence is
+unfinished, ``.zoom-state.npz`` (the last dreamed frame and the generator
+state); see :mod:`.run`. Without a usable state the sequence starts over
+from frame 0 and frames already on disk are not rewritten (the same
+parameters and seed give them again, bit for bit).
+"""
+from __future__ import annotations
+
+import itertools
+import os
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional, Sequence
+
+import numpy as np
+
+from ..dream.flow import zoom_in
+from .run import DreamFn, Note, RunDir, frame_loop, run_files, run_key
+
+KIND = "zoom"
+PARAMS_FILE, STATE_FILE = run_files(KIND)
+
+
+def frame_path(out_dir: os.PathLike, i: int) -> Path:
+    return Path(out_dir) / f"{i:04d}.jpg"
+
+
+def is_complete(out_dir: os.PathLike, frames: int) -> bool:
+    """Whether frames 0 .. frames-1 are all in ``out_dir`` (whose record says which run made them)."""
+    return all(frame_path(out_dir, i).is_file() for i in range(frames))
+
+
+def zoom_frames(
+    dream: DreamFn,
+    img: np.ndarray,
+    out_dir: os.PathLike,
+    frames: int,
+    rng: np.random.RandomState,
+    scale: float = 0.05,
+    params: Optional[Dict[str, Any]] = None,
+    metadata: Optional[Dict[str, Any]] = None,
+    on_frame: Optional[Callable[[int], None]] = None,
+    on_start: Optional[Callable[[int], None]] = None,
+    note: Optional[Note] = None,
+    quality: int = 75,
+    inputs: Sequence[Optional[os.PathLike]] = (),
+) -> int:
+    """Write frames 0000.jpg .. (frames-1).jpg into ``out_dir``; returns the first frame index made now.
+
+    ``dream(frame, rng)`` dreams one frame. After each frame the dreamed
+    frame and the generator state are saved, so an interrupted run
+    continues exactly where it stopped (same frames as an uninterrupted
+    run), and finished frames are never rewritten. ``params`` decide the
+    frames (with ``scale``): a folder of other ones is refused.
+    ``on_start(first)`` is called before the first dream, ``on_frame(i)``
+    after each frame is written, ``note`` hears about files set aside. None
+    of ``inputs`` (files the caller read) may be among the files this
+    writes. The state file is removed once all frames exist.
+    """
+    params = dict(params or {}, scale=scale)
+    run = RunDir(out_dir, KIND, run_key(params, None, None), dict(metadata or {}, params=params), quality=quality,
+                 note=note)
+    run.refuse_inputs(inputs)
+    run.open()
+    if is_complete(out_dir, frames):  # this run's record is there (open checked it): nothing to dream
+        run.state.remove()
+        if on_start is not None:
+            on_start(frames)
+        return frames
+    start, last = run.resume(rng, {"dream": img.shape})
+    if on_start is not None:
+        on_start(start)
+    frame_loop(run, rng, dream, start, last, itertools.repeat(None, max(0, frames - start)),
+               lambda _, last: img if last is None else zoom_in(last["dream"], scale), on_frame)
+    run.state.remove()  # finished: nothing to resume
+    return start
