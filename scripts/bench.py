@@ -5,7 +5,7 @@
     .venv/bin/python scripts/bench.py --quick         # 512x288, 2 octaves x 3 steps (a smoke run)
     .venv/bin/python scripts/bench.py --rss 1,4,12    # peak RSS against megapixels as well
     .venv/bin/python scripts/bench.py --torch         # and a PyTorch port (pip install torch first)
-    .venv/bin/python scripts/bench.py --gpu 0         # both dreams on GPU 0 (a CUDA build)
+    .venv/bin/python scripts/bench.py --gpu 0         # both dreams on GPU 0 (a CUDA build), and ours on the CPU
 
 Both dreams run on the real GoogLeNet architecture with seeded random
 weights (same cost as the trained net), the same image and seed, each in
@@ -266,13 +266,13 @@ def step_split(cnet, end: str, h: int, w: int, reps: int = 5):
 
 
 def spawn(args: argparse.Namespace, which: str, out: Path, h: int, w: int, iters: int, split: bool,
-          pythonpath: str | None = None) -> dict:
+          pythonpath: str | None = None, cpu: bool = False) -> dict:
     cmd = [sys.executable, __file__, "--job", which, "--out", str(out), "--proto", str(args.proto),
            "--weights", str(args.weights), "--layer", args.layer, "--size", f"{w}x{h}",
            "--iters", str(iters), "--octaves", str(args.octaves), "--seed", str(args.seed)]
     if split:
         cmd.append("--split")
-    if args.gpu is not None:
+    if args.gpu is not None and not cpu:
         cmd += ["--gpu", str(args.gpu)]
     env = dict(os.environ)
     if pythonpath:
@@ -397,6 +397,14 @@ def main() -> int:
             print(f"PyTorch port vs ours, same algorithm: mean |difference| {d.mean():.2f} of 255 "
                   "(rounding differences grow over the steps)")
         print(f"speed-up over the notebook loop: {nb['seconds'] / pr['seconds']:.2f}x")
+        if args.gpu is not None:
+            # The GPU sums in another order: the same dream on the CPU shows how far apart the bits end.
+            cpu_out = Path(td) / "cpu.npy"
+            cp = spawn(args, "product", cpu_out, args.h, args.w, args.iters, False, cpu=True)
+            d = np.abs(np.load(pr_out) - np.load(cpu_out))
+            print(f"deepdream-caffe on the CPU: {cp['seconds']:.2f} s; on GPU {args.gpu}: {pr['seconds']:.2f} s "
+                  f"({cp['seconds'] / pr['seconds']:.1f}x)")
+            print(f"GPU vs CPU output: max |difference| {d.max():.4g}, mean {d.mean():.4g} (of 0..255)")
         print(f"outputs bit-identical: {'yes' if same else 'NO'}")
         ok = same
         if args.other_caffe:
