@@ -83,11 +83,11 @@ find_cuda() {
     [ -n "$c" ] && [ -x "$c" ] && { nvcc=$(readlink -f "$c"); break; }
   done
   if [ -z "$nvcc" ]; then
-    say "no nvcc on PATH, in \$CUDA_HOME/bin or in /usr/local/cuda/bin: installing CUDA 13's compiler wheels into $py's environment"
     "$py" -m pip install -q "nvidia-cuda-nvcc>=13,<14" "nvidia-cuda-crt>=13,<14" "nvidia-nvvm>=13,<14" \
-      "nvidia-cuda-cccl>=13,<14" "nvidia-cuda-runtime>=13,<14" >&2 \
+      "nvidia-cuda-cccl>=13,<14" "nvidia-cuda-runtime>=13,<14" >/dev/null 2>&1 \
       || die "--cuda: no CUDA toolkit, and pip could not install nvidia-cuda-nvcc (offline? PIP_NO_INDEX=1 PIP_FIND_LINKS=DIR, or install the toolkit and set CUDA_HOME)"
     nvcc="$site/nvidia/cu13/bin/nvcc" nvcc_wheels=1
+    say "no nvcc on PATH, in \$CUDA_HOME/bin or in /usr/local/cuda/bin: installed CUDA 13's compiler wheels into $py's environment"
   fi
   # nvcc may be a wrapper script elsewhere (/usr/local/bin/nvcc): nvcc itself knows its home.
   cuda_root=$("$nvcc" --dryrun -x cu -c /dev/null -o /dev/null 2>&1 | sed -n 's/^#\$ _HERE_=//p' | head -n 1)
@@ -118,10 +118,11 @@ find_cuda() {
       case "$cuda_major" in 12) pkgs="$pkgs ${pkg12[$lib]}" ;; *) pkgs="$pkgs ${pkg13[$lib]}" ;; esac
     done
     if [ -n "$pkgs" ]; then
-      say "the CUDA $cuda_major toolkit at $cuda_root lacks$lack; installing NVIDIA's wheels into $py's environment:$pkgs"
+      local out
       # shellcheck disable=SC2086
-      "$py" -m pip install -q $pkgs >&2 \
-        || die "--cuda: pip could not install$pkgs (offline? PIP_NO_INDEX=1 PIP_FIND_LINKS=DIR installs from a folder of wheels)"
+      out=$("$py" -m pip install -q $pkgs 2>&1) \
+        || die "--cuda: the CUDA $cuda_major toolkit at $cuda_root lacks$lack, and pip could not install$pkgs (offline? PIP_NO_INDEX=1 PIP_FIND_LINKS=DIR installs from a folder of wheels): $(echo "$out" | grep -v '^WARNING' | tail -n 1)"
+      say "the CUDA $cuda_major toolkit at $cuda_root lacks$lack: installed NVIDIA's wheels into $py's environment:$pkgs"
       wheels; lack=""
       for lib in cudart cublas curand; do found $lib "${header[$lib]}" || lack="$lack lib$lib"; done
       [ -z "$lack" ] || die "--cuda: still missing after pip install:$lack (looked in $cuda_root and $site/nvidia)"

@@ -47,7 +47,8 @@ case "$cmd" in
   cpu_check)
     out=${1:-$DEEPDREAM_CAFFE_CACHE/cpu_check.npy}
     mkdir -p "$(dirname "$out")"
-    read -r proto weights < <(googlenet)
+    gn=$(googlenet) || die "pycaffe does not load from the bundle (see above)"
+    read -r proto weights <<<"$gn"
     t0=$(date +%s.%N)
     "$py" "$b/app/scripts/bench.py" --job product --out "$out" --proto "$proto" --weights "$weights" \
       --layer inception_4c/output --size 256x144 --iters 3 --octaves 2 --seed 0 >/dev/null

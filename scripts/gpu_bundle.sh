@@ -48,7 +48,8 @@ cp -L "$libcaffe" "$b/lib/"
 # The bundle's python is Debian's static one: the extension takes the interpreter from it, not
 # from a libpython; paths come from run.sh's LD_LIBRARY_PATH, not the build machine's RPATHs.
 patchelf --remove-needed libpython3.11.so.1.0 --remove-rpath "$b/caffe/python/caffe/_caffe.so"
-patchelf --remove-rpath "$b/lib/$(basename "$libcaffe")"
+patchelf --remove-needed libpython3.11.so.1.0 --remove-rpath "$b/lib/$(basename "$libcaffe")"
+strip --strip-unneeded "$b/caffe/python/caffe/_caffe.so" "$b/lib/$(basename "$libcaffe")"
 
 say "Python 3.11 from Debian's packages"
 (cd "$work/debs" && apt-get download python3.11-minimal libpython3.11-minimal libpython3.11-stdlib) >"$work/apt.log" 2>&1 \
@@ -57,13 +58,15 @@ for d in "$work"/debs/*.deb; do dpkg -x "$d" "$b/python"; done
 pyv=$(dpkg-deb -f "$(ls "$work"/debs/python3.11-minimal_*.deb)" Version)
 rm -rf "$b/python/usr/share" "$b/python/etc" "$b/python/usr/bin/"*-config
 rm -rf "$b/python/usr/lib/python3.11/"{idlelib,tkinter,turtledemo,lib2to3,pydoc_data,ensurepip}
+# Modules a dream never loads, and the libraries only they would bring (Berkeley DB, SQLite, curses).
+rm -f "$b/python/usr/lib/python3.11/lib-dynload/"{_test,_xx,_ctypes_test,_dbm,_gdbm,_sqlite3,_curses,readline,nis,_tkinter}*
 bpy="$b/python/usr/bin/python3.11"
 
 # Runtime libraries: what the loader resolves here (Debian 12's packages) for caffe and the
 # interpreter, less glibc (the target's own) and the CUDA libraries the GPU machine brings.
 # cudart is small and pinned to the build's toolkit, so it travels.
 say "runtime libraries"
-skip='^(ld-linux-x86-64|libc|libm|libpthread|libdl|librt|libresolv|libutil|libanl|libcuda|libcublas|libcublasLt|libcurand|libnvrtc|libnvJitLink)\.so'
+skip='^(ld-linux-x86-64|libc|libm|libpthread|libdl|librt|libresolv|libutil|libanl|libpython3[.0-9]*|libcuda|libcublas|libcublasLt|libcurand|libnvrtc|libnvJitLink)\.so'
 for f in "$so" "$libcaffe" "$bpy" "$b"/python/usr/lib/python3.11/lib-dynload/*.so; do
   ldd "$f" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// {print $1, $3}'
 done | sort -u | while read -r name path; do
@@ -71,16 +74,27 @@ done | sort -u | while read -r name path; do
 done
 
 say "wheels (the versions $py has)"
+# Named one by one (no dependency resolution): scikit-image's networkx and pooch serve parts a
+# dream does not use, and every megabyte counts against the 60 MiB.
 pins=$("$py" - <<'PY'
 from importlib.metadata import version
-print(" ".join(f"{p}=={version(p)}" for p in ("numpy", "scipy", "pillow", "protobuf", "six", "tqdm", "scikit-image", "pytest")))
+print(" ".join(f"{p}=={version(p)}" for p in (
+    "numpy", "scipy", "pillow", "protobuf", "six", "tqdm", "scikit-image", "imageio", "tifffile", "lazy_loader",
+    "packaging", "pytest", "pluggy", "iniconfig", "pygments")))
 PY
 )
 # shellcheck disable=SC2086
-"$py" -m pip install -q --no-compile --only-binary=:all: --target "$b/site" $pins >"$work/pip.log" 2>&1 \
+"$py" -m pip install -q --no-compile --no-deps --only-binary=:all: --target "$b/site" $pins >"$work/pip.log" 2>&1 \
   || die "pip could not fetch the wheels ($pins); see the log: $(tail -n 1 "$work/pip.log")"
 find "$b/site" -type d \( -name tests -o -name __pycache__ \) -prune -exec rm -rf {} +
-rm -rf "$b/site/bin"
+find "$b/site" -type f \( -name '*.pyx' -o -name '*.pxd' -o -name '*.c' -o -name '*.cpp' -o -name '*.h' \
+  -o -name '*.hpp' -o -name '*.f' -o -name '*.f90' \) -delete
+# scikit-image's sample images: the astronaut is bench.py's photo.
+find "$b/site/skimage/data" -type f ! -name '*.py' ! -name '*.txt' ! -name astronaut.png -delete
+rm -rf "$b/site/bin" "$b/site/numpy/_core/include" "$b/site/PIL/"_avif.* "$b/site/pillow.libs/"libavif-*
+# numpy and scipy carry the same libgfortran: one copy, two names (tar keeps hard links).
+find "$b/site" -name '*.so*' -type f -exec sha1sum {} + | sort | awk 'prev == $1 {print first, $2; next} {prev = $1; first = $2}' |
+  while read -r keep dup; do ln -f "$keep" "$dup"; done
 
 say "this package"
 git -C "$top" ls-files deepdream_caffe tests scripts/bench.py pyproject.toml | tar -C "$top" -cf - -T - | tar -C "$b/app" -xf -
@@ -93,6 +107,6 @@ cp "$top/scripts/bundle_run.sh" "$b/run.sh"
 chmod +x "$b/run.sh"
 
 say "compressing"
-tar -C "$work" -cf - bundle | xz -T0 -9e >"$out.tmp"
+tar -C "$work" -cf - bundle | xz -T0 -9 >"$out.tmp"
 mv "$out.tmp" "$out"
 say "$out: $(du -m "$out" | cut -f1) MiB"

@@ -6,6 +6,7 @@ process finds that out instead of us.
 """
 from __future__ import annotations
 
+import ctypes.util
 import os
 import subprocess
 import sys
@@ -41,11 +42,13 @@ def gpu_problem(device: int) -> Optional[str]:
         return None
     if out[:1] == ["cpu"]:
         return "this Caffe is CPU-only (rebuild with scripts/setup.sh --cuda on a CUDA machine, or run on the CPU)"
-    # glog's FATAL line ends in CUDA's own words ("no CUDA-capable device is detected").
+    # glog's FATAL line ends in CUDA's own words, after "Check failed: error == cudaSuccess (N vs. 0)  ".
     fatal = [ln.split("] ", 1)[1] for ln in r.stderr.splitlines() if ln.startswith("F") and "] " in ln]
-    why = fatal[-1] if fatal else (r.stderr.strip().splitlines() or [f"exit {r.returncode}"])[-1]
+    why = fatal[-1].split("  ", 1)[-1] if fatal else (r.stderr.strip().splitlines() or [f"exit {r.returncode}"])[-1]
     if out[:1] == ["cuda"]:
-        return f"this CUDA build of Caffe cannot use it: {why} (leave out --gpu to run on the CPU)"
+        # Without a driver CUDA blames the driver's version; say what is really missing.
+        driver = "" if ctypes.util.find_library("cuda") else "no NVIDIA driver here (no libcuda.so.1); "
+        return f'this CUDA build of Caffe cannot use it: {driver}CUDA says "{why}" (leave out --gpu to run on the CPU)'
     return f"pycaffe did not load: {why}"
 
 
