@@ -14,9 +14,12 @@ say() { echo "run.sh: $*" >&2; }
 die() { say "$*"; exit 1; }
 py="$b/python/usr/bin/python3.11"
 
+# Python and the libraries are Debian 12's and need glibc >= 2.36; on an older system Python runs
+# on the bundle's own glibc through its loader (python3.11-glibc), and so do its child processes.
 glibc=$(getconf GNU_LIBC_VERSION 2>/dev/null | awk '{print $2}')
-[ "$(printf '%s\n' 2.36 "${glibc:-0}" | sort -V | head -n 1)" = 2.36 ] \
-  || die "this bundle's Python and libraries are Debian 12's: they need glibc >= 2.36, this system has ${glibc:-an unknown one}"
+if [ "$(printf '%s\n' 2.36 "${glibc:-0}" | sort -V | head -n 1)" != 2.36 ] || [ "${DEEPDREAM_CAFFE_BUNDLE_GLIBC:-}" = 1 ]; then
+  py="$b/python/usr/bin/python3.11-glibc"
+fi
 
 cuda_libs=""
 if [ ! -e "$b/lib/libcublas.so.13" ]; then
@@ -43,6 +46,7 @@ print(*bench.googlenet_files(pathlib.Path(os.environ["DEEPDREAM_CAFFE_CACHE"]) /
 
 cmd=${1:-}
 [ $# -gt 0 ] && shift
+[ "$cmd" = dream ] || [ "$cmd" = python ] || cd "$b/app"  # not the caller's folder first on sys.path
 case "$cmd" in
   cpu_check)
     out=${1:-$DEEPDREAM_CAFFE_CACHE/cpu_check.npy}
@@ -81,7 +85,6 @@ PY
     echo "  gpu: $(nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv,noheader | head -n 3 | tr '\n' ';')"
     "$py" -m deepdream_caffe.cli doctor >"$logs/doctor.log" 2>&1 || true
     grep -E '^(caffe|gpu|cpu|kernel family):' "$logs/doctor.log" | sed 's/^/  /'
-    cd "$b/app"
     trc=0; "$py" -m pytest -p no:cacheprovider -m gpu -q -rs tests/net/test_gpu.py >"$logs/tests.log" 2>&1 || trc=$?
     grep -q ' passed' "$logs/tests.log" || trc=1  # all skipped: this Caffe cannot use the GPU
     echo "  tests (pytest -m gpu): $(tail -n 1 "$logs/tests.log") (exit $trc)"

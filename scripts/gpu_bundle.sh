@@ -5,7 +5,7 @@
 # There: tar -xJf OUT.tar.xz -C DIR; DIR/bundle/run.sh gpu_check (or cpu_check, doctor,
 # dream ARGS, python ARGS). Not inside: the NVIDIA driver and cuBLAS/cuRAND (hundreds of MB);
 # run.sh takes them from $DEEPDREAM_CAFFE_CUDA_LIBS, a site-packages nvidia/cu13/lib, or the
-# system. The target needs x86-64 and glibc >= 2.36 (Debian 12's).
+# system. The target needs x86-64 Linux; Debian 12's glibc travels for systems with an older one.
 set -euo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 say() { echo "gpu_bundle: $*" >&2; }
@@ -61,6 +61,20 @@ rm -rf "$b/python/usr/lib/python3.11/"{idlelib,tkinter,turtledemo,lib2to3,pydoc_
 # Modules a dream never loads, and the libraries only they would bring (Berkeley DB, SQLite, curses).
 rm -f "$b/python/usr/lib/python3.11/lib-dynload/"{_test,_xx,_ctypes_test,_dbm,_gdbm,_sqlite3,_curses,readline,nis,_tkinter}*
 bpy="$b/python/usr/bin/python3.11"
+# For a target with a glibc older than Debian 12's: the loader and glibc itself (run.sh decides).
+mkdir -p "$b/glibc"
+for f in /lib64/ld-linux-x86-64.so.2 /lib/x86_64-linux-gnu/lib{c.so.6,m.so.6,pthread.so.0,dl.so.2,rt.so.1,resolv.so.2,util.so.1}; do
+  cp -L "$f" "$b/glibc/"
+done
+cat >"$bpy-glibc" <<'SH'
+#!/bin/sh
+# Debian's Python 3.11 on the bundle's glibc; --argv0 makes sys.executable this script, so child
+# processes come through here too.
+here=$(dirname "$(readlink -f "$0")")
+g=$here/../../../glibc
+exec "$g/ld-linux-x86-64.so.2" --library-path "$g${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" --argv0 "$0" "$here/python3.11" "$@"
+SH
+chmod +x "$bpy-glibc"
 
 # Runtime libraries: what the loader resolves here (Debian 12's packages) for caffe and the
 # interpreter, less glibc (the target's own) and the CUDA libraries the GPU machine brings.
@@ -90,7 +104,7 @@ find "$b/site" -type d \( -name tests -o -name __pycache__ \) -prune -exec rm -r
 find "$b/site" -type f \( -name '*.pyx' -o -name '*.pxd' -o -name '*.c' -o -name '*.cpp' -o -name '*.h' \
   -o -name '*.hpp' -o -name '*.f' -o -name '*.f90' \) -delete
 # scikit-image's sample images: the astronaut is bench.py's photo.
-find "$b/site/skimage/data" -type f ! -name '*.py' ! -name '*.txt' ! -name astronaut.png -delete
+find "$b/site/skimage/data" -type f ! -name '*.py' ! -name '*.pyi' ! -name '*.txt' ! -name astronaut.png -delete
 rm -rf "$b/site/bin" "$b/site/numpy/_core/include" "$b/site/PIL/"_avif.* "$b/site/pillow.libs/"libavif-*
 # numpy and scipy carry the same libgfortran: one copy, two names (tar keeps hard links).
 find "$b/site" -name '*.so*' -type f -exec sha1sum {} + | sort | awk 'prev == $1 {print first, $2; next} {prev = $1; first = $2}' |

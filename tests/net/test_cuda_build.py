@@ -118,19 +118,30 @@ def test_bundle_dreams_on_the_cpu_alone_bit_for_bit_with_the_cpu_build(libcaffe,
     root.mkdir()
     home.mkdir()
     subprocess.run(["tar", "-xJf", str(bundle), "-C", str(root)], check=True)
-    t0 = time.perf_counter()
-    r = subprocess.run(["env", "-i", f"HOME={home}", "PATH=/usr/bin:/bin", f"DEEPDREAM_CAFFE_CUDA_LIBS={cuda_libs}",
-                        str(root / "bundle" / "run.sh"), "cpu_check", str(tmp_path / "bundle.npy")],
-                       capture_output=True, text=True, timeout=1800)
-    print(f"run.sh cpu_check: {time.perf_counter() - t0:.1f} s\n{r.stdout}")
-    assert r.returncode == 0, r.stderr
-    report = dict(ln.split(": ", 1) for ln in r.stdout.splitlines() if ": " in ln)
     inside = str(root / "bundle") + "/"
-    assert report["python"].startswith(inside + "python/usr/bin/python3.11 3.11")
-    for mod in ("numpy", "scipy", "PIL", "skimage", "google.protobuf", "caffe", "deepdream_caffe"):
-        assert report[mod].startswith(inside), (mod, report[mod])
+
+    def cpu_check(out: Path, *env: str) -> dict:
+        t0 = time.perf_counter()
+        r = subprocess.run(["env", "-i", f"HOME={home}", "PATH=/usr/bin:/bin", f"DEEPDREAM_CAFFE_CUDA_LIBS={cuda_libs}",
+                            *env, str(root / "bundle" / "run.sh"), "cpu_check", str(out)],
+                           capture_output=True, text=True, timeout=1800)
+        print(f"run.sh cpu_check {' '.join(env)}: {time.perf_counter() - t0:.1f} s\n{r.stdout}")
+        assert r.returncode == 0, r.stderr
+        report = dict(ln.split(": ", 1) for ln in r.stdout.splitlines() if ": " in ln)
+        assert report["python"].startswith(inside + "python/usr/bin/python3.11")
+        for mod in ("numpy", "scipy", "PIL", "skimage", "google.protobuf", "caffe", "deepdream_caffe"):
+            assert report[mod].startswith(inside), (mod, report[mod])
+        return report
+
+    report = cpu_check(tmp_path / "bundle.npy")
     outside = report["shared objects from outside the bundle"].split()
     assert all(GLIBC.search(o) or o.startswith(cuda_libs + "/") for o in outside), outside
+    # For systems older than Debian 12: the bundle's own glibc, and the same bits.
+    report = cpu_check(tmp_path / "bundle_glibc.npy", "DEEPDREAM_CAFFE_BUNDLE_GLIBC=1")
+    assert report["python"].startswith(inside + "python/usr/bin/python3.11-glibc 3.11")
+    outside = report["shared objects from outside the bundle"].split()
+    assert all(o.startswith(cuda_libs + "/") for o in outside), outside
+    assert np.array_equal(np.load(tmp_path / "bundle.npy"), np.load(tmp_path / "bundle_glibc.npy"))
     assert not any(os.listdir(home)), "the bundle wrote into HOME"
 
     # The project's CPU build: its own weights (same seed) and the same dream through bench.py's job.
