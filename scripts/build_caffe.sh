@@ -18,7 +18,9 @@
 # caffe_*.debian.tar.xz, checked against their sha256), or any Caffe source
 # tree as a folder or a tarball (built with the same fixes and patches,
 # cached under its own key). --cuda finds nvcc on PATH, in $CUDA_HOME or in
-# /usr/local/cuda, and says in one line what is missing.
+# /usr/local/cuda, pip-installs NVIDIA's wheels for what the toolkit lacks
+# (cuBLAS, cuRAND, cudart; nvcc itself if there is none) and builds with
+# patch 0006; --cuda-arch defaults to the GPUs present, else "75 80 86 89 90".
 # The result is put on the interpreter's path with a .pth file, so nothing
 # needs PYTHONPATH. A build is used only after it is complete and an import
 # plus a forward/backward through a tiny net succeeds; a half-finished one
@@ -49,7 +51,7 @@ while [ $# -gt 0 ]; do
     --caffe-source) caffe_source=$2; shift 2 ;;
     --jobs) jobs=$2; shift 2 ;;
     --force) force=1; shift ;;
-    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     *) echo "build_caffe: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
