@@ -51,7 +51,7 @@ while [ $# -gt 0 ]; do
     --caffe-source) caffe_source=$2; shift 2 ;;
     --jobs) jobs=$2; shift 2 ;;
     --force) force=1; shift ;;
-    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     *) echo "build_caffe: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
