@@ -32,7 +32,7 @@ if [ "$no_gpu" = 1 ]; then
   grep -q ' passed' "$logs/tests.log" || trc=1
   echo "CUDA build check (no GPU)"
   echo "  caffe:   $(grep 'build_caffe:' "$logs/setup.log" | tail -n 1 | sed 's/^build_caffe: //')"
-  grep -E '^(run.sh cpu_check|cpu dream):' "$logs/tests.log" | sed 's/^/  bundle:  /' || true
+  grep -E '^(run.sh cpu_check|cpu dream)' "$logs/tests.log" | sed 's/^/  bundle:  /' || true
   echo "  tests:   $(tail -n 1 "$logs/tests.log") (exit $trc)"
   echo "  logs:    $logs"
   exit "$trc"
@@ -46,7 +46,7 @@ echo "  gpus:    $(echo "$gpus" | head -n 3 | tr '\n' ';' | sed 's/;$//')"
 echo "  caffe:   $(grep 'build_caffe:' "$logs/setup.log" | tail -n 1 | sed 's/^build_caffe: //')"
 echo "  tests:   $(tail -n 1 "$logs/tests.log") (exit $trc)"
 grep -E '^(deepdream-caffe|notebook loop) ' "$logs/bench.log" | sed 's/^/  bench:   /' || true
-grep -E '^(speed-up over the notebook loop|outputs bit-identical)' "$logs/bench.log" | sed 's/^/  bench:   /' || true
+grep -E '^(speed-up over the notebook loop|outputs bit-identical|GPU vs CPU)' "$logs/bench.log" | sed 's/^/  bench:   /' || true
 [ "$brc" = 0 ] || echo "  bench:   failed (exit $brc): $(tail -n 1 "$logs/bench.log")"
 echo "  logs:    $logs"
 [ "$trc" = 0 ] && [ "$brc" = 0 ]
