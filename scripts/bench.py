@@ -161,6 +161,27 @@ def cpu_model() -> str:
         return platform.processor() or "unknown CPU"
 
 
+def gpu_mib(device: int):
+    """GPU memory this process holds now, in MiB (nvidia-smi); None where it cannot say.
+
+    Caffe keeps its blobs at their largest size, so after a dream this is its peak.
+    Where nvidia-smi lists no processes (a container), the device's whole use is taken.
+    """
+    def smi(*query: str) -> list:
+        try:
+            r = subprocess.run(["nvidia-smi", *query, "--format=csv,noheader,nounits"], capture_output=True,
+                               text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            return []
+        return [[v.strip() for v in ln.split(",")] for ln in r.stdout.splitlines() if "," in ln]
+
+    mine = [float(m) for p, m in smi("--query-compute-apps=pid,used_memory") if p == str(os.getpid())]
+    if mine:
+        return mine[0]
+    dev = [float(m) for i, m in smi("--query-gpu=index,memory.used") if i == str(device)]
+    return dev[0] if dev else None
+
+
 def _timed(f) -> float:
     t = time.perf_counter()
     f()
@@ -248,6 +269,7 @@ def job(args: argparse.Namespace) -> None:
     print(json.dumps({
         "seconds": secs, "load_seconds": load, "split": split,
         "maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "gpu_mib": None if args.gpu is None else gpu_mib(args.gpu),
     }))
 
 
@@ -398,6 +420,9 @@ def main() -> int:
                   "(rounding differences grow over the steps)")
         print(f"speed-up over the notebook loop: {nb['seconds'] / pr['seconds']:.2f}x")
         if args.gpu is not None:
+            print("GPU memory held after the dream: " + ", ".join(
+                f"{name} {'?' if r.get('gpu_mib') is None else format(r['gpu_mib'], '.0f')} MiB"
+                for name, r in (("notebook loop", nb), ("deepdream-caffe", pr))))
             # The GPU sums in another order: the same dream on the CPU shows how far apart the bits end.
             cpu_out = Path(td) / "cpu.npy"
             cp = spawn(args, "product", cpu_out, args.h, args.w, args.iters, False, cpu=True)
@@ -423,7 +448,8 @@ def main() -> int:
                 w = int(round((mp * 1e6 * 4 / 3) ** 0.5))
                 h = int(round(w * 3 / 4))
                 r = spawn(args, "product", Path(td) / "rss.npy", h, w, 1, False)
-                print(f"  {mp:5.1f} MP ({w}x{h}): {r['maxrss_mib']:7.0f} MiB, {r['seconds']:.1f} s")
+                gpu = "" if r.get("gpu_mib") is None else f", GPU {r['gpu_mib']:.0f} MiB"
+                print(f"  {mp:5.1f} MP ({w}x{h}): {r['maxrss_mib']:7.0f} MiB{gpu}, {r['seconds']:.1f} s")
     return 0 if ok else 1
 
 

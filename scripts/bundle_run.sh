@@ -2,7 +2,7 @@
 # The entry point of the bundle scripts/gpu_bundle.sh writes (it is bundle/run.sh there);
 # every path is relative to this file.
 #   run.sh gpu_check            GPU tests, bench.py --gpu 0 on the default job (with the same
-#                               dream on the CPU: time and difference), a short report
+#                               dream on the CPU: time and difference; GPU memory at 1, 4, 12 MP)
 #   run.sh cpu_check [OUT.npy]  a short CPU dream (GoogLeNet, random weights, 256x144, 2 octaves
 #                               x 3 steps) saved to OUT.npy, and what the process loaded from where
 #   run.sh doctor | dream ARGS... | python ARGS...
@@ -88,8 +88,8 @@ PY
     trc=0; "$py" -m pytest -p no:cacheprovider -m gpu -q -rs tests/net/test_gpu.py >"$logs/tests.log" 2>&1 || trc=$?
     grep -q ' passed' "$logs/tests.log" || trc=1  # all skipped: this Caffe cannot use the GPU
     echo "  tests (pytest -m gpu): $(tail -n 1 "$logs/tests.log") (exit $trc)"
-    brc=0; "$py" scripts/bench.py --gpu 0 --repeat 1 >"$logs/bench.log" 2>&1 || brc=$?
-    grep -E '^(machine|job|notebook loop |deepdream-caffe |speed-up|outputs bit-identical|deepdream-caffe on the CPU|GPU vs CPU)' \
+    brc=0; "$py" scripts/bench.py --gpu 0 --repeat 1 --rss 1,4,12 >"$logs/bench.log" 2>&1 || brc=$?
+    grep -E '^(machine|job|notebook loop |deepdream-caffe |speed-up|outputs bit-identical|GPU memory|GPU vs CPU| +[0-9.]+ MP)' \
       "$logs/bench.log" | sed 's/^/  bench: /' || true
     [ "$brc" = 0 ] || echo "  bench: failed (exit $brc): $(tail -n 1 "$logs/bench.log")"
     echo "  seconds: $((SECONDS - start)); logs: $logs"
