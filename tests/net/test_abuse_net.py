@@ -23,6 +23,7 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 import pytest
+from google.protobuf import text_format
 from PIL import Image
 
 from abuse_nets import (
@@ -34,6 +35,7 @@ from abuse_nets import (
     structural_mutations,
 )
 from conftest import make_weights
+from deepdream_caffe.net.prototxt import caffe_pb2, read_prototxt
 from forkrun import run_cases
 
 RUN_ALL = os.environ.get("DEEPDREAM_CAFFE_ABUSE_ALL") == "1"
@@ -45,8 +47,6 @@ DOCUMENTED = {"numeric": 1059, "structural": 108, "caffemodel": 34}
 
 @pytest.fixture(scope="module")
 def bases(tiny_model, googlenet_model, tmp_path_factory) -> Dict[str, Dict[str, Any]]:
-    from deepdream_caffe.net.prototxt import read_prototxt
-
     d = tmp_path_factory.mktemp("abuse_bases")
     res = d / "tinyres.prototxt"
     res.write_text(TINYRES_PROTOTXT)
@@ -80,7 +80,6 @@ def _numeric_cases(bases) -> List[Any]:
 
 def _prototxt_cases(bases) -> List[Any]:
     """(id, base, text, layer, with API stage) of the numeric sample and every structural mutation."""
-    from google.protobuf import text_format
 
     numeric = _numeric_cases(bases)
     cases = []
@@ -98,7 +97,6 @@ def _prototxt_cases(bases) -> List[Any]:
 @pytest.fixture(scope="module")
 def outcomes(bases, tmp_path_factory) -> Dict[str, Any]:
     """Every hostile case run once, in one fork server: results by stage id, and each dream's output path."""
-    from deepdream_caffe.net.prototxt import caffe_pb2
 
     work = tmp_path_factory.mktemp("abuse_runs")
     runs, outputs = [], {}
@@ -165,8 +163,6 @@ def _report(failures: List[str]) -> str:
 
 
 def test_the_documented_counts_are_honest(bases):
-    from deepdream_caffe.net.prototxt import caffe_pb2
-
     structural = structural_mutations(bases["tiny"]["text"], bases["tinyres"]["text"])
     models = caffemodel_mutations(bases["tiny"]["weights"].read_bytes(), caffe_pb2())
     counts = {"numeric": len(_numeric_cases(bases)), "structural": len(structural), "caffemodel": len(models)}

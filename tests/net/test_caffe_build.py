@@ -1,10 +1,12 @@
 """Issue 2: pycaffe is importable and partial forward/backward gives true gradients."""
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
 from pathlib import Path
 
@@ -107,7 +109,6 @@ def test_build_script_rejects_unknown_option():
 
 def _bare_python(tmp_path: Path) -> Path:
     """A venv whose Python sees numpy but no caffe, so build_caffe.sh really has to build."""
-    import sysconfig
 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
@@ -210,8 +211,6 @@ def test_a_bad_caffe_source_is_one_line(tmp_path, source, says):
 
 
 def _complete_cuda_toolkit() -> bool:
-    import glob
-
     return bool(glob.glob("/usr/local/cuda*/lib64/libcublas.so*") or glob.glob("/usr/lib/x86_64-linux-gnu/libcublas.so*"))
 
 

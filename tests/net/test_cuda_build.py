@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from cli_util import assert_one_line_error, run_cli
 
@@ -73,8 +74,6 @@ def test_cublas_and_curand_come_from_nvidias_wheels_without_ld_library_path(libc
 
 
 def test_gpu_0_without_a_gpu_is_one_clear_line(libcaffe, no_gpu, tiny_model, tmp_path):
-    from PIL import Image
-
     photo = tmp_path / "in.png"
     Image.fromarray(np.random.RandomState(0).randint(0, 256, (60, 80, 3)).astype(np.uint8)).save(photo)
     r = run_cli(["dream", photo, "-o", tmp_path / "o.png", "--prototxt", tiny_model[0], "--weights", tiny_model[1],

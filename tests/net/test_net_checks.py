@@ -17,11 +17,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from google.protobuf import text_format
 from PIL import Image
 
 from abuse_nets import TINYRES_PROTOTXT
 from cli_util import assert_one_line_error, run_cli
 from conftest import make_weights
+from deepdream_caffe import deepdream, load_net
+from deepdream_caffe.app import NetSource, layer_table
+from deepdream_caffe.dream.sizing import fit_octaves
+from deepdream_caffe.errors import DeepDreamError
+from deepdream_caffe.net import loading
+from deepdream_caffe.net.caffe_env import import_caffe
+from deepdream_caffe.net.prototxt import caffe_pb2, patched_copy, read_prototxt
+from deepdream_caffe.net.referee import TooSmall, build, size_problems
 from forkrun import run_cases
 from zoo_helpers import dead_url, serve_model, server, sha1, write_manifest, zoo_env  # noqa: F401 - fixtures
 
@@ -29,18 +38,10 @@ SIZES = [(1, 1), (5, 5), (9, 9), (13, 13), (15, 15), (17, 17), (23, 23), (31, 31
 
 
 def read_prototxt_text(text: str):
-    from google.protobuf import text_format
-
-    from deepdream_caffe.net.prototxt import caffe_pb2
-
     return text_format.Parse(text, caffe_pb2().NetParameter())
 
 
 def _cut(proto: Path, end, out: Path) -> Path:
-    from google.protobuf import text_format
-
-    from deepdream_caffe.net.prototxt import patched_copy, read_prototxt
-
     out.write_text(text_format.MessageToString(patched_copy(read_prototxt(proto), end=end)))
     return out
 
@@ -55,8 +56,6 @@ def tinyres(tmp_path_factory):
 
 def test_the_referee_answers_with_caffes_own_shapes_and_refusals(tiny_model, tinyres, googlenet_prototxt, tmp_path):
     """Same shapes where both accept; a refusal wherever Caffe aborts; refusals Caffe lets pass leave it an empty blob."""
-    from deepdream_caffe.net.prototxt import read_prototxt
-    from deepdream_caffe.net.referee import TooSmall, build, size_problems
 
     valid = tmp_path / "valid.prototxt"  # an unpadded 5x5 kernel: negative sizes below 5 px, which Caffe dies on
     valid.write_text(tiny_model[0].read_text().replace("kernel_size: 3 pad: 1 stride: 1", "kernel_size: 5 stride: 1"))
@@ -124,10 +123,6 @@ def test_a_layer_type_caffe_builds_is_not_refused_for_want_of_a_rule(tmp_path):
 
 
 def test_classifier_layers_are_refused_with_the_size_that_works(googlenet_prototxt, tiny_model):
-    from deepdream_caffe.dream.sizing import fit_octaves
-    from deepdream_caffe.errors import DeepDreamError
-    from deepdream_caffe.net.prototxt import read_prototxt
-
     g = read_prototxt(googlenet_prototxt)
     for layer in ("loss3/classifier", "prob"):
         with pytest.raises(DeepDreamError) as e:
@@ -147,8 +142,6 @@ def test_classifier_layers_are_refused_with_the_size_that_works(googlenet_protot
 
 
 def test_layers_marks_what_can_be_dreamed_at_the_size(googlenet_prototxt):
-    from deepdream_caffe.app import NetSource, layer_table
-
     r = run_cli(["layers", "--prototxt", googlenet_prototxt])
     assert r.returncode == 0 and not r.stderr.strip(), r.stderr
     rows = {ln.split()[0]: ln.split() for ln in r.stdout.splitlines()[1:] if not ln.startswith("fixed-size:")}
@@ -190,10 +183,6 @@ class Pass(caffe.Layer):
 
 
 def test_python_layers_run_only_when_allowed(tiny_model, tmp_path, monkeypatch):
-    from deepdream_caffe import load_net
-    from deepdream_caffe.app import NetSource, layer_table
-    from deepdream_caffe.errors import DeepDreamError
-
     (tmp_path / "pylayer_marker.py").write_text(PYLAYER)
     proto = tmp_path / "py.prototxt"
     proto.write_text(tiny_model[0].read_text().replace(
@@ -229,9 +218,6 @@ def test_python_layers_run_only_when_allowed(tiny_model, tmp_path, monkeypatch):
 
 
 def test_weights_are_copied_exactly_as_caffes_copy_from(tiny_model, googlenet_model, tinyres):
-    from deepdream_caffe import load_net
-    from deepdream_caffe.net.caffe_env import import_caffe
-
     caffe = import_caffe()
     for proto, weights in (tiny_model, googlenet_model, tinyres):
         ours = load_net(proto, weights).net
@@ -244,7 +230,6 @@ def test_weights_are_copied_exactly_as_caffes_copy_from(tiny_model, googlenet_mo
 
 def test_a_two_input_scale_gets_the_param_specs_caffe_expects(tmp_path):
     """The fast net's surgery counts a layer's learnable blobs as Caffe does (one too many aborts)."""
-    from deepdream_caffe import deepdream, load_net
 
     text = """name: "scale2"
 input: "data"
@@ -288,8 +273,6 @@ def test_layers_fetches_the_prototxt_alone_when_nothing_is_cached(zoo_env, serve
 
 
 def test_the_prototxt_never_lands_in_the_temp_folder(tiny_model, tmp_path, monkeypatch):
-    from deepdream_caffe.net import loading
-
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     monkeypatch.setattr(loading.tempfile, "tempdir", None)
     with loading._prototxt_path("name: 'x'") as p:
