@@ -18,7 +18,7 @@ from PIL import Image
 from cli_util import assert_one_line_error, run_cli
 from deepdream_caffe.app.layers import layer_table
 from deepdream_caffe.app.netspec import NetSource
-from deepdream_caffe.io.image import read_metadata
+from deepdream_caffe.io.image import read_metadata, sample_image
 
 FAST = ["--octaves", "1", "--iters", "2", "--workers", "1"]
 CHANNEL_LAYERS = ("conv1", "norm1")  # channels 0 and 1 of these are alive on the test image
@@ -140,7 +140,20 @@ def test_bad_input_is_one_line_and_writes_nothing(tiny_model, tmp_path):
     r = run_cli(["atlas", "--prototxt", proto, "--weights", tiny_model[1], "--image", image, "-o", tmp_path / "b",
                  *FAST])
     assert_one_line_error(r, "no layer of this net can be dreamed at 48x40 (fixed-size)")
+    for flags, line in ((["--layer", "conv1"], "pick them with --layers"), (["--guide", image], "unguided"),
+                        (["--layers", "every:0"], "K >= 1")):
+        r = run_cli(["atlas", *tiny_net_args(tiny_model), "--image", image, "-o", tmp_path / "c", *FAST, *flags])
+        assert_one_line_error(r, line)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["classifier.prototxt", "file", "photo.png"]
+
+
+def test_without_an_image_the_sample_photo_is_written_and_named_by_the_commands(tiny_model, tmp_path):
+    r = run_cli(["atlas", *tiny_net_args(tiny_model), "-o", tmp_path / "site", "--layers", "conv1", *FAST])
+    assert r.returncode == 0, r.stderr
+    sample = tmp_path / "site" / "sample.png"
+    assert np.array_equal(np.float32(Image.open(sample)), sample_image())
+    argv = read_metadata(tmp_path / "site" / "images" / "sample.layer-conv1.jpg")["batch"]["reproduce"]["argv"]
+    assert argv[2] == str(sample)
 
 
 def test_open_nsfw_atlas_of_three_layers(open_nsfw_model, tmp_path):

@@ -6,8 +6,8 @@ import sys
 from pathlib import Path
 
 from ...errors import DeepDreamError
-from ..options import add_common_args, add_dream_args, add_net_args
 from ..progress import PROG
+from .batch import _run_on_cluster, add_cluster_args, settings
 
 ORDER = 36
 
@@ -24,26 +24,25 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="the dreamable layers (all), every K-th of them, or those named (default all)")
     a.add_argument("--channels", type=int, default=0, metavar="N",
                    help="also dream each layer's first N channels, on a page per layer (default 0)")
-    a.add_argument("--workers", type=int, help="local worker processes (default: one per core)")
-    a.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://10.0.0.5:8786")
-    add_net_args(a)
-    add_dream_args(a)
-    add_common_args(a)
-    for action in a._actions:
-        if action.dest == "seed":
-            action.help = "the atlas's seed; the image's is derived from it and the file name (default 0)"
-    a.set_defaults(func=run, seed=0, retries=1, no_dashboard=False)
+    add_cluster_args(a, "the atlas's seed; the image's is derived from it and the file name (default 0)")
+    for action in a._actions:  # the atlas picks each tile's layer or channel; given, they are refused
+        if action.dest in ("layer", "channel"):
+            action.help = argparse.SUPPRESS
+    a.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ...app.atlas import plan_atlas, write_site
     from ...app.batch.run import finished_report
     from ..batch_progress import say
-    from .batch import _run_on_cluster, settings
 
+    if args.retries < 0:
+        raise DeepDreamError(f"--retries must be >= 0, got {args.retries}")
     if args.layer or args.channel:
         raise DeepDreamError("atlas dreams each layer on its own: pick them with --layers and --channels, "
                              "not --layer or --channel")
+    if args.guide is not None:
+        raise DeepDreamError("atlas dreams each layer unguided; --guide is for dream and batch")
     base = settings(argparse.Namespace(**vars(args), sweep=[]))[0]
     atlas = plan_atlas(base, args.out_dir, args.image, args.layers, args.channels, args.seed)
     tasks = atlas.tasks
