@@ -3,7 +3,8 @@
 ``plan_atlas`` picks the dreamable layers from the prototxt (net order, with
 their output shapes at the image's size) and turns each into batch tasks:
 the base setting with ``--layer L``, and with ``--channel L:C`` for its first
-channels. The batch renders them (resumable; each output records the plain
+channels (or its strongest: the largest mean activation on the image, from
+one forward pass here). The batch renders them (resumable; each output records the plain
 ``dream`` command that remakes it bit for bit); ``write_site`` makes the
 thumbnails and writes ``index.html``, a page per layer and the style sheet
 from Jinja2 templates.
@@ -16,13 +17,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
+
+from ..dream.guide import guide_features_at
 from ..errors import DeepDreamError, import_extra
 from ..io.atomic import atomic_output
 from ..io.image import read_metadata, sample_image, save_image
 from .batch.plan import BatchTask, Setting, check_settings, plan_tasks
 from .batch.sheet import thumbnail
 from .layers import LayerRow, layer_table
-from .pipeline import load_input
+from .pipeline import DreamSession, load_input
 
 SAMPLE = "sample.png"  # the sample photo, written into the atlas when no --image is given
 THUMB = 256  # a thumbnail's longer side in pixels
@@ -96,12 +100,21 @@ def _channel_setting(base: Setting, layer: str, c: int) -> Setting:
                    (("channel", f"{layer}:{c}"),), (*base.flags, "--channel", f"{layer}:{c}"))
 
 
+def strongest_channels(base: Setting, pixels: np.ndarray, layers: Sequence[str], n: int) -> Dict[str, List[int]]:
+    """Each layer's ``n`` channels with the largest mean activation on ``pixels`` (one forward pass, ties by index)."""
+    session = DreamSession(replace(base.config, layer=None, layers=tuple((name, 1.0) for name in layers), channels=()))
+    acts = guide_features_at(session.net, pixels, layers)
+    return {name: [int(c) for c in np.argsort(-a.reshape(len(a), -1).mean(axis=1), kind="stable")[:n]]
+            for name, a in acts.items()}
+
+
 def plan_atlas(base: Setting, out_dir: Path, image: Optional[Path] = None, layers: str = "all",
-               channels: int = 0, seed: int = 0) -> Atlas:
+               channels: int = 0, seed: int = 0, strongest: bool = False) -> Atlas:
     """The atlas of ``base``'s net on ``image`` (None: the sample photo) into ``out_dir``; refuses bad input.
 
     ``base`` holds the dream options shared by every tile (no layer or
-    channel of its own). Only after every check passes is anything written:
+    channel of its own). ``channels`` per layer are its first, or with
+    ``strongest`` its strongest on the image. Only after every check passes is anything written:
     the folder, and the sample photo when no image is given.
     """
     out_dir = Path(out_dir).absolute()
@@ -115,15 +128,15 @@ def plan_atlas(base: Setting, out_dir: Path, image: Optional[Path] = None, layer
     chosen = pick_layers(rows, layers, f"{w}x{h}")
     settings = [_layer_setting(base, r.name) for r in chosen]
     check_settings(settings[:1])  # the net, weights and options; the layers are known good at this size
+    picks = {r.name: list(range(min(channels, r.shapes[0][0] if r.shapes else 0))) for r in chosen}
+    if strongest and channels:
+        picks = strongest_channels(base, pixels, [r.name for r in chosen], channels)
     out_dir.mkdir(parents=True, exist_ok=True)
     if image is None:
         image = out_dir / SAMPLE
         if not image.is_file():
             save_image(image, pixels)
-    groups = []
-    for r, s in zip(chosen, settings):
-        shape = r.shapes[0] if r.shapes else ()
-        groups.append([s, *(_channel_setting(base, r.name, c) for c in range(min(channels, shape[0] if shape else 0)))])
+    groups = [[s, *(_channel_setting(base, r.name, c) for c in picks[r.name])] for r, s in zip(chosen, settings)]
     # One plan for all: task indices are unique across the atlas, as the batch needs.
     tasks = iter(plan_tasks([image], [s for g in groups for s in g], out_dir / "images", seed))
     tiles = []
@@ -189,7 +202,8 @@ def write_site(atlas: Atlas, failures: Optional[Dict[int, str]] = None) -> Path:
                 "page": tile.page if tile.channels else None}
         tiles.append(card)
         if tile.channels:
-            cards = [_card(atlas, t, f"channel {c}", failures) for c, t in enumerate(tile.channels)]
+            cards = [_card(atlas, t, f"channel {t.setting.values[0][1].rsplit(':', 1)[1]}", failures)
+                     for t in tile.channels]
             html = env.get_template("layer.html").render(root="../", layer=tile.layer, shape=shape, cards=cards,
                                                          **common)
             (atlas.out_dir / "layers").mkdir(exist_ok=True)

@@ -18,7 +18,9 @@ from PIL import Image
 from cli_util import assert_one_line_error, run_cli
 from deepdream_caffe.app.layers import layer_table
 from deepdream_caffe.app.netspec import NetSource
+from deepdream_caffe.dream.transform import preprocess
 from deepdream_caffe.io.image import read_metadata, sample_image
+from deepdream_caffe.net.loading import load_net
 
 FAST = ["--octaves", "1", "--iters", "2", "--workers", "1"]
 CHANNEL_LAYERS = ("conv1", "norm1")  # channels 0 and 1 of these are alive on the test image
@@ -92,6 +94,25 @@ def test_every_dreamable_layer_has_a_tile_in_net_order_and_every_link_resolves(a
     # A layer page shows its first --channels channels, each with its command.
     page = parse(layered / "layers" / "conv1.html")
     assert page.tiles == 2 and [c.split()[-1] for c in page.commands] == ["conv1:0", "conv1:1"]
+
+
+def test_strongest_channels_are_those_of_largest_mean_activation_on_the_image(atlas, tiny_model, tmp_path):
+    image = atlas[0]
+    layers = ["a/relu_1x1", "a/output"]  # channel 1 of a/relu_1x1 is zero on this image: the first 2 would fail
+    r = run_cli(["atlas", *tiny_net_args(tiny_model), "--image", image, "-o", tmp_path / "site", *FAST,
+                 "--layers", ",".join(layers), "--channels", "2", "--strongest"], timeout=300)
+    assert r.returncode == 0, r.stderr
+    # pycaffe's own forward pass to each layer, on the image as the dream preprocesses it.
+    dnet = load_net(*tiny_model, end=layers)
+    img = np.float32(Image.open(image))
+    dnet.net.blobs["data"].reshape(1, 3, *img.shape[:2])
+    dnet.net.blobs["data"].data[0] = preprocess(dnet, img)
+    for layer, top in zip(layers, ["a/1x1", "a/output"]):
+        dnet.net.forward(end=layer)
+        means = dnet.net.blobs[top].data[0].mean(axis=(1, 2))
+        shown = parse(tmp_path / "site" / "layers" / f"{layer.replace('/', '_')}.html").commands
+        chosen = [int(c.rsplit(":", 1)[1]) for c in shown]
+        assert len(chosen) == 2 and min(means[chosen]) >= max(np.delete(means, chosen)), (layer, means, chosen)
 
 
 def test_each_shown_command_remakes_its_image_bit_for_bit(atlas, tmp_path):

@@ -24,6 +24,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="the dreamable layers (all), every K-th of them, or those named (default all)")
     a.add_argument("--channels", type=int, default=0, metavar="N",
                    help="also dream each layer's first N channels, on a page per layer (default 0)")
+    a.add_argument("--strongest", action="store_true",
+                   help="with --channels: each layer's N channels of largest mean activation on the image")
     add_cluster_args(a, "the atlas's seed; the image's is derived from it and the file name (default 0)")
     for action in a._actions:  # the atlas picks each tile's layer or channel; given, they are refused
         if action.dest in ("layer", "channel"):
@@ -41,10 +43,13 @@ def run(args: argparse.Namespace) -> int:
     if args.layer or args.channel:
         raise DeepDreamError("atlas dreams each layer on its own: pick them with --layers and --channels, "
                              "not --layer or --channel")
+    if args.strongest and not args.channels:
+        raise DeepDreamError("--strongest picks the channels of --channels N; give --channels too")
     if args.guide is not None:
         raise DeepDreamError("atlas dreams each layer unguided; --guide is for dream and batch")
     base = settings(argparse.Namespace(**vars(args), sweep=[]))[0]
-    atlas = plan_atlas(base, args.out_dir, args.image, args.layers, args.channels, args.seed)
+    atlas = plan_atlas(base, args.out_dir, args.image, args.layers, args.channels, args.seed,
+                       args.strongest)
     tasks = atlas.tasks
     report = finished_report(tasks)
     if report is None:
