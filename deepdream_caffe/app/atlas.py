@@ -114,8 +114,9 @@ def plan_atlas(base: Setting, out_dir: Path, image: Optional[Path] = None, layer
 
     ``base`` holds the dream options shared by every tile (no layer or
     channel of its own). ``channels`` per layer are its first, or with
-    ``strongest`` its strongest on the image. Only after every check passes is anything written:
-    the folder, and the sample photo when no image is given.
+    ``strongest`` its strongest on the image. Only after every check passes
+    is anything written: the folder, and the sample photo when no image is
+    given.
     """
     out_dir = Path(out_dir).absolute()
     if out_dir.exists() and not out_dir.is_dir():
@@ -131,21 +132,21 @@ def plan_atlas(base: Setting, out_dir: Path, image: Optional[Path] = None, layer
     picks = {r.name: list(range(min(channels, r.shapes[0][0] if r.shapes else 0))) for r in chosen}
     if strongest and channels:
         picks = strongest_channels(base, pixels, [r.name for r in chosen], channels)
+    groups = [[s, *(_channel_setting(base, r.name, c) for c in picks[r.name])] for r, s in zip(chosen, settings)]
+    slugs = [s.slug for g in groups for s in g]  # the output names, but for the image's stem
+    if len(set(slugs)) != len(slugs):
+        raise DeepDreamError("two layers of this net would write the same file name; pick them with --layers")
     out_dir.mkdir(parents=True, exist_ok=True)
     if image is None:
         image = out_dir / SAMPLE
         if not image.is_file():
             save_image(image, pixels)
-    groups = [[s, *(_channel_setting(base, r.name, c) for c in picks[r.name])] for r, s in zip(chosen, settings)]
     # One plan for all: task indices are unique across the atlas, as the batch needs.
     tasks = iter(plan_tasks([image], [s for g in groups for s in g], out_dir / "images", seed))
     tiles = []
     for r, g in zip(chosen, groups):
         main, *chans = [next(tasks) for _ in g]
         tiles.append(Tile(r.name, r.shapes[0] if r.shapes else (), main, tuple(chans)))
-    outputs = [t.output for tile in tiles for t in (tile.task, *tile.channels)]
-    if len(set(outputs)) != len(outputs):
-        raise DeepDreamError("two layers of this net would write the same file name; pick them with --layers")
     net = base.config.net
     label = net.model or (net.prototxt.name if net.prototxt else "net")
     return Atlas(out_dir, Path(image).absolute(), label, tuple(tiles))

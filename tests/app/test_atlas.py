@@ -6,9 +6,12 @@ opens it in headless Chromium (Debian's chromium and chromium-driver).
 """
 from __future__ import annotations
 
+import functools
 import os
 import shutil
+import threading
 from html.parser import HTMLParser
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -161,11 +164,20 @@ def test_bad_input_is_one_line_and_writes_nothing(tiny_model, tmp_path):
     r = run_cli(["atlas", "--prototxt", proto, "--weights", tiny_model[1], "--image", image, "-o", tmp_path / "b",
                  *FAST])
     assert_one_line_error(r, "no layer of this net can be dreamed at 48x40 (fixed-size)")
+    # Two layers whose names make the same file name.
+    clash = tmp_path / "clash.prototxt"
+    clash.write_text('name: "c" input: "data" input_shape { dim: 1 dim: 3 dim: 32 dim: 32 }\n' + "".join(
+        f'layer {{ name: "{n}" type: "Convolution" bottom: "{b}" top: "{n}" '
+        'convolution_param { num_output: 2 kernel_size: 3 } }\n' for n, b in (("x/y", "data"), ("x_y", "x/y"))))
+    r = run_cli(["atlas", "--prototxt", clash, "--weights", tiny_model[1], "--image", image, "-o", tmp_path / "d",
+                 *FAST])
+    assert_one_line_error(r, "two layers of this net would write the same file name")
     for flags, line in ((["--layer", "conv1"], "pick them with --layers"), (["--guide", image], "unguided"),
                         (["--layers", "every:0"], "K >= 1")):
         r = run_cli(["atlas", *tiny_net_args(tiny_model), "--image", image, "-o", tmp_path / "c", *FAST, *flags])
         assert_one_line_error(r, line)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["classifier.prototxt", "file", "photo.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clash.prototxt", "classifier.prototxt", "file",
+                                                               "photo.png"]
 
 
 def test_without_an_image_the_sample_photo_is_written_and_named_by_the_commands(tiny_model, tmp_path):
@@ -212,7 +224,7 @@ def _chromium():
 
 
 def test_the_index_renders_in_a_real_browser_with_every_tile_drawn(atlas, tmp_path):
-    _, site, _ = atlas
+    _, site, layered = atlas
     tiles = parse(site / "index.html").tiles
     browser = _chromium()
     try:
@@ -226,6 +238,19 @@ def test_the_index_renders_in_a_real_browser_with_every_tile_drawn(atlas, tmp_pa
             " return [r.left, r.top, r.right, r.bottom]})")
         shot = tmp_path / "atlas.png"
         assert browser.save_screenshot(str(shot))
+        # The same site through `python -m http.server`'s handler: a layer page and its way back.
+        handler = functools.partial(SimpleHTTPRequestHandler, directory=str(layered))
+        with ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+            try:
+                browser.get(f"http://127.0.0.1:{server.server_port}/layers/norm1.html")
+                widths = browser.execute_script("return Array.from(document.images).map(i => i.naturalWidth)")
+                assert len(widths) == 2 and all(w > 0 for w in widths), widths
+                browser.find_element("link text", "deploy.prototxt").click()
+                assert browser.current_url.endswith("/index.html")
+                assert len(browser.find_elements("css selector", "figure.tile")) == len(CHANNEL_LAYERS)
+            finally:
+                server.shutdown()
     finally:
         browser.quit()
     pixels = np.asarray(Image.open(shot).convert("RGB"), dtype=np.float64)
