@@ -189,6 +189,7 @@ def test_without_an_image_the_sample_photo_is_written_and_named_by_the_commands(
     assert argv[2] == str(sample)
 
 
+@pytest.mark.requires_caffe
 def test_open_nsfw_atlas_of_three_layers(open_nsfw_model, tmp_path):
     image = tmp_path / "photo.png"
     Image.fromarray(np.random.RandomState(1).randint(0, 256, (64, 80, 3), dtype=np.uint8)).save(image)

@@ -35,9 +35,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ...app.atlas import plan_atlas, write_site
+    from ...app.batch.cluster import check_where
     from ...app.batch.run import finished_report
     from ..batch_progress import say
 
+    check_where(args.workers, args.scheduler)  # the site's folder is made before the cluster starts
     if args.retries < 0:
         raise DeepDreamError(f"--retries must be >= 0, got {args.retries}")
     if args.layer or args.channel:
