@@ -5,7 +5,7 @@ import importlib
 from types import ModuleType
 
 # The optional extras of pyproject.toml and what each brings.
-EXTRAS = {"video": "PyAV and OpenCV", "batch": "Dask"}
+EXTRAS = {"video": "PyAV and OpenCV", "batch": "Dask", "atlas": "Jinja2"}
 
 
 class DeepDreamError(Exception):

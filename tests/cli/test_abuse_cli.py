@@ -113,6 +113,9 @@ def _base(cmd, tmp_path, photo, tiny_model):
     if cmd == "batch":
         (tmp_path / "outs").mkdir(exist_ok=True)
         return ["batch", photo, "--out-dir", tmp_path / "outs", "--workers", "1", "--no-dashboard", *net, *small]
+    if cmd == "atlas":
+        return ["atlas", "--image", photo, "-o", tmp_path / "site", "--workers", "1", "--no-dashboard", *net,
+                "--layers", "a/output", *small[2:]]
     raise AssertionError(f"no base command line for '{cmd}': add one")
 
 
@@ -147,6 +150,7 @@ RANGE_CASES = {
     "--sheet-tile": ["0", "-1"],
     "--workers": ["0", "-1"],
     "--retries": ["-1"],
+    "--channels": ["-1"],
     "--size": ["0 32", "-1 32", "32 0"],
     "--step-end": ["-1"],
     "--momentum": ["1", "-0.1", "1.5"],

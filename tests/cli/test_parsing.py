@@ -95,8 +95,8 @@ def test_lbfgs_options_are_refused_in_ascent_mode():
 
 def test_every_command_module_adds_itself(tmp_path, monkeypatch):
     sub = build_parser()._subparsers._group_actions[0]
-    assert list(sub.choices) == ["dream", "visualize", "zoom", "video", "frames-to-video", "layers", "batch", "models",
-                                 "doctor"]
+    assert list(sub.choices) == ["dream", "visualize", "zoom", "video", "frames-to-video", "layers", "batch", "atlas",
+                                 "models", "doctor"]
     # A new command is one module with add_parser(subparsers) in cli/commands/: nothing else to edit.
     (tmp_path / "hello.py").write_text(
         "ORDER = 5\n"

@@ -34,6 +34,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     b.add_argument("--sheet", type=Path, help="write a contact sheet of the results (rows inputs, columns settings)")
     b.add_argument("--sheet-tile", type=int, default=SHEET_TILE,
                    help=f"cell size of the contact sheet in pixels ({SHEET_TILE})")
+    add_cluster_args(b, "the batch's seed; each image's is derived from it and the file name (default 0)")
+    b.set_defaults(func=run)
+
+
+def add_cluster_args(b: argparse.ArgumentParser, seed_help: str) -> None:
+    """Where the tasks run and how they are retried, then the net, dream and common options (a batch's seed)."""
     b.add_argument("--workers", type=int, help="local worker processes (default: one per core)")
     b.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://10.0.0.5:8786")
     b.add_argument("--retries", type=int, default=1, help="retries of a task that raised an error (1)")
@@ -43,8 +49,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_common_args(b)
     for a in b._actions:
         if a.dest == "seed":
-            a.help = "the batch's seed; each image's is derived from it and the file name (default 0)"
-    b.set_defaults(func=run, seed=0)
+            a.help = seed_help
+    b.set_defaults(seed=0)
 
 
 def _dream_actions(parser_args: argparse.Namespace) -> Dict[str, argparse.Action]:
