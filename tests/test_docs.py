@@ -18,7 +18,6 @@ other host, so no example reaches the network.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -30,13 +29,15 @@ from typing import Optional
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from httpserver import FileServer
+from video_clips import moving_square, write_clip_with_audio
 from zoo_helpers import REPO, dead_url, sha1
 
 PAGES = ["README.md", *sorted(str(p.relative_to(REPO)) for p in (REPO / "docs").glob("*.md"))]
 LANGS = {"python": "python", "py": "python", "sh": "sh", "bash": "sh", "shell": "sh"}
-# (page, first line of the block) of the blocks marked not run: exactly these.
+# (page, first command) of the blocks marked not run: exactly these.
 NOT_RUN = {
     ("README.md", "scripts/dream.sh"),
     ("docs/install.md", "scripts/dream.sh"),
@@ -59,8 +60,8 @@ class Block:
     marker: Optional[str]  # what the <!-- example: ... --> just above says
 
     @property
-    def first_line(self) -> str:
-        return next((s.strip() for s in self.code.splitlines() if s.strip()), "")
+    def first_command(self) -> str:
+        return next((s.split("#")[0].strip() for s in self.code.splitlines() if s.strip()), "")
 
 
 def read_blocks(page: str, problems: list[str]) -> list[Block]:
@@ -112,18 +113,12 @@ def test_every_example_is_fenced_and_marked_well():
 
 
 def test_the_blocks_not_run_are_exactly_the_known_ones():
-    assert {(b.page, _command_of(b.first_line)) for b in BLOCKS if b.marker is not None} == NOT_RUN
-
-
-def _command_of(line: str) -> str:
-    return line.split("#")[0].strip()
+    assert {(b.page, b.first_command) for b in BLOCKS if b.marker is not None} == NOT_RUN
 
 
 # -- what the examples need ------------------------------------------------------------------
 
 def _jpeg(path: Path, rgb: np.ndarray, width: int) -> None:
-    from PIL import Image
-
     img = Image.fromarray(rgb)
     img.resize((width, round(img.height * width / img.width)), Image.LANCZOS).save(path, quality=90)
 
@@ -132,8 +127,6 @@ def _jpeg(path: Path, rgb: np.ndarray, width: int) -> None:
 def docs_inputs(tmp_path_factory) -> Path:
     """The files the examples name: photos from scikit-image, a clip with sound, its frames, labels."""
     from skimage import data
-
-    from video_clips import moving_square, write_clip_with_audio
 
     d = tmp_path_factory.mktemp("docs-inputs")
     rocket, chelsea, coffee = data.rocket(), data.chelsea(), data.coffee()
@@ -146,8 +139,6 @@ def docs_inputs(tmp_path_factory) -> Path:
     clip = moving_square(5)
     write_clip_with_audio(d / "clip.mp4", clip.frames)
     (d / "shots").mkdir()
-    from PIL import Image
-
     for t, f in enumerate(clip.frames):
         Image.fromarray(np.uint8(f)).save(d / "shots" / f"shot{t}.png")
     # Caffe's data/ilsvrc12/synset_words.txt format; only the first line is ImageNet's own.
