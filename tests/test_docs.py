@@ -30,6 +30,7 @@ from typing import Optional
 import numpy as np
 import pytest
 from PIL import Image
+from skimage import data
 
 from httpserver import FileServer
 from video_clips import moving_square, write_clip_with_audio
@@ -42,6 +43,7 @@ NOT_RUN = {
     ("README.md", "scripts/dream.sh"),
     ("docs/install.md", "scripts/dream.sh"),
     ("docs/batch.md", "dask scheduler --host 10.0.0.5"),
+    ("docs/atlas.md", "deepdream-caffe atlas --layers inception_3b/output,inception_4c/output -o atlas --scheduler tcp://10.0.0.5:8786"),
 }
 
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})\s*(?P<info>[^`\s]*)[^`]*$")
@@ -126,8 +128,6 @@ def _jpeg(path: Path, rgb: np.ndarray, width: int) -> None:
 @pytest.fixture(scope="session")
 def docs_inputs(tmp_path_factory) -> Path:
     """The files the examples name: photos from scikit-image, a clip with sound, its frames, labels."""
-    from skimage import data
-
     d = tmp_path_factory.mktemp("docs-inputs")
     rocket, chelsea, coffee = data.rocket(), data.chelsea(), data.coffee()
     for name, rgb in [("photo.jpg", rocket), ("in.jpg", coffee), ("flowers.jpg", chelsea),
