@@ -11,5 +11,6 @@ setup(
     packages=find_packages(include=["deepdream_caffe*"]) + MODELS,
     package_dir={"deepdream_caffe.models": "models"},
     # Only the manifests and readmes: weights downloaded into a clone's models/NAME/ stay out.
-    package_data={name: ["README.md", "model.toml", "readme.md"] for name in MODELS},
+    package_data={**{name: ["README.md", "model.toml", "readme.md"] for name in MODELS},
+                  "deepdream_caffe.app": ["templates/atlas/*"]},
 )

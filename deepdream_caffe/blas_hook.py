@@ -27,7 +27,9 @@ the probe's child) and nothing from its package: scripts/build_caffe.sh
 runs it (``python -I blas_hook.py --install-hook DIR``) to copy itself into the
 pycaffe tree as ``caffe/_deepdream_openblas.py`` and to call ``choose()``
 at the top of ``caffe/__init__.py``. deepdream_caffe reads what the copy
-did through ``kernel_choice()``.
+did through ``kernel_choice()``. As every process that imports caffe runs
+it, what only probing needs is imported where it is used (a cache hit must
+cost next to nothing).
 """
 from __future__ import annotations
 
@@ -205,7 +207,7 @@ def check_kernels(lib: ctypes.CDLL) -> Tuple[bool, str]:
     and 1, and sizes large enough for OpenBLAS to use all its threads.
     Returns (ok, a one-line account).
     """
-    import numpy as np  # noqa: PLC0415 - the child only: this file must not need numpy
+    import numpy as np
 
     fp = ctypes.POINTER(ctypes.c_float)
     f32, i32 = ctypes.c_float, ctypes.c_int
@@ -280,7 +282,7 @@ def _probe_main(argv: List[str]) -> None:
     """Child side of probe(): load OpenBLAS (with OPENBLAS_CORETYPE=argv[0] unless "-"), print a JSON line."""
     want = argv[0] if argv and argv[0] != "-" else None
     if want is not None:
-        import numpy  # noqa: F401,PLC0415 - numpy's own OpenBLAS loads first, with the environment as given
+        import numpy  # noqa: F401 - numpy's own OpenBLAS loads first, with the environment as given
         os.environ["OPENBLAS_CORETYPE"] = want
     lib = ctypes.CDLL(SONAME)
     core = corename(lib)
@@ -308,9 +310,9 @@ def probe(family: Optional[str] = None, timeout: float = PROBE_TIMEOUT) -> Dict[
     child that crashes (an instruction the CPU lacks: SIGILL) or hangs
     gives ok False and says so. The parent never loads anything.
     """
-    import signal  # noqa: PLC0415 - here, not at the top: a cache hit must cost next to nothing
-    import subprocess  # noqa: PLC0415
-    import tempfile  # noqa: PLC0415
+    import signal
+    import subprocess
+    import tempfile
 
     if not sys.executable:
         return {"core": None, "ok": False, "why": "no Python executable to run the probe"}
@@ -374,7 +376,7 @@ def _read_cache(path: str, key: str) -> Optional[Dict[str, Any]]:
 
 
 def _write_cache(path: str, entry: Dict[str, Any]) -> None:
-    import tempfile  # noqa: PLC0415
+    import tempfile
 
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -518,7 +520,7 @@ def numpy_openblas() -> Dict[str, Any]:
     """
     out: Dict[str, Any] = {"library": None, "core": None, "config": None}
     try:
-        import numpy  # noqa: F401,PLC0415 - loads its BLAS
+        import numpy  # noqa: F401 - loads its BLAS
         with open("/proc/self/maps") as f:
             paths = [ln.split()[-1] for ln in f if "openblas" in ln and "numpy" in ln]
     except (ImportError, OSError):
@@ -554,7 +556,7 @@ except Exception:  # never let it break `import caffe`: OpenBLAS then keeps its 
 
 
 def _write_if_changed(path: str, text: str) -> bool:
-    import tempfile  # noqa: PLC0415
+    import tempfile
 
     try:
         with open(path) as f:
@@ -588,7 +590,7 @@ def install_hook(caffe_dir: str) -> bool:
     Idempotent and atomic file by file; returns whether anything changed.
     The module goes in first, so an __init__.py with the hook always finds it.
     """
-    import py_compile  # noqa: PLC0415
+    import py_compile
 
     init = os.path.join(caffe_dir, "__init__.py")
     module = os.path.join(caffe_dir, HOOK_MODULE + ".py")

@@ -7,7 +7,7 @@ from types import ModuleType
 from typing import Callable
 
 # The optional extras of pyproject.toml and what each brings.
-EXTRAS = {"video": "PyAV and OpenCV", "batch": "Dask"}
+EXTRAS = {"video": "PyAV and OpenCV", "batch": "Dask", "atlas": "Jinja2"}
 
 
 class DeepDreamError(Exception):

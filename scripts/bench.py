@@ -5,7 +5,7 @@
     .venv/bin/python scripts/bench.py --quick         # 512x288, 2 octaves x 3 steps (a smoke run)
     .venv/bin/python scripts/bench.py --rss 1,4,12    # peak RSS against megapixels as well
     .venv/bin/python scripts/bench.py --torch         # and a PyTorch port (pip install torch first)
-    .venv/bin/python scripts/bench.py --gpu 0         # both dreams on GPU 0 (a CUDA build)
+    .venv/bin/python scripts/bench.py --gpu 0         # both dreams on GPU 0 (a CUDA build), and ours on the CPU
 
 Both dreams run on the real GoogLeNet architecture with seeded random
 weights (same cost as the trained net), the same image and seed, each in
@@ -153,12 +153,33 @@ def same_kernels_env(env: dict) -> dict:
 
 def cpu_model() -> str:
     """The CPU's model name, as the kernel-choice hook reads it (blas_hook.py)."""
-    from deepdream_caffe.blas_hook import cpu_info  # noqa: PLC0415
+    from deepdream_caffe.blas_hook import cpu_info
 
     try:
         return cpu_info()["model_name"] or platform.processor() or "unknown CPU"
     except OSError:
         return platform.processor() or "unknown CPU"
+
+
+def gpu_mib(device: int):
+    """GPU memory this process holds now, in MiB (nvidia-smi); None where it cannot say.
+
+    Caffe keeps its blobs at their largest size, so after a dream this is its peak.
+    Where nvidia-smi lists no processes (a container), the device's whole use is taken.
+    """
+    def smi(*query: str) -> list:
+        try:
+            r = subprocess.run(["nvidia-smi", *query, "--format=csv,noheader,nounits"], capture_output=True,
+                               text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            return []
+        return [[v.strip() for v in ln.split(",")] for ln in r.stdout.splitlines() if "," in ln]
+
+    mine = [float(m) for p, m in smi("--query-compute-apps=pid,used_memory") if p == str(os.getpid())]
+    if mine:
+        return mine[0]
+    dev = [float(m) for i, m in smi("--query-gpu=index,memory.used") if i == str(device)]
+    return dev[0] if dev else None
 
 
 def _timed(f) -> float:
@@ -175,7 +196,7 @@ def run_flops(proto: Path, end: str, h: int, w: int, octave_n: int, octave_scale
     """
     from deepdream_caffe.dream.octaves import octave_sizes
     from deepdream_caffe.net.prototxt import read_prototxt
-    from deepdream_caffe.net.shapes import layer_shapes
+    from deepdream_caffe.net.referee import layer_shapes
 
     param = read_prototxt(proto)
     total = 0
@@ -248,6 +269,7 @@ def job(args: argparse.Namespace) -> None:
     print(json.dumps({
         "seconds": secs, "load_seconds": load, "split": split,
         "maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "gpu_mib": None if args.gpu is None else gpu_mib(args.gpu),
     }))
 
 
@@ -266,13 +288,13 @@ def step_split(cnet, end: str, h: int, w: int, reps: int = 5):
 
 
 def spawn(args: argparse.Namespace, which: str, out: Path, h: int, w: int, iters: int, split: bool,
-          pythonpath: str | None = None) -> dict:
+          pythonpath: str | None = None, cpu: bool = False) -> dict:
     cmd = [sys.executable, __file__, "--job", which, "--out", str(out), "--proto", str(args.proto),
            "--weights", str(args.weights), "--layer", args.layer, "--size", f"{w}x{h}",
            "--iters", str(iters), "--octaves", str(args.octaves), "--seed", str(args.seed)]
     if split:
         cmd.append("--split")
-    if args.gpu is not None:
+    if args.gpu is not None and not cpu:
         cmd += ["--gpu", str(args.gpu)]
     env = dict(os.environ)
     if pythonpath:
@@ -397,6 +419,17 @@ def main() -> int:
             print(f"PyTorch port vs ours, same algorithm: mean |difference| {d.mean():.2f} of 255 "
                   "(rounding differences grow over the steps)")
         print(f"speed-up over the notebook loop: {nb['seconds'] / pr['seconds']:.2f}x")
+        if args.gpu is not None:
+            print("GPU memory held after the dream: " + ", ".join(
+                f"{name} {'?' if r.get('gpu_mib') is None else format(r['gpu_mib'], '.0f')} MiB"
+                for name, r in (("notebook loop", nb), ("deepdream-caffe", pr))))
+            # The GPU sums in another order: the same dream on the CPU shows how far apart the bits end.
+            cpu_out = Path(td) / "cpu.npy"
+            cp = spawn(args, "product", cpu_out, args.h, args.w, args.iters, False, cpu=True)
+            d = np.abs(np.load(pr_out) - np.load(cpu_out))
+            print(f"deepdream-caffe on the CPU: {cp['seconds']:.2f} s; on GPU {args.gpu}: {pr['seconds']:.2f} s "
+                  f"({cp['seconds'] / pr['seconds']:.1f}x)")
+            print(f"GPU vs CPU output: max |difference| {d.max():.4g}, mean {d.mean():.4g} (of 0..255)")
         print(f"outputs bit-identical: {'yes' if same else 'NO'}")
         ok = same
         if args.other_caffe:
@@ -415,7 +448,8 @@ def main() -> int:
                 w = int(round((mp * 1e6 * 4 / 3) ** 0.5))
                 h = int(round(w * 3 / 4))
                 r = spawn(args, "product", Path(td) / "rss.npy", h, w, 1, False)
-                print(f"  {mp:5.1f} MP ({w}x{h}): {r['maxrss_mib']:7.0f} MiB, {r['seconds']:.1f} s")
+                gpu = "" if r.get("gpu_mib") is None else f", GPU {r['gpu_mib']:.0f} MiB"
+                print(f"  {mp:5.1f} MP ({w}x{h}): {r['maxrss_mib']:7.0f} MiB{gpu}, {r['seconds']:.1f} s")
     return 0 if ok else 1
 
 

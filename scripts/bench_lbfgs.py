@@ -29,10 +29,10 @@ import numpy as np  # noqa: E402
 from skimage import data as skdata  # noqa: E402
 from skimage import transform as sktransform  # noqa: E402
 
-from deepdream_caffe.net.caffe_env import googlenet_deploy_prototxt, import_caffe  # noqa: E402
 from deepdream_caffe.dream.lbfgs import DEFAULT_TV_WEIGHT, minimize_octave, octave_objective, pixel_bounds, plain_ascent  # noqa: E402
-from deepdream_caffe.net.loading import load_net  # noqa: E402
 from deepdream_caffe.dream.transform import preprocess  # noqa: E402
+from deepdream_caffe.net.caffe_env import googlenet_deploy_prototxt, import_caffe  # noqa: E402
+from deepdream_caffe.net.loading import load_net  # noqa: E402
 
 
 def random_weights(prototxt: Path, out: Path, seed: int) -> Path:
@@ -46,7 +46,7 @@ def random_weights(prototxt: Path, out: Path, seed: int) -> Path:
 def tiny_prototxt(d: Path) -> Path:
     # The test suite's tiny net, so the benchmark measures the same thing the test asserts.
     sys.path.insert(0, str(ROOT / "tests"))
-    from conftest import TINY_PROTOTXT  # noqa: PLC0415
+    from conftest import TINY_PROTOTXT
 
     p = d / "tiny.prototxt"
     p.write_text(TINY_PROTOTXT)

@@ -73,8 +73,8 @@ def main() -> int:
 
     import cv2
 
-    from deepdream_caffe.dream.ascent import deepdream
     from deepdream_caffe.app.record import blas_core, blas_threads
+    from deepdream_caffe.dream.ascent import deepdream
     from deepdream_caffe.net.loading import load_net
 
     proto, weights = googlenet_files(args.cache)

@@ -18,7 +18,9 @@
 # caffe_*.debian.tar.xz, checked against their sha256), or any Caffe source
 # tree as a folder or a tarball (built with the same fixes and patches,
 # cached under its own key). --cuda finds nvcc on PATH, in $CUDA_HOME or in
-# /usr/local/cuda, and says in one line what is missing.
+# /usr/local/cuda, pip-installs NVIDIA's wheels for what the toolkit lacks
+# (cuBLAS, cuRAND, cudart; nvcc itself if there is none) and builds with
+# patch 0006; --cuda-arch defaults to the GPUs present, else "75 80 86 89 90".
 # The result is put on the interpreter's path with a .pth file, so nothing
 # needs PYTHONPATH. A build is used only after it is complete and an import
 # plus a forward/backward through a tiny net succeeds; a half-finished one
@@ -49,7 +51,7 @@ while [ $# -gt 0 ]; do
     --caffe-source) caffe_source=$2; shift 2 ;;
     --jobs) jobs=$2; shift 2 ;;
     --force) force=1; shift ;;
-    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     *) echo "build_caffe: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -72,27 +74,62 @@ pth="$site/deepdream_caffe_pycaffe.pth"
 # The OpenBLAS kernel-family hook that goes into the build's caffe/__init__.py.
 blas_hook="$here/../deepdream_caffe/blas_hook.py"
 
-# --cuda: the toolkit (nvcc, cuBLAS, cuRAND; cuDNN if Caffe can use it) and the GPU's
-# architecture, found before anything is built; what is missing is said in one line.
-cuda_root="" cudnn=OFF
+# --cuda: the toolkit (nvcc, cudart, cuBLAS, cuRAND; cuDNN if Caffe can use it) and the GPU
+# architectures, found before anything is built. What the toolkit lacks comes from NVIDIA's
+# wheels, pip-installed into $py's environment; merge_toolkit makes one tree of both for CMake.
+cuda_root="" cuda_major="" cudnn=OFF wheel_roots=() nvcc_wheels=0
+DEFAULT_CUDA_ARCH="75 80 86 89 90"  # Turing..Hopper; PTX for the last runs on newer chips
 find_cuda() {
-  local nvcc="" c
+  local nvcc="" c lack="" lib pkgs=""
   for c in "${CUDA_HOME:+$CUDA_HOME/bin/nvcc}" "$(command -v nvcc 2>/dev/null || true)" /usr/local/cuda/bin/nvcc; do
     [ -n "$c" ] && [ -x "$c" ] && { nvcc=$(readlink -f "$c"); break; }
   done
-  [ -n "$nvcc" ] || die "--cuda needs the CUDA toolkit: no nvcc on PATH, in \$CUDA_HOME/bin or in /usr/local/cuda/bin (install the toolkit or set CUDA_HOME)"
+  if [ -z "$nvcc" ]; then
+    "$py" -m pip install -q "nvidia-cuda-nvcc>=13,<14" "nvidia-cuda-crt>=13,<14" "nvidia-nvvm>=13,<14" \
+      "nvidia-cuda-cccl>=13,<14" "nvidia-cuda-runtime>=13,<14" >/dev/null 2>&1 \
+      || die "--cuda: no CUDA toolkit, and pip could not install nvidia-cuda-nvcc (offline? PIP_NO_INDEX=1 PIP_FIND_LINKS=DIR, or install the toolkit and set CUDA_HOME)"
+    nvcc="$site/nvidia/cu13/bin/nvcc" nvcc_wheels=1
+    say "no nvcc on PATH, in \$CUDA_HOME/bin or in /usr/local/cuda/bin: installed CUDA 13's compiler wheels into $py's environment"
+  fi
   # nvcc may be a wrapper script elsewhere (/usr/local/bin/nvcc): nvcc itself knows its home.
   cuda_root=$("$nvcc" --dryrun -x cu -c /dev/null -o /dev/null 2>&1 | sed -n 's/^#\$ _HERE_=//p' | head -n 1)
   cuda_root=$(readlink -f "${cuda_root:-$(dirname "$nvcc")}/..")
-  local lack="" lib
+  cuda_major=$("$nvcc" --version | sed -n 's/.*release \([0-9]*\)\..*/\1/p')
+  [ "$cuda_major" = 12 ] || [ "$cuda_major" = 13 ] || say "warning: nvcc $cuda_major: Caffe's CUDA code is patched for CUDA 12 and 13"
   have() { local f; for f in "$@"; do [ -e "$f" ] && return 0; done; return 1; }
-  for lib in cudart cublas curand; do
-    have "$cuda_root"/lib64/lib$lib.so* "$cuda_root"/lib/lib$lib.so* "$cuda_root"/targets/*/lib/lib$lib.so* \
-         /usr/lib/x86_64-linux-gnu/lib$lib.so* || lack="$lack lib$lib"
-  done
-  have "$cuda_root"/include/cublas_v2.h "$cuda_root"/targets/*/include/cublas_v2.h /usr/include/cublas_v2.h \
-    || lack="$lack cublas_v2.h"
-  [ -z "$lack" ] || die "--cuda: the CUDA toolkit at $cuda_root ($("$nvcc" --version | sed -n 's/.*release \([0-9.]*\).*/nvcc \1/p')) lacks what Caffe needs:$lack (install cuBLAS and cuRAND for this CUDA version)"
+  found() {  # found LIB HEADER: in the toolkit, the wheels in wheel_roots, or the system
+    have {"$cuda_root","${wheel_roots[@]:-/nonexistent}"}/lib{,64}/lib$1.so* "$cuda_root"/targets/*/lib/lib$1.so* \
+         /usr/lib/x86_64-linux-gnu/lib$1.so* &&
+      have {"$cuda_root","${wheel_roots[@]:-/nonexistent}"}/include/$2 "$cuda_root"/targets/*/include/$2 /usr/include/$2
+  }
+  wheels() {  # wheel_roots: the NVIDIA wheels' trees in $py's environment
+    local d; wheel_roots=()
+    for d in "$site"/nvidia/cu$cuda_major "$site"/nvidia/cublas "$site"/nvidia/curand "$site"/nvidia/cuda_runtime; do
+      [ -d "$d" ] && [ "$d" != "$cuda_root" ] && wheel_roots+=("$d")
+    done
+    return 0
+  }
+  local -A pkg13=([cudart]="nvidia-cuda-runtime>=13,<14" [cublas]="nvidia-cublas>=13,<14" [curand]=nvidia-curand)
+  local -A pkg12=([cudart]=nvidia-cuda-runtime-cu12 [cublas]=nvidia-cublas-cu12 [curand]=nvidia-curand-cu12)
+  local -A header=([cudart]=cuda_runtime_api.h [cublas]=cublas_v2.h [curand]=curand.h)
+  for lib in cudart cublas curand; do found $lib "${header[$lib]}" || lack="$lack lib$lib"; done
+  if [ -n "$lack" ]; then
+    wheels
+    for lib in cudart cublas curand; do
+      found $lib "${header[$lib]}" && continue
+      case "$cuda_major" in 12) pkgs="$pkgs ${pkg12[$lib]}" ;; *) pkgs="$pkgs ${pkg13[$lib]}" ;; esac
+    done
+    if [ -n "$pkgs" ]; then
+      local out
+      # shellcheck disable=SC2086
+      out=$("$py" -m pip install -q $pkgs 2>&1) \
+        || die "--cuda: the CUDA $cuda_major toolkit at $cuda_root lacks$lack, and pip could not install$pkgs (offline? PIP_NO_INDEX=1 PIP_FIND_LINKS=DIR installs from a folder of wheels): $(echo "$out" | grep -v '^WARNING' | tail -n 1)"
+      say "the CUDA $cuda_major toolkit at $cuda_root lacks$lack: installed NVIDIA's wheels into $py's environment:$pkgs"
+      wheels; lack=""
+      for lib in cudart cublas curand; do found $lib "${header[$lib]}" || lack="$lack lib$lib"; done
+      [ -z "$lack" ] || die "--cuda: still missing after pip install:$lack (looked in $cuda_root and $site/nvidia)"
+    fi
+  fi
   # Caffe 1.0's cuDNN code stops at cuDNN 7 (cudnnGetConvolutionForwardAlgorithm left in 8).
   local h major
   for h in "$cuda_root/include/cudnn_version.h" "$cuda_root/include/cudnn.h" /usr/include/cudnn_version.h \
@@ -103,13 +140,36 @@ find_cuda() {
     if [ "$major" -le 7 ]; then cudnn=ON; else say "cuDNN $major is newer than Caffe 1.0 supports (up to 7): building without cuDNN (Caffe's own CUDA kernels)"; fi
     break
   done
-  # "Auto": the architectures of the GPUs present (nvidia-smi), not CMake's test program.
-  if [ "$cuda_arch" = Auto ] && command -v nvidia-smi >/dev/null 2>&1; then
-    local caps
-    caps=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | tr -d '. ' | sort -u | tr '\n' ' ' | sed 's/ *$//')
-    [ -n "$caps" ] && cuda_arch="$caps"
+  # "Auto": the architectures of the GPUs present (nvidia-smi), else Turing..Hopper.
+  if [ "$cuda_arch" = Auto ]; then
+    local caps=""
+    command -v nvidia-smi >/dev/null 2>&1 &&
+      caps=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | tr -d '. ' | sort -u | tr '\n' ' ' | sed 's/ *$//')
+    cuda_arch=${caps:-$DEFAULT_CUDA_ARCH}
   fi
   return 0
+}
+
+# merge_toolkit DIR: the toolkit with the wheels' headers and libraries beside its own (links),
+# and the unversioned .so names the linker asks for. The libraries' folder lands in the
+# build's RPATH, so `import caffe` finds cuBLAS/cuRAND with no LD_LIBRARY_PATH.
+merge_toolkit() {
+  local t=$1 d e n
+  rm -rf "$t"; mkdir -p "$t/include" "$t/lib64"
+  for e in "$cuda_root"/*; do
+    case ${e##*/} in include|lib|lib64|targets) ;; *) ln -s "$e" "$t/" ;; esac
+  done
+  for d in "$cuda_root" "${wheel_roots[@]}"; do
+    for e in "$d"/include/* "$d"/lib/* "$d"/lib64/*; do
+      [ -e "$e" ] || continue
+      n=include; case "$e" in "$d"/lib*) n=lib64 ;; esac
+      [ -e "$t/$n/${e##*/}" ] || ln -s "$(readlink -f "$e")" "$t/$n/${e##*/}"
+    done
+  done
+  for e in "$t"/lib64/lib*.so.*; do
+    n=${e##*/}; n=${n%%.so.*}.so
+    [ -e "$t/lib64/$n" ] || ln -s "${e##*/}" "$t/lib64/$n"
+  done
 }
 [ "$cuda" = 1 ] && find_cuda
 
@@ -143,11 +203,18 @@ fi
 # element-wise math) on all cores.
 CXX_FLAGS="-fopenmp"
 # The patch set, flags and interpreter decide the key: change one, get a new build.
-patch_hash=$( (cat "$here"/caffe-patches/*.patch 2>/dev/null || true; echo "$CXX_FLAGS") | sha1sum | cut -c1-10)
+# Patches named *cuda* change only code a CPU build does not compile: --cuda builds alone get them.
+patches=()
+for p in "$here"/caffe-patches/*.patch; do
+  [ -e "$p" ] || continue
+  case ${p##*/} in *cuda*) [ "$cuda" = 1 ] || continue ;; esac
+  patches+=("$p")
+done
+patch_hash=$( (cat "${patches[@]}" 2>/dev/null || true; echo "$CXX_FLAGS") | sha1sum | cut -c1-10)
 pyver=$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 npmajor=$("$py" -c 'import numpy; print(numpy.__version__.split(".")[0])' 2>/dev/null) \
   || die "numpy must be installed in '$py' before building (pycaffe compiles against it)"
-variant=cpu; [ "$cuda" = 1 ] && variant="cuda-${cuda_arch// /_}-cudnn${cudnn}"
+variant=cpu; [ "$cuda" = 1 ] && variant="cuda${cuda_major}-${cuda_arch// /_}-cudnn${cudnn}"
 key="caffe-${SRC_VERSION//+/_}${src_tag}-p${patch_hash}-py${pyver}-np${npmajor}-${variant}"
 dir="$cache_root/caffe/$key"
 
@@ -181,6 +248,9 @@ fi
 mkdir -p "$dir/logs" || die "cannot create the build cache $dir"
 exec 9>"$dir.lock"
 flock 9  # a second build of the same key waits, then finds it done
+# Links into $py's environment: made again on every run, so the build follows the wheels.
+toolkit=$cuda_root
+if [ "$cuda" = 1 ] && [ $(( ${#wheel_roots[@]} + nvcc_wheels )) -gt 0 ]; then toolkit="$dir/cuda"; merge_toolkit "$toolkit"; fi
 
 # import + a forward/backward on a tiny net, from the build tree.
 # Exit 3: a Python dependency of pycaffe is missing (no point rebuilding).
@@ -285,8 +355,7 @@ if [ ! -f "$dir/src/.unpacked" ]; then
   run "protobuf fix" "$dir/logs/source.log" sed -i \
     's/SetTotalBytesLimit(kProtoReadBytesLimit, 536870912)/SetTotalBytesLimit(kProtoReadBytesLimit)/' \
     "$dir/src/src/caffe/util/io.cpp"
-  for p in "$here"/caffe-patches/*.patch; do
-    [ -e "$p" ] || continue
+  for p in "${patches[@]}"; do
     run "project patch $(basename "$p")" "$dir/logs/source.log" patch -d "$dir/src" -p1 -i "$p"
   done
   touch "$dir/src/.unpacked"
@@ -299,9 +368,9 @@ build() {
   incl=$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
   lib=$("$py" -c 'import sysconfig, os; print(os.path.join(sysconfig.get_config_var("LIBDIR"), sysconfig.get_config_var("LDLIBRARY")))')
   if [ "$cuda" = 1 ]; then
-    cudaopts=(-DCPU_ONLY=OFF "-DUSE_CUDNN=$cudnn" "-DCUDA_TOOLKIT_ROOT_DIR=$cuda_root")
+    cudaopts=(-DCPU_ONLY=OFF "-DUSE_CUDNN=$cudnn" "-DCUDA_TOOLKIT_ROOT_DIR=$toolkit")
     case "$cuda_arch" in
-      Auto|All|Fermi|Kepler|Maxwell|Pascal) cudaopts+=("-DCUDA_ARCH_NAME=$cuda_arch") ;;
+      All) cudaopts+=("-DCUDA_ARCH_NAME=$cuda_arch") ;;
       *) cudaopts+=(-DCUDA_ARCH_NAME=Manual "-DCUDA_ARCH_BIN=$cuda_arch" "-DCUDA_ARCH_PTX=${cuda_arch##* }") ;;
     esac
   fi

@@ -70,8 +70,7 @@ def open_nsfw():
 
 def googlenet():
     sys.path.insert(0, str(REPO / "scripts"))
-    from bench import googlenet_files  # noqa: PLC0415
-
+    from bench import googlenet_files
     from deepdream_caffe.zoo.cache import cache_root
 
     proto, weights = googlenet_files(cache_root() / "bench")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import struct
 from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 from zoo_helpers import varint  # protobuf's base-128 length prefix
@@ -430,7 +431,6 @@ def caffemodel_mutations(raw: bytes, pb: Any) -> List[Tuple[str, bytes, bool]]:
 
 def _unpack_first_blob(raw: bytes, pb: Any) -> bytes:
     """The same model with conv1's weights written as unpacked floats (legal protobuf, rarely seen)."""
-    import struct
 
     m = pb.NetParameter()
     m.ParseFromString(raw)

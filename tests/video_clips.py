@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import List, Optional, Tuple
 
 import numpy as np
+import pytest
 import scipy.ndimage as nd
 
 
@@ -119,8 +120,6 @@ def write_turned_clip(path: Path, frames: List[np.ndarray], degrees: int, rate: 
     """An MP4 whose display matrix turns its frames ``degrees`` counter-clockwise, as a phone writes
     portrait video; skips the test where this PyAV cannot write one."""
     import av
-    import pytest
-
     with av.open(str(path), "w") as out:
         vs = out.add_stream("libx264", rate=rate)
         if not hasattr(vs, "set_display_rotation"):

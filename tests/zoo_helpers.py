@@ -4,13 +4,16 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import struct
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import pytest
 
 from httpserver import FileServer
@@ -141,8 +144,6 @@ def one_line(stderr: str) -> str:
 
 def payload(seed: int, size: int) -> bytes:
     """``size`` bytes that stand in for a model file the test only downloads, hashes and compares."""
-    import numpy as np  # noqa: PLC0415
-
     return np.random.RandomState(seed).bytes(size)
 
 
@@ -219,8 +220,6 @@ def case_os_env(z: ZooEnv, **extra: str) -> dict[str, str]:
 def run_zoo_many(jobs: list[tuple[list[str], dict[str, str]]], *, parallel: int = 4,
                  timeout: float = 60) -> list[subprocess.CompletedProcess]:
     """Run ``models ARGS`` for each (args, env) in real subprocesses, a few at a time; results in order."""
-    from concurrent.futures import ThreadPoolExecutor
-
     def one(job):
         args, env = job
         t0 = time.monotonic()
@@ -273,8 +272,6 @@ def pb_field(number: int, payload, wire: int = 2) -> bytes:
 
 def crafted_caffemodel(layers: list[tuple[str, list[tuple[list[int], int]]]]) -> bytes:
     """A NetParameter with ``(name, [(shape, number of float values), ...])`` layers, built by hand."""
-    import struct
-
     net = pb_field(1, b"crafted")
     for name, blobs in layers:
         layer = pb_field(1, name.encode()) + pb_field(2, b"Convolution")

@@ -142,6 +142,8 @@ def format_report(facts: Dict[str, Any]) -> str:
     if facts["gpus"]:
         use = {True: "usable by this Caffe", False: "NOT usable by this Caffe", None: "this Caffe is CPU-only"}
         rows.append(("gpu", "; ".join(facts["gpus"]) + f" ({use[facts['gpu_usable']]})"))
+    elif c.get("cuda"):
+        rows.append(("gpu", "CUDA build, no GPU visible (no nvidia-smi or no NVIDIA GPU): runs on the CPU"))
     else:
         rows.append(("gpu", "none found (no nvidia-smi or no NVIDIA GPU)"))
     n = facts["numpy"]

@@ -5,6 +5,8 @@ from typing import Any, Callable, Dict, List, Tuple
 
 import numpy as np
 
+from ..dream.lbfgs import descend
+from ..dream.octaves import octave_sizes
 from ..dream.params import Lbfgs, Octaves
 from .reporting import LbfgsProgress, Progress
 
@@ -25,9 +27,6 @@ def run_lbfgs(net: Any, img: np.ndarray, *, end: str, octaves: Octaves, options:
     none. Each accepted iterate is a step, and an octave that converges
     early is filled up, so the display ends at 100%.
     """
-    from ..dream.lbfgs import descend  # noqa: PLC0415
-    from ..dream.octaves import octave_sizes  # noqa: PLC0415
-
     sizes = octave_sizes(img.shape[0], img.shape[1], octaves.octave_n, octaves.octave_scale)
     feed = LbfgsProgress(lambda: progress(sizes, options.maxiter), options.maxiter)
     try:

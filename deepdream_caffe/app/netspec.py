@@ -8,6 +8,8 @@ from typing import Optional, Tuple
 
 from ..dream.defaults import DEFAULT_LAYER
 from ..errors import DeepDreamError, SettingError
+from ..zoo import resolve_model
+from ..zoo.resolve import within_reach
 
 DEFAULT_MODEL = "bvlc_googlenet"
 # The other trained net the zoo can fetch (with pip, wherever PyPI answers): the way out when the default cannot be had.
@@ -79,8 +81,6 @@ def resolve_net(source: NetSource, need_weights: bool = True, quiet: bool = Fals
             raise DeepDreamError("--prototxt needs --weights (the .caffemodel)")
         spec = NetSpec(source.prototxt, source.weights, None, DEFAULT_MEAN, DEFAULT_CHANNEL_SWAP, DEFAULT_LAYER, None)
     else:
-        from ..zoo import resolve_model  # noqa: PLC0415
-
         try:
             mf = resolve_model(source.model or DEFAULT_MODEL, models_dirs=list(source.models_dirs) or None,
                                mirror=source.mirror, quiet=quiet,
@@ -98,8 +98,6 @@ def resolve_net(source: NetSource, need_weights: bool = True, quiet: bool = Fals
 
 def _with_fallback(e: SettingError, source: NetSource) -> SettingError:
     """``e``, and where no model was named and :data:`FALLBACK_MODEL` is cached or fetchable, a way to it."""
-    from ..zoo.resolve import within_reach  # noqa: PLC0415
-
     reach = None if source.model else within_reach(FALLBACK_MODEL, source.models_dirs or None)
     if reach is None:
         return e

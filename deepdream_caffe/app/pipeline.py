@@ -17,14 +17,28 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..errors import DeepDreamError, Interrupted
-from ..io.image import image_format, read_image, sample_image, save_image, sidecar_path
-from ..io.hashing import file_sha1
+from ..blas_hook import describe, kernel_choice
 from ..dream import defaults as nb
+from ..dream.ascent import ascend
+from ..dream.gradient import check_objective
+from ..dream.guide import guide_features_at
+from ..dream.octaves import octave_sizes
 from ..dream.params import Lbfgs, SettingError
+from ..dream.sizing import fit_octaves, tile_extents
+from ..dream.tiling import TilePolicy
+from ..errors import DeepDreamError, Interrupted
+from ..io.hashing import file_sha1
+from ..io.image import image_format, read_image, sample_image, save_image, sidecar_path
+from ..net.access import check_layer
+from ..net.caffe_env import import_caffe
+from ..net.devices import select_device
+from ..net.loading import _NamesOnly, load_net
+from ..net.prototxt import deepest_layer, layer_index, read_prototxt
+from ..net.referee import check_structure
 from .config import DreamConfig, ZoomConfig
 from .modes import run_lbfgs
 from .netspec import NetSpec, resolve_net
+from .objective import build_objective, is_plain, objective_layer_names
 from .record import output_metadata, run_params
 from .reporting import Progress, Reporter
 from .run import FileCheckpoint, StateFile, run_key, saved_seed, state_path
@@ -103,21 +117,10 @@ class DreamSession:
 
     def __init__(self, config: DreamConfig, reporter: Optional[Reporter] = None,
                  net_cache: Optional[Dict[Tuple[Any, ...], Any]] = None) -> None:
-        from ..net.caffe_env import import_caffe  # noqa: PLC0415
-
         import_caffe(verbose=config.verbose)
-        from ..net.access import check_layer  # noqa: PLC0415
-        from ..net.devices import select_device  # noqa: PLC0415
-        from ..net.loading import _NamesOnly  # noqa: PLC0415
-        from ..net.prototxt import check_structure, deepest_layer, layer_index, read_prototxt  # noqa: PLC0415
-        from ..dream.sizing import fit_octaves  # noqa: PLC0415
-        from .objective import objective_layer_names  # noqa: PLC0415
-
         self.config = config
         self.reporter = reporter or Reporter()
         if config.verbose:
-            from ..blas_hook import describe, kernel_choice  # noqa: PLC0415
-
             blas = kernel_choice()  # the family decides speed and bits: say which, and why
             if blas["core"] is not None:
                 self.reporter.note(f"OpenBLAS kernels: {describe(blas)}, {blas['threads']} threads")
@@ -152,10 +155,6 @@ class DreamSession:
         """Load the net (once), compute the guide's features and the objective; returns the DreamNet."""
         if self._net is not None:
             return self._net
-        from ..dream.gradient import check_objective  # noqa: PLC0415
-        from ..net.loading import load_net  # noqa: PLC0415
-        from .objective import build_objective  # noqa: PLC0415
-
         spec = self.spec
         key = (str(spec.prototxt), str(spec.weights), tuple(spec.mean), tuple(spec.channel_swap),
                tuple(self.layers), self.config.fast, self.config.net.allow_python_layers)
@@ -170,8 +169,6 @@ class DreamSession:
             self.spec = replace(spec, weights_sha1=dnet.weights_sha1)
         features = None
         if self._guide_img is not None:
-            from ..dream.guide import guide_features_at  # noqa: PLC0415
-
             guided = [name for name, _ in self.config.objective_layers(spec.default_layer)]
             features = guide_features_at(dnet, self._guide_img, guided)
         objective = build_objective(self.config, spec.default_layer, features)
@@ -183,8 +180,6 @@ class DreamSession:
     def octaves_for(self, h: int, w: int) -> int:
         """How many octaves an ``h`` x ``w`` image gets (fewer than asked if small; told once per size)."""
         if (h, w) not in self._plans:
-            from ..dream.sizing import fit_octaves, tile_extents  # noqa: PLC0415
-
             # the sizes the net really runs at: tiles above the tiling threshold (ascent)
             extents = tile_extents(self.config.tiling) if self.config.mode == "ascent" else None
             octaves = self.config.octaves
@@ -223,16 +218,10 @@ class DreamSession:
 
         octaves = replace(cfg.octaves, octave_n=octave_n)
         if isinstance(cfg.solver, Lbfgs):
-            from .objective import is_plain  # noqa: PLC0415
-
             # One layer of weight 1: the mode's own "gain"/"l2" on it (the same terms, a shorter record).
             out, info = run_lbfgs(net, img, end=self.end, octaves=octaves, options=cfg.solver, progress=progress,
                                   checkpoint=checkpoint, objective=None if is_plain(cfg) else self.objective)
             return DreamResult(out, octave_n, {"lbfgs": info})
-        from ..dream.ascent import ascend  # noqa: PLC0415
-        from ..dream.octaves import octave_sizes  # noqa: PLC0415
-        from ..dream.tiling import TilePolicy  # noqa: PLC0415
-
         bar = progress(octave_sizes(*img.shape[:2], octave_n, octaves.octave_scale), cfg.solver.iter_n)
         try:
             out = ascend(net, img, cfg.solver, octaves, end=self.end, objective=self.objective,

@@ -22,6 +22,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
+from .. import __version__
 from ..dream.defaults import BLEND, CARRY, CARRY_MODES, FLOW, FLOW_METHODS
 from ..dream.flow import FrameCarry
 from ..dream.params import SettingError, check
@@ -29,11 +30,22 @@ from ..errors import DeepDreamError
 from ..io.hashing import sha1_file
 from ..io.image import load_image
 from ..io.video import (
-    DEFAULT_CRF, DEFAULT_FPS, VideoSource, as_rate, check_video_output, format_rate, open_source, output_kind,
+    DEFAULT_CRF,
+    DEFAULT_FPS,
+    VideoSource,
+    as_rate,
+    check_video_output,
+    format_rate,
+    open_source,
+    output_kind,
     write_video,
 )
+from .pipeline import DreamSession, _settings, choose_seed, load_input
+from .record import output_metadata
 from .reporting import FrameProgress, Progress, Reporter
 from .run import DreamFn, RunDir, frame_loop, run_key, saved_record, saved_seed
+from .zoom import KIND as ZOOM
+from .zoom import frame_path
 
 KIND = "video"  # the work folder's record and state: video.json, .video-state.npz
 
@@ -255,8 +267,6 @@ class VideoConfig:
 
 def _seed_for(config: Any, work: Path, rep: Reporter) -> int:
     """The config's seed; else an unfinished run's (so re-running the same command resumes it); else a new one."""
-    from .pipeline import choose_seed  # noqa: PLC0415
-
     seed = saved_seed(work, KIND) if config.seed is None else None
     if seed is not None:
         rep.note(f"seed {seed}, that of the run in {work}")
@@ -284,9 +294,6 @@ def video_file(
     interruption and it carries on with the same frames. Everything is
     checked before the net loads.
     """
-    from .pipeline import DreamSession, _settings  # noqa: PLC0415
-    from .record import output_metadata  # noqa: PLC0415
-
     cfg, rep = _settings("video_file", config, session, reporter)
     # Dream settings a video does not use would be ignored without a word: refuse them.
     if cfg.quality is not None:
@@ -336,8 +343,6 @@ def _note_turn(source: VideoSource, rep: Reporter) -> None:
 
 def _encode_metadata(command: str, source: VideoSource, rate: Fraction, extra: Optional[Dict[str, Any]] = None
                      ) -> Dict[str, Any]:
-    from .. import __version__  # noqa: PLC0415
-
     meta = {"tool": "deepdream-caffe", "version": __version__, "command": command, "input": source.spec,
             "frames": source.frame_count, "frame_rate": format_rate(rate)}
     meta.update(extra or {})
@@ -386,8 +391,6 @@ def frames_to_video_file(
 def check_zoom_video(input_path: Optional[os.PathLike], output: os.PathLike, *, fps: Optional[Union[float, str]] = None,
                      codec: Optional[str] = None, crf: int = DEFAULT_CRF) -> None:
     """Refuse now, before the zoom's dreams, a video output that could not be written for this input."""
-    from .pipeline import load_input  # noqa: PLC0415
-
     out = Path(output)
     if output_kind(out) == "frames":
         raise DeepDreamError(f"cannot tell the video format from '{out}'; use one of .gif, .m4v, .mkv, .mov, .mp4")
@@ -406,8 +409,6 @@ def zoom_video_file(
     reporter: Optional[Reporter] = None,
 ) -> int:
     """Encode a zoom's frames ``0000.jpg`` ... of ``out_dir`` into ``output``; the folder stays as it is."""
-    from .zoom import KIND as ZOOM, frame_path  # noqa: PLC0415
-
     out_dir = Path(out_dir)
     files = [frame_path(out_dir, i) for i in range(frames)]
     missing = [f for f in files if not f.exists()]

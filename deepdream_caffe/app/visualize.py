@@ -4,17 +4,23 @@ Checked before any work: the output, the model, the layer, the class (an
 index, or a name looked up in the model's labels file), the settings.
 Progress goes to a :class:`Reporter`, the record into the output's
 metadata, and the run resumes after its last finished octave.
+
+The command line's parser reads :class:`VisualizeConfig`'s defaults, so what
+a run needs (numpy, the net, :mod:`~deepdream_caffe.dream.visualize`) is
+imported inside the functions that run.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 from ..dream import defaults as nb
 from ..dream.params import Ascent, Lbfgs, Octaves, SettingError, check
 from ..errors import DeepDreamError
-from .netspec import NetSource
+from ..io.hashing import file_sha1
+from ..net.caffe_env import import_caffe
+from .netspec import NetSource, resolve_net
 from .reporting import Reporter
 
 INITS = ("zero", "noise")
@@ -105,7 +111,7 @@ class VisualizeConfig:
 
     def regularizers(self) -> Any:
         """The :class:`~deepdream_caffe.dream.visualize.Regularizers`: the paper's set, with any value given."""
-        from ..dream.visualize import Regularizers  # noqa: PLC0415
+        from ..dream.visualize import Regularizers
 
         base = Regularizers.yosinski(self.paper_set, self.l2)
         given = {k: getattr(self, k) for k in ("decay", "blur_sigma", "blur_every", "norm_pct", "contrib_pct")
@@ -124,7 +130,7 @@ def read_labels(path: Path) -> List[str]:
 
 def resolve_class(klass: Union[int, str], labels: Optional[List[str]]) -> Tuple[int, Optional[str]]:
     """(index, label) of ``klass``: an index (or digits) as given, a name looked up in ``labels``."""
-    from ..dream.visualize import class_index  # noqa: PLC0415
+    from ..dream.visualize import class_index
 
     if isinstance(klass, int) or klass.strip().isdigit():
         k = int(klass)
@@ -138,15 +144,12 @@ def resolve_class(klass: Union[int, str], labels: Optional[List[str]]) -> Tuple[
 
 def visualize_file(output: Path, config: VisualizeConfig, *, reporter: Optional[Reporter] = None) -> Dict[str, Any]:
     """Visualise ``config.klass`` into ``output`` (atomic; metadata as for ``dream``); returns the record."""
-    import numpy as np  # noqa: PLC0415
+    import numpy as np
 
-    from ..io.image import save_image  # noqa: PLC0415
-    from ..io.hashing import file_sha1  # noqa: PLC0415
-    from ..net.caffe_env import import_caffe  # noqa: PLC0415
-    from .netspec import resolve_net  # noqa: PLC0415
-    from .pipeline import check_output, load_input  # noqa: PLC0415
-    from .record import output_metadata  # noqa: PLC0415
-    from .run import FileCheckpoint, run_key, state_path  # noqa: PLC0415
+    from ..io.image import save_image
+    from .pipeline import check_output, choose_seed, load_input
+    from .record import output_metadata
+    from .run import FileCheckpoint, run_key, state_path
 
     rep = reporter or Reporter()
     cfg = config
@@ -154,13 +157,14 @@ def visualize_file(output: Path, config: VisualizeConfig, *, reporter: Optional[
     init_path = cfg.init if isinstance(cfg.init, Path) else None
     check_output(output, [init_path])
     import_caffe(verbose=cfg.verbose)
-    from ..net.access import check_layer  # noqa: PLC0415
-    from ..net.classifier import classifier_layer, native_size  # noqa: PLC0415
-    from ..net.devices import select_device  # noqa: PLC0415
-    from ..net.loading import _NamesOnly, load_net  # noqa: PLC0415
-    from ..net.prototxt import check_structure, read_prototxt  # noqa: PLC0415
-    from ..dream.visualize import upward_octaves, visualize_class  # noqa: PLC0415
-    from ..dream.octaves import octave_sizes  # noqa: PLC0415
+    from ..dream.octaves import octave_sizes
+    from ..dream.visualize import upward_octaves, visualize_class
+    from ..net.access import check_layer
+    from ..net.classifier import classifier_layer, native_size
+    from ..net.devices import select_device
+    from ..net.loading import _NamesOnly, load_net
+    from ..net.prototxt import read_prototxt
+    from ..net.referee import check_structure
 
     spec = resolve_net(cfg.net, quiet=rep.quiet)
     param = read_prototxt(spec.prototxt)
@@ -186,21 +190,14 @@ def visualize_file(output: Path, config: VisualizeConfig, *, reporter: Optional[
     device = select_device(cfg.gpu)
     net = load_net(spec.prototxt, spec.weights, mean=spec.mean, channel_swap=spec.channel_swap, end=layer,
                    fast=True, weights_sha1=spec.weights_sha1, allow_python_layers=cfg.net.allow_python_layers)
-    from ..dream.gradient import check_objective  # noqa: PLC0415
-    from ..dream.visualize import class_objective  # noqa: PLC0415
+    from ..dream.gradient import check_objective
+    from ..dream.visualize import class_objective
 
     _check_class(net, layer, k, REFUSED_CLASSES.get(spec.model or "", ()))
     check_objective(net, class_objective(layer, k, score=cfg.score))
     if spec.weights_sha1 is None:
-        from dataclasses import replace  # noqa: PLC0415
-
         spec = replace(spec, weights_sha1=net.weights_sha1)
-    seed = cfg.seed
-    if seed is None and cfg.draws_at_random():
-        import secrets  # noqa: PLC0415
-
-        seed = secrets.randbelow(2**32)
-        rep.seed_chosen(seed)
+    seed = choose_seed(cfg, rep) if cfg.draws_at_random() else cfg.seed
     rng = np.random.RandomState(seed or 0)  # with nothing random it is never drawn from
     reg = cfg.regularizers()
     params = {"class": k, "label": label, "layer": layer, "score": cfg.score, "size": [w, h], "octaves": n,
@@ -239,7 +236,7 @@ def visualize_file(output: Path, config: VisualizeConfig, *, reporter: Optional[
 
 def _check_class(net: Any, layer: str, k: int, refused: Tuple[int, ...]) -> None:
     """``layer`` gives one score per class, and class ``k`` is one this tool renders (else one line)."""
-    from ..net.access import end_blob, raw_net  # noqa: PLC0415
+    from ..net.access import end_blob, raw_net
 
     shape = tuple(end_blob(raw_net(net), layer).data.shape)
     if len(shape) < 2 or any(d != 1 for d in shape[2:]):

@@ -4,6 +4,8 @@ from __future__ import annotations
 import sys
 from typing import Dict, List, Optional
 
+from tqdm import tqdm
+
 from ..app.batch.run import BatchReporter
 from .progress import PROG
 
@@ -26,8 +28,6 @@ class BatchBar(BatchReporter):
             say(self.quiet, f"{skipped} of {total} outputs already finished (same parameters): skipped")
         if self.quiet:
             return
-        from tqdm import tqdm  # noqa: PLC0415
-
         self.bar = tqdm(total=total - skipped, desc="batch", unit="img", file=sys.stderr, dynamic_ncols=True,
                         bar_format="{desc} {n_fmt}/{total_fmt} |{bar}| {elapsed}<{remaining}{postfix}")
 

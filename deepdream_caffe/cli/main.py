@@ -13,7 +13,9 @@ import warnings
 from pathlib import Path
 from typing import List, Optional
 
+from .. import __version__
 from ..errors import DeepDreamError, Interrupted, Terminated
+from ..io.atomic import describe_os_error
 from .commands import add_all
 from .fields import worded
 from .progress import PROG
@@ -30,8 +32,6 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line: every module of :mod:`deepdream_caffe.cli.commands` adds its command."""
     parser = _Parser(prog=PROG, description="Google's 2015 DeepDream, faithfully, on Caffe.")
-    from .. import __version__  # noqa: PLC0415
-
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
@@ -69,8 +69,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     except OSError as e:
         if verbose:
             raise
-        from ..io.atomic import describe_os_error  # noqa: PLC0415
-
         print(f"{PROG}: error: {describe_os_error(e, Path(e.filename or '?'))}", file=sys.stderr)
         return 1
     except Exception as e:  # noqa: BLE001 - last line of defence: no traceback for users

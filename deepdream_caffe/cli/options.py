@@ -10,6 +10,7 @@ from ..app.netspec import DEFAULT_MODEL, FALLBACK_MODEL, NetSource
 from ..dream import defaults as nb
 from ..dream.params import Ascent, Octaves, SettingError, Tiling, is_number
 from ..errors import DeepDreamError
+from ..zoo import find_manifest
 from .fields import add_fields, flag, given, worded
 from .lbfgs import add_lbfgs_arguments, lbfgs_options
 from .progress import PROG
@@ -90,8 +91,6 @@ def add_net_args(p: argparse.ArgumentParser, run: bool = True) -> None:
 
 def default_layers() -> str:
     """Each model's own default layer, as its manifest says, for the help of --layer."""
-    from ..zoo import find_manifest  # noqa: PLC0415
-
     said = []
     for name in (DEFAULT_MODEL, FALLBACK_MODEL):
         try:

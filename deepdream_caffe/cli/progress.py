@@ -1,4 +1,7 @@
-"""What a run reports, on stderr: notes, the chosen seed, a progress bar weighted by pixels."""
+"""What a run reports, on stderr: notes, the chosen seed, a progress bar weighted by pixels.
+
+tqdm is imported when a bar is made: this module is part of every command line, ``--help`` too.
+"""
 from __future__ import annotations
 
 import sys
@@ -27,7 +30,7 @@ class DreamProgress(Progress):
         total = float(sum(self.weights) * iter_n)
         self.bar = None
         if not quiet:
-            from tqdm import tqdm  # noqa: PLC0415
+            from tqdm import tqdm
 
             self.bar = tqdm(
                 total=total, file=sys.stderr, desc=label, unit="px",
@@ -57,7 +60,7 @@ class FrameBar(FrameProgress):
     """A tqdm bar over frames that also moves within a frame, so the time left is right from the first one."""
 
     def __init__(self, total: int, done: int, label: str) -> None:
-        from tqdm import tqdm  # noqa: PLC0415
+        from tqdm import tqdm
 
         self.bar = tqdm(
             total=total, initial=done, file=sys.stderr, desc=label, unit="frame", dynamic_ncols=True, leave=True,

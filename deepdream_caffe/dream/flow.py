@@ -35,7 +35,6 @@ import scipy.ndimage as nd
 
 from ..errors import DeepDreamError, import_extra
 from ..io.image import to_uint8
-
 from .defaults import BLEND, CARRY, CARRY_MODES, FLOW, FLOW_METHODS
 
 # Forward-backward consistency: |b + f|^2 <= ALPHA (|b|^2 + |f|^2) + BETA (pixels^2).

@@ -7,8 +7,8 @@ import numpy as np
 
 from ..io.image import as_image_array
 from ..net.access import input_blob, raw_net, resolve_end
-from .gradient import forward_snapshots
 from .defaults import DEFAULT_LAYER
+from .gradient import forward_snapshots
 from .params import Octaves
 from .sizing import check_octaves_fit
 from .transform import preprocess

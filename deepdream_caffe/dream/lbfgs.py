@@ -39,6 +39,7 @@ import numpy as np
 from ..errors import DeepDreamError
 from ..io.image import as_image_array
 from ..net.access import check_layer, end_blob, input_blob, raw_net, resolve_end
+from ..net.referee import ShapeError, layer_shapes
 from . import defaults as nb
 from .checks import check_net_finite
 from .gradient import bind_start, check_objective, objective_gradient
@@ -106,8 +107,6 @@ def check_spatial_layer(net: Any, end: str, height: int, width: int) -> None:
     shape: Optional[Tuple[int, ...]] = None
     param = getattr(net, "param", None)
     if param is not None:
-        from ..net.shapes import ShapeError, layer_shapes  # noqa: PLC0415
-
         try:
             shapes = layer_shapes(param, height, width, upto=end)
         except ShapeError as e:

@@ -20,6 +20,12 @@ import numpy as np
 import scipy
 from scipy.optimize import Bounds, minimize
 
+try:  # scipy's private L-BFGS-B routine, for the fast driver; other scipy versions may lack it
+    from scipy.optimize import _lbfgsb
+    from scipy.optimize._lbfgsb_py import status_messages, task_messages
+except ImportError:
+    _lbfgsb = None
+
 Fun = Callable[[np.ndarray], Tuple[float, np.ndarray]]
 Callback = Callable[[np.ndarray, float], None]
 
@@ -45,11 +51,9 @@ def fast_path_available() -> bool:
     """True when scipy's L-BFGS-B routine has the calling convention this driver knows."""
     try:
         version = tuple(int(p) for p in scipy.__version__.split(".")[:2])
-        from scipy.optimize import _lbfgsb  # noqa: PLC0415
-        from scipy.optimize._lbfgsb_py import status_messages, task_messages  # noqa: F401, PLC0415
-    except (ImportError, ValueError):
+    except ValueError:
         return False
-    return _KNOWN[0] <= version < _KNOWN[1] and hasattr(_lbfgsb, "setulb")
+    return _lbfgsb is not None and _KNOWN[0] <= version < _KNOWN[1] and hasattr(_lbfgsb, "setulb")
 
 
 def lbfgsb(fun: Fun, x0: np.ndarray, lo: np.ndarray, hi: np.ndarray, *, maxiter: int,
@@ -83,9 +87,6 @@ def _with_minimize(fun, x0, lo, hi, maxiter, maxfun, callback) -> Result:
 
 
 def _with_setulb(fun, x0, lo, hi, maxiter, maxfun, callback) -> Result:
-    from scipy.optimize import _lbfgsb  # noqa: PLC0415
-    from scipy.optimize._lbfgsb_py import status_messages, task_messages  # noqa: PLC0415
-
     lo = np.ascontiguousarray(lo, dtype=np.float64).ravel()
     hi = np.ascontiguousarray(hi, dtype=np.float64).ravel()
     if lo.shape != hi.shape or not (np.isfinite(lo).all() and np.isfinite(hi).all()):

@@ -4,9 +4,18 @@ from __future__ import annotations
 from typing import Any, Callable, Optional, Tuple
 
 from ..errors import DeepDreamError
+from ..net.classifier import fixed_size_layer, fixed_size_refusal, native_size
+from ..net.referee import (
+    FixedSize,
+    Mismatch,
+    ShapeError,
+    TooLarge,
+    build,
+    size_problem,
+    size_problems,
+    smallest_side,
+)
 from .octaves import octave_sizes
-from ..net.classifier import fixed_size_layer, fixed_size_refusal, native_size as declared_size
-from ..net.shapes import FixedSize, Mismatch, ShapeError, TooLarge, native_size, size_problem, smallest_side
 
 VISUALIZE_HINT = "`deepdream-caffe visualize` is the tool for class images"
 
@@ -43,16 +52,14 @@ def tile_extents(policy: Any) -> RunExtents:
 def run_problem(param: Any, end: str, h: int, w: int, extents: RunExtents = _whole) -> Optional[ShapeError]:
     """Why Caffe would refuse the inputs an ``h`` x ``w`` image makes the net run (None: it would not)."""
     small, large = extents(h, w)
-    problem = size_problem(param, small[0], small[1], end)
-    if problem is None and large != small:
-        problem = size_problem(param, large[0], large[1], end)
-    return problem
+    problems = size_problems(param, end, [small, large])
+    return problems[small] or problems[large]
 
 
 def explain(param: Any, end: str, h: int, w: int, problem: ShapeError) -> str:
     """One line: why an ``h`` x ``w`` image cannot be dreamed at ``end`` and what would work."""
     native = native_size(param)
-    nat = f"{native[1]}x{native[0]}" if native else "?"
+    nat = f"{native[1]}x{native[0]}"
     side = None
     if not isinstance(problem, (FixedSize, TooLarge, Mismatch)):
         # Too small: but would the size that is big enough work? Not for a classifier.
@@ -87,9 +94,9 @@ def fit_octaves(
     """The number of octaves to use: ``octave_n``, or fewer if the smallest would not go through ``end``.
 
     Caffe dies (CHECK failure) on a blob that pooling leaves empty, on an
-    InnerProduct fed another size than it was built for, and more (see
-    :mod:`deepdream_caffe.net.shapes`), so this is settled from the prototxt
-    before Caffe sees the size. ``extents`` gives the sizes the net really
+    InnerProduct fed another size than it was built for, and more, so
+    Caffe is asked in a child process first, for every size at once (see
+    :mod:`deepdream_caffe.net.referee`). ``extents`` gives the sizes the net really
     runs for an image (tiles, see :func:`tile_extents`). Returns the count
     and a note to show when it had to shrink; raises if even the full-size
     image cannot go through.
@@ -101,7 +108,7 @@ def fit_octaves(
     """
     ip = fixed_size_layer(param, end)
     if ip is not None:
-        native = declared_size(param)
+        native = native_size(param)
         if (h, w) != native:
             raise fixed_size_refusal(end, ip, native, h, w)
         if run_problem(param, end, h, w, extents) is None:
@@ -109,6 +116,8 @@ def fit_octaves(
                 return 1, (f"using 1 octave instead of {octave_n}: '{end}' is a classifier layer and takes only "
                            f"{w}x{h}")
             return 1, None
+    smallest = [octave_sizes(h, w, n, octave_scale)[-1] for n in range(1, octave_n + 1)]
+    build(param, end, [s for hw in smallest for s in extents(*hw)])  # every size in one child request
     problem = run_problem(param, end, h, w, extents)
     if problem is not None:
         raise DeepDreamError(explain(param, end, h, w, problem))
@@ -135,7 +144,7 @@ def check_octaves_fit(net: Any, end: str, h: int, w: int, octave_n: int, octave_
     """For a net from ``load_net`` (which keeps its NetParameter): raise unless every octave fits ``end``.
 
     Caffe aborts the process on a layer output that pooling leaves empty;
-    this settles it from the prototxt first. A bare pycaffe net has no
+    this asks Caffe in a child process first. A bare pycaffe net has no
     prototxt to ask and is not checked.
     """
     param = getattr(net, "param", None)

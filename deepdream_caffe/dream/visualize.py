@@ -46,8 +46,15 @@ from ..errors import DeepDreamError
 from ..net.access import input_blob, raw_net
 from . import defaults as nb
 from .gradient import add_input_terms, check_objective, net_gradient
+from .lbfgs import LbfgsSolver, with_priors
 from .objectives import Objective, class_logprob, class_score, input_l2
-from .octaves import OctaveCheckpoint, octave_pyramid, octave_sizes, run_octaves, zoom_planes
+from .octaves import (
+    OctaveCheckpoint,
+    octave_pyramid,
+    octave_sizes,
+    run_octaves,
+    zoom_planes,
+)
 from .params import Ascent, Lbfgs, Octaves, check
 from .step import ascent_update, draw_jitter
 from .transform import deprocess, pixel_range, preprocess
@@ -364,8 +371,6 @@ def visualize_class(
     info: Dict[str, Any] = {"class": int(k), "layer": layer, "score": score, "native": list(native), "size": [h, w],
                             "octave_n": n, "note": note}
     if lbfgs is not None:
-        from .lbfgs import LbfgsSolver, with_priors  # noqa: PLC0415
-
         if (h, w) != tuple(native):
             raise DeepDreamError("the L-BFGS variant works at the net's native size only (no tiles); "
                                  "leave out the size or use the ascent")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import stat
 from pathlib import Path
@@ -79,8 +80,6 @@ def set_aside(path: os.PathLike, label: str = "bad") -> Path:
     Named by content, so setting the same bytes aside twice keeps one copy
     and two different files never overwrite each other.
     """
-    import hashlib  # noqa: PLC0415
-
     path = Path(path)
     h = hashlib.sha1()
     try:

@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL.PngImagePlugin import PngInfo
 
+from ..errors import DeepDreamError
 from .atomic import atomic_output
 from .files import open_regular
-from ..errors import DeepDreamError
 
 METADATA_KEY = "deepdream-caffe"
 
@@ -45,8 +47,6 @@ def read_image(path: os.PathLike, exif_orientation: str = "apply") -> Tuple[np.n
     (``PIL.Image.MAX_IMAGE_PIXELS``, about 89 MP) are refused from their
     header, before any pixel is decoded.
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError  # noqa: PLC0415
-
     if exif_orientation not in EXIF_ORIENTATION:
         raise DeepDreamError(f"exif_orientation must be one of {', '.join(EXIF_ORIENTATION)}; got {exif_orientation!r}")
     path = Path(path)
@@ -103,8 +103,6 @@ def image_to_rgb_array(im: Any) -> np.ndarray:
     if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
         # Transparent pixels over white, not the undefined colour stored under them.
         rgba = im.convert("RGBA")
-        from PIL import Image  # noqa: PLC0415
-
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return np.float32(Image.alpha_composite(white, rgba).convert("RGB"))
     return np.float32(im.convert("RGB"))
@@ -127,8 +125,6 @@ def as_image_array(img: Any, what: str = "image") -> np.ndarray:
       values all lie in [0, 1] (not all zero): that is a [0, 1] image, which
       would dream as near black; pass ``img * 255``.
     """
-    from PIL import Image  # noqa: PLC0415
-
     if isinstance(img, Image.Image):
         return image_to_rgb_array(img)
     a = np.asarray(img) if not isinstance(img, np.ndarray) else img
@@ -168,16 +164,13 @@ def as_image_array(img: Any, what: str = "image") -> np.ndarray:
 
 def sample_image() -> np.ndarray:
     """An RGB photo that ships with scikit-image, for runs without an input file."""
-    from skimage import data  # noqa: PLC0415
+    from skimage import data  # scikit-image is slow to import and only this sample needs it
 
     return np.float32(data.astronaut())
 
 
 def encode_image(img: np.ndarray, fmt: str, metadata: Optional[Dict[str, Any]] = None, quality: int = 75) -> bytes:
     """Encode with the notebook's uint8 conversion; PNGs carry ``metadata`` in a text chunk."""
-    from PIL import Image  # noqa: PLC0415
-    from PIL.PngImagePlugin import PngInfo  # noqa: PLC0415
-
     pil = Image.fromarray(to_uint8(img))
     buf = io.BytesIO()
     if fmt == "PNG":
@@ -223,8 +216,6 @@ def sidecar_path(path: os.PathLike) -> Path:
 
 def read_metadata(path: os.PathLike) -> Optional[Dict[str, Any]]:
     """The parameters recorded with an output image, or None."""
-    from PIL import Image  # noqa: PLC0415
-
     path = Path(path)
     side = sidecar_path(path)
     if side.exists():

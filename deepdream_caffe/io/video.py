@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 from ..errors import DeepDreamError, import_extra
 from .atomic import atomic_output, atomic_path
 from .image import IMAGE_SUFFIXES, load_image, sidecar_path, to_uint8
-
 from .video_formats import CONTAINERS, DEFAULT_CODEC, DEFAULT_CRF, GIF_SUFFIX
 from .video_formats import DEFAULT_FPS as _FPS
 
@@ -170,8 +170,6 @@ def _natural_key(path: Path) -> List[Any]:
 
 
 def _frames_source(spec: str, files: List[Path], rate: Optional[Fraction]) -> VideoSource:
-    from PIL import Image, UnidentifiedImageError  # noqa: PLC0415
-
     files = sorted(files, key=_natural_key)
     sizes = set()
     for f in files:  # headers only: a size mismatch is found now, not hours into the run
@@ -595,8 +593,6 @@ def _write_av(tmp: Path, frames: Iterable[np.ndarray], rate: Fraction, fmt: str,
 
 
 def _write_gif(tmp: Path, frames: Iterable[np.ndarray], rate: Fraction, comment: Optional[str]) -> int:
-    from PIL import Image  # noqa: PLC0415
-
     count = [0]
 
     def images() -> Iterator[Any]:

@@ -1,6 +1,7 @@
 """Importing pycaffe: one clear error when it is missing, glog kept quiet."""
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 from types import ModuleType
@@ -46,8 +47,6 @@ def find_caffe_root() -> Optional[Path]:
     if env:
         return Path(env)
     try:
-        import importlib.util
-
         spec = importlib.util.find_spec("caffe")
     except (ImportError, ValueError):
         return None

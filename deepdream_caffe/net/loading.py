@@ -9,12 +9,15 @@ from pathlib import Path
 from typing import Any, Dict, FrozenSet, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
+from google.protobuf import text_format
 
-from .caffe_env import import_caffe
 from ..errors import DeepDreamError
-from .prototxt import check_structure, deepest_layer, layer_index, loss_layers, patched_copy, read_prototxt
+from .access import check_layer
+from .caffe_env import import_caffe
+from .devices import select_device
+from .prototxt import deepest_layer, input_names, layer_index, loss_layers, patched_copy, read_prototxt
+from .referee import build, check_structure
 from .surgery import GATE_LAYER, SINK_PREFIX, dream_surgery
-from .shapes import plan_net
 from .weights import check_model, copy_into, read_caffemodel
 
 GOOGLENET_MEAN = (104.0, 116.0, 122.0)
@@ -104,8 +107,6 @@ def _memfd_with(data: bytes) -> Optional[int]:
 def _build(param: Any) -> Any:
     """caffe.Net from an in-memory NetParameter (checked by the caller: Caffe must not abort on it)."""
     caffe = import_caffe()
-    from google.protobuf import text_format  # noqa: PLC0415
-
     with _prototxt_path(text_format.MessageToString(param)) as path:
         return caffe.Net(path, caffe.TEST)
 
@@ -137,14 +138,13 @@ def load_net(
     the caller has just verified (the zoo does), is recorded instead of
     hashing the file again.
 
-    Everything Caffe would abort on is checked before Caffe sees the files
-    (see :mod:`shapes` and :mod:`weights`). A ``type: "Python"`` layer
+    Caffe builds and runs the net once in a child process first, so what
+    it would abort on becomes one line (see :mod:`referee`); the weights
+    are checked before they are copied (see :mod:`weights`). A ``type: "Python"`` layer
     imports and runs a module the prototxt names, so it is refused unless
     ``allow_python_layers=True``.
     """
     if gpu is not None or select:
-        from .devices import select_device  # noqa: PLC0415
-
         select_device(gpu)
     prototxt = Path(prototxt)
     param = read_prototxt(prototxt)
@@ -153,11 +153,9 @@ def load_net(
         raise DeepDreamError("end= names no layer")
     for name in ends:
         if layer_index(param, name) is None:
-            from .access import check_layer  # noqa: PLC0415
-
             check_layer(_NamesOnly(param), name)
     deepest = deepest_layer(param, ends) if ends else None
-    check_structure(param, prototxt, end=deepest, allow_python_layers=allow_python_layers)
+    checked = check_structure(param, prototxt, end=deepest, allow_python_layers=allow_python_layers, run=True)
     if fast and end is None:
         raise DeepDreamError("fast=True needs the end layer (the net is cut after it)")
     mean_arr = np.asarray(mean, dtype=np.float32).reshape(-1)
@@ -165,14 +163,14 @@ def load_net(
         raise DeepDreamError(f"mean needs 3 values and channel_swap a permutation of 0,1,2; got {list(mean)}, {list(channel_swap)}")
     if not (np.isfinite(mean_arr).all() and (mean_arr >= 0).all() and (mean_arr <= 255).all()):
         raise DeepDreamError(f"mean must be 3 pixel values in [0, 255], got {list(mean)}")
-    plan = plan_net(patched_copy(param), allow_python=allow_python_layers)
-    if plan.channels != 3:
-        raise DeepDreamError(f"prototxt {prototxt}: the net's input has {plan.channels} channels; dreaming needs 3 (RGB)")
+    channels = checked.input_shape[1]
+    if channels != 3:
+        raise DeepDreamError(f"prototxt {prototxt}: the net's input has {channels} channels; dreaming needs 3 (RGB)")
     model = read_caffemodel(Path(weights), weights_sha1) if weights is not None else None
 
-    built = dream_surgery(param, ends) if fast else patched_copy(param, force_backward=True, end=deepest)
-    # What goes to Caffe is checked too (the surgery adds layers); the plan is cached, so this is cheap.
-    plan_net(built, allow_python=allow_python_layers).raise_problem()
+    built = dream_surgery(param, ends, checked.param_counts()) if fast else patched_copy(param, end=deepest)
+    if fast:  # the surgery's layers go to Caffe too: the child builds them first (a build costs milliseconds)
+        build(built)
     net = _build(built)
 
     sha1 = None
@@ -206,8 +204,6 @@ class _NamesOnly:
     """Just enough of a pycaffe Net's surface for access.check_layer on a NetParameter."""
 
     def __init__(self, param: Any) -> None:
-        from .prototxt import input_names  # noqa: PLC0415
-
         self._layer_names = [layer.name for layer in param.layer]
         self.top_names = {layer.name: list(layer.top) for layer in param.layer}
         self.inputs = input_names(param)

@@ -1,16 +1,17 @@
 """Reading and rewriting net definitions (NetParameter) without touching the user's file.
 
-Everything Caffe would abort on (CHECK failures end the whole process) is
-checked here first, so bad input becomes one clear error line.
+Whether Caffe would build the result is Caffe's to say (see :mod:`referee`).
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, List, Optional, Sequence, Set
 
-from .caffe_env import import_caffe
+from google.protobuf import text_format
+
 from ..errors import DeepDreamError
 from ..io.files import read_regular
+from .caffe_env import import_caffe
 
 
 def caffe_pb2() -> Any:
@@ -27,8 +28,6 @@ def read_prototxt(path: Path) -> Any:
     rules leave them out of a TEST net are dropped here, as ``Net::Init``
     drops them, so every later check sees the net Caffe would build.
     """
-    from google.protobuf import text_format  # noqa: PLC0415
-
     path = Path(path)
     try:
         text = read_regular(path, "prototxt").decode()  # a FIFO or device is refused, not waited on
@@ -44,9 +43,13 @@ def read_prototxt(path: Path) -> Any:
             f"prototxt {path} uses the pre-2015 'layers' (V1) format; upgrade it with Caffe's "
             "upgrade_net_proto_text tool"
         )
-    for layer in param.layer:
-        if layer.include and layer.exclude:  # FilterNet CHECKs this before anything else
-            raise DeepDreamError(f"prototxt {path}: layer '{layer.name}' has both include and exclude rules")
+    # Caffe's UpgradeNetInput reads input_shape(i), or input_dim(4i) to input_dim(4i+3), for every `input:`
+    # without a bounds check: fewer of them make it read past the list (garbage sizes, or a crash).
+    n = len(param.input)
+    if (param.input_shape and len(param.input_shape) < n) or (param.input_dim and len(param.input_dim) < 4 * n):
+        given = f"{len(param.input_shape)} input_shape" if param.input_shape else f"{len(param.input_dim)} input_dim"
+        raise DeepDreamError(f"prototxt {path}: {n} input: names need one input_shape (or 4 input_dim values) "
+                             f"each; it gives {given}")
     keep_test_phase(param)
     if not param.layer and not param.input:
         raise DeepDreamError(f"prototxt {path} defines no layers")
@@ -114,36 +117,6 @@ def set_batch_one(param: Any) -> None:
             if layer.input_param.shape and layer.input_param.shape[0].dim:
                 layer.input_param.shape[0].dim[0] = 1
             return
-
-
-def check_structure(
-    param: Any,
-    path: Path,
-    *,
-    end: Optional[str] = None,
-    allow_python_layers: bool = False,
-) -> None:
-    """Raise one line if Caffe would abort building this net (cut after ``end``, if given).
-
-    Covers the wiring, every layer's parameters and shapes at the prototxt's
-    own input size (see :mod:`shapes`), the names this package reserves for
-    its own layers, and Python layers, which import and run a module named
-    by the prototxt: refused unless ``allow_python_layers``.
-    """
-    from .shapes import plan_net  # noqa: PLC0415
-    from .surgery import reserved_name_problem  # noqa: PLC0415
-
-    caffe = import_caffe()
-    known = frozenset(caffe.layer_type_list())
-    problem = reserved_name_problem(param)
-    if problem:
-        raise DeepDreamError(f"prototxt {path}: {problem}")
-    plan = plan_net(patched_copy(param), allow_python=allow_python_layers, known_types=known)
-    try:
-        plan.raise_problem(end)
-    except DeepDreamError as e:
-        hint = " (allow them with --allow-python-layers / load_net(allow_python_layers=True) if you trust it)"
-        raise type(e)(f"prototxt {path}: {e}{hint if 'Python layer' in str(e) else ''}") from None
 
 
 def layer_index(param: Any, name: str) -> Optional[int]:

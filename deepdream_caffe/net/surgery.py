@@ -22,7 +22,7 @@ for the layer and all below it.
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Dict, Optional, Sequence, Union
 
 from ..errors import DeepDreamError
 from .prototxt import deepest_layer, input_names, layer_index, loss_layers, patched_copy
@@ -49,10 +49,12 @@ def reserved_name_problem(param: Any) -> Optional[str]:
     return None
 
 
-def dream_surgery(param: Any, end: Union[str, Sequence[str]]) -> Any:
-    """A copy of ``param`` cut after the deepest of ``end`` (one layer or several) and rewired as above."""
-    from .shapes import plan_net  # noqa: PLC0415
+def dream_surgery(param: Any, end: Union[str, Sequence[str]], param_counts: Dict[str, int]) -> Any:
+    """A copy of ``param`` cut after the deepest of ``end`` (one layer or several) and rewired as above.
 
+    ``param_counts``: layer name -> the number of learnable blobs Caffe
+    gives it (as many param specs go in; more is a fatal error in Caffe).
+    """
     ends = [end] if isinstance(end, str) else list(end)
     out = patched_copy(param, force_backward=False, end=deepest_layer(param, ends))
     problem = reserved_name_problem(out)
@@ -60,11 +62,9 @@ def dream_surgery(param: Any, end: Union[str, Sequence[str]]) -> Any:
         raise DeepDreamError(problem)
     src = input_names(out)[0]
     gate_top = src + GATE_SUFFIX
-    # As many param specs as Caffe makes learnable blobs (more is a fatal error).
-    counts = plan_net(out, allow_python=True).param_counts()
 
     for layer in out.layer:
-        n = counts.get(layer.name)
+        n = param_counts.get(layer.name)
         if n:
             del layer.param[:]
             for _ in range(n):

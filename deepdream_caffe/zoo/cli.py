@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from ..errors import DeepDreamError, SettingError
+from . import cache as zcache
 from .manifest import Broken, Manifest, find_manifest, scan_manifests
 from .resolve import caffe_root_dir, locate, resolve_model
-from . import cache as zcache
 
 
 def add_models_parser(subparsers) -> None:

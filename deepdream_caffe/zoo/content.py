@@ -6,23 +6,24 @@ web page served with status 200, a gzip body, a truncated file or a JSON
 error must not become the truth. These checks need no Caffe (the zoo runs in
 a bare venv): a prototxt must be protobuf text whose top-level fields are
 NetParameter's and which defines layers with a type; a caffemodel must be a
-protobuf NetParameter, read field by field to its last byte, with named
+protobuf NetParameter, read layer by layer to its last byte by the reader
+the weight loader uses (:mod:`deepdream_caffe.net.caffemodel`), with named
 layers holding blobs whose values fill their shapes. Loading the net checks
 the rest. Field names and numbers are those of Caffe's caffe.proto.
 """
 from __future__ import annotations
 
+import math
+import mmap
 import os
 import re
 from pathlib import Path
-from typing import BinaryIO, Optional
 
 from ..errors import DeepDreamError
 
 MAX_PROTOTXT_BYTES = 16 << 20  # real deploy files are tens of KB
 # Caffe reads a caffemodel with a 2 GiB protobuf limit (INT_MAX bytes): anything larger cannot load.
 MAX_CAFFEMODEL_BYTES = (1 << 31) - 1
-MAX_FIELDS = 2_000_000  # a real net has tens of thousands; bounds the time a crafted file can cost
 MAX_DEPTH = 64
 
 # NetParameter's fields in caffe.proto: name 1, layers (V1) 2, input 3, input_dim 4,
@@ -224,175 +225,37 @@ def _skip_list(t: _Tokens, line: int) -> None:
 
 # -- caffemodel: protobuf wire format ---------------------------------------------------------
 
-_VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5
-
-
-class _Reader:
-    """Reads protobuf fields from a file, skipping payloads it does not need with seeks."""
-
-    def __init__(self, f: BinaryIO):
-        self.f, self.fields = f, 0
-
-    def pos(self) -> int:
-        return self.f.tell()
-
-    def varint(self, end: int) -> int:
-        result, shift = 0, 0
-        while True:
-            if self.pos() >= end:
-                raise ValueError("a number runs past the end of its message (the file is cut short?)")
-            b = self.f.read(1)
-            if not b:
-                raise ValueError("the file ends inside a number (cut short?)")
-            result |= (b[0] & 0x7F) << shift
-            if not b[0] & 0x80:
-                return result
-            shift += 7
-            if shift >= 70:
-                raise ValueError(f"a malformed number at byte {self.pos()}")
-
-    def fields_until(self, end: int):
-        """Yield (field number, wire type, payload end or value) for each field up to ``end``."""
-        while self.pos() < end:
-            self.fields += 1
-            if self.fields > MAX_FIELDS:
-                raise ValueError(f"more than {MAX_FIELDS} fields")
-            at = self.pos()
-            key = self.varint(end)
-            number, wire = key >> 3, key & 7
-            if number == 0:
-                raise ValueError(f"field number 0 at byte {at}")
-            if wire == _VARINT:
-                yield number, wire, self.varint(end)
-            elif wire in (_I64, _I32):
-                width = 8 if wire == _I64 else 4
-                if self.pos() + width > end:
-                    raise ValueError(f"a value runs past its message at byte {at} (the file is cut short?)")
-                yield number, wire, self.f.read(width)
-            elif wire == _LEN:
-                length = self.varint(end)
-                stop = self.pos() + length
-                if stop > end:
-                    raise ValueError(f"a field at byte {at} claims {length} bytes, past its end "
-                                     "(the file is cut short?)")
-                yield number, wire, stop
-                if self.pos() < stop:  # the consumer did not read the payload: skip it
-                    self.f.seek(stop)
-                elif self.pos() > stop:  # pragma: no cover - consumers stop at ``stop``
-                    raise ValueError("a field was read past its end")
-            else:
-                raise ValueError(f"byte {at} is not the start of a protobuf field (wire type {wire})")
-        if self.pos() != end:  # pragma: no cover - fields_until stops exactly at ``end``
-            raise ValueError("a message overruns its length")
-
-    def text(self, stop: int) -> str:
-        """A string field, at most 256 bytes of it (the rest is skipped: a name only labels errors)."""
-        return self.f.read(min(256, stop - self.pos())).decode("utf-8", "replace")
-
 
 def check_caffemodel(path: Path) -> None:
     """A binary NetParameter read to its last byte, with named layers and blobs that fill their shapes."""
+    # Here, not at the top: the reader needs numpy and protobuf, which the command line's parsing
+    # (that imports the zoo for its model names) must not load.
+    from ..net.caffemodel import read_layers  # noqa: PLC0415
+
     path = Path(path)
     size = os.path.getsize(path)
-    with open(path, "rb", buffering=1 << 16) as f:
+    with open(path, "rb") as f:
         head = f.read(1024)
         if size > MAX_CAFFEMODEL_BYTES:
             raise _fail("caffemodel", "larger than Caffe's 2 GB limit", b"")
-        f.seek(0)
-        r = _Reader(f)
+        if not size:
+            raise _fail("caffemodel", "it is empty", head)
+        layers = blobs = 0
         try:
-            layers, blobs = _walk_net(r, size)
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+                for layer in read_layers(mapped):  # one layer at a time, each checked and let go
+                    layers += 1
+                    what = f"layer {layer.name or layers}"
+                    if layer.blobs and layer.name is None:
+                        raise ValueError(f"layer {layers} holds weights but has no name")
+                    for j, blob in enumerate(layer.blobs):
+                        if not blob.fills_shape():
+                            raise ValueError(f"blob {j} of {what} has {blob.data.size} values for shape "
+                                             f"{blob.dims()} ({math.prod(blob.dims())} expected)")
+                    blobs += len(layer.blobs)
         except (ValueError, OSError) as e:
             raise _fail("caffemodel", str(e), head) from None
     if not layers:
         raise _fail("caffemodel", "it holds no layers", head)
     if not blobs:
         raise _fail("caffemodel", "no layer holds weights", head)
-
-
-# NetParameter field numbers and wire types (caffe.proto).
-_NET_WIRE = {1: _LEN, 2: _LEN, 3: _LEN, 4: (_VARINT, _LEN), 5: _VARINT, 6: _LEN, 7: _VARINT, 8: _LEN, 100: _LEN}
-
-
-def _walk_net(r: _Reader, size: int) -> tuple:
-    layers = blobs = 0
-    for number, wire, value in r.fields_until(size):
-        expected = _NET_WIRE.get(number)
-        if expected is None or wire not in (expected if isinstance(expected, tuple) else (expected,)):
-            raise ValueError(f"field {number} (wire type {wire}) is not one of a net's")
-        if number == 100:  # LayerParameter: name 1, blobs 7
-            layers += 1
-            blobs += _walk_layer(r, value, name_field=1, blobs_field=7, index=layers)
-        elif number == 2:  # V1LayerParameter: name 4, blobs 6
-            layers += 1
-            blobs += _walk_layer(r, value, name_field=4, blobs_field=6, index=layers)
-    return layers, blobs
-
-
-def _walk_layer(r: _Reader, stop: int, *, name_field: int, blobs_field: int, index: int,
-                v0: bool = False) -> int:
-    """Count a layer's blobs, checking each; a V1 layer may wrap a V0 one (field 1: name 1, blobs 50)."""
-    name: Optional[str] = None
-    count = 0
-    for number, wire, value in r.fields_until(stop):
-        if number == name_field and wire == _LEN:
-            name = r.text(value)
-        elif number == blobs_field:
-            if wire != _LEN:
-                raise ValueError(f"layer {name or index} has a malformed blob")
-            count += 1
-            _walk_blob(r, value, f"blob {count - 1} of layer {name or index}")
-        elif number == 1 and wire == _LEN and not v0 and name_field == 4:
-            count += _walk_layer(r, value, name_field=1, blobs_field=50, index=index, v0=True)
-            name = name or "(V0)"
-        # Any other payload (strings, layer parameters) is skipped whole by fields_until.
-    if count and not name:
-        raise ValueError(f"layer {index} holds weights but has no name")
-    return count
-
-
-def _walk_blob(r: _Reader, stop: int, what: str) -> None:
-    """BlobProto: num/channels/height/width 1-4, data 5, diff 6, shape 7, double_data 8, double_diff 9."""
-    legacy = {}
-    dims: Optional[list] = None
-    floats = doubles = 0
-    for number, wire, value in r.fields_until(stop):
-        if number in (1, 2, 3, 4) and wire == _VARINT:
-            legacy[number] = value
-        elif number == 7 and wire == _LEN:
-            dims = []
-            for n, w, v in r.fields_until(value):  # BlobShape: repeated int64 dim = 1 [packed]
-                if n != 1:
-                    continue
-                if w == _VARINT:
-                    dims.append(v)
-                elif w == _LEN:
-                    while r.pos() < v:
-                        dims.append(r.varint(v))
-        elif number in (5, 8):
-            width = 4 if number == 5 else 8
-            if wire == _LEN:
-                length = value - r.pos()
-                if length % width:
-                    raise ValueError(f"{what} has a partial value (the file is cut short?)")
-                n_values = length // width
-            elif wire == (_I32 if width == 4 else _I64):
-                n_values = 1
-            else:
-                raise ValueError(f"{what} has malformed values")
-            if number == 5:
-                floats += n_values
-            else:
-                doubles += n_values
-    if dims is None and legacy:  # the deprecated 4-D shape; unset dimensions are 0, as in caffe.proto
-        dims = [legacy.get(k, 0) for k in (1, 2, 3, 4)]
-    values = floats or doubles
-    if dims is None:
-        if not values:
-            raise ValueError(f"{what} is empty")
-        return
-    count = 1
-    for d in dims:
-        count *= d
-    if values != count:
-        raise ValueError(f"{what} has {values} values for shape {dims} ({count} expected)")

@@ -27,6 +27,7 @@ else:  # pragma: no cover - the project venv is 3.11; pyproject pulls tomli for 
 from ..errors import DeepDreamError
 from . import names
 from .cache import clone_models_dir
+from .pypi import check_pypi_keys
 
 MODELS_ENV = "DEEPDREAM_CAFFE_MODELS"
 MANIFEST_NAME = "model.toml"
@@ -202,8 +203,6 @@ def load_manifest(path: Path, name: Optional[str] = None) -> Manifest:
         raise DeepDreamError(f"model manifest {path} is not valid TOML: {e}") from None
     except RecursionError:
         raise bad("nested too deeply to be a manifest") from None
-
-    from .pypi import check_pypi_keys  # noqa: PLC0415
 
     pypi, pypi_sha256 = check_pypi_keys(data, bad)
     required = [k for k in _REQUIRED if not (pypi and k in _URL_KEYS)]

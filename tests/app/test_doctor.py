@@ -1,13 +1,22 @@
 """Issue 13: `deepdream-caffe doctor` reports the build, the BLAS and its kernel family, the CPU and the GPUs."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import subprocess
+from pathlib import Path
 
 import pytest
 
 from cli_util import run_cli
 from deepdream_caffe import blas_hook
+
+
+def _kind() -> str:
+    """What the doctor must call the imported pycaffe: a CUDA build loads libcudart (ldd says)."""
+    so = Path(importlib.util.find_spec("caffe").origin).parent / "_caffe.so"
+    return "CUDA" if "libcudart" in subprocess.run(["ldd", str(so)], capture_output=True, text=True).stdout else "CPU only"
 
 
 @pytest.mark.requires_caffe
@@ -16,7 +25,7 @@ def test_doctor_reports_what_decides_speed_and_bits():
     assert r.returncode == 0, r.stderr
     lines = dict(ln.split(":", 1) for ln in r.stdout.splitlines() if ":" in ln and not ln.startswith("warning"))
     lines = {k.strip(): v.strip() for k, v in lines.items()}
-    assert lines["caffe"].startswith("1.0.0, CPU only, ") and lines["caffe"].endswith("python/caffe")
+    assert lines["caffe"].startswith(f"1.0.0, {_kind()}, ") and lines["caffe"].endswith("python/caffe")
     assert "OpenBLAS 0.3" in lines["caffe's BLAS"] and "libopenblas" in lines["caffe's BLAS"]
     cpu = blas_hook.cpu_info()
     assert cpu["model_name"] in lines["cpu"]

@@ -10,8 +10,8 @@ from PIL import Image
 from cli_util import assert_one_line_error, run_cli
 from deepdream_caffe import deepdream, load_net
 from deepdream_caffe.app import DreamConfig, NetSource, Progress, Reporter, dream_file
-from deepdream_caffe.dream.params import Ascent, Lbfgs, Octaves
 from deepdream_caffe.dream.objectives import L2, channel, parse_objective
+from deepdream_caffe.dream.params import Ascent, Lbfgs, Octaves
 from deepdream_caffe.io.image import load_image, read_metadata
 
 TERMS = ["--layer", "a/output", "--layer", "norm1=0.5", "--channel", "a/output:3=2"]

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from zoo_helpers import download_pair, serve_model, server  # noqa: F401  (fixture)
+from zoo_helpers import download_pair, serve_model
 
 REPO = Path(__file__).resolve().parents[2]
 BUILTIN = ["bvlc_googlenet", "bvlc_reference_caffenet", "googlenet_places205", "googlenet_places365", "open_nsfw",

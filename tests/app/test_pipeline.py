@@ -10,11 +10,21 @@ import pytest
 from PIL import Image
 
 from deepdream_caffe import deepdream, load_net
-from deepdream_caffe.app import DreamConfig, DreamSession, NetSource, Progress, Reporter, ZoomConfig, dream_file, zoom_file
+from deepdream_caffe.app import (
+    DreamConfig,
+    DreamSession,
+    NetSource,
+    Progress,
+    Reporter,
+    ZoomConfig,
+    dream_file,
+    zoom_file,
+)
 from deepdream_caffe.dream.params import Ascent, Octaves
+from deepdream_caffe.errors import DeepDreamError
 from deepdream_caffe.io.hashing import sha1_file
 from deepdream_caffe.io.image import encode_image, load_image, read_metadata
-from zoo_helpers import dead_url, write_manifest, zoo_env  # noqa: F401
+from zoo_helpers import dead_url, write_manifest
 
 KW = dict(layer="a/output", iter_n=3, octave_n=2, jitter=4)
 
@@ -183,8 +193,6 @@ def test_a_zoo_model_is_verified_once_and_not_hashed_again_to_load(tiny_model, z
 
 
 def test_a_too_small_image_is_refused_before_the_net_loads(tiny_model, tmp_path):
-    from deepdream_caffe.errors import DeepDreamError
-
     session = DreamSession(_config(tiny_model))
     with pytest.raises(DeepDreamError, match="too small for layer 'a/output'"):
         dream_file(_photo(tmp_path / "s.png", 1, 1), tmp_path / "o.png", session=session)

@@ -8,12 +8,18 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
+from deepdream_caffe.app.config import DreamConfig
+from deepdream_caffe.app.netspec import NetSource
 from deepdream_caffe.app.reporting import Reporter
-from deepdream_caffe.app.video import dream_video, work_dir
+from deepdream_caffe.app.run import saved_seed
+from deepdream_caffe.app.video import VideoConfig, dream_video, video_file, work_dir
+from deepdream_caffe.dream.ascent import deepdream
 from deepdream_caffe.dream.flow import FrameCarry
+from deepdream_caffe.dream.params import Ascent, Lbfgs, Octaves, Tiling
 from deepdream_caffe.errors import DeepDreamError
 from deepdream_caffe.io.image import load_image, save_image
 from deepdream_caffe.io.video import open_source
+from deepdream_caffe.net.loading import load_net
 from video_clips import audio_codec_of, corr, moving_square, write_clip_with_audio
 
 END = "a/output"
@@ -21,8 +27,6 @@ END = "a/output"
 
 @pytest.fixture(scope="module")
 def net(tiny_model):
-    from deepdream_caffe.net.loading import load_net
-
     proto, weights = tiny_model
     return load_net(proto, weights, end=END)
 
@@ -41,8 +45,6 @@ def clip_file(clip, tmp_path_factory):
 
 def _dreamer(net, iters=1, octaves=1):
     """A short dream: the pipeline's tests need frames that differ, not strong dreams."""
-    from deepdream_caffe.dream.ascent import deepdream
-
     def dream(img, rng):
         return deepdream(net, img, iter_n=iters, octave_n=octaves, end=END, rng=rng, jitter=8)
 
@@ -215,10 +217,6 @@ def test_bad_outputs_fail_before_any_dream(net, clip_file, tmp_path):
 
 
 def _config(tiny_model, **kw):
-    from deepdream_caffe.app.config import DreamConfig
-    from deepdream_caffe.app.netspec import NetSource
-    from deepdream_caffe.dream.params import Ascent, Octaves
-
     proto, weights = tiny_model
     base = dict(net=NetSource(prototxt=proto, weights=weights), layer=END, solver=Ascent(iter_n=1, jitter=8),
                 octaves=Octaves(1))
@@ -228,9 +226,6 @@ def _config(tiny_model, **kw):
 
 @pytest.mark.parametrize("option", ["guide", "lbfgs", "tiles"])
 def test_video_file_takes_every_dream_option(option, tiny_model, clip, clip_file, tmp_path):
-    from deepdream_caffe.app.video import VideoConfig, video_file
-    from deepdream_caffe.dream.params import Lbfgs, Tiling
-
     if option == "guide":
         guide = tmp_path / "guide.png"
         save_image(guide, clip.frames[0][::-1])
@@ -249,9 +244,6 @@ def test_video_file_takes_every_dream_option(option, tiny_model, clip, clip_file
 
 
 def test_video_file_without_a_seed_resumes_with_the_unfinished_runs_seed(tiny_model, clip_file, tmp_path):
-    from deepdream_caffe.app.run import saved_seed
-    from deepdream_caffe.app.video import VideoConfig, video_file
-
     out = tmp_path / "o.mp4"
 
     def stop(i):

@@ -6,8 +6,8 @@ import pytest
 from PIL import Image
 
 from deepdream_caffe.app import NetSource, Progress, Reporter
-from deepdream_caffe.app.visualize import VisualizeConfig, visualize_file
 from deepdream_caffe.app.run import state_path
+from deepdream_caffe.app.visualize import VisualizeConfig, visualize_file
 from deepdream_caffe.io.image import load_image, read_metadata
 
 

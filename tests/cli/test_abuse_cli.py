@@ -10,6 +10,7 @@ stderr, exit != 0, nothing written, the input untouched.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -24,7 +25,10 @@ import pytest
 from PIL import Image
 
 from cli_util import BIN
+from deepdream_caffe.app.run import FileCheckpoint, run_key, state_path
+from deepdream_caffe.app.zoom import STATE_FILE
 from deepdream_caffe.cli.main import build_parser, main
+from deepdream_caffe.io.image import read_metadata
 
 # ---------------------------------------------------------------- helpers
 
@@ -109,6 +113,9 @@ def _base(cmd, tmp_path, photo, tiny_model):
     if cmd == "batch":
         (tmp_path / "outs").mkdir(exist_ok=True)
         return ["batch", photo, "--out-dir", tmp_path / "outs", "--workers", "1", "--no-dashboard", *net, *small]
+    if cmd == "atlas":
+        return ["atlas", "--image", photo, "-o", tmp_path / "site", "--workers", "1", "--no-dashboard", *net,
+                "--layers", "a/output", *small[2:]]
     raise AssertionError(f"no base command line for '{cmd}': add one")
 
 
@@ -143,6 +150,7 @@ RANGE_CASES = {
     "--sheet-tile": ["0", "-1"],
     "--workers": ["0", "-1"],
     "--retries": ["-1"],
+    "--channels": ["-1"],
     "--size": ["0 32", "-1 32", "32 0"],
     "--step-end": ["-1"],
     "--momentum": ["1", "-0.1", "1.5"],
@@ -240,8 +248,6 @@ def test_layers_refuses_size_with_image(tmp_path, photo, tiny_model, capsys):
 
 
 def test_quality_is_honoured_for_webp_and_recorded(tmp_path, photo, tiny_model, capsys):
-    import json
-
     sizes = {}
     for q in ("10", "95"):
         out = tmp_path / f"q{q}.webp"
@@ -293,8 +299,6 @@ def test_zoom_refuses_to_overwrite_its_input_under_a_frame_name(tmp_path, photo,
 
 
 def test_a_crafted_state_beside_the_output_is_set_aside_and_the_dream_is_right(tmp_path, photo, tiny_model, capsys):
-    from deepdream_caffe.app.run import FileCheckpoint, state_path
-
     out = tmp_path / "out.png"
     FileCheckpoint(state_path(out), "x", np.random.RandomState(0), seed=5).save(99, np.zeros((3, 4, 4), np.float32))
     argv = _base("dream", tmp_path, photo, tiny_model) + ["--seed", "5"]
@@ -344,9 +348,6 @@ def photo_big(tmp_path):
 
 
 def test_sigterm_then_kill_9_then_resume_gives_the_uninterrupted_pixels(tmp_path, tiny_model, photo_big, capsys):
-    from deepdream_caffe.app.run import state_path
-    from deepdream_caffe.io.image import read_metadata
-
     out = tmp_path / "out.png"
     state = state_path(out)
     args = _long_dream_args(tmp_path, tiny_model, photo_big, out)
@@ -387,8 +388,6 @@ def test_sigterm_then_kill_9_then_resume_gives_the_uninterrupted_pixels(tmp_path
 
 
 def test_sigint_mid_zoom_then_resume_without_seed(tmp_path, tiny_model, capsys):
-    from deepdream_caffe.app.zoom import STATE_FILE
-
     proto, weights = tiny_model
     d = tmp_path / "frames"
     src = tmp_path / "mid.png"  # big enough that frames take a while: the signal lands mid-run
@@ -417,8 +416,6 @@ def test_sigint_mid_zoom_then_resume_without_seed(tmp_path, tiny_model, capsys):
 
 
 def test_kill_9_mid_zoom_then_resume_gives_the_uninterrupted_frames(tmp_path, tiny_model):
-    from deepdream_caffe.app.zoom import STATE_FILE
-
     proto, weights = tiny_model
     src = tmp_path / "mid.png"
     Image.fromarray(np.random.RandomState(4).randint(0, 256, (120, 160, 3)).astype(np.uint8)).save(src)
@@ -449,8 +446,6 @@ def test_kill_9_mid_zoom_then_resume_gives_the_uninterrupted_frames(tmp_path, ti
 
 @pytest.mark.parametrize("mode,size", [("apply", (40, 48)), ("ignore", (48, 40))])
 def test_a_sideways_phone_photo_comes_out_upright_unless_told(tmp_path, tiny_model, capsys, mode, size):
-    from deepdream_caffe.io.image import read_metadata
-
     src = tmp_path / "phone.jpg"
     exif = Image.Exif()
     exif[0x0112] = 6  # stored 48 wide, 40 high; shown turned a quarter
@@ -468,8 +463,6 @@ def test_a_sideways_phone_photo_comes_out_upright_unless_told(tmp_path, tiny_mod
 
 
 def test_the_run_key_covers_the_prototxt():
-    from deepdream_caffe.app.run import run_key
-
     args = ({"layer": "a"}, 1, "in")
     more = dict(weights="w", shape=(3, 4, 5))
     assert run_key(*args, prototxt="p1", **more) != run_key(*args, prototxt="p2", **more)
@@ -480,8 +473,6 @@ def test_the_run_key_covers_the_prototxt():
                                             (["--exif-orientation", "ignore"], "--exif-orientation")])
 def test_video_takes_no_image_settings(extra, fragment, tmp_path, photo, tiny_model, capsys):
     """A video's quality is --crf, its frames turn upright by its display matrix: not options of video."""
-    from deepdream_caffe.cli.main import build_parser
-
     assert fragment not in build_parser()._subparsers._group_actions[0].choices["video"].format_help()
     argv = _base("video", tmp_path, photo, tiny_model)
     before = _snapshot(tmp_path)

@@ -1,9 +1,14 @@
 """Issue 3: the command line gives the API's bits, records its parameters, and fails cleanly."""
 from __future__ import annotations
 
+import errno
 import json
 import os
+import resource
 import shutil
+import signal
+import stat
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,8 +16,9 @@ from PIL import Image
 
 from cli_util import assert_one_line_error, run_cli
 from deepdream_caffe import deepdream, load_net
-from deepdream_caffe.io.image import encode_image, load_image, read_metadata
+from deepdream_caffe.io.atomic import atomic_output, describe_os_error
 from deepdream_caffe.io.hashing import sha1_file
+from deepdream_caffe.io.image import encode_image, load_image, read_metadata
 
 TINY_ARGS = ["--layer", "a/output", "--iters", "3", "--octaves", "2", "--jitter", "4"]
 
@@ -236,9 +242,6 @@ def test_too_small_image_for_layer(googlenet_model, tmp_path):
 
 def test_full_disk_leaves_no_partial_output(tiny_model, photo, tmp_path):
     """A write that fails half-way (file size limit, as a full disk would) leaves nothing behind."""
-    import resource
-    import signal
-
     def limit():
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (8000, 8000))  # the PNG is ~14 kB
@@ -250,11 +253,6 @@ def test_full_disk_leaves_no_partial_output(tiny_model, photo, tmp_path):
 
 
 def test_disk_full_message():
-    import errno
-    from pathlib import Path
-
-    from deepdream_caffe.io.atomic import describe_os_error
-
     try:
         with open("/dev/full", "wb") as f:
             f.write(b"x" * 10)
@@ -286,10 +284,6 @@ def test_prototxt_on_disk_is_never_modified(tiny_model, photo, tmp_path):
 
 def test_outputs_get_the_permissions_a_plain_write_would_give(tmp_path):
     """Atomic writes go through mkstemp, which makes files owner-only; the result must not stay so."""
-    import stat
-
-    from deepdream_caffe.io.atomic import atomic_output
-
     old = os.umask(0o022)
     try:
         with atomic_output(tmp_path / "new.jpg") as f:

@@ -23,8 +23,13 @@ import pytest
 from PIL import Image
 
 from cli_util import run_cli
+from deepdream_caffe.app.batch.cluster import start_cluster
 from deepdream_caffe.cli.main import build_parser, main
-from zoo_helpers import dead_url, server, sha1, write_manifest, zoo_env  # noqa: F401 - fixtures
+from deepdream_caffe.cli.options import dream_config
+from deepdream_caffe.errors import SettingError
+from deepdream_caffe.io.image import read_metadata
+from deepdream_caffe.zoo import find_manifest, resolve_model
+from zoo_helpers import dead_url, sha1, write_manifest
 
 # Placeholders, filled per test: {out} a fresh folder per run; the rest the world below.
 SEED = ["--seed", "0"]
@@ -196,13 +201,31 @@ COMMANDS: Dict[Tuple[str, ...], Tuple[List[str], Dict[str, Tuple[List[str], List
                            ["--out-dir", "{out}/b", "--workers", "1", "--no-dashboard"]),
         "-q": (["--out-dir", "{out}/b", *SCHED], ["--out-dir", "{out}/b", "-q", *SCHED]),
     }),
+    ("atlas",): (["--image", "{photo}", "--octaves", "1", "--iters", "1", *NET], {
+        "--out-dir": (["-o", "{out}/a", *SCHED], ["-o", "{out}/b", *SCHED]),
+        "--image": (["-o", "{out}/a", *SCHED], ["-o", "{out}/a", "--image", "{guide}", *SCHED]),
+        "--layers": (["-o", "{out}/a", *SCHED], ["-o", "{out}/a", "--layers", "conv1,a/output", *SCHED]),
+        "--channels": (["-o", "{out}/a", "--layers", "a/output", *SCHED],
+                       ["-o", "{out}/a", "--layers", "a/output", "--channels", "2", *SCHED]),
+        "--strongest": (["-o", "{out}/a", "--layers", "a/output", "--channels", "2", *SCHED],
+                        ["-o", "{out}/a", "--layers", "a/output", "--channels", "2", "--strongest", *SCHED]),
+        "--scheduler": (["-o", "{out}/a", "--layers", "conv1", "--workers", "1", "--no-dashboard"],
+                        ["-o", "{out}/a", "--layers", "conv1", *SCHED]),
+        "--workers": (["-o", "{out}/a", "--layers", "conv1", "--no-dashboard"],
+                      ["-o", "{out}/a", "--layers", "conv1", "--workers", "1", "--no-dashboard"]),
+        "--no-dashboard": (["-o", "{out}/a", "--layers", "conv1", "--workers", "1"],
+                           ["-o", "{out}/a", "--layers", "conv1", "--workers", "1", "--no-dashboard"]),
+        "-q": (["-o", "{out}/a", *SCHED], ["-o", "{out}/a", "-q", *SCHED]),
+    }),
 }
 # These take dream's net, dream and L-BFGS options, to the same run configuration (test below);
-# video but the options of image files (a video's quality is --crf; its frames turn by its display matrix).
-DREAM_LIKE = ("zoom", "video", "batch")
+# video but the options of image files (a video's quality is --crf; its frames turn by its display matrix),
+# atlas but those that pick its tiles (it picks each tile's layer or channel, unguided).
+DREAM_LIKE = ("zoom", "video", "batch", "atlas")
 IMAGE_ONLY = ["--quality", "50", "--exif-orientation", "ignore"]
-EXEMPT[("batch",)] = {"--retries": "it retries a task that crashed (an input's error fails at once); no run here "
-                                   "crashes a worker on purpose"}
+NOT_SHOWN = {("video",): set(IMAGE_ONLY[::2]), ("atlas",): {"--layer", "--channel", "--guide"}}
+EXEMPT[("batch",)] = EXEMPT[("atlas",)] = {
+    "--retries": "it retries a task that crashed (an input's error fails at once); no run here crashes a worker"}
 
 # Words of a refusal that says an option does not belong here.
 REFUSED = re.compile(r"is for |not used by|not for |unrecognized arguments|has no effect|is ignored")
@@ -235,39 +258,35 @@ def test_every_shown_option_has_a_row():
     for path, parser in leaves.items():
         want = set(COMMANDS.get(path, ([], {}))[1]) | set(EXEMPT.get(path, ()))
         if path[0] in DREAM_LIKE:
-            want |= shared - (set(IMAGE_ONLY[::2]) if path == ("video",) else set())
+            want |= shared - NOT_SHOWN.get(path, set())
         assert set(shown_options(parser)) == want, path
 
 
 def test_dream_like_commands_take_dreams_options_to_the_same_run():
-    """zoom, video and batch show dream's net, dream and L-BFGS options, and make the same config of them."""
-    from deepdream_caffe.cli.options import dream_config
-
+    """zoom, video, batch and atlas show dream's net, dream and L-BFGS options (but NOT_SHOWN), and make the
+    same config of them."""
     leaves = dict(leaf_parsers(build_parser()))
     dream = shown_options(leaves[("dream",)])
     shared = ["--mean", "1", "2", "3", "--channel-swap", "0", "1", "2", "--layer", "conv1=2", "--channel", "a/output:1",
               "--octaves", "3", "--octave-scale", "1.3", "--iters", "4", "--step-size", "2", "--jitter", "3",
-              "--no-clip",
-              "--seed", "5", "--guide", "g.png", "--tile-size", "300", "--tile-above", "0.5", "--notebook-net",
-              "--gpu", "1", "--prototxt", "p", "--weights", "w", "--models-dir", "m", "--mirror", "http://x",
-              "--allow-python-layers", "-v"]
+              "--no-clip", "--seed", "5", "--guide", "g.png", "--tile-size", "300", "--tile-above", "0.5",
+              "--notebook-net", "--gpu", "1", "--prototxt", "p", "--weights", "w", "--models-dir", "m",
+              "--mirror", "http://x", "--allow-python-layers", "-v"]
     positional = {"dream": ["-o", "o.jpg"], "zoom": ["--out-dir", "d"], "video": ["in.mp4", "-o", "o.mp4"],
-                  "batch": ["in.jpg", "--out-dir", "d"]}
+                  "batch": ["in.jpg", "--out-dir", "d"], "atlas": ["-o", "d"]}
     for cmd in DREAM_LIKE:
         images = IMAGE_ONLY if cmd != "video" else []
         want = dream_config(build_parser().parse_args(["dream", *positional["dream"], *shared, *images]))
         own = shown_options(leaves[(cmd,)])
         groups = {g.title for g in leaves[(cmd,)]._action_groups}
         assert {"net", "dream (defaults are the notebook's)", "L-BFGS mode"} <= groups, cmd
-        assert {k for k in dream if k != "--output" and (images or k not in IMAGE_ONLY)} <= set(own), cmd
+        assert {k for k in dream if k != "--output" and k not in NOT_SHOWN.get((cmd,), ())} <= set(own), cmd
         assert dream_config(build_parser().parse_args([cmd, *positional[cmd], *shared, *images])) == want, cmd
 
 
 @pytest.fixture(scope="module")
 def scheduler():
     """The address of a running Dask scheduler with one worker, for the batch rows."""
-    from deepdream_caffe.app.batch.cluster import start_cluster
-
     c = start_cluster(workers=1, dashboard=False)
     c.client.wait_for_workers(1, timeout=60)
     yield c.client.scheduler.address
@@ -275,7 +294,7 @@ def scheduler():
 
 
 @pytest.fixture
-def world(tmp_path, zoo_env, server, tiny_model, monkeypatch, request):  # noqa: F811 - the fixtures
+def world(tmp_path, zoo_env, server, tiny_model, monkeypatch, request):
     """The files every row names: the tiny net as zoo model ``tiny`` (cached) and ``far`` (on a mirror only)."""
     proto, weights = tiny_model
     cached = zoo_env.model_dir("tiny")
@@ -312,7 +331,7 @@ def world(tmp_path, zoo_env, server, tiny_model, monkeypatch, request):  # noqa:
     labels = tmp_path / "labels.txt"
     labels.write_text("cero\nuno\ndos\ntres\ncuatro\n")
     monkeypatch.chdir(tmp_path)
-    scheduler = request.getfixturevalue("scheduler") if "batch" in request.node.name else None
+    scheduler = request.getfixturevalue("scheduler") if re.search(r"\[(batch|atlas) ", request.node.name) else None
     return {"scheduler": scheduler, "zoo": zoo_env.models, "proto": proto, "weights": weights, "pyproto": pyproto,
             "photo": photo,
             "guide": guide, "frames": frames, "labels": labels, "mirror": server.url("m"), "root": tmp_path}
@@ -339,7 +358,8 @@ def _observe(world, argv: List[str], capfd, fresh: int) -> tuple:
                                                         object_hook=lambda d: {k: v for k, v in d.items()
                                                                                if k not in ("created", "worker")})
         elif p.is_file():
-            files[str(p.relative_to(out))] = hashlib.sha1(p.read_bytes()).hexdigest()
+            data = p.read_bytes().replace(str(out).encode(), b"{out}")  # a page names the files by path
+            files[str(p.relative_to(out))] = hashlib.sha1(data).hexdigest()
     return rc, stdout.replace(str(out), "{out}"), sorted(segments), files
 
 
@@ -362,8 +382,6 @@ def test_each_shown_option_changes_the_run(path, option, world, capfd):
 
 
 def test_dream_help_names_each_models_default_layer():
-    from deepdream_caffe.zoo import find_manifest
-
     text = " ".join(build_parser()._subparsers._group_actions[0].choices["dream"].format_help().split())
     assert "inception_4c/output for bvlc_googlenet" in text
     assert f"{find_manifest('open_nsfw').default_layer} for open_nsfw" in text  # eltwise_stage1_block3
@@ -377,8 +395,6 @@ def test_layers_marks_the_default_layer_of_the_model(world, capfd):
 
 
 def test_visualize_tells_a_seed_only_when_the_run_draws_from_it(world, capfd):
-    from deepdream_caffe.io.image import read_metadata
-
     net = [a.format(zoo=world["zoo"]) for a in NET]
     for extra, random in ((["--iters", "1"], False), (["--mode", "lbfgs", "--lbfgs-iters", "1"], False),
                           (["--iters", "1", "--jitter", "2"], True), (["--iters", "1", "--init", "noise"], True)):
@@ -409,12 +425,8 @@ def test_visualize_lbfgs_refuses_the_ascents_steps_and_transforms(world, capfd):
         assert capfd.readouterr().err.startswith(f"deepdream-caffe: error: {option} is for --mode ascent; ")
 
 
-def test_without_model_a_failed_default_names_open_nsfw_and_the_api_its_parameters(zoo_env, photo_png,  # noqa: F811
-                                                                                    tiny_model):
+def test_without_model_a_failed_default_names_open_nsfw_and_the_api_its_parameters(zoo_env, photo_png, tiny_model):
     """bvlc_googlenet cannot be fetched (its manifest here points at nothing): the line names the way out."""
-    from deepdream_caffe.errors import SettingError
-    from deepdream_caffe.zoo import resolve_model
-
     urls = dict(prototxt_url=dead_url("g/deploy.prototxt"), weights_url=dead_url("g/bvlc_googlenet.caffemodel"))
     write_manifest(zoo_env.models, "bvlc_googlenet", **urls)
     dream = ["dream", photo_png, "-o", zoo_env.root / "o.jpg", "--models-dir", zoo_env.models]

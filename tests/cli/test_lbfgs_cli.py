@@ -10,8 +10,10 @@ from skimage import data as skdata
 from skimage import transform as sktransform
 
 from cli_util import assert_one_line_error, run_cli
-from deepdream_caffe.io.image import encode_image, load_image
+from deepdream_caffe import guide_features
 from deepdream_caffe.dream.lbfgs import deepdream_lbfgs
+from deepdream_caffe.dream.objectives import guide
+from deepdream_caffe.io.image import encode_image, load_image
 from deepdream_caffe.net.loading import load_net
 
 
@@ -57,9 +59,6 @@ def test_cli_lbfgs_output_is_the_api_output_and_metadata_is_recorded(tiny_model,
 
 
 def test_cli_guided_lbfgs_is_the_api_run_on_the_guided_objective(tiny_model, photo, tmp_path):
-    from deepdream_caffe import guide_features
-    from deepdream_caffe.dream.objectives import guide
-
     g = tmp_path / "guide.png"
     Image.fromarray(np.uint8(sktransform.resize(skdata.chelsea(), (36, 36), anti_aliasing=True) * 255)).save(g)
     out, plain = tmp_path / "guided.jpg", tmp_path / "plain.jpg"

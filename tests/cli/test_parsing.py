@@ -1,6 +1,7 @@
 """Argument parsing: flags become the app's config, bad values name their flag, commands find themselves (no Caffe)."""
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import subprocess
 import sys
@@ -9,9 +10,12 @@ from pathlib import Path
 import pytest
 
 from deepdream_caffe.app.config import DreamConfig
+from deepdream_caffe.cli import build_parser, commands
+from deepdream_caffe.cli.options import channel_term, dream_config, layer_term, term_text
+from deepdream_caffe.dream.ascent import deepdream
+from deepdream_caffe.dream.lbfgs import deepdream_lbfgs
 from deepdream_caffe.dream.params import Ascent, Lbfgs, Octaves, Tiling
-from deepdream_caffe.cli import build_parser
-from deepdream_caffe.cli.options import dream_config
+from deepdream_caffe.dream.step import make_step
 from deepdream_caffe.errors import DeepDreamError
 
 
@@ -20,12 +24,6 @@ def _config(*argv: str) -> DreamConfig:
 
 
 def test_defaults_are_the_notebook_api_defaults():
-    import dataclasses
-
-    from deepdream_caffe.dream.ascent import deepdream
-    from deepdream_caffe.dream.lbfgs import deepdream_lbfgs
-    from deepdream_caffe.dream.step import make_step
-
     cfg = _config()
     api = {**inspect.signature(make_step).parameters, **inspect.signature(deepdream).parameters}
     for key, value in {**dataclasses.asdict(cfg.solver), **dataclasses.asdict(cfg.octaves)}.items():
@@ -96,11 +94,9 @@ def test_lbfgs_options_are_refused_in_ascent_mode():
 
 
 def test_every_command_module_adds_itself(tmp_path, monkeypatch):
-    from deepdream_caffe.cli import commands
-
     sub = build_parser()._subparsers._group_actions[0]
-    assert list(sub.choices) == ["dream", "visualize", "zoom", "video", "frames-to-video", "layers", "batch", "models",
-                                 "doctor"]
+    assert list(sub.choices) == ["dream", "visualize", "zoom", "video", "frames-to-video", "layers", "batch", "atlas",
+                                 "models", "doctor"]
     # A new command is one module with add_parser(subparsers) in cli/commands/: nothing else to edit.
     (tmp_path / "hello.py").write_text(
         "ORDER = 5\n"
@@ -133,8 +129,6 @@ def test_parsing_loads_neither_numpy_nor_caffe():
 
 
 def test_layer_and_channel_terms_print_back_as_they_parse():
-    from deepdream_caffe.cli.options import channel_term, layer_term, term_text
-
     for text in ["inception_4c/output", "inception_3b/output=0.5", "a=b=-2.0"]:
         assert layer_term(term_text(layer_term(text))) == layer_term(text)
     for text in ["inception_4c/output:42", "inception_4c/output:42=2.0"]:

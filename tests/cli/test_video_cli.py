@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cli_util import BIN, assert_one_line_error, run_cli
+from cli_util import BIN, run_cli
 from deepdream_caffe.cli.main import main
 from deepdream_caffe.io.video import count_frames, open_source
 from video_clips import audio_codec_of, moving_square, write_clip_with_audio, write_turned_clip

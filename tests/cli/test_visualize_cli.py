@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image
 
 from cli_util import assert_one_line_error, run_cli
 from deepdream_caffe.io.image import load_image, read_metadata
@@ -64,8 +65,6 @@ def test_visualize_by_label_and_bad_input_is_one_line(tiny_model, tmp_path):
 
 def test_dream_on_a_classifier_layer_points_at_visualize(tiny_model, tmp_path):
     img = tmp_path / "in.png"
-    from PIL import Image
-
     Image.fromarray(np.full((40, 40, 3), 128, np.uint8)).save(img)
     r = run_cli(["dream", str(img), "-o", str(tmp_path / "o.png"), *_net(tiny_model), "--layer", "fc"])
     assert_one_line_error(r, "classifier layer", "visualize --class K")

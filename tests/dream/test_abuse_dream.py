@@ -5,7 +5,6 @@ command-line flag or command in the text. Runs use the tiny net.
 """
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
@@ -13,11 +12,11 @@ import pytest
 from PIL import Image
 
 from deepdream_caffe import deepdream, guide_features, load_net, make_step
+from deepdream_caffe.app.run import FileCheckpoint
+from deepdream_caffe.app.zoom import PARAMS_FILE, STATE_FILE, frame_path, zoom_frames
 from deepdream_caffe.dream.checks import GradientError
 from deepdream_caffe.dream.lbfgs import deepdream_lbfgs
-from deepdream_caffe.app.zoom import PARAMS_FILE, STATE_FILE, frame_path, zoom_frames
 from deepdream_caffe.errors import DeepDreamError
-from deepdream_caffe.app.run import FileCheckpoint
 
 KW = dict(iter_n=2, octave_n=2, jitter=3)
 

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from deepdream_caffe import deepdream, guide_features, load_net, make_step, objective_guide
-from deepdream_caffe.dream.step import draw_jitter
 from deepdream_caffe.dream.reference import nb_deepdream, nb_guide_features, nb_guide_objective, notebook_net
+from deepdream_caffe.dream.step import draw_jitter
+from deepdream_caffe.errors import DeepDreamError
 
 
 def _image(h, w, seed=0):
@@ -120,8 +121,6 @@ def test_different_seeds_differ(tiny_model):
 
 
 def test_load_net_gpu_on_cpu_only_caffe_is_one_clear_error(tiny_model):
-    from deepdream_caffe.errors import DeepDreamError
-
     with pytest.raises(DeepDreamError, match="GPU 0 is not usable"):
         load_net(*tiny_model, gpu=0)
     net = load_net(*tiny_model, select=True)  # back on the CPU

@@ -5,10 +5,9 @@ import numpy as np
 import pytest
 
 from deepdream_caffe import load_net, objective_guide, objective_L2
-from deepdream_caffe.net.access import end_blob, input_blob
-from deepdream_caffe.dream.objectives import guide_match
 from deepdream_caffe.dream.gradient import objective_gradient
-from deepdream_caffe.dream.objectives import as_objective
+from deepdream_caffe.dream.objectives import as_objective, guide_match
+from deepdream_caffe.net.access import end_blob, input_blob
 
 # Caffe computes in float32, so the check is built to keep float32 noise out:
 # each direction touches one 4x4 patch and the change of the objective is

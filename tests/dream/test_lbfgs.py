@@ -12,8 +12,13 @@ import pytest
 from skimage import data as skdata
 from skimage import transform as sktransform
 
-from deepdream_caffe.net.caffe_env import import_caffe
-from deepdream_caffe.errors import DeepDreamError
+from conftest import TINY_PROTOTXT, make_weights
+from deepdream_caffe.app.config import DreamConfig
+from deepdream_caffe.app.modes import run_lbfgs as app_run_lbfgs
+from deepdream_caffe.app.run import FileCheckpoint
+from deepdream_caffe.cli.fields import worded
+from deepdream_caffe.cli.lbfgs import add_lbfgs_arguments, lbfgs_options
+from deepdream_caffe.cli.progress import DreamProgress
 from deepdream_caffe.dream.lbfgs import (
     DEFAULT_GAIN,
     DEFAULT_MAXITER,
@@ -26,16 +31,13 @@ from deepdream_caffe.dream.lbfgs import (
     pixel_bounds,
     plain_ascent,
 )
-from deepdream_caffe.app.config import DreamConfig
-from deepdream_caffe.app.modes import run_lbfgs as app_run_lbfgs
-from deepdream_caffe.cli.lbfgs import add_lbfgs_arguments, lbfgs_options
-from deepdream_caffe.cli.fields import worded
-from deepdream_caffe.dream.params import Lbfgs, Octaves, SettingError
-from deepdream_caffe.net.loading import load_net
 from deepdream_caffe.dream.octaves import octave_sizes
-from deepdream_caffe.cli.progress import DreamProgress
+from deepdream_caffe.dream.params import Lbfgs, Octaves, SettingError
 from deepdream_caffe.dream.priors import alpha_norm, tv_norm
 from deepdream_caffe.dream.transform import preprocess
+from deepdream_caffe.errors import DeepDreamError
+from deepdream_caffe.net.caffe_env import import_caffe
+from deepdream_caffe.net.loading import load_net
 
 caffe = import_caffe()
 
@@ -428,8 +430,6 @@ class _Stop(Exception):
 
 
 def test_interrupted_lbfgs_resumes_after_the_last_octave_with_the_same_bits(tiny_model, tmp_path):
-    from deepdream_caffe.app.run import FileCheckpoint
-
     net = load_net(*tiny_model, end="a/output", fast=True)
     img = photo(48, 56)
     kw = dict(end="a/output", octave_n=3, maxiter=4)
@@ -495,8 +495,6 @@ layer { name: "scaled" type: "Power" bottom: "a/output" top: "scaled" power_para
 
 def test_relative_weights_make_the_dream_independent_of_the_layers_scale(tmp_path):
     """A layer 30x larger (same features) gives the same dream with the same relative weights; absolute ones do not."""
-    from conftest import TINY_PROTOTXT, make_weights
-
     proto = tmp_path / "scaled.prototxt"
     proto.write_text(TINY_PROTOTXT + SCALED_TAIL)
     weights = make_weights(proto, tmp_path / "scaled.caffemodel", seed=1)

@@ -10,7 +10,6 @@ from skimage import transform as sktransform
 
 from deepdream_caffe import deepdream, deepdream_lbfgs, guide_features, load_net, objective_guide
 from deepdream_caffe.dream.gradient import add_input_terms, objective_gradient
-from deepdream_caffe.dream.priors import tv_norm
 from deepdream_caffe.dream.objectives import (
     INPUT,
     L2,
@@ -26,6 +25,7 @@ from deepdream_caffe.dream.objectives import (
     parse_objective,
     tv,
 )
+from deepdream_caffe.dream.priors import tv_norm
 from deepdream_caffe.dream.tiling import tile_gradient
 from deepdream_caffe.dream.transform import preprocess
 from deepdream_caffe.errors import DeepDreamError

@@ -4,9 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deepdream_caffe import deepdream_lbfgs, load_net
-from deepdream_caffe.dream.octaves import octave_pyramid, run_octaves
+from deepdream_caffe import deepdream, deepdream_lbfgs, load_net
 from deepdream_caffe.app.run import FileCheckpoint
+from deepdream_caffe.dream.objectives import custom, feature_match, objective_L2
+from deepdream_caffe.dream.octaves import octave_pyramid, run_octaves
+from deepdream_caffe.errors import DeepDreamError
 
 
 class _Stop(Exception):
@@ -53,9 +55,6 @@ def test_interrupted_lbfgs_resumes_after_the_last_octave(tiny_model, tmp_path):
 
 
 def test_feature_match_with_gain_is_fixed_at_each_octaves_start_in_ascent_too(tiny_model):
-    from deepdream_caffe import deepdream
-    from deepdream_caffe.dream.objectives import feature_match
-
     net = load_net(*tiny_model, end="a/output", fast=True)
     img = np.float32(np.random.RandomState(1).randint(0, 256, (40, 48, 3)))
     kw = dict(end="a/output", iter_n=2, octave_n=2, jitter=0)
@@ -66,9 +65,6 @@ def test_feature_match_with_gain_is_fixed_at_each_octaves_start_in_ascent_too(ti
 
 
 def test_lbfgs_refuses_an_objective_without_a_value_before_any_work(tiny_model):
-    from deepdream_caffe.dream.objectives import custom, objective_L2
-    from deepdream_caffe.errors import DeepDreamError
-
     net = load_net(*tiny_model, end="a/output", fast=True)
     with pytest.raises(DeepDreamError, match=r"custom\('a/output', objective_L2\) only writes a gradient"):
         deepdream_lbfgs(net, np.zeros((32, 32, 3), np.float32), objective=custom("a/output", objective_L2),

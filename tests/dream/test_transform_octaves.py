@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.ndimage as nd
 
-from deepdream_caffe.errors import DeepDreamError
-from deepdream_caffe.dream.octaves import octave_pyramid, octave_sizes
-from deepdream_caffe.net.prototxt import read_prototxt
+from deepdream_caffe.dream.octaves import octave_pyramid, octave_sizes, zoom_planes
 from deepdream_caffe.dream.sizing import fit_octaves
 from deepdream_caffe.dream.transform import deprocess, preprocess
+from deepdream_caffe.errors import DeepDreamError
 from deepdream_caffe.io.image import to_uint8
+from deepdream_caffe.net.prototxt import read_prototxt
 
 
 class _Net:
@@ -60,10 +61,6 @@ def test_too_small_octaves_are_dropped_or_refused(googlenet_prototxt):
 
 def test_zoom_planes_has_the_bits_of_a_3d_zoom():
     """The per-plane zoom the octave loop uses gives scipy's 3-D zoom bit for bit (signed zeros too)."""
-    import scipy.ndimage as nd
-
-    from deepdream_caffe.dream.octaves import zoom_planes
-
     rs = np.random.RandomState(7)
     for _ in range(120):
         c, h, w = rs.randint(1, 5), rs.randint(1, 70), rs.randint(1, 70)

@@ -10,8 +10,18 @@ from deepdream_caffe.dream.objectives import tv
 from deepdream_caffe.dream.params import Lbfgs
 from deepdream_caffe.dream.transform import deprocess
 from deepdream_caffe.dream.visualize import (
-    Regularizers, TiledScore, VisualizeSolver, blur, class_objective, class_probabilities, clip_small_contribution,
-    clip_small_norm, contribution, tile_starts, upward_octaves, visualize_class,
+    Regularizers,
+    TiledScore,
+    VisualizeSolver,
+    blur,
+    class_objective,
+    class_probabilities,
+    clip_small_contribution,
+    clip_small_norm,
+    contribution,
+    tile_starts,
+    upward_octaves,
+    visualize_class,
 )
 from deepdream_caffe.errors import DeepDreamError
 from deepdream_caffe.net.access import input_blob, raw_net

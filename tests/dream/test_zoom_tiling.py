@@ -3,13 +3,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from cli_util import assert_one_line_error, run_cli
 from deepdream_caffe import deepdream, load_net
-from deepdream_caffe.errors import DeepDreamError
-from deepdream_caffe.dream.flow import zoom_in
-from deepdream_caffe.dream.tiling import TilePolicy
+from deepdream_caffe.app.run import FileCheckpoint
 from deepdream_caffe.app.zoom import frame_path, zoom_frames
+from deepdream_caffe.dream.flow import zoom_in
+from deepdream_caffe.dream.gradient import objective_gradient
+from deepdream_caffe.dream.objectives import L2
+from deepdream_caffe.dream.tiling import TilePolicy, tile_gradient
+from deepdream_caffe.errors import DeepDreamError
+from deepdream_caffe.net.access import input_blob, reserve_input
 
 
 def _dreamer(net, **kw):
@@ -72,8 +77,6 @@ def test_zoom_refuses_a_folder_made_with_other_parameters(tiny_model, tmp_path):
 
 
 def test_zoom_cli_resumes_and_names_frames(tiny_model, tmp_path):
-    from PIL import Image
-
     src = tmp_path / "in.png"
     Image.fromarray(np.random.RandomState(0).randint(0, 256, (40, 40, 3)).astype(np.uint8)).save(src)
     args = ["zoom", src, "--out-dir", tmp_path / "frames", "--prototxt", tiny_model[0], "--weights", tiny_model[1],
@@ -105,11 +108,6 @@ def test_tiled_dream_of_a_large_image(tiny_model):
 
 def test_tiled_gradient_equals_whole_gradient_with_enough_margin(tiny_model):
     """With margins wider than the receptive field, tiles give the whole image's gradient."""
-    from deepdream_caffe.net.access import input_blob
-    from deepdream_caffe.dream.gradient import objective_gradient
-    from deepdream_caffe.dream.objectives import L2
-    from deepdream_caffe.dream.tiling import tile_gradient
-
     net = load_net(*tiny_model, end="norm1", fast=True)
     x = np.random.RandomState(1).uniform(-50, 50, (3, 70, 90)).astype(np.float32)
     src = input_blob(net.net)
@@ -132,8 +130,6 @@ def test_small_images_never_tile_and_keep_parity(tiny_model):
 
 def test_interrupted_dream_resumes_after_the_last_octave(tiny_model, tmp_path):
     """A long dream killed mid-way continues from its last octave and ends with the same bits."""
-    from deepdream_caffe.app.run import FileCheckpoint
-
     net = load_net(*tiny_model, end="a/output", fast=True)
     img = np.float32(np.random.RandomState(0).randint(0, 256, (60, 70, 3)))
     kw = dict(iter_n=3, octave_n=3, end="a/output", jitter=4)
@@ -168,8 +164,6 @@ def test_cli_dream_leaves_no_state_file(tiny_model, tmp_path):
 
 
 def _norm1_address_small_then_big(cnet, reserve: bool) -> tuple[int, int]:
-    from deepdream_caffe.net.access import input_blob, reserve_input
-
     if reserve:
         reserve_input(cnet, 120, 160)
     addrs = []

@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deepdream_caffe.errors import DeepDreamError
+import deepdream_caffe.io.files as files
 from deepdream_caffe.app.run import FileCheckpoint
+from deepdream_caffe.errors import DeepDreamError
 from deepdream_caffe.io.files import open_regular, read_regular, set_aside
 from deepdream_caffe.io.image import as_image_array, load_image, read_image
 
@@ -99,8 +100,6 @@ def test_inputs_that_are_not_regular_files_are_refused_without_blocking(tmp_path
 
 def test_a_fifo_swapped_in_after_the_check_is_still_refused(tmp_path, monkeypatch):
     """The descriptor is checked again after an O_NONBLOCK open: the race window cannot make it block."""
-    import deepdream_caffe.io.files as files
-
     p = _fifo(tmp_path)
     monkeypatch.setattr(files, "check_regular", lambda *a, **k: None)  # as if the stat had seen a file
     out = _bounded(open_regular, p, "image")

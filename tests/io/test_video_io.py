@@ -12,7 +12,11 @@ from PIL import Image
 
 from deepdream_caffe.errors import DeepDreamError
 from deepdream_caffe.io.video import (
-    as_rate, check_video_output, count_frames, open_source, output_kind, write_video,
+    as_rate,
+    check_video_output,
+    count_frames,
+    open_source,
+    write_video,
 )
 from video_clips import audio_codec_of, moving_square, stream_seconds, write_clip_with_audio, write_turned_clip
 

@@ -1,10 +1,12 @@
 """Issue 2: pycaffe is importable and partial forward/backward gives true gradients."""
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
 from pathlib import Path
 
@@ -107,7 +109,6 @@ def test_build_script_rejects_unknown_option():
 
 def _bare_python(tmp_path: Path) -> Path:
     """A venv whose Python sees numpy but no caffe, so build_caffe.sh really has to build."""
-    import sysconfig
 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
@@ -210,19 +211,21 @@ def test_a_bad_caffe_source_is_one_line(tmp_path, source, says):
 
 
 def _complete_cuda_toolkit() -> bool:
-    import glob
-
     return bool(glob.glob("/usr/local/cuda*/lib64/libcublas.so*") or glob.glob("/usr/lib/x86_64-linux-gnu/libcublas.so*"))
 
 
 @pytest.mark.skipif(_complete_cuda_toolkit(), reason="a CUDA toolkit with cuBLAS is here: --cuda would build")
 def test_cuda_build_without_the_toolkit_says_what_is_missing_in_one_line(tmp_path):
-    # Here: either no nvcc at all, or (this machine) CUDA 13's nvcc without cuBLAS and cuRAND.
+    # Here: either no nvcc at all, or (this machine) CUDA 13's nvcc without cuBLAS and cuRAND;
+    # NVIDIA's wheels would fill the gap, but pip is offline (an empty wheel folder).
+    (tmp_path / "wheels").mkdir()
     r = subprocess.run(["bash", str(REPO / "scripts" / "build_caffe.sh"), "--python", str(_bare_python(tmp_path)),
                         "--cuda"], capture_output=True, text=True, timeout=120,
-                       env=dict(os.environ, DEEPDREAM_CAFFE_CACHE=str(tmp_path / "cache")))
+                       env=dict(os.environ, DEEPDREAM_CAFFE_CACHE=str(tmp_path / "cache"), PIP_NO_INDEX="1",
+                                PIP_FIND_LINKS=str(tmp_path / "wheels")))
     assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
-    assert r.stderr.startswith("build_caffe: --cuda") and ("needs the CUDA toolkit" in r.stderr or "libcublas" in r.stderr)
+    assert r.stderr.startswith("build_caffe: --cuda") and "pip could not install" in r.stderr
+    assert "no CUDA toolkit" in r.stderr or ("lacks libcublas libcurand" in r.stderr and "nvidia-cublas" in r.stderr)
     assert not (tmp_path / "cache").exists()  # stopped before anything was fetched or built
 
 

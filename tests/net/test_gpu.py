@@ -6,6 +6,13 @@ import subprocess
 
 import numpy as np
 import pytest
+from PIL import Image
+
+from cli_util import run_cli
+from deepdream_caffe import deepdream, load_net
+from deepdream_caffe.dream.reference import nb_deepdream, notebook_net
+from deepdream_caffe.io.image import read_metadata
+from deepdream_caffe.net.devices import gpu_usable
 
 pytestmark = pytest.mark.gpu
 
@@ -16,7 +23,6 @@ def gpu():
     smi = shutil.which("nvidia-smi")
     if smi is None or "GPU" not in subprocess.run([smi, "-L"], capture_output=True, text=True).stdout:
         pytest.skip("no NVIDIA GPU here")
-    from deepdream_caffe.net.devices import gpu_usable
 
     if not gpu_usable(0):
         pytest.skip("this pycaffe is CPU-only (scripts/setup.sh --cuda builds the CUDA one)")
@@ -24,9 +30,6 @@ def gpu():
 
 
 def test_gpu_dream_is_bit_identical_to_the_notebook_loop_on_the_gpu(gpu, googlenet_model):
-    from deepdream_caffe import deepdream, load_net
-    from deepdream_caffe.dream.reference import nb_deepdream, notebook_net
-
     proto, weights = googlenet_model
     img = np.float32(np.random.RandomState(0).randint(0, 256, (150, 200, 3)))
     ours = load_net(proto, weights, end="inception_4c/output", fast=True, gpu=gpu)
@@ -39,16 +42,11 @@ def test_gpu_dream_is_bit_identical_to_the_notebook_loop_on_the_gpu(gpu, googlen
 
 
 def test_cli_dreams_on_the_gpu(gpu, googlenet_model, tmp_path):
-    from PIL import Image
-
-    from cli_util import run_cli
-
     proto, weights = googlenet_model
     photo = tmp_path / "in.png"
     Image.fromarray(np.random.RandomState(1).randint(0, 256, (120, 160, 3)).astype(np.uint8)).save(photo)
     r = run_cli(["dream", photo, "-o", tmp_path / "out.png", "--prototxt", proto, "--weights", weights,
                  "--gpu", str(gpu), "--seed", "1", "--iters", "2", "--octaves", "2", "-q"])
     assert r.returncode == 0, r.stderr
-    from deepdream_caffe.io.image import read_metadata
 
     assert read_metadata(tmp_path / "out.png")["device"] == f"gpu:{gpu}"

@@ -1,8 +1,9 @@
-"""Issue 12: the checks made before Caffe sees a net are Caffe's own, and what they protect holds.
+"""Issues 12 and 23: Caffe checks the net itself (in a child process), and what that protects holds.
 
-The paper model of the net (net/shapes.py, net/layer_rules.py) is measured
-against real Caffe: same output shapes and learnable blob shapes, and a
-refusal wherever Caffe aborts (run in forked children, see forkrun.py).
+The referee's answers (net/referee.py) are measured against a plain
+caffe.Net reshaped to each size: same output shapes and learnable blob
+shapes, and a refusal wherever Caffe aborts (run in forked children, see
+forkrun.py). A layer type Caffe builds is not refused for want of a rule.
 Classifier layers are refused with the size that works, Python layers only
 run when allowed, weights are copied exactly as Caffe's copy_from would,
 ``layers`` works from a cached prototxt without weights or network, and
@@ -16,11 +17,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from google.protobuf import text_format
 from PIL import Image
 
 from abuse_nets import TINYRES_PROTOTXT
 from cli_util import assert_one_line_error, run_cli
 from conftest import make_weights
+from deepdream_caffe import deepdream, load_net
+from deepdream_caffe.app import NetSource, layer_table
+from deepdream_caffe.dream.sizing import fit_octaves
+from deepdream_caffe.errors import DeepDreamError
+from deepdream_caffe.net import loading
+from deepdream_caffe.net.caffe_env import import_caffe
+from deepdream_caffe.net.prototxt import caffe_pb2, patched_copy, read_prototxt
+from deepdream_caffe.net.referee import TooSmall, build, size_problems
 from forkrun import run_cases
 from zoo_helpers import dead_url, serve_model, server, sha1, write_manifest, zoo_env  # noqa: F401 - fixtures
 
@@ -28,18 +38,10 @@ SIZES = [(1, 1), (5, 5), (9, 9), (13, 13), (15, 15), (17, 17), (23, 23), (31, 31
 
 
 def read_prototxt_text(text: str):
-    from google.protobuf import text_format
-
-    from deepdream_caffe.net.prototxt import caffe_pb2
-
     return text_format.Parse(text, caffe_pb2().NetParameter())
 
 
 def _cut(proto: Path, end, out: Path) -> Path:
-    from google.protobuf import text_format
-
-    from deepdream_caffe.net.prototxt import patched_copy, read_prototxt
-
     out.write_text(text_format.MessageToString(patched_copy(read_prototxt(proto), end=end)))
     return out
 
@@ -52,10 +54,8 @@ def tinyres(tmp_path_factory):
     return p, make_weights(p, d / "tinyres.caffemodel", seed=2)
 
 
-def test_the_paper_net_is_caffes_net_at_every_size(tiny_model, tinyres, googlenet_prototxt, tmp_path):
+def test_the_referee_answers_with_caffes_own_shapes_and_refusals(tiny_model, tinyres, googlenet_prototxt, tmp_path):
     """Same shapes where both accept; a refusal wherever Caffe aborts; refusals Caffe lets pass leave it an empty blob."""
-    from deepdream_caffe.net.prototxt import read_prototxt
-    from deepdream_caffe.net.shapes import TooSmall, plan_net
 
     valid = tmp_path / "valid.prototxt"  # an unpadded 5x5 kernel: negative sizes below 5 px, which Caffe dies on
     valid.write_text(tiny_model[0].read_text().replace("kernel_size: 3 pad: 1 stride: 1", "kernel_size: 5 stride: 1"))
@@ -71,15 +71,14 @@ def test_the_paper_net_is_caffes_net_at_every_size(tiny_model, tinyres, googlene
     results = run_cases(cases, tmp_path / "runs")
     checked = aborted = 0
     for name, (p, sizes) in nets.items():
-        plan = plan_net(read_prototxt(p))
-        assert plan.problem is None, plan.problem
+        param = read_prototxt(p)
+        built, problems = build(param), size_problems(param, None, sizes)
         for h, w in sizes:
             res = results[f"{name}@{h}x{w}"]
-            infos, problem = plan.walk(h, w)
+            problem = problems[(h, w)]
             lines = [json.loads(ln) for ln in res["stdout"].splitlines() if ln.startswith("{")]
-            caffe_params = lines[0]["params"]
-            ours = {s.name: [list(x) for x in plan.setups[s.pos].params] for s in plan.steps if s.pos in plan.setups}
-            assert {k: ours[k] for k in caffe_params} == caffe_params, name
+            ours = {layer.name: [list(s) for s in layer.params] for layer in built.layers if layer.params}
+            assert ours == lines[0]["params"], name
             if res["rc"] != 0:
                 assert res["rc"] < 0 and problem is not None, (name, h, w, res["rc"], res["stderr"][-300:])
                 aborted += 1
@@ -87,20 +86,43 @@ def test_the_paper_net_is_caffes_net_at_every_size(tiny_model, tinyres, googlene
             blobs = lines[1]["blobs"]
             if problem is not None:
                 # stricter than Caffe only where Caffe would carry on with an empty blob
-                assert isinstance(problem[1], TooSmall) and any(0 in s for s in blobs.values()), (name, h, w, problem)
+                assert isinstance(problem, TooSmall) and any(0 in s for s in blobs.values()), (name, h, w, problem)
                 continue
-            for s in plan.steps:
-                for top, shape in zip(s.tops, infos[s.pos].tops or []):
-                    assert list(shape) == blobs[top], (name, h, w, s.name, top)
+            assert {k: list(v) for k, v in built.shapes_at((h, w)).items()} == blobs, (name, h, w)
             checked += 1
     assert checked >= 10 and aborted >= 3  # both sides of the line were really visited
 
 
-def test_classifier_layers_are_refused_with_the_size_that_works(googlenet_prototxt, tiny_model):
-    from deepdream_caffe.dream.sizing import fit_octaves
-    from deepdream_caffe.errors import DeepDreamError
-    from deepdream_caffe.net.prototxt import read_prototxt
+TILE_NET = """name: "tile"
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 3 dim: 24 dim: 24 } } }
+layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
+  convolution_param { num_output: 4 kernel_size: 3 pad: 1 weight_filler { type: "gaussian" std: 0.1 } } }
+layer { name: "tile" type: "Tile" bottom: "conv1" top: "tile" tile_param { axis: 1 tiles: 2 } }
+layer { name: "conv2" type: "Convolution" bottom: "tile" top: "conv2"
+  convolution_param { num_output: 6 kernel_size: 3 pad: 1 weight_filler { type: "gaussian" std: 0.1 } } }
+layer { name: "relu2" type: "ReLU" bottom: "conv2" top: "conv2" }
+"""
 
+
+def test_a_layer_type_caffe_builds_is_not_refused_for_want_of_a_rule(tmp_path):
+    """Issue 23: Input -> Convolution -> Tile -> Convolution -> ReLU was refused ("type 'Tile' has no check")."""
+    proto = tmp_path / "tile.prototxt"
+    proto.write_text(TILE_NET)
+    weights = make_weights(proto, tmp_path / "tile.caffemodel")
+    r = run_cli(["layers", "--prototxt", proto, "--size", "40x30"])
+    assert r.returncode == 0 and not r.stderr.strip(), r.stderr
+    rows = {ln.split()[0]: ln.split()[1:] for ln in r.stdout.splitlines()[1:]}
+    assert rows["tile"] == ["Tile", "yes", "8x30x40"] and rows["relu2"] == ["ReLU", "yes", "6x30x40"]
+    img = tmp_path / "in.png"
+    Image.fromarray(np.random.RandomState(0).randint(0, 256, (30, 40, 3)).astype(np.uint8)).save(img)
+    r = run_cli(["dream", img, "-o", tmp_path / "o.png", "--prototxt", proto, "--weights", weights,
+                 "--layer", "relu2", "--iters", "2", "--octaves", "2", "--seed", "0", "-q"])
+    assert r.returncode == 0 and not r.stderr.strip(), r.stderr
+    out = np.asarray(Image.open(tmp_path / "o.png"))
+    assert out.shape == (30, 40, 3) and not np.array_equal(out, np.asarray(Image.open(img)))
+
+
+def test_classifier_layers_are_refused_with_the_size_that_works(googlenet_prototxt, tiny_model):
     g = read_prototxt(googlenet_prototxt)
     for layer in ("loss3/classifier", "prob"):
         with pytest.raises(DeepDreamError) as e:
@@ -120,8 +142,6 @@ def test_classifier_layers_are_refused_with_the_size_that_works(googlenet_protot
 
 
 def test_layers_marks_what_can_be_dreamed_at_the_size(googlenet_prototxt):
-    from deepdream_caffe.app import NetSource, layer_table
-
     r = run_cli(["layers", "--prototxt", googlenet_prototxt])
     assert r.returncode == 0 and not r.stderr.strip(), r.stderr
     rows = {ln.split()[0]: ln.split() for ln in r.stdout.splitlines()[1:] if not ln.startswith("fixed-size:")}
@@ -163,10 +183,6 @@ class Pass(caffe.Layer):
 
 
 def test_python_layers_run_only_when_allowed(tiny_model, tmp_path, monkeypatch):
-    from deepdream_caffe import load_net
-    from deepdream_caffe.app import NetSource, layer_table
-    from deepdream_caffe.errors import DeepDreamError
-
     (tmp_path / "pylayer_marker.py").write_text(PYLAYER)
     proto = tmp_path / "py.prototxt"
     proto.write_text(tiny_model[0].read_text().replace(
@@ -202,9 +218,6 @@ def test_python_layers_run_only_when_allowed(tiny_model, tmp_path, monkeypatch):
 
 
 def test_weights_are_copied_exactly_as_caffes_copy_from(tiny_model, googlenet_model, tinyres):
-    from deepdream_caffe import load_net
-    from deepdream_caffe.net.caffe_env import import_caffe
-
     caffe = import_caffe()
     for proto, weights in (tiny_model, googlenet_model, tinyres):
         ours = load_net(proto, weights).net
@@ -217,7 +230,6 @@ def test_weights_are_copied_exactly_as_caffes_copy_from(tiny_model, googlenet_mo
 
 def test_a_two_input_scale_gets_the_param_specs_caffe_expects(tmp_path):
     """The fast net's surgery counts a layer's learnable blobs as Caffe does (one too many aborts)."""
-    from deepdream_caffe import deepdream, load_net
 
     text = """name: "scale2"
 input: "data"
@@ -261,8 +273,6 @@ def test_layers_fetches_the_prototxt_alone_when_nothing_is_cached(zoo_env, serve
 
 
 def test_the_prototxt_never_lands_in_the_temp_folder(tiny_model, tmp_path, monkeypatch):
-    from deepdream_caffe.net import loading
-
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     monkeypatch.setattr(loading.tempfile, "tempdir", None)
     with loading._prototxt_path("name: 'x'") as p:

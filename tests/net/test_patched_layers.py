@@ -17,7 +17,11 @@ import ctypes
 import ctypes.util
 import math
 import os
+import shutil
+import subprocess
+import sys
 import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -283,9 +287,6 @@ def test_fused_lrn_has_the_stock_codes_bits(tmp_path):
     pattern the fused loops learn from saxpy. The fused child must also say
     that the fused form ran, or the comparison would prove nothing.
     """
-    import subprocess
-    import sys
-    from pathlib import Path
 
     scripts = Path(__file__).resolve().parents[2] / "scripts"
     results, logs = {}, {}
@@ -363,9 +364,6 @@ def libm_powf(tmp_path_factory):
     differ from libm's in about a third of these inputs, so numpy cannot be
     the reference. The C compiler is there wherever Caffe was built.
     """
-    import ctypes
-    import shutil
-    import subprocess
 
     d = tmp_path_factory.mktemp("powf")
     (d / "powf_loop.c").write_text(_POWF_LOOP)
@@ -425,10 +423,6 @@ def test_power_layer_gives_libm_powf_bits_for_every_kind_of_input(power, libm_po
 
 
 def test_compare_builds_checks_every_array_and_rejects_a_non_build(tmp_path):
-    import subprocess
-    import sys
-    from pathlib import Path
-
     repo = Path(__file__).resolve().parents[2]
     script = repo / "scripts" / "compare_builds.py"
     env = dict(os.environ, DEEPDREAM_CAFFE_CACHE=str(tmp_path))

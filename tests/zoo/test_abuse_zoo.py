@@ -34,8 +34,15 @@ import pytest
 from deepdream_caffe.errors import DeepDreamError
 from deepdream_caffe.zoo import find_manifest, resolve_model
 from httpserver import FileServer
-from zoo_helpers import (  # noqa: F401  (fixtures)
-    REPO, ZooEnv, case_env, case_os_env, crafted_caffemodel, run_zoo_many, sha1, snapshot, tiny_bytes,
+from zoo_helpers import (
+    REPO,
+    ZooEnv,
+    case_env,
+    case_os_env,
+    crafted_caffemodel,
+    run_zoo_many,
+    sha1,
+    snapshot,
     write_manifest,
 )
 

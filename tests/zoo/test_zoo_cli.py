@@ -9,11 +9,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
+from PIL import Image
 
-from zoo_helpers import (  # noqa: F401
-    googlenet_bytes, one_line, run_zoo, serve_model, server, sha1, tiny_bytes, tiny_model_bytes, zoo_env,
-)
+from deepdream_caffe.zoo import resolve_model
+from zoo_helpers import one_line, run_zoo, serve_model, sha1, write_manifest
 
 
 def _columns(line: str) -> list[str]:
@@ -135,23 +134,7 @@ def _dream_command() -> list[str]:
     return [sys.executable, "-c", "import sys; from deepdream_caffe.cli import main; sys.exit(main())"]
 
 
-def _has_dream_cli() -> bool:
-    try:
-        from deepdream_caffe.cli import build_parser
-    except ImportError:
-        return False
-    try:
-        build_parser().parse_args(["dream", "x.jpg", "-o", "y.png", "--model", "m"])
-    except SystemExit:
-        return False
-    return True
-
-
-# Needs the dream command of deepdream_caffe/cli/; skipped if absent.
-@pytest.mark.skipif(not _has_dream_cli(), reason="`deepdream-caffe dream --model` is not available yet")
 def test_dream_with_a_zoo_model_works_offline_once_cached(zoo_env, server, tiny_model_bytes):
-    from PIL import Image
-
     proto, weights = tiny_model_bytes
     serve_model(server, zoo_env.models, "dreamnet", proto, weights, publish_sha1=False)
     r = run_zoo(zoo_env, "fetch", "dreamnet", "--quiet", "--models-dir", str(zoo_env.models))
@@ -235,8 +218,6 @@ def test_list_says_prototxt_only_and_verify_checks_what_is_downloaded(zoo_env, s
     proto, weights = tiny_bytes
     serve_model(server, zoo_env.models, "half", proto, weights)
     md = ["--models-dir", str(zoo_env.models)]
-    from deepdream_caffe.zoo import resolve_model
-
     resolve_model("half", models_dirs=[zoo_env.models], quiet=True, roles=("prototxt",))
     rows = {_columns(x)[0]: _columns(x) for x in run_zoo(zoo_env, "list", *md).stdout.splitlines()}
     assert rows["half"][2] == "prototxt only"
@@ -261,8 +242,6 @@ def test_list_and_verify_take_no_mirror(zoo_env):
 
 def test_one_bad_manifest_does_not_break_list_for_the_others(zoo_env):
     """Issue #12, item 11: channel_swap = [0, "a", 2] and a non-UTF-8 model.toml each make one BROKEN row."""
-    from zoo_helpers import write_manifest
-
     urls = dict(prototxt_url="http://127.0.0.1:9/a/deploy.prototxt", weights_url="http://127.0.0.1:9/a/w.caffemodel")
     write_manifest(zoo_env.models, "typed", channel_swap=[0, "a", 2], **urls)
     (zoo_env.models / "latin1").mkdir()

@@ -7,9 +7,7 @@ import struct
 import pytest
 
 from deepdream_caffe.zoo.content import ContentError, check_caffemodel, check_prototxt
-from zoo_helpers import (  # noqa: F401  (fixtures)
-    crafted_caffemodel, googlenet_model_bytes, pb_field, tiny_bytes, tiny_model_bytes, varint,
-)
+from zoo_helpers import crafted_caffemodel, pb_field, varint
 
 
 def test_every_net_in_the_caffe_tree_passes_and_every_solver_fails(googlenet_prototxt):

@@ -1,6 +1,7 @@
 """Fetching models from a real HTTP server on 127.0.0.1: success, resume, failures, TOFU, tarballs."""
 from __future__ import annotations
 
+import gzip
 import io
 import os
 import re
@@ -11,9 +12,8 @@ import pytest
 
 from deepdream_caffe.errors import DeepDreamError
 from deepdream_caffe.zoo import resolve_model
-from zoo_helpers import (  # noqa: F401
-    dead_url, googlenet_bytes, googlenet_model_bytes, serve_model, server, sha1, tiny_bytes, write_manifest, zoo_env,
-)
+from deepdream_caffe.zoo.cache import model_lock
+from zoo_helpers import crafted_caffemodel, dead_url, serve_model, sha1, write_manifest
 
 
 def test_fetch_checks_hashes_and_then_stays_offline(zoo_env, server, googlenet_model_bytes):
@@ -324,8 +324,6 @@ def test_a_link_in_place_of_the_partial_file_is_never_written_through(zoo_env, s
 
 
 def test_waiting_for_another_fetch_is_bounded(zoo_env, server, tiny_bytes, monkeypatch, capsys):
-    from deepdream_caffe.zoo.cache import model_lock
-
     proto, weights = tiny_bytes
     serve_model(server, zoo_env.models, "busy", proto, weights)
     monkeypatch.setenv("DEEPDREAM_CAFFE_LOCK_TIMEOUT", "0.3")
@@ -366,8 +364,6 @@ def test_a_wrong_cached_file_is_moved_aside_never_deleted(zoo_env, server, tiny_
 
 def test_trust_on_first_use_records_only_a_real_file(zoo_env, server, tiny_bytes):
     """Issue #12, item 4: an HTML page with status 200 or a gzip body is refused before any hash is recorded."""
-    import gzip
-
     proto, weights = tiny_bytes
     serve_model(server, zoo_env.models, "tofu2", proto, weights, publish_sha1=False)
     server.add("tofu2/tofu2.caffemodel", b"<html><body>Please log in</body></html>")
@@ -386,8 +382,6 @@ def test_trust_on_first_use_records_only_a_real_file(zoo_env, server, tiny_bytes
 @pytest.mark.parametrize("validator", [dict(etag=True), dict(last_modified="Mon, 01 Jan 2024 00:00:00 GMT")])
 def test_a_file_that_changed_between_cut_and_resume_is_never_spliced(zoo_env, server, tiny_bytes, validator):
     """The resume carries If-Range; the server's 200 (the file changed) means starting over."""
-    from zoo_helpers import crafted_caffemodel
-
     proto, weights = tiny_bytes
     newer = crafted_caffemodel([("conv1", [([8, 3, 3, 3], 216)])])
     half = len(weights) // 2

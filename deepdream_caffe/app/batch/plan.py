@@ -20,6 +20,7 @@ from ...errors import DeepDreamError
 from ...io.hashing import sha1_file
 from ...io.image import image_format, read_metadata
 from ..config import DreamConfig
+from ..pipeline import DreamSession
 from ..run import run_key
 
 METADATA_KEY = "batch"  # where a batch's own record sits in an output's metadata
@@ -131,8 +132,6 @@ def check_settings(settings: Sequence[Setting]) -> None:
     Runs the session's cheap checks here (the net is not loaded); a model
     from the zoo is fetched here once, so workers sharing this disk find it.
     """
-    from ..pipeline import DreamSession  # noqa: PLC0415
-
     for s in settings:
         DreamSession(s.config)
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Collection, List, Optional, Sequence, Tuple
 
+from PIL import Image, ImageDraw, ImageFont
+
 from ...io.atomic import atomic_output
 from ...io.image import image_format
 
@@ -47,8 +49,6 @@ def _text_size(draw, text: str, font) -> Tuple[int, int]:
 
 def layout(row_labels: Sequence[str], col_labels: Sequence[Sequence[str]], tile: int) -> SheetLayout:
     """The grid for these labels (a column label may have several lines) with square cells of ``tile``."""
-    from PIL import Image, ImageDraw, ImageFont  # noqa: PLC0415
-
     font = ImageFont.load_default()
     draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     line_h = max([_text_size(draw, "Ag", font)[1]] + [1]) + 2
@@ -59,8 +59,6 @@ def layout(row_labels: Sequence[str], col_labels: Sequence[Sequence[str]], tile:
 
 def thumbnail(path: Path, tile: int):
     """The image at ``path`` scaled to fit ``tile`` x ``tile`` (PIL image, RGB)."""
-    from PIL import Image  # noqa: PLC0415
-
     with Image.open(path) as im:
         im = im.convert("RGB")
         im.thumbnail((tile, tile), Image.LANCZOS)
@@ -73,8 +71,6 @@ def make_sheet(out: Path, grid: List[List[Optional[Path]]], row_labels: Sequence
 
     A column label ``"layer=a octaves=3"`` is drawn one setting per line.
     """
-    from PIL import Image, ImageDraw, ImageFont  # noqa: PLC0415
-
     fmt = image_format(out)
     cols = [label.split(" ") if label else [""] for label in col_labels]
     lay = layout(row_labels, cols, tile)

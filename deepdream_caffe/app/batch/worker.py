@@ -16,6 +16,10 @@ from dataclasses import dataclass, replace
 from typing import Any, Dict, List, Optional, Tuple
 
 from ...errors import DeepDreamError
+from ...net.caffe_env import import_caffe
+from ..pipeline import DreamSession, dream_file
+from ..record import blas_threads
+from ..reporting import Reporter
 from .plan import METADATA_KEY, BatchTask
 
 GPU_ENV = "DEEPDREAM_CAFFE_GPU"
@@ -52,9 +56,6 @@ def shell_line(argv: List[str], env: Dict[str, str]) -> str:
 
 def worker_blas_threads() -> Optional[int]:
     """The thread count of Caffe's OpenBLAS in this process (after Caffe is imported), or None."""
-    from ...net.caffe_env import import_caffe  # noqa: PLC0415
-    from ..record import blas_threads  # noqa: PLC0415
-
     import_caffe()
     return blas_threads()
 
@@ -65,10 +66,6 @@ def run_task(task: BatchTask) -> TaskResult:
     Anything else (a crash, a dead process) is left to Dask, which retries
     the task on another worker.
     """
-    from ..pipeline import DreamSession, dream_file  # noqa: PLC0415
-    from ..reporting import Reporter  # noqa: PLC0415
-    from ..record import blas_threads  # noqa: PLC0415
-
     start = time.perf_counter()
     me = f"{socket.gethostname()}:{os.getpid()}"
     cfg = task.config

@@ -2,7 +2,9 @@
 
 A command is a module in this package with ``add_parser(subparsers)``:
 it adds its parser and sets ``func(args) -> int`` on it (parsing only: the
-work is a call into ``deepdream_caffe.app``). ``ORDER`` places it in
+work is a call into ``deepdream_caffe.app``, imported inside ``func``: every
+parser is built for any command line, and ``--help`` or ``models list`` must
+not load numpy or Caffe). ``ORDER`` places it in
 ``--help`` (lower first; default 100). Nothing else needs editing to add one.
 """
 from __future__ import annotations

@@ -34,6 +34,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     b.add_argument("--sheet", type=Path, help="write a contact sheet of the results (rows inputs, columns settings)")
     b.add_argument("--sheet-tile", type=int, default=SHEET_TILE,
                    help=f"cell size of the contact sheet in pixels ({SHEET_TILE})")
+    add_cluster_args(b, "the batch's seed; each image's is derived from it and the file name (default 0)")
+    b.set_defaults(func=run)
+
+
+def add_cluster_args(b: argparse.ArgumentParser, seed_help: str) -> None:
+    """Where the tasks run and how they are retried, then the net, dream and common options (a batch's seed)."""
     b.add_argument("--workers", type=int, help="local worker processes (default: one per core)")
     b.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://10.0.0.5:8786")
     b.add_argument("--retries", type=int, default=1, help="retries of a task that raised an error (1)")
@@ -43,8 +49,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_common_args(b)
     for a in b._actions:
         if a.dest == "seed":
-            a.help = "the batch's seed; each image's is derived from it and the file name (default 0)"
-    b.set_defaults(func=run, seed=0)
+            a.help = seed_help
+    b.set_defaults(seed=0)
 
 
 def _dream_actions(parser_args: argparse.Namespace) -> Dict[str, argparse.Action]:
@@ -105,7 +111,7 @@ def parse_sweeps(specs: Sequence[str], actions: Dict[str, argparse.Action]) -> L
 
 def settings(args: argparse.Namespace) -> List[Any]:
     """One :class:`~deepdream_caffe.app.batch.Setting` per combination of the sweeps (one without)."""
-    from ...app.batch.plan import Setting  # noqa: PLC0415
+    from ...app.batch.plan import Setting
 
     actions = _dream_actions(args)
     sweeps = parse_sweeps(args.sweep, actions)
@@ -132,9 +138,9 @@ def settings(args: argparse.Namespace) -> List[Any]:
 
 def _run_on_cluster(args: argparse.Namespace, tasks: List[Any]) -> Any:
     """Start or reach the cluster, say where the batch runs, run it, close the cluster."""
-    from ...app.batch import run_batch  # noqa: PLC0415
-    from ...app.batch.cluster import start_cluster  # noqa: PLC0415
-    from ..batch_progress import BatchBar, say  # noqa: PLC0415
+    from ...app.batch import run_batch
+    from ...app.batch.cluster import start_cluster
+    from ..batch_progress import BatchBar, say
 
     cluster = start_cluster(args.workers, args.scheduler, dashboard=not args.no_dashboard)
     try:
@@ -151,18 +157,18 @@ def _run_on_cluster(args: argparse.Namespace, tasks: List[Any]) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ...app.batch import plan_tasks  # noqa: PLC0415
-    from ...app.batch.plan import check_settings  # noqa: PLC0415
-    from ...app.batch.run import finished_report  # noqa: PLC0415
-    from ...app.batch.sheet import sheet_of  # noqa: PLC0415
-    from ..batch_progress import say  # noqa: PLC0415
+    from ...app.batch import plan_tasks
+    from ...app.batch.plan import check_settings
+    from ...app.batch.run import finished_report
+    from ...app.batch.sheet import sheet_of
+    from ..batch_progress import say
 
     if args.retries < 0:
         raise DeepDreamError(f"--retries must be >= 0, got {args.retries}")
     if args.sheet is None and args.sheet_tile != SHEET_TILE:
         raise DeepDreamError("--sheet-tile is for --sheet (no contact sheet is made without it)")
     if args.sheet is not None:
-        from ...io.image import image_format  # noqa: PLC0415
+        from ...io.image import image_format
 
         image_format(args.sheet)
         if args.sheet_tile < 16:

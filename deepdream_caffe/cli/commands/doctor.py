@@ -13,6 +13,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ...app.doctor import run_doctor  # noqa: PLC0415
+    from ...app.doctor import run_doctor
 
     return run_doctor(as_json=args.json)

@@ -21,7 +21,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ...app.pipeline import dream_file  # noqa: PLC0415 - numpy and the rest only to dream
+    from ...app.pipeline import dream_file
 
     dream_file(args.input, args.output, dream_config(args), reporter=StderrReporter(args.quiet))
     return 0

@@ -21,7 +21,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ...app.video import frames_to_video_file  # noqa: PLC0415 - numpy and PyAV only to encode
+    from ...app.video import frames_to_video_file
 
     frames_to_video_file(args.input, args.output, fps=args.fps, codec=args.codec, crf=args.crf,
                          reporter=StderrReporter(args.quiet))

@@ -33,9 +33,9 @@ def parse_size(text: str) -> Tuple[int, int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ...app.layers import layer_table  # noqa: PLC0415
-    from ...app.pipeline import load_input  # noqa: PLC0415
-    from ...dream.sizing import VISUALIZE_HINT  # noqa: PLC0415
+    from ...app.layers import layer_table
+    from ...app.pipeline import load_input
+    from ...dream.sizing import VISUALIZE_HINT
 
     source = net_source(args)
     if args.image is not None and args.size is not None:

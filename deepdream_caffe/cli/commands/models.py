@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import argparse
 
+from ...zoo.cli import add_models_parser
+
 ORDER = 40
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    from ...zoo.cli import add_models_parser  # noqa: PLC0415
-
     add_models_parser(subparsers)

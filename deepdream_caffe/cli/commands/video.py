@@ -38,7 +38,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ...app.video import VideoConfig, video_file  # noqa: PLC0415 - numpy and the rest only to dream
+    from ...app.video import VideoConfig, video_file
 
     video = settings(VideoConfig, args)
     video_file(args.input, args.output, dream_config(args), video, reporter=StderrReporter(args.quiet))

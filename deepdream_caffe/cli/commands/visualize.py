@@ -66,7 +66,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ...app.visualize import visualize_file  # noqa: PLC0415
+    from ...app.visualize import visualize_file
 
     if args.mode == "lbfgs":
         given_ascent = [f for f in ASCENT_ONLY if getattr(args, dest(f)) is not None]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ...app.config import ZoomConfig
 from ...errors import DeepDreamError
+from ...io.video_formats import DEFAULT_CRF
 from ..fields import settings
 from ..options import add_common_args, add_dream_args, add_net_args, dream_config
 from ..progress import StderrReporter
@@ -31,20 +32,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ...app.pipeline import zoom_file  # noqa: PLC0415 - numpy and the rest only to dream
+    from ...app.pipeline import zoom_file
 
     config = dream_config(args)
     zoom = settings(ZoomConfig, args)
     reporter = StderrReporter(args.quiet)
     if args.video is None:
-        from ...io.video_formats import DEFAULT_CRF  # noqa: PLC0415
-
         given = [flag for flag, value, unset in (("--fps", args.fps, None), ("--codec", args.codec, None),
                                                  ("--crf", args.crf, DEFAULT_CRF)) if value != unset]
         if given:  # they would be ignored without a word
             raise DeepDreamError(f"{given[0]} is for --video (the frames are JPEGs; see --quality)")
     if args.video is not None:
-        from ...app.video import check_zoom_video, zoom_video_file  # noqa: PLC0415
+        from ...app.video import check_zoom_video, zoom_video_file
 
         check_zoom_video(args.input, args.video, fps=args.fps, codec=args.codec, crf=args.crf)
     zoom_file(args.input, args.out_dir, config, zoom, reporter=reporter)
