@@ -6,6 +6,7 @@ the CPU and its SIMD flags, GPUs, and numpy's own BLAS.
 """
 from __future__ import annotations
 
+import json
 import os
 import platform
 import shutil
@@ -13,8 +14,12 @@ import subprocess
 import sys
 from typing import Any, Dict, List, Optional
 
+import numpy
+
 from .. import __version__, blas_hook
 from ..errors import DeepDreamError
+from ..net.caffe_env import find_caffe_root, import_caffe
+from ..net.devices import gpu_usable as _usable
 
 # The flags that decide which kernels can run (OpenBLAS's families, Caffe's patched loops).
 RELEVANT_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512dq", "avx512bw", "avx512vl",
@@ -22,8 +27,6 @@ RELEVANT_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512dq", "avx512
 
 
 def _caffe() -> Dict[str, Any]:
-    from ..net.caffe_env import find_caffe_root, import_caffe  # noqa: PLC0415
-
     try:
         caffe = import_caffe()
     except DeepDreamError as e:
@@ -68,11 +71,7 @@ def collect() -> Dict[str, Any]:
     gpus = _gpus()
     gpu_usable = None
     if caffe.get("cuda") and gpus:
-        from ..net.devices import gpu_usable as _usable  # noqa: PLC0415
-
         gpu_usable = _usable(0)
-    import numpy  # noqa: PLC0415
-
     try:
         affinity: Optional[int] = len(os.sched_getaffinity(0))
     except AttributeError:
@@ -159,8 +158,6 @@ def run_doctor(as_json: bool = False) -> int:
     """Print the report (or its facts as JSON); exit status 1 when pycaffe cannot be imported."""
     facts = collect()
     if as_json:
-        import json  # noqa: PLC0415
-
         print(json.dumps(facts, indent=1, sort_keys=True, default=str))
     else:
         print(format_report(facts))
