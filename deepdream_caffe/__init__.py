@@ -2,7 +2,7 @@
 
 The notebook's names are here: ``make_step``, ``deepdream``, ``objective_L2``,
 ``objective_guide``, ``preprocess``, ``deprocess``; plus ``load_net`` for
-the net, ``guide_features`` for the guided objective and
+the net (a zoo model's name, or your prototxt and weights), ``guide_features`` for the guided objective and
 ``deepdream_lbfgs`` for the L-BFGS mode; ``Ascent``, ``Octaves``, ``Tiling`` and
 ``Lbfgs`` hold their settings, checked once (for ``ascend`` and ``descend``).
 """
@@ -27,7 +27,7 @@ _EXPORTS = {
     "descend": ".dream.lbfgs",
     "deprocess": ".dream.transform",
     "guide_features": ".dream.guide",
-    "load_net": ".net.loading",
+    "load_net": ".app.netspec",
     "make_step": ".dream.step",
     "objective_L2": ".dream.objectives",
     "objective_guide": ".dream.objectives",

@@ -197,3 +197,18 @@ def test_a_too_small_image_is_refused_before_the_net_loads(tiny_model, tmp_path)
     with pytest.raises(DeepDreamError, match="too small for layer 'a/output'"):
         dream_file(_photo(tmp_path / "s.png", 1, 1), tmp_path / "o.png", session=session)
     assert session._net is None and not (tmp_path / "o.png").exists()
+
+
+def test_load_net_takes_a_zoo_name_with_the_models_own_mean(open_nsfw_model, tmp_path):
+    """`load_net("open_nsfw", end=...)` is the net the model's files and its mean and channel order give."""
+    m = open_nsfw_model
+    by_name = load_net("open_nsfw", end="eltwise_stage1_block3", fast=True)
+    by_files = load_net(m.prototxt, m.weights, mean=m.mean, channel_swap=m.channel_swap,
+                        end="eltwise_stage1_block3", fast=True)
+    assert tuple(m.mean) == (104.0, 117.0, 123.0)  # not GoogLeNet's 104/116/122
+    img = np.float32(np.random.RandomState(0).randint(0, 256, (96, 128, 3)))
+    a = deepdream(by_name, img, iter_n=2, octave_n=2, rng=np.random.RandomState(1))
+    b = deepdream(by_files, img, iter_n=2, octave_n=2, rng=np.random.RandomState(1))
+    assert np.array_equal(a, b)
+    wrong_mean = load_net(m.prototxt, m.weights, end="eltwise_stage1_block3", fast=True)  # your files: GoogLeNet's
+    assert not np.array_equal(a, deepdream(wrong_mean, img, iter_n=2, octave_n=2, rng=np.random.RandomState(1)))
