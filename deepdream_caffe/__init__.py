@@ -27,7 +27,7 @@ _EXPORTS = {
     "descend": ".dream.lbfgs",
     "deprocess": ".dream.transform",
     "guide_features": ".dream.guide",
-    "load_net": ".app.netspec",
+    "load_net": ".app.loadnet",
     "make_step": ".dream.step",
     "objective_L2": ".dream.objectives",
     "objective_guide": ".dream.objectives",

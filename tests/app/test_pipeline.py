@@ -199,6 +199,7 @@ def test_a_too_small_image_is_refused_before_the_net_loads(tiny_model, tmp_path)
     assert session._net is None and not (tmp_path / "o.png").exists()
 
 
+@pytest.mark.requires_caffe
 def test_load_net_takes_a_zoo_name_with_the_models_own_mean(open_nsfw_model, tmp_path):
     """`load_net("open_nsfw", end=...)` is the net the model's files and its mean and channel order give."""
     m = open_nsfw_model
