@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import DeepDreamError, import_extra
-from .atomic import atomic_output, atomic_path
+from .atomic import atomic_with_record
 from .image import IMAGE_SUFFIXES, load_image, sidecar_path, to_uint8
 from .video_formats import CONTAINERS, DEFAULT_CODEC, DEFAULT_CRF, GIF_SUFFIX
 from .video_formats import DEFAULT_FPS as _FPS
@@ -515,16 +515,12 @@ def write_video(
     check_video_output(path, first.shape[1], first.shape[0], codec, crf, rate)
     frames = chain([first], it)
     comment = json.dumps(metadata, sort_keys=True, separators=(",", ":")) if metadata is not None else None
-    with atomic_path(path, suffix=path.suffix) as tmp:
+    with atomic_with_record(path, metadata, sidecar_path(path), suffix=path.suffix) as tmp:
         if kind == "gif":
             n = _write_gif(tmp, frames, rate, comment)
         else:
             n = _write_av(tmp, frames, rate, CONTAINERS[path.suffix.lower()], codec or DEFAULT_CODEC, crf,
                           audio_from if audio_from is not None and audio_from.has_audio else None, comment, path)
-    if metadata is not None:
-        with atomic_output(sidecar_path(path), "w") as f:
-            json.dump(metadata, f, indent=2, sort_keys=True)
-            f.write("\n")
     return n
 
 
