@@ -364,9 +364,15 @@ class RunFiles:
 
 
 def lock_path(output: os.PathLike) -> Path:
-    """The lock file of a run writing ``output`` (a file or a folder): ``.NAME.lock`` beside it."""
+    """The lock file of a run writing ``output`` (a file or a folder): ``.NAME.lock`` beside it.
+
+    A name too long for that is locked under its sha1 instead (a long name stays usable).
+    """
     output = Path(output)
-    return output.with_name(f".{output.name}.lock")
+    name = f".{output.name}.lock"
+    if len(os.fsencode(name)) > 255:
+        name = f".{hashlib.sha1(os.fsencode(output.name)).hexdigest()}.lock"
+    return output.with_name(name)
 
 
 @contextmanager
@@ -374,9 +380,9 @@ def output_lock(output: os.PathLike) -> Iterator[None]:
     """Hold the lock of ``output`` for the run; while one run holds it, another writing ``output`` is refused.
 
     An flock is dropped by the kernel when its holder dies, so a killed run
-    never leaves the output locked; the lock file is removed on release
-    (a run that opened it just before checks, after locking, that it is
-    still the file at the lock's path).
+    never leaves the output locked. The lock file is removed on release; a
+    run that opened it just before then finds, once locked, that it is no
+    longer the file at the lock's path, and opens the new one.
     """
     path = lock_path(output)
     while True:

@@ -1,8 +1,8 @@
 """Issue 28, classes 1, 2 and 10: what a run writes never replaces what it reads, a user's file, or anything outside.
 
 Generated: every command that writes (dream, visualize, zoom, video,
-frames-to-video, batch) x every path it writes (output, record, state,
-frame, work folder, frame folder, video, sheet) x every file it reads
+frames-to-video, batch, atlas) x every path it writes (output, record,
+state, frame, work folder, frame folder, video, sheet, page) x every file it reads
 (image, guide, init, labels, prototxt, weights, frames) x {the same file,
 a symlink to it, a hard link to it}, and each written path also as an
 existing folder, a folder that is a symlink, a folder holding a planted
@@ -38,7 +38,7 @@ from deepdream_caffe.io.atomic import sweep_dead_writers
 
 RUN_ALL = os.environ.get("DEEPDREAM_CAFFE_ABUSE_ALL") == "1"
 SAMPLE = 60
-DOCUMENTED = 269  # docs/reliability.md cites it; test_the_documented_count_is_honest keeps it so
+DOCUMENTED = 289  # docs/reliability.md cites it; test_the_documented_count_is_honest keeps it so
 
 # ---------------------------------------------------------------- the commands, their reads and their writes
 
@@ -55,9 +55,10 @@ class Command:
     """A command line built from its paths: ``reads`` and ``writes`` map roles to where they are."""
 
     def __init__(self, name: str, reads: Paths, writes: Dict[str, Callable[[Paths], str]],
-                 argv: Callable[[Paths], List[str]], folders: Tuple[str, ...] = (), records: Tuple[str, ...] = ()):
+                 argv: Callable[[Paths], List[str]], folders: Tuple[str, ...] = (), records: Tuple[str, ...] = (),
+                 frame: str = ""):
         self.name, self.reads, self.writes, self.argv = name, reads, writes, argv
-        self.folders, self.records = folders, records
+        self.folders, self.records, self.frame = folders, records, frame  # frame: a frame's name in its folder
 
 
 def _stem(p: str) -> str:
@@ -81,15 +82,15 @@ COMMANDS = [
              "video": lambda p: "z.gif", "video record": lambda p: "z.gif.json"},
             lambda p: ["zoom", p["input"], "--out-dir", "z", "--frames", "1", "--video", "z.gif",
                        "--guide", p["guide"], *_net(p), *SMALL],
-            folders=("folder",), records=("record", "video record")),
+            folders=("folder",), records=("record", "video record"), frame="0000.jpg"),
     Command("video", {"frame": "clip/0000.png", "guide": "g.png", **NET},
             {"output": lambda p: "v.gif", "record": lambda p: "v.gif.json", "work folder": lambda p: ".v.gif.frames"},
             lambda p: ["video", "clip", "-o", "v.gif", "--guide", p["guide"], *_net(p), *SMALL],
-            folders=("work folder",), records=("record",)),
+            folders=("work folder",), records=("record",), frame="000000.png"),
     Command("video to frames", {"frame": "clip/0000.png", "guide": "g.png", **NET},
             {"folder": lambda p: "vf", "frame": lambda p: "vf/000000.png", "record": lambda p: "vf/video.json"},
             lambda p: ["video", "clip", "-o", "vf", "--guide", p["guide"], *_net(p), *SMALL],
-            folders=("folder",), records=("record",)),
+            folders=("folder",), records=("record",), frame="000000.png"),
     Command("frames-to-video", {"frame": "clip/0000.png"},
             {"output": lambda p: "o.gif", "record": lambda p: "o.gif.json"},
             lambda p: ["frames-to-video", "clip", "o.gif", "-q"], records=("record",)),
@@ -99,6 +100,11 @@ COMMANDS = [
             lambda p: ["batch", p["input"], "--out-dir", "outs", "--sheet", "sheet.png", "--guide", p["guide"],
                        "--workers", "1", "--no-dashboard", *_net(p), *SMALL],
             records=("record",)),
+    Command("atlas", {"image": "in.png", **NET},
+            {"folder": lambda p: "site", "page": lambda p: "site/index.html"},
+            lambda p: ["atlas", "--image", p["image"], "-o", "site", "--workers", "1", "--no-dashboard", *_net(p),
+                       "--layers", "a/output", *SMALL[2:]],
+            folders=("folder",)),
 ]
 BY_NAME = {c.name: c for c in COMMANDS}
 # Reads that are one of a folder's files: "the same file" would take it out of the folder it is read from.
@@ -118,7 +124,9 @@ def _cases() -> List[Tuple[str, str, str, str]]:
                             continue  # the written path moves with the read one: no longer the same file
                     cases.append((c.name, w, r, kind))
             if w in c.folders:
-                cases += [(c.name, w, "", "folder is a symlink"), (c.name, w, "", "planted symlink")]
+                cases.append((c.name, w, "", "folder is a symlink"))
+                if c.frame:
+                    cases.append((c.name, w, "", "planted symlink"))
             elif w != "state":  # a state that is a folder is set aside, and the run starts over
                 cases.append((c.name, w, "", "a folder"))
             if w in c.records or (c.name == "batch" and w == "output"):
@@ -220,10 +228,8 @@ def _attack(d: Path, c: Command, w: str, r: str, kind: str, tiny_model) -> Paths
         at.symlink_to(elsewhere)
     elif kind == "planted symlink":
         at.mkdir()
-        first = next(role for role in c.writes if role == "frame") if "frame" in c.writes else None
-        name = Path(c.writes[first](paths)).name if first else "000000.png"
         _image(d / "elsewhere/photo.png", seed=7)  # a photo of the user's, not an input of this run
-        (at / name).symlink_to(d / "elsewhere/photo.png")
+        (at / c.frame).symlink_to(d / "elsewhere/photo.png")
     return paths
 
 
@@ -303,6 +309,28 @@ def test_a_second_run_writing_the_same_output_is_refused(tmp_path, photo, tiny_m
     assert out.exists() and not lock_path(out).exists()
 
 
+@pytest.mark.parametrize("cmd", ["video", "frames-to-video"])
+def test_a_video_input_named_like_the_outputs_record_is_kept(cmd, tmp_path, tiny_model, capsys):
+    from deepdream_caffe.io.video import write_video
+
+    src = tmp_path / "clip.gif.json"  # a GIF, whatever its name says
+    write_video(tmp_path / "c.gif", [np.full((16, 16, 3), 9 * i, np.uint8) for i in range(2)])
+    (tmp_path / "c.gif").rename(src)
+    argv = {"video": ["video", src, "-o", tmp_path / "clip.gif", "--prototxt", tiny_model[0], "--weights",
+                      tiny_model[1], *SMALL],
+            "frames-to-video": ["frames-to-video", src, tmp_path / "clip.gif", "-q"]}[cmd]
+    before = _snapshot(tmp_path)
+    assert "refusing to overwrite the input" in _one_line(*_run(argv, capsys, tmp_path))
+    assert _snapshot(tmp_path) == before
+
+
+def test_an_output_of_a_long_name_can_be_locked(tmp_path):
+    out = tmp_path / ("x" * 250 + ".png")
+    with output_lock(out):
+        assert len(lock_path(out).name) < 60 and lock_path(out).exists()
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_video_run_never_touches_the_work_folder_of_another_run(tmp_path, tiny_model, capsys):
     """Another process holds the lock of v.gif (as a running video does): this run is refused, its folder kept."""
     for i in range(2):
@@ -372,3 +400,33 @@ def test_frames_to_video_on_a_full_disk_leaves_nothing(suffix, tmp_path):
     r = _encode_under_limit(clip, out, 4096)  # past the first few kB every write fails (EFBIG)
     _one_line(r.returncode, r.stderr)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip"]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MiB tmpfs (root only; skipped where mounting is not permitted)."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("mounting a small tmpfs needs root and the permission to mount")
+    yield mnt
+    subprocess.run(["umount", str(mnt)], check=True)
+
+
+def test_a_video_whose_record_does_not_fit_on_the_disk_is_not_left_either(tmp_path, small_disk):
+    clip = tmp_path / "clip"
+    for i in range(3):
+        _image(clip / f"{i:04d}.png", seed=i, size=(32, 40))
+    cmd = [str(BIN)] if BIN.exists() else [sys.executable, "-m", "deepdream_caffe.cli"]
+    probe = small_disk / "probe.gif"
+    assert subprocess.run(cmd + ["frames-to-video", str(clip), str(probe), "-q"], timeout=120).returncode == 0
+    size = probe.stat().st_blocks * 512
+    probe.unlink()
+    (small_disk / "probe.gif.json").unlink()
+    st = os.statvfs(small_disk)
+    (small_disk / "filler").write_bytes(b"\0" * (st.f_bavail * st.f_frsize - size))  # room for the GIF alone
+    r = subprocess.run(cmd + ["frames-to-video", str(clip), str(small_disk / "o.gif"), "-q"], capture_output=True,
+                       text=True, timeout=120)
+    assert "disk full" in _one_line(r.returncode, r.stderr)
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler"]

@@ -127,6 +127,7 @@ def sheet_of(tasks, out: Path, tile: int = 192, failed: Collection[int] = ()) ->
 
     Tasks whose index is in ``failed`` get a "failed" cell even if an older output is on disk.
     """
+    check_sheet(tasks, out, tile)
     inputs: List[Path] = list(dict.fromkeys(t.input for t in tasks))
     labels: List[str] = list(dict.fromkeys(t.setting.label for t in tasks))
     grid: List[List[Optional[Path]]] = [[None] * len(labels) for _ in inputs]
