@@ -351,8 +351,7 @@ def zoom_file(
     input_path = None if input_path is None else Path(input_path)
     inputs = [input_path, cfg.guide, *net_files(cfg)]
     zoom_dir(out_dir).check(inputs)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)  # for the lock beside it, as the folder's would be
-    with output_lock(out_dir):  # a second run into this folder is refused meanwhile
+    with output_lock(out_dir, folder=True):  # a second run into this folder is refused meanwhile
         seed_flag = rep.name("seed")
         img, orientation = read_input(input_path, cfg.exif_orientation)
         input_sha1 = file_sha1(input_path)

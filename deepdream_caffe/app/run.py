@@ -363,12 +363,14 @@ class RunFiles:
                 raise DeepDreamError(f"{p} is not a folder; choose another output")
 
 
-def lock_path(output: os.PathLike) -> Path:
-    """The lock file of a run writing ``output`` (a file or a folder): ``.NAME.lock`` beside it.
+def lock_path(output: os.PathLike, folder: bool = False) -> Path:
+    """The lock file of a run writing ``output``: ``.NAME.lock`` beside a file, ``.deepdream-caffe.lock`` in a folder.
 
     A name too long for that is locked under its sha1 instead (a long name stays usable).
     """
     output = Path(output)
+    if folder:
+        return output / f".{TOOL}.lock"
     name = f".{output.name}.lock"
     if len(os.fsencode(name)) > 255:
         name = f".{hashlib.sha1(os.fsencode(output.name)).hexdigest()}.lock"
@@ -376,15 +378,24 @@ def lock_path(output: os.PathLike) -> Path:
 
 
 @contextmanager
-def output_lock(output: os.PathLike) -> Iterator[None]:
+def output_lock(output: os.PathLike, folder: bool = False) -> Iterator[None]:
     """Hold the lock of ``output`` for the run; while one run holds it, another writing ``output`` is refused.
+
+    With ``folder`` the output is a folder (of frames): the lock is kept in it, and the folders made for
+    the lock go with it if the run wrote nothing there.
 
     An flock is dropped by the kernel when its holder dies, so a killed run
     never leaves the output locked. The lock file is removed on release; a
     run that opened it just before then finds, once locked, that it is no
     longer the file at the lock's path, and opens the new one.
     """
-    path = lock_path(output)
+    path = lock_path(output, folder)
+    made = [p for p in (Path(output), *Path(output).parents) if not os.path.lexists(p)] if folder else []
+    if made:
+        try:
+            made[0].mkdir(parents=True)
+        except OSError as e:
+            raise DeepDreamError(f"cannot create {output}: {os_reason(e)}") from None
     while True:
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
@@ -415,8 +426,10 @@ def output_lock(output: os.PathLike) -> Iterator[None]:
     finally:
         try:
             os.unlink(path)
+            for folder_made in made:
+                folder_made.rmdir()
         except OSError:
-            pass
+            pass  # a folder with the run's frames in it stays
         os.close(fd)
 
 

@@ -132,8 +132,8 @@ def dream_video(
     check_files(source, out, inputs)
     if kind != "frames":
         check_video_output(out, source.width, source.height, codec, crf, source.frame_rate)
-    work_dir(out).parent.mkdir(parents=True, exist_ok=True)  # for the lock beside it, as the folder's would be
-    with output_lock(out):  # a second run writing ``out`` is refused, never mixed into this one's work folder
+    # A second run writing ``out`` is refused, never mixed into this one's work folder.
+    with output_lock(out, folder=kind == "frames"):
         total = source.frame_count if max_frames is None else min(max_frames, source.frame_count)
         params = dict(params, flow=carry.method, blend=carry.blend, carry=carry.carry,
                       frame_rate=str(source.frame_rate), size=[source.width, source.height])

@@ -34,7 +34,8 @@ from cli_util import BIN
 from deepdream_caffe.app.run import RunFiles, lock_path, output_lock
 from deepdream_caffe.cli.main import main
 from deepdream_caffe.errors import DeepDreamError
-from deepdream_caffe.io.atomic import sweep_dead_writers
+from deepdream_caffe.io.atomic import _host, sweep_dead_writers
+from deepdream_caffe.io.video import write_video
 
 RUN_ALL = os.environ.get("DEEPDREAM_CAFFE_ABUSE_ALL") == "1"
 SAMPLE = 60
@@ -281,7 +282,7 @@ def test_a_sheet_that_cannot_be_written_is_refused_before_the_batch(sheet, tile,
 
 def test_the_temp_sweep_leaves_other_users_files(tmp_path):
     dead = 2**22 + 1  # a pid no process has (above the default pid_max)
-    host = __import__("deepdream_caffe.io.atomic", fromlist=["_host"])._host()
+    host = _host()
     mine, theirs = (tmp_path / f".{n}.png.{host}-{dead}-x.tmp" for n in ("mine", "theirs"))
     mine.write_bytes(b"1")
     theirs.write_bytes(b"2")
@@ -311,8 +312,6 @@ def test_a_second_run_writing_the_same_output_is_refused(tmp_path, photo, tiny_m
 
 @pytest.mark.parametrize("cmd", ["video", "frames-to-video"])
 def test_a_video_input_named_like_the_outputs_record_is_kept(cmd, tmp_path, tiny_model, capsys):
-    from deepdream_caffe.io.video import write_video
-
     src = tmp_path / "clip.gif.json"  # a GIF, whatever its name says
     write_video(tmp_path / "c.gif", [np.full((16, 16, 3), 9 * i, np.uint8) for i in range(2)])
     (tmp_path / "c.gif").rename(src)
@@ -328,6 +327,10 @@ def test_an_output_of_a_long_name_can_be_locked(tmp_path):
     out = tmp_path / ("x" * 250 + ".png")
     with output_lock(out):
         assert len(lock_path(out).name) < 60 and lock_path(out).exists()
+    assert list(tmp_path.iterdir()) == []
+    frames = tmp_path / "new" / "frames"
+    with output_lock(frames, folder=True):  # a folder's lock is in it; a folder made for it goes if left empty
+        assert lock_path(frames, folder=True).exists()
     assert list(tmp_path.iterdir()) == []
 
 
