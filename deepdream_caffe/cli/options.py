@@ -56,6 +56,27 @@ def channel_term(text: str) -> Tuple[str, int, float]:
     return layer, int(index), _weight(w, text)
 
 
+def pan_pair(text: str) -> Tuple[float, float]:
+    """``DX,DY`` (``--pan``) -> (dx, dy), finite numbers."""
+    parts = text.split(",")
+    try:
+        dx, dy = (float(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not DX,DY (two numbers, e.g. 2,-1)") from None
+    if not (is_number(dx) and is_number(dy)):
+        raise argparse.ArgumentTypeError(f"'{text}': DX and DY must be finite numbers")
+    return dx, dy
+
+
+def scheduled(path: Optional[Path], allowed: Tuple[str, ...], what: str) -> Any:
+    """The keyframes in ``path`` (None: none), limited to the settings ``what`` takes."""
+    if path is None:
+        return None
+    from ..dream.keyframes import read_keyframes
+
+    return read_keyframes(path).only(allowed, what)
+
+
 def term_text(term: Tuple[Any, ...]) -> str:
     """The command-line text of a parsed ``--layer`` or ``--channel`` term (the inverse of the two above)."""
     *where, w = term
