@@ -22,8 +22,8 @@ from ..dream import defaults as nb
 from ..dream.ascent import ascend
 from ..dream.gradient import check_objective
 from ..dream.guide import guide_features_at
-from ..dream.octaves import octave_sizes
 from ..dream.keyframes import Keyframes
+from ..dream.octaves import octave_sizes
 from ..dream.params import Ascent, Lbfgs, SettingError
 from ..dream.sizing import fit_octaves, tile_extents
 from ..dream.tiling import TilePolicy

@@ -8,6 +8,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from ..app.config import DreamConfig
 from ..app.netspec import DEFAULT_MODEL, FALLBACK_MODEL, NetSource
 from ..dream import defaults as nb
+from ..dream.keyframes import read_keyframes
 from ..dream.params import Ascent, Octaves, SettingError, Tiling, is_number
 from ..errors import DeepDreamError
 from ..zoo import find_manifest
@@ -70,11 +71,7 @@ def pan_pair(text: str) -> Tuple[float, float]:
 
 def scheduled(path: Optional[Path], allowed: Tuple[str, ...], what: str) -> Any:
     """The keyframes in ``path`` (None: none), limited to the settings ``what`` takes."""
-    if path is None:
-        return None
-    from ..dream.keyframes import read_keyframes
-
-    return read_keyframes(path).only(allowed, what)
+    return None if path is None else read_keyframes(path).only(allowed, what)
 
 
 def term_text(term: Tuple[Any, ...]) -> str:

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import bisect
 import os
-import tomllib
 from dataclasses import dataclass, fields
 from typing import Any, Dict, Optional, Tuple
+
+import tomllib
 
 from ..errors import DeepDreamError
 from ..io.files import open_regular

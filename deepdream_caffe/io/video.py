@@ -27,8 +27,15 @@ from PIL import Image, UnidentifiedImageError
 from ..errors import DeepDreamError, import_extra
 from .atomic import atomic_output, atomic_path
 from .image import IMAGE_SUFFIXES, load_image, sidecar_path, to_uint8
-from .video_formats import (ANIMATIONS, AUDIO_CODECS, CONTAINER_CODECS, CONTAINERS, DEFAULT_CODEC, DEFAULT_CRF,
-                            PILLOW_ANIMATIONS)
+from .video_formats import (
+    ANIMATIONS,
+    AUDIO_CODECS,
+    CONTAINER_CODECS,
+    CONTAINERS,
+    DEFAULT_CODEC,
+    DEFAULT_CRF,
+    PILLOW_ANIMATIONS,
+)
 from .video_formats import DEFAULT_FPS as _FPS
 
 DEFAULT_FPS = Fraction(_FPS)
