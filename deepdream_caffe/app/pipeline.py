@@ -413,10 +413,11 @@ def zoom_file(
         progress["next"] = i + 1
         rep.note(f"frame {i + 1}/{zoom.frames} written")
 
+    read = [input_path, cfg.guide, zoom.keyframes.path if zoom.keyframes is not None else None]
     try:
         return zoom_frames(scheduled, img, out_dir, zoom.frames, np.random.RandomState(0 if seed is None else seed),
                            params=params, metadata=meta, on_frame=on_frame, on_start=on_start, note=rep.note,
-                           quality=quality, inputs=[input_path, cfg.guide], zoom=zoom, before=scheduled.before)
+                           quality=quality, inputs=read, zoom=zoom, before=scheduled.before)
     except KeyboardInterrupt as e:
         kept = "" if seed is None else f" (it reuses seed {seed}, kept in {out_dir / PARAMS_FILE})"
         raise _interrupted(e, f"at frame {progress['next']} of {zoom.frames}",

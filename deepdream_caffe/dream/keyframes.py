@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import bisect
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
 import tomllib
@@ -82,10 +83,12 @@ FIELDS = tuple(f.name for f in fields(Key))
 
 @dataclass(frozen=True)
 class Keyframes:
-    """A schedule: ``keys`` in increasing frame order; ``name`` says where it came from in errors."""
+    """A schedule: ``keys`` in increasing frame order; ``name`` says where it came from in errors, ``path``
+    is the file it was read from (a run never writes over it)."""
 
     keys: Tuple[Key, ...]
     name: str = "keyframes"
+    path: Optional[Path] = None
 
     def __post_init__(self) -> None:
         if not self.keys:
@@ -165,4 +168,4 @@ def read_keyframes(path: os.PathLike) -> Keyframes:
     unknown = sorted(set(doc) - {"key"})
     if unknown:
         raise DeepDreamError(f"{path}: unknown table or setting '{unknown[0]}'; a keyframe file holds [[key]] tables")
-    return Keyframes.from_dicts(doc.get("key", []), str(path))
+    return replace(Keyframes.from_dicts(doc.get("key", []), str(path)), path=Path(path))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -99,6 +100,14 @@ def test_bad_keyframe_files_are_one_line(tmp_path, text, fragment):
     assert fragment in str(e.value) and str(p) in str(e.value) and "\n" not in str(e.value)
 
 
+def test_a_keyframe_file_that_is_not_a_file_is_refused_without_waiting(tmp_path):
+    fifo = tmp_path / "k.toml"
+    os.mkfifo(fifo)
+    for path, fragment in ((fifo, "FIFO"), (tmp_path, "directory"), (tmp_path / "none.toml", "not found")):
+        with pytest.raises(DeepDreamError, match=fragment):
+            read_keyframes(path)
+
+
 def _photo(path, h=32, w=32):
     Image.fromarray(np.random.RandomState(0).randint(0, 256, (h, w, 3)).astype(np.uint8)).save(path)
     return path
@@ -150,6 +159,14 @@ def test_zoom_schedule_changes_the_frames_it_says_is_recorded_and_resumes_bit_id
     other = ZoomConfig(frames=5, keyframes=Keyframes.from_dicts([{"frame": 0, "scale": 0.1, "rotate": 1}]))
     with pytest.raises(DeepDreamError, match="other keyframes"):
         zoom_file(src, tmp_path / "cut", _config(tiny_model), other)
+    # The record is never written over the schedule it was read from.
+    (tmp_path / "cut" / "zoom.json").rename(tmp_path / "keys.json")
+    (tmp_path / "keys.json").write_text('[[key]]\nframe = 0\nscale = 0.1\n')
+    mine = ZoomConfig(frames=1, keyframes=read_keyframes(tmp_path / "keys.json"))
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "zoom.json").symlink_to(tmp_path / "keys.json")
+    with pytest.raises(DeepDreamError, match="refusing to overwrite the input"):
+        zoom_file(src, tmp_path / "d", _config(tiny_model), mine)
 
 
 def test_zoom_cli_motion_flags_and_bad_schedules(tiny_model, tmp_path):
