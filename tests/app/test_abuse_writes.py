@@ -2,9 +2,10 @@
 
 Generated: every command that writes (dream, visualize, zoom, video,
 frames-to-video, batch, atlas) x every path it writes (output, record,
-state, frame, work folder, frame folder, video, sheet, page) x every file it reads
-(image, guide, init, labels, prototxt, weights, frames) x {the same file,
-a symlink to it, a hard link to it}, and each written path also as an
+state, frame, work folder, frame folder, video, sheet, page) x every
+file it reads (image, guide, init, labels, keyframes, prototxt, weights,
+frames) x {the same file, a symlink to it, a hard link to it}, and each
+written path also as an
 existing folder, a folder that is a symlink, a folder holding a planted
 symlink, and a user's own file at a record's place. Each runs ``main()``
 in this process (the refusal comes before any net loads) and asserts one
@@ -39,7 +40,7 @@ from deepdream_caffe.io.video import write_video
 
 RUN_ALL = os.environ.get("DEEPDREAM_CAFFE_ABUSE_ALL") == "1"
 SAMPLE = 60
-DOCUMENTED = 289  # docs/reliability.md cites it; test_the_documented_count_is_honest keeps it so
+DOCUMENTED = 313  # docs/reliability.md cites it; test_the_documented_count_is_honest keeps it so
 
 # ---------------------------------------------------------------- the commands, their reads and their writes
 
@@ -78,15 +79,16 @@ COMMANDS = [
             lambda p: ["visualize", "--class", "1", "-o", "out.jpg", "--init", p["init"], "--labels", p["labels"],
                        *_net(p), "--iters", "1", "-q"],
             records=("record",)),
-    Command("zoom", {"input": "in.png", "guide": "g.png", **NET},
+    Command("zoom", {"input": "in.png", "guide": "g.png", "keyframes": "keys.toml", **NET},
             {"folder": lambda p: "z", "frame": lambda p: "z/0000.jpg", "record": lambda p: "z/zoom.json",
              "video": lambda p: "z.gif", "video record": lambda p: "z.gif.json"},
             lambda p: ["zoom", p["input"], "--out-dir", "z", "--frames", "1", "--video", "z.gif",
-                       "--guide", p["guide"], *_net(p), *SMALL],
+                       "--guide", p["guide"], "--keyframes", p["keyframes"], *_net(p), *SMALL],
             folders=("folder",), records=("record", "video record"), frame="0000.jpg"),
-    Command("video", {"frame": "clip/0000.png", "guide": "g.png", **NET},
+    Command("video", {"frame": "clip/0000.png", "guide": "g.png", "keyframes": "keys.toml", **NET},
             {"output": lambda p: "v.gif", "record": lambda p: "v.gif.json", "work folder": lambda p: ".v.gif.frames"},
-            lambda p: ["video", "clip", "-o", "v.gif", "--guide", p["guide"], *_net(p), *SMALL],
+            lambda p: ["video", "clip", "-o", "v.gif", "--guide", p["guide"], "--keyframes", p["keyframes"],
+                       *_net(p), *SMALL],
             folders=("work folder",), records=("record",), frame="000000.png"),
     Command("video to frames", {"frame": "clip/0000.png", "guide": "g.png", **NET},
             {"folder": lambda p: "vf", "frame": lambda p: "vf/000000.png", "record": lambda p: "vf/video.json"},
@@ -160,6 +162,8 @@ def _lay_out(d: Path, paths: Paths, tiny_model) -> None:
             shutil.copy(tiny_model[0 if role == "prototxt" else 1], p)
         elif role == "labels":
             p.write_text("".join(f"class {i}\n" for i in range(5)))
+        elif role == "keyframes":
+            p.write_text("[[key]]\nframe = 0\nstep_size = 1.5\n")
         else:
             _image(p, seed=len(rel))
     if "frame" in paths:
