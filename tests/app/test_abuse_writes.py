@@ -421,19 +421,16 @@ def small_disk(tmp_path):
     subprocess.run(["umount", str(mnt)], check=True)
 
 
-def test_a_video_whose_record_does_not_fit_on_the_disk_is_not_left_either(tmp_path, small_disk):
+def test_a_video_whose_record_does_not_fit_on_the_disk_is_not_left_either(tmp_path, small_disk, capsys):
     clip = tmp_path / "clip"
     for i in range(3):
         _image(clip / f"{i:04d}.png", seed=i, size=(32, 40))
-    cmd = [str(BIN)] if BIN.exists() else [sys.executable, "-m", "deepdream_caffe.cli"]
-    probe = small_disk / "probe.gif"
-    assert subprocess.run(cmd + ["frames-to-video", str(clip), str(probe), "-q"], timeout=120).returncode == 0
+    probe = small_disk / "o.gif"
+    assert _run(["frames-to-video", clip, probe, "-q"], capsys, tmp_path)[0] == 0
     size = probe.stat().st_blocks * 512
     probe.unlink()
-    (small_disk / "probe.gif.json").unlink()
+    (small_disk / "o.gif.json").unlink()
     st = os.statvfs(small_disk)
     (small_disk / "filler").write_bytes(b"\0" * (st.f_bavail * st.f_frsize - size))  # room for the GIF alone
-    r = subprocess.run(cmd + ["frames-to-video", str(clip), str(small_disk / "o.gif"), "-q"], capture_output=True,
-                       text=True, timeout=120)
-    assert "disk full" in _one_line(r.returncode, r.stderr)
+    assert "disk full" in _one_line(*_run(["frames-to-video", clip, probe, "-q"], capsys, tmp_path))
     assert sorted(p.name for p in small_disk.iterdir()) == ["filler"]
