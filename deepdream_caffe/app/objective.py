@@ -19,7 +19,8 @@ from .config import DreamConfig
 
 def objective_layer_names(config: DreamConfig, default: str) -> Tuple[str, ...]:
     """Every layer the objective reads, first mention first."""
-    names = [name for name, _ in config.objective_layers(default)] + [layer for layer, _, _ in config.channels]
+    names = [name for name, _ in config.objective_layers(default)] + [layer for layer, _, _ in config.channels] \
+        + [layer for layer, _, _ in config.picks]
     return tuple(dict.fromkeys(names))
 
 
