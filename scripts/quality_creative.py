@@ -34,12 +34,12 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
-from quality import load_photo, open_nsfw, save_png  # noqa: E402
 
 from deepdream_caffe.dream.ascent import deepdream  # noqa: E402
 from deepdream_caffe.dream.measures import measure_dream  # noqa: E402
 from deepdream_caffe.io.image import to_uint8  # noqa: E402
 from deepdream_caffe.net.loading import load_net  # noqa: E402
+from quality import load_photo, open_nsfw, save_png  # noqa: E402
 
 DEFAULT_LAYER = "eltwise_stage1_block3"
 LAP_LAYERS = ["eltwise_stage1_block3", "relu_stage2_block2"]

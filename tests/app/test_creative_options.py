@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from app_util import DiesAt
 from deepdream_caffe import load_net
-from deepdream_caffe.app import DreamConfig, DreamSession, NetSource, Progress, Reporter, ZoomConfig, dream_file, zoom_file
+from deepdream_caffe.app import DreamConfig, DreamSession, NetSource, ZoomConfig, dream_file, zoom_file
 from deepdream_caffe.app.video import VideoConfig, video_file
 from deepdream_caffe.dream.params import Ascent, Lbfgs, Octaves
 from deepdream_caffe.dream.transform import preprocess
@@ -32,24 +33,6 @@ def _config(tiny_model, **kw):
                        octaves=Octaves(2), **kw)
 
 
-class _Dies(Reporter):
-    """Interrupts the dream when it reaches octave ``last``."""
-
-    def __init__(self, last):
-        self.last, self.notes = last, []
-
-    def note(self, message):
-        self.notes.append(message)
-
-    def progress(self, sizes, iter_n, label):
-        reporter = self
-
-        class Bar(Progress):
-            def update(self, octave, step, extra=None):
-                if octave == reporter.last:
-                    raise KeyboardInterrupt
-
-        return Bar()
 
 
 # ---------------------------------------------------------------- max size
@@ -94,16 +77,16 @@ def test_each_option_is_recorded_keys_the_resume_and_resumes_to_the_same_pixels(
     assert not np.array_equal(whole.image[:plain.image.shape[0], :plain.image.shape[1]], plain.image)
 
     with pytest.raises(KeyboardInterrupt):
-        dream_file(src, tmp_path / "cut.png", cfg, reporter=_Dies(last=2))
-    rep = _Dies(last=99)
+        dream_file(src, tmp_path / "cut.png", cfg, reporter=DiesAt(last=2))
+    rep = DiesAt(last=99)
     again = dream_file(src, tmp_path / "cut.png", cfg, reporter=rep)
     assert any("resumed after octave 2" in n for n in rep.notes)
     assert np.array_equal(again.image, whole.image)
     # A state left by a run without the option is not picked up by one with it.
     with pytest.raises(KeyboardInterrupt):
         dream_file(src, tmp_path / "other.png", replace(cfg, solver=Ascent(iter_n=2, jitter=4), max_size=None),
-                   reporter=_Dies(last=2))
-    rep = _Dies(last=99)
+                   reporter=DiesAt(last=2))
+    rep = DiesAt(last=99)
     dream_file(src, tmp_path / "other.png", cfg, reporter=rep)
     assert not any("resumed" in n for n in rep.notes)
 
@@ -147,8 +130,8 @@ def test_random_picks_draw_with_the_seed_and_resume_with_it(tiny_model, tmp_path
     assert chosen[1] != chosen[2]
     # Without a seed, the unfinished run's seed is taken up again, and with it its channels.
     with pytest.raises(KeyboardInterrupt):
-        dream_file(src, tmp_path / "cut.png", replace(cfg, octaves=Octaves(3)), reporter=_Dies(last=2))
-    rep = _Dies(last=99)
+        dream_file(src, tmp_path / "cut.png", replace(cfg, octaves=Octaves(3)), reporter=DiesAt(last=2))
+    rep = DiesAt(last=99)
     dream_file(src, tmp_path / "cut.png", replace(cfg, octaves=Octaves(3)), reporter=rep)
     meta = read_metadata(tmp_path / "cut.png")
     assert any("resumed after octave 2" in n for n in rep.notes)

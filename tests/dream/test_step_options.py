@@ -12,7 +12,7 @@ from deepdream_caffe.dream.laplacian import band_rms, lap_merge, lap_normalize, 
 from deepdream_caffe.dream.objectives import as_objective
 from deepdream_caffe.dream.params import Ascent
 from deepdream_caffe.dream.step import make_step
-from deepdream_caffe.dream.transform import deprocess, preprocess
+from deepdream_caffe.dream.transform import preprocess
 from deepdream_caffe.errors import SettingError
 from deepdream_caffe.net.access import input_blob
 
