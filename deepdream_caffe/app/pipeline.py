@@ -198,6 +198,11 @@ class DreamSession:
             self.objective = self._objective(self.chosen)
         return self.chosen
 
+    def _chosen(self) -> Chosen:
+        if self.chosen is None:
+            raise DeepDreamError("the picked channels are not chosen yet: call choose(img, seed) first")
+        return self.chosen
+
     def octaves_for(self, h: int, w: int) -> int:
         """How many octaves an ``h`` x ``w`` image gets (fewer than asked if small; told once per size)."""
         if (h, w) not in self._plans:
@@ -221,9 +226,7 @@ class DreamSession:
     def params(self, octave_n: int) -> Dict[str, Any]:
         """The recorded settings of a dream with ``octave_n`` octaves (loads the net: they name its objective)."""
         self.load()
-        if self.chosen is None:
-            raise DeepDreamError("the picked channels are not chosen yet: call choose(img, seed) first")
-        return run_params(self.config, self.spec, self.layers, octave_n, repr(self.objective), self.chosen)
+        return run_params(self.config, self.spec, self.layers, octave_n, repr(self.objective), self._chosen())
 
     def dream(self, img: np.ndarray, rng: Optional[np.random.RandomState] = None, *, label: str = "dream",
               checkpoint: Any = None) -> DreamResult:
@@ -235,8 +238,7 @@ class DreamSession:
         octave_n = self.octaves_for(*img.shape[:2])
         net = self.load()
         cfg = self.config
-        if self.chosen is None:
-            raise DeepDreamError("the picked channels are not chosen yet: call choose(img, seed) first")
+        self._chosen()
 
         def progress(sizes: List[Tuple[int, int]], iter_n: int) -> Progress:
             return self.reporter.progress(sizes, iter_n, label)
