@@ -42,6 +42,6 @@ def build_objective(config: DreamConfig, default: str,
 
 
 def is_plain(config: DreamConfig) -> bool:
-    """One layer of weight 1, no channel, no guide: the L-BFGS mode's own "gain"/"l2" record applies."""
+    """One layer of weight 1, no channel (given or picked), no guide: the L-BFGS mode's own "gain"/"l2" record applies."""
     layers = config.objective_layers("")
-    return len(layers) == 1 and layers[0][1] == 1.0 and not config.channels and config.guide is None
+    return len(layers) == 1 and layers[0][1] == 1.0 and not config.channels and not config.picks and config.guide is None

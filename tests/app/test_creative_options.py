@@ -166,3 +166,12 @@ def test_more_channels_than_the_layer_has_is_refused_when_the_net_loads(tiny_mod
         DreamSession(cfg).load()
     with pytest.raises(DeepDreamError, match="not chosen yet"):
         DreamSession(_config(tiny_model, picks=((END, "strongest", 2),))).dream(np.zeros((32, 32, 3), np.float32))
+
+
+def test_lbfgs_dreams_the_strongest_channel_beside_its_layer(tiny_model, tmp_path):
+    src = _photo(tmp_path / "in.png", 40, 48)
+    cfg = DreamConfig(net=NetSource(prototxt=tiny_model[0], weights=tiny_model[1]), layer=END,
+                      picks=((END, "strongest", 1),), solver=Lbfgs(maxiter=2), octaves=Octaves(1))
+    dream_file(src, tmp_path / "o.png", cfg)
+    (c,) = read_metadata(tmp_path / "o.png")["params"]["picks"][0]["channels"]
+    assert read_metadata(tmp_path / "o.png")["params"]["objective"].endswith(f" + channel('{END}', {c})")
