@@ -175,3 +175,5 @@ def test_lbfgs_dreams_the_strongest_channel_beside_its_layer(tiny_model, tmp_pat
     dream_file(src, tmp_path / "o.png", cfg)
     (c,) = read_metadata(tmp_path / "o.png")["params"]["picks"][0]["channels"]
     assert read_metadata(tmp_path / "o.png")["params"]["objective"].endswith(f" + channel('{END}', {c})")
+    dream_file(src, tmp_path / "hand.png", replace(cfg, picks=(), channels=((END, c),)))
+    assert np.array_equal(load_image(tmp_path / "o.png"), load_image(tmp_path / "hand.png"))
