@@ -86,8 +86,8 @@ def pictures() -> List[Picture]:
                 [dream("lap-plain.png", "rocket-1024", "--layer", "relu_stage2_block2"),
                  dream("lap-4.png", "rocket-1024", "--layer", "relu_stage2_block2", "--lap-levels", "4")],
                 ["lap-plain.png", "lap-4.png"], width=1200),
-        Picture("strongest", "the 3 channels of relu_stage2_block2 most active on rocket, dreamed at 480 px",
-                [dream("strongest.png", "rocket", "--channel", "relu_stage2_block2:strongest=3", "--max-size", "480")],
+        Picture("strongest", "the 3 channels of eltwise_stage1_block3 most active on rocket, dreamed at 480 px",
+                [dream("strongest.png", "rocket", "--channel", "eltwise_stage1_block3:strongest=3", "--max-size", "480")],
                 ["strongest.png"]),
     ]
 
