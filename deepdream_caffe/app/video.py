@@ -274,15 +274,12 @@ class ShrunkSource(VideoSource):
 
     @classmethod
     def of(cls, source: VideoSource, max_size: Optional[int]) -> VideoSource:
+        """``source`` as ``--max-size`` has it dreamed: itself when it is within the size."""
         h, w = shrunk_size(source.height, source.width, max_size)
         if (h, w) == (source.height, source.width):
             return source
-        return cls(**{f.name: getattr(source, f.name) for f in fields(source)}, whole=source, max_size=max_size)
-
-    def __post_init__(self) -> None:
-        h, w = shrunk_size(self.height, self.width, self.max_size)
-        object.__setattr__(self, "height", h)
-        object.__setattr__(self, "width", w)
+        same = {f.name: getattr(source, f.name) for f in fields(source)}
+        return cls(**{**same, "height": h, "width": w}, whole=source, max_size=max_size)
 
     def frames(self, start: int = 0) -> Iterator[np.ndarray]:
         return (shrink(f, self.max_size) for f in self.whole.frames(start))
