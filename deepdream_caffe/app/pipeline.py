@@ -195,9 +195,14 @@ class DreamSession:
         """Choose the config's picked channels on ``img`` (HxWx3 RGB, as dreamed) with ``seed``; the objective
         adds them. Without picks, nothing to do."""
         if self.config.picks:
-            self.chosen = pick_channels(self.load(), img, self.config.picks, seed)
-            self.objective = self._objective(self.chosen)
+            self.use(pick_channels(self.load(), img, self.config.picks, seed))
         return self.chosen
+
+    def use(self, chosen: Chosen) -> None:
+        """Dream ``chosen`` (what :meth:`choose` chose, here or in a session of the same picks) as the picks."""
+        self.load()
+        self.chosen = chosen
+        self.objective = self._objective(chosen)
 
     def _chosen(self) -> Chosen:
         if self.chosen is None:
@@ -288,8 +293,10 @@ class Scheduled:
         if k is None:
             return
         step = k.at("step_size", i, None)
-        self.now = (self.sessions.get(k.at("layer", i, None), self.session),
-                    None if step is None else replace(self.session.config.solver, step_size=step))
+        session = self.sessions.get(k.at("layer", i, None), self.session)
+        if session.chosen != self.session.chosen:  # a keyframed layer keeps the channels picked on the input
+            session.use(self.session.chosen)
+        self.now = (session, None if step is None else replace(self.session.config.solver, step_size=step))
 
     def __call__(self, img: np.ndarray, rng: np.random.RandomState) -> np.ndarray:
         session, ascent = self.now

@@ -12,6 +12,7 @@ from app_util import DiesAt
 from deepdream_caffe import load_net
 from deepdream_caffe.app import DreamConfig, DreamSession, NetSource, ZoomConfig, dream_file, zoom_file
 from deepdream_caffe.app.video import VideoConfig, video_file
+from deepdream_caffe.dream.keyframes import Keyframes
 from deepdream_caffe.dream.params import Ascent, Lbfgs, Octaves
 from deepdream_caffe.dream.transform import preprocess
 from deepdream_caffe.errors import DeepDreamError, SettingError
@@ -177,3 +178,16 @@ def test_lbfgs_dreams_the_strongest_channel_beside_its_layer(tiny_model, tmp_pat
     assert read_metadata(tmp_path / "o.png")["params"]["objective"].endswith(f" + channel('{END}', {c})")
     dream_file(src, tmp_path / "hand.png", replace(cfg, picks=(), channels=((END, c),)))
     assert np.array_equal(load_image(tmp_path / "o.png"), load_image(tmp_path / "hand.png"))
+
+
+def test_a_keyframed_layer_keeps_the_channels_picked_on_the_input(tiny_model, tmp_path):
+    src = _photo(tmp_path / "in.png", 32, 32)
+    cfg = replace(_config(tiny_model, seed=2, layer=END, picks=((END, "strongest", 2),)), solver=Ascent(iter_n=1),
+                  octaves=Octaves(1))
+    keys = Keyframes.from_dicts([{"frame": 1, "layer": "conv1"}])
+    zoom_file(src, tmp_path / "z", cfg, ZoomConfig(frames=2, keyframes=keys))
+    by_hand = replace(cfg, picks=(), channels=tuple((END, c) for c in sorted(
+        range(12), key=lambda c: -_channel_means(tiny_model, load_image(src))[c])[:2]))
+    zoom_file(src, tmp_path / "hand", by_hand, ZoomConfig(frames=2, keyframes=keys))
+    assert [p.read_bytes() for p in sorted((tmp_path / "z").glob("*.jpg"))] == \
+        [p.read_bytes() for p in sorted((tmp_path / "hand").glob("*.jpg"))]
