@@ -15,7 +15,7 @@ import hashlib
 import itertools
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
@@ -29,7 +29,7 @@ from ..dream.keyframes import DREAM, Keyframes
 from ..dream.params import SettingError, check
 from ..errors import DeepDreamError
 from ..io.hashing import sha1_file
-from ..io.image import load_image, sidecar_path
+from ..io.image import load_image, shrink, shrunk_size, sidecar_path
 from ..io.video import (
     DEFAULT_CRF,
     DEFAULT_FPS,
@@ -295,6 +295,26 @@ class VideoConfig:
         return FrameCarry(self.flow, float(self.blend), self.carry)
 
 
+@dataclass(frozen=True)
+class ShrunkSource(VideoSource):
+    """``whole``'s frames with their long side brought down to ``max_size`` (width and height say so)."""
+
+    whole: Optional[VideoSource] = None
+    max_size: int = 0
+
+    @classmethod
+    def of(cls, source: VideoSource, max_size: Optional[int]) -> VideoSource:
+        """``source`` as ``--max-size`` has it dreamed: itself when it is within the size."""
+        h, w = shrunk_size(source.height, source.width, max_size)
+        if (h, w) == (source.height, source.width):
+            return source
+        same = {f.name: getattr(source, f.name) for f in fields(source)}
+        return cls(**{**same, "height": h, "width": w}, whole=source, max_size=max_size)
+
+    def frames(self, start: int = 0) -> Iterator[np.ndarray]:
+        return (shrink(f, self.max_size) for f in self.whole.frames(start))
+
+
 def _seed_for(config: Any, work: Path, rep: Reporter) -> int:
     """The config's seed; else an unfinished run's (so re-running the same command resumes it); else a new one."""
     seed = saved_seed(work, KIND) if config.seed is None else None
@@ -333,6 +353,7 @@ def video_file(
         raise SettingError("{exif_orientation} is for images; a video's frames are turned upright by its display matrix (frame files: by their tags)")
     source = open_source(input_spec, video.fps)
     _note_turn(source, rep)
+    source = ShrunkSource.of(source, cfg.max_size)
     if source.kind == "video" and video.fps is not None:
         raise SettingError("{fps} is for frame folders; a video keeps its own frame rate")
     out = Path(output)
@@ -350,6 +371,11 @@ def video_file(
     scheduled = Scheduled(session, video.keyframes, source.height, source.width)
     session.load()
     seed = _seed_for(cfg, work_dir(out), rep)
+    if cfg.picks:  # chosen on the first frame, kept for all
+        first = next(iter(source.frames()), None)
+        if first is None:
+            raise DeepDreamError(f"{source.spec} has no video frames")
+        session.choose(first, seed)
     spec = session.spec
     params = dict(session.params(octave_n), model=spec.model, weights_sha1=spec.weights_sha1,
                   input_turn_degrees=90 * source.quarter_turns)
