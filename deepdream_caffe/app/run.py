@@ -31,9 +31,9 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 
 import numpy as np
 
-from ..errors import DeepDreamError
-from ..io.atomic import atomic_output
-from ..io.files import open_regular, set_aside
+from ..errors import DeepDreamError, one_line
+from ..io.atomic import atomic_output, fit_name
+from ..io.files import MAX_RECORD_BYTES, open_regular, read_regular, set_aside
 from ..io.image import save_image
 
 Note = Callable[[str], None]
@@ -42,7 +42,7 @@ DreamFn = Callable[[np.ndarray, np.random.RandomState], np.ndarray]
 CarryFn = Callable[[Optional[np.ndarray], Optional[Arrays]], np.ndarray]  # (frame, last state) -> dream input
 _MT_LEN = 624  # MT19937's state words
 _KEY_BYTES = 4 * 40 + 64  # a sha1 as a numpy string, and its .npy header
-_RECORD_BYTES = 1 << 20
+_STATE_SLACK = 1 << 20  # a state is its arrays and a few scalars, each with a zip and .npy header
 _RNG_LIMITS = {"keys": 4 * _MT_LEN, "pos": 8, "has_gauss": 8, "cached": 8}
 
 
@@ -58,7 +58,7 @@ def run_files(kind: str) -> Tuple[str, str]:
 
 
 def stderr_note(message: str) -> None:
-    print(message, file=sys.stderr)
+    print(one_line(message), file=sys.stderr)
 
 
 class UnusableState(Exception):
@@ -76,7 +76,7 @@ def _read_npz(path: Path, limits: Dict[str, int]) -> Arrays:
     its own data needs; pickled objects are refused (numpy's default).
     """
     try:
-        f = open_regular(path, "state file")
+        f = open_regular(path, "state file", sum(limits.values()) + _STATE_SLACK)
     except DeepDreamError as e:
         raise UnusableState(str(e)) from None
     with f:
@@ -203,7 +203,8 @@ class StateFile:
 def state_path(output: os.PathLike) -> Path:
     """Where a dream's state waits beside its output: ``.NAME.dream-state.npz``."""
     output = Path(output)
-    return output.with_name(f".{output.name}.dream-state.npz")
+    # Room is left for the label set_aside() adds to a state it cannot use.
+    return output.with_name(f".{fit_name(output.name, '..dream-state.npz.old-' + '0' * 12)}.dream-state.npz")
 
 
 class FileCheckpoint(StateFile):
@@ -252,12 +253,9 @@ def read_record(path: os.PathLike) -> Optional[Dict[str, Any]]:
     if not os.path.lexists(path):
         return None
     try:
-        with open_regular(path, "record") as f:
-            data = f.read(_RECORD_BYTES + 1)
-    except (DeepDreamError, OSError) as e:
+        data = read_regular(path, "record", MAX_RECORD_BYTES)
+    except DeepDreamError as e:
         raise UnusableState(str(e)) from None
-    if len(data) > _RECORD_BYTES:
-        raise UnusableState(f"it is larger than a record ({_RECORD_BYTES} bytes)")
     try:
         record = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as e:

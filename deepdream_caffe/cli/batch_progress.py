@@ -7,12 +7,13 @@ from typing import Dict, List, Optional
 from tqdm import tqdm
 
 from ..app.batch.run import BatchReporter
+from ..errors import one_line
 from .progress import PROG
 
 
 def say(quiet: bool, message: str) -> None:
     if not quiet:
-        print(f"{PROG}: {message}", file=sys.stderr)
+        print(f"{PROG}: {one_line(message)}", file=sys.stderr)
 
 
 class BatchBar(BatchReporter):

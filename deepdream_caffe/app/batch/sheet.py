@@ -14,6 +14,7 @@ from typing import Collection, List, Optional, Sequence, Tuple
 from PIL import Image, ImageDraw, ImageFont
 
 from ...io.atomic import atomic_output
+from ...io.files import open_regular
 from ...io.image import image_format
 
 GAP = 4
@@ -59,7 +60,7 @@ def layout(row_labels: Sequence[str], col_labels: Sequence[Sequence[str]], tile:
 
 def thumbnail(path: Path, tile: int):
     """The image at ``path`` scaled to fit ``tile`` x ``tile`` (PIL image, RGB)."""
-    with Image.open(path) as im:
+    with open_regular(path, "image") as f, Image.open(f) as im:
         im = im.convert("RGB")
         im.thumbnail((tile, tile), Image.LANCZOS)
         return im.copy()
