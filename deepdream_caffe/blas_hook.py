@@ -400,14 +400,16 @@ def _read_cache(path: str, key: str) -> Optional[Dict[str, Any]]:
 def _write_cache(path: str, entry: Dict[str, Any]) -> None:
     import tempfile
 
+    tmp = None
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
         with os.fdopen(fd, "w") as f:
             json.dump(entry, f, indent=1, sort_keys=True)
         os.replace(tmp, path)
-    except OSError:
-        pass  # an unwritable cache costs a probe per import, nothing else
+    except OSError:  # an unwritable cache (or a folder in the entry's place) costs a probe per import
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def find_choice(cpu: Dict[str, Any]) -> Dict[str, Any]:
