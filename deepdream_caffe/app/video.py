@@ -27,6 +27,7 @@ from ..dream.defaults import BLEND, CARRY, CARRY_MODES, FLOW, FLOW_METHODS
 from ..dream.flow import FrameCarry
 from ..dream.params import SettingError, check
 from ..errors import DeepDreamError
+from ..io.atomic import fit_name
 from ..io.hashing import sha1_file
 from ..io.image import load_image
 from ..io.video import (
@@ -53,7 +54,7 @@ KIND = "video"  # the work folder's record and state: video.json, .video-state.n
 def work_dir(out: os.PathLike) -> Path:
     """Where the frames of a run go: the output itself for a frame folder, else a hidden folder beside it."""
     out = Path(out)
-    return out if output_kind(out) == "frames" else out.with_name(f".{out.name}.frames")
+    return out if output_kind(out) == "frames" else out.with_name(f".{fit_name(out.name, '..frames')}.frames")
 
 
 def source_sha1(source: VideoSource) -> str:

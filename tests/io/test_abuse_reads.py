@@ -396,16 +396,27 @@ def test_one_channel_images_are_scaled_to_8_bit_range(mode, values, want, tmp_pa
     assert (img[..., 0] == img[..., 2]).all()
 
 
-@pytest.mark.parametrize("name", ["a" * 236 + ".png", "é" * 118 + ".png"])  # 240 characters; 240 bytes
-def test_a_long_output_name_is_written_under_that_name(name, tmp_path, tiny_model):
-    photo = tmp_path / "in.tif"
-    Image.fromarray(np.random.RandomState(0).randint(0, 256, (32, 40)).astype(np.int32)).save(photo)  # mode I
+@pytest.mark.parametrize("cmd, name", [
+    ("dream", "a" * 236 + ".png"),  # 240 characters
+    ("dream", "é" * 118 + ".png"),  # 240 bytes
+    ("video", "v" * 246 + ".mp4"),  # its work folder's name would pass 255 bytes
+    ("frames-to-video", "g" * 246 + ".gif"),
+])
+def test_a_long_output_name_is_written_under_that_name(cmd, name, tmp_path, tiny_model):
+    frames = tmp_path / "clip"
+    frames.mkdir()
+    for i in range(2):  # mode I (32-bit integer) images
+        Image.fromarray(np.random.RandomState(i).randint(0, 256, (32, 40)).astype(np.int32)).save(frames / f"{i}.tif")
     out = tmp_path / "o" / name
     out.parent.mkdir()
-    argv = ["dream", photo, "-o", out, "--prototxt", tiny_model[0], "--weights", tiny_model[1],
-            "--layer", "a/output", "--iters", "1", "--octaves", "1", "-q"]
+    net = ["--prototxt", tiny_model[0], "--weights", tiny_model[1], "--layer", "a/output", "--iters", "1",
+           "--octaves", "1", "-q"]
+    argv = {"dream": ["dream", frames / "0.tif", "-o", out, *net], "video": ["video", frames, "-o", out, *net],
+            "frames-to-video": ["frames-to-video", frames, out, "-q"]}[cmd]
     res = run_cases([{"id": "long", "kind": "cli", "argv": [str(a) for a in argv]}], tmp_path / "fork")["long"]
     assert res["rc"] == 0, res["stderr"]
-    assert [p.name for p in out.parent.iterdir()] == [name]  # no temp file or state left
-    assert read_metadata(out)["command"] == "dream"  # the record, inside the PNG
-    assert float(np.asarray(Image.open(out)).mean()) > 20  # not the near-black of a misread mode I image
+    # Nothing else left: no temp file, state or work folder (a PNG holds its record inside).
+    assert sorted(p.name for p in out.parent.iterdir()) == [name] + ([] if cmd == "dream" else [name + ".json"])
+    if cmd == "dream":
+        assert read_metadata(out)["command"] == "dream"
+        assert float(np.asarray(Image.open(out)).mean()) > 20  # not the near-black of a misread mode I image
