@@ -44,7 +44,7 @@ class BatchBar(BatchReporter):
         if self.bar is None:
             return
         parts = [f"{addr.rsplit(':', 1)[-1]}: {', '.join(names) or 'idle'}" for addr, names in sorted(busy.items())]
-        self.bar.set_postfix_str(" | ".join(parts), refresh=True)
+        self.bar.set_postfix_str(one_line(" | ".join(parts)), refresh=True)  # task names are file names
 
     def finished(self) -> None:
         if self.bar is not None:
