@@ -42,7 +42,6 @@ DreamFn = Callable[[np.ndarray, np.random.RandomState], np.ndarray]
 CarryFn = Callable[[Optional[np.ndarray], Optional[Arrays]], np.ndarray]  # (frame, last state) -> dream input
 _MT_LEN = 624  # MT19937's state words
 _KEY_BYTES = 4 * 40 + 64  # a sha1 as a numpy string, and its .npy header
-_STATE_SLACK = 1 << 20  # a state is its arrays and a few scalars, each with a zip and .npy header
 _RNG_LIMITS = {"keys": 4 * _MT_LEN, "pos": 8, "has_gauss": 8, "cached": 8}
 
 
@@ -76,7 +75,7 @@ def _read_npz(path: Path, limits: Dict[str, int]) -> Arrays:
     its own data needs; pickled objects are refused (numpy's default).
     """
     try:
-        f = open_regular(path, "state file", sum(limits.values()) + _STATE_SLACK)
+        f = open_regular(path, "state file")  # never read whole: its members are checked first
     except DeepDreamError as e:
         raise UnusableState(str(e)) from None
     with f:
