@@ -157,7 +157,7 @@ def plan_atlas(base: Setting, out_dir: Path, image: Optional[Path] = None, layer
 
 def _write_if_changed(path: Path, data: bytes) -> None:
     """Atomically, and only when the content differs: a finished atlas run again touches nothing."""
-    if path.is_file() and path.read_bytes() == data:
+    if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:  # never read more
         return
     with atomic_output(path) as f:
         f.write(data)

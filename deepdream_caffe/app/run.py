@@ -40,9 +40,9 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequ
 
 import numpy as np
 
-from ..errors import DeepDreamError
-from ..io.atomic import atomic_json, atomic_output, os_reason
-from ..io.files import open_regular, set_aside
+from ..errors import DeepDreamError, one_line
+from ..io.atomic import atomic_json, atomic_output, fit_name, os_reason
+from ..io.files import MAX_RECORD_BYTES, open_regular, read_regular, set_aside
 from ..io.image import save_image
 
 Note = Callable[[str], None]
@@ -51,7 +51,6 @@ DreamFn = Callable[[np.ndarray, np.random.RandomState], np.ndarray]
 CarryFn = Callable[[Optional[np.ndarray], Optional[Arrays]], np.ndarray]  # (frame, last state) -> dream input
 _MT_LEN = 624  # MT19937's state words
 _KEY_BYTES = 4 * 40 + 64  # a sha1 as a numpy string, and its .npy header
-_RECORD_BYTES = 1 << 20
 _RNG_LIMITS = {"keys": 4 * _MT_LEN, "pos": 8, "has_gauss": 8, "cached": 8}
 TOOL = "deepdream-caffe"  # every record this tool writes says so in its "tool" field
 
@@ -68,7 +67,7 @@ def run_files(kind: str) -> Tuple[str, str]:
 
 
 def stderr_note(message: str) -> None:
-    print(message, file=sys.stderr)
+    print(one_line(message), file=sys.stderr)
 
 
 class UnusableState(Exception):
@@ -86,7 +85,7 @@ def _read_npz(path: Path, limits: Dict[str, int]) -> Arrays:
     its own data needs; pickled objects are refused (numpy's default).
     """
     try:
-        f = open_regular(path, "state file")
+        f = open_regular(path, "state file")  # never read whole: its members are checked first
     except DeepDreamError as e:
         raise UnusableState(str(e)) from None
     with f:
@@ -213,7 +212,8 @@ class StateFile:
 def state_path(output: os.PathLike) -> Path:
     """Where a dream's state waits beside its output: ``.NAME.dream-state.npz``."""
     output = Path(output)
-    return output.with_name(f".{output.name}.dream-state.npz")
+    # Room is left for the label set_aside() adds to a state it cannot use.
+    return output.with_name(f".{fit_name(output.name, '..dream-state.npz.old-' + '0' * 12)}.dream-state.npz")
 
 
 class FileCheckpoint(StateFile):
@@ -262,12 +262,9 @@ def read_record(path: os.PathLike) -> Optional[Dict[str, Any]]:
     if not os.path.lexists(path):
         return None
     try:
-        with open_regular(path, "record") as f:
-            data = f.read(_RECORD_BYTES + 1)
-    except (DeepDreamError, OSError) as e:
+        data = read_regular(path, "record", MAX_RECORD_BYTES)
+    except DeepDreamError as e:
         raise UnusableState(str(e)) from None
-    if len(data) > _RECORD_BYTES:
-        raise UnusableState(f"it is larger than a record ({_RECORD_BYTES} bytes)")
     try:
         record = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as e:
@@ -311,12 +308,10 @@ def is_own_record(path: os.PathLike) -> bool:
     try:
         if not stat.S_ISREG(os.lstat(path).st_mode):
             return False
-        with open_regular(path, "record") as f:
-            data = f.read(_RECORD_BYTES + 1)
-        record = json.loads(data.decode("utf-8"))
+        record = json.loads(read_regular(path, "record", MAX_RECORD_BYTES).decode("utf-8"))
     except (DeepDreamError, OSError, UnicodeDecodeError, ValueError):
         return False
-    return len(data) <= _RECORD_BYTES and isinstance(record, dict) and record.get("tool") == TOOL
+    return isinstance(record, dict) and record.get("tool") == TOOL
 
 
 @dataclass

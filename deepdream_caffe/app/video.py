@@ -28,6 +28,7 @@ from ..dream.flow import FrameCarry
 from ..dream.keyframes import DREAM, Keyframes
 from ..dream.params import SettingError, check
 from ..errors import DeepDreamError
+from ..io.atomic import fit_name
 from ..io.hashing import sha1_file
 from ..io.image import load_image, shrink, shrunk_size, sidecar_path
 from ..io.video import (
@@ -56,7 +57,7 @@ KIND = "video"  # the work folder's record and state: video.json, .video-state.n
 def work_dir(out: os.PathLike) -> Path:
     """Where the frames of a run go: the output itself for a frame folder, else a hidden folder beside it."""
     out = Path(out)
-    return out if output_kind(out) == "frames" else out.with_name(f".{out.name}.frames")
+    return out if output_kind(out) == "frames" else out.with_name(f".{fit_name(out.name, '..frames')}.frames")
 
 
 def check_files(source: VideoSource, out: os.PathLike, inputs: Sequence[Optional[os.PathLike]] = ()) -> None:

@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 from ..dream import defaults as nb
 from ..dream.params import Ascent, Lbfgs, Octaves, SettingError, check
 from ..errors import DeepDreamError
+from ..io.files import MAX_LABELS_BYTES, read_text
 from ..io.hashing import file_sha1
 from ..net.caffe_env import import_caffe
 from .netspec import NetSource, resolve_net
@@ -121,10 +122,7 @@ class VisualizeConfig:
 
 def read_labels(path: Path) -> List[str]:
     """One class name per line (Caffe's synset_words.txt format: an optional WordNet id, then names)."""
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise DeepDreamError(f"cannot read the labels file {path}: {getattr(e, 'strerror', None) or e}") from None
+    lines = read_text(path, "labels file", MAX_LABELS_BYTES).splitlines()
     return [line for line in lines if line.strip()]
 
 

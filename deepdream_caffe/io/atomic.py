@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import re
@@ -56,7 +57,7 @@ def atomic_path(path: os.PathLike, suffix: str = "") -> Iterator[Path]:
         raise DeepDreamError(f"output directory does not exist: {parent}")
     sweep_dead_writers(parent)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_writer_tag()}-", suffix=f".tmp{suffix}", dir=parent)
+        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path.name, suffix), suffix=f".tmp{suffix}", dir=parent)
     except OSError as e:
         raise DeepDreamError(describe_os_error(e, path)) from None
     try:
@@ -106,6 +107,28 @@ def atomic_with_record(path: os.PathLike, record: Optional[Dict[str, Any]], reco
 # this host is gone. Files of live processes, of other hosts, of other users and without a tag are left alone.
 _TAG = re.compile(r"^\..+\.(?P<host>[A-Za-z0-9_-]+)-(?P<pid>\d+)-[^.]+\.tmp[^/]*$")
 _swept: Set[Tuple[str, int]] = set()  # (folder, our pid): each folder once per process
+_RANDOM = "x" * 8  # the room mkstemp's random part takes
+_NAME_MAX = 255  # bytes in one file name: Linux, macOS and Windows file systems alike
+
+
+def fit_name(name: str, others: str) -> str:
+    """``name``, cut short so that it and ``others`` (the rest of a file name made from it) fit in the
+    255 bytes a file name may have; a cut name ends with a hash of the whole, so two long names stay apart.
+
+    For the files a run makes beside the user's (temp files, state): the user's own name is never cut.
+    """
+    room = _NAME_MAX - len(os.fsencode(others))
+    if len(os.fsencode(name)) <= room:
+        return name
+    tag = "~" + hashlib.sha1(os.fsencode(name)).hexdigest()[:10]
+    while len(os.fsencode(name + tag)) > room and name:
+        name = name[:-1]
+    return name + tag
+
+
+def _temp_prefix(name: str, suffix: str) -> str:
+    tag = _writer_tag()
+    return f".{fit_name(name, f'..{tag}-{_RANDOM}.tmp{suffix}')}.{tag}-"
 
 
 def _host() -> str:

@@ -26,6 +26,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ..errors import DeepDreamError, import_extra
 from .atomic import atomic_with_record
+from .files import MAX_IMAGE_BYTES, check_regular, open_regular
 from .image import IMAGE_SUFFIXES, load_image, sidecar_path, to_uint8
 from .video_formats import (
     ANIMATIONS,
@@ -182,7 +183,7 @@ def _frames_source(spec: str, files: List[Path], rate: Optional[Fraction]) -> Vi
     sizes = set()
     for f in files:  # headers only: a size mismatch is found now, not hours into the run
         try:
-            with Image.open(f) as im:
+            with open_regular(f, "frame", MAX_IMAGE_BYTES) as raw, Image.open(raw) as im:
                 sizes.add((im.size, f))
         except (OSError, UnidentifiedImageError, SyntaxError, ValueError):
             raise DeepDreamError(f"not an image file (or a format Pillow cannot read): {f}") from None
@@ -201,6 +202,7 @@ def _reason(e: BaseException) -> str:
 
 def _open_video(path: Path) -> Any:
     av = _av()
+    check_regular(path, "video")  # FFmpeg would wait on a FIFO and read a device without end
     try:
         return av.open(str(path), "r")
     except IsADirectoryError:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ...errors import DeepDreamError
+from ...io.files import MAX_IMAGE_BYTES, check_regular
 from ...io.hashing import sha1_file
 from ...io.image import image_format, read_metadata
 from ..config import DreamConfig
@@ -109,8 +110,7 @@ def plan_tasks(inputs: Sequence[Path], settings: Sequence[Setting], out_dir: Pat
         raise DeepDreamError("no input images given")
     stems: Dict[str, Path] = {}
     for p in inputs:
-        if not p.is_file():
-            raise DeepDreamError(f"input not found: {p}")
+        check_regular(p, "input", MAX_IMAGE_BYTES)  # before it is hashed
         if p.stem in stems and stems[p.stem] != p:
             raise DeepDreamError(f"two inputs would write the same output name: {stems[p.stem]} and {p}")
         stems[p.stem] = p
@@ -157,7 +157,7 @@ def recorded_key(output: Path) -> Optional[str]:
         if not output.is_file():
             return None
         meta = read_metadata(output)
-    except (OSError, ValueError):
+    except (OSError, ValueError, DeepDreamError):
         return None
     rec = (meta or {}).get(METADATA_KEY)
     return rec.get("key") if isinstance(rec, dict) else None

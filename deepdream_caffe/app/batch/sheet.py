@@ -15,6 +15,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from ...errors import DeepDreamError
 from ...io.atomic import atomic_output
+from ...io.files import open_regular
 from ...io.image import image_format
 from ..run import RunFiles
 
@@ -62,7 +63,7 @@ def layout(row_labels: Sequence[str], col_labels: Sequence[Sequence[str]], tile:
 
 def thumbnail(path: Path, tile: int):
     """The image at ``path`` scaled to fit ``tile`` x ``tile`` (PIL image, RGB)."""
-    with Image.open(path) as im:
+    with open_regular(path, "image") as f, Image.open(f) as im:
         im = im.convert("RGB")
         im.thumbnail((tile, tile), Image.LANCZOS)
         return im.copy()

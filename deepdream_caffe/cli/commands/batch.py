@@ -4,13 +4,11 @@ from __future__ import annotations
 import argparse
 import copy
 import itertools
-import sys
 from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple
 
 from ...errors import DeepDreamError
 from ..options import add_common_args, add_dream_args, add_net_args, dream_config, term_text
-from ..progress import PROG
 
 SHEET_TILE = 192
 
@@ -184,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         say(args.quiet, f"all {len(tasks)} outputs already finished (same parameters): nothing to do")
     for line in report.failure_lines():
-        print(f"{PROG}: {line}", file=sys.stderr)
+        say(False, line)
     if args.sheet is not None:
         sheet_of(tasks, args.sheet, args.sheet_tile, failed=report.failures)
         say(args.quiet, f"wrote {args.sheet}")
