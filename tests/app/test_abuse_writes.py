@@ -20,6 +20,7 @@ import json
 import os
 import resource
 import shutil
+import stat
 import subprocess
 import sys
 import threading
@@ -170,14 +171,25 @@ def _lay_out(d: Path, paths: Paths, tiny_model) -> None:
         _image(d / "clip/0001.png", seed=9)
 
 
+def _content(p: Path) -> object:
+    st = p.lstat()
+    return p.read_bytes() if st.st_size <= 1 << 20 else (st.st_size, st.st_mtime_ns, st.st_ino)
+
+
 def _snapshot(d: Path) -> Dict[str, object]:
-    """Every path under ``d`` (links not followed): its bytes, its link target, or "folder"."""
+    """Every path under ``d`` (links not followed): its bytes, its link target, "folder" or its kind.
+
+    Never opens anything but a regular file, nor reads a large one whole: other tests' FIFOs and
+    sparse giants may lie under ``d``.
+    """
     out: Dict[str, object] = {}
     for root, dirs, files in os.walk(d):
         for name in dirs + files:
             p = Path(root) / name
-            rel = str(p.relative_to(d))
-            out[rel] = (f"-> {os.readlink(p)}" if p.is_symlink() else "folder" if p.is_dir() else p.read_bytes())
+            mode = p.lstat().st_mode
+            out[str(p.relative_to(d))] = (f"-> {os.readlink(p)}" if stat.S_ISLNK(mode) else "folder"
+                                          if stat.S_ISDIR(mode) else _content(p) if stat.S_ISREG(mode)
+                                          else stat.S_IFMT(mode))
     return out
 
 

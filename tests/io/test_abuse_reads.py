@@ -237,7 +237,9 @@ def _read_failure(label: str, res: dict) -> str:
 
 
 _SAYS = ("FIFO", "character device", "directory", "not a regular file", "not found", "larger than",
-         "no image frames")  # a folder as a video input is a folder of frames
+         "no image frames",  # a folder as a video input is a folder of frames
+         # a run's own record or state that is a link or folder is refused before it is read, as a place it writes
+         "is a symbolic link", "not a record this tool wrote", "is a folder, where this run writes")
 
 
 # ---------------------------------------------------------------- the OpenBLAS kernel-choice cache
