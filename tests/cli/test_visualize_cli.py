@@ -68,3 +68,54 @@ def test_dream_on_a_classifier_layer_points_at_visualize(tiny_model, tmp_path):
     Image.fromarray(np.full((40, 40, 3), 128, np.uint8)).save(img)
     r = run_cli(["dream", str(img), "-o", str(tmp_path / "o.png"), *_net(tiny_model), "--layer", "fc"])
     assert_one_line_error(r, "classifier layer", "visualize --class K")
+
+
+def test_visualize_a_channel_a_neuron_and_a_class_from_noise_with_lucids_options(tiny_model, tmp_path):
+    out = tmp_path / "ch.png"
+    args = ["visualize", "--channel", "a/output:5", "-o", str(out), *_net(tiny_model), "--iters", "8", "--seed", "2"]
+    r = run_cli(args)
+    assert r.returncode == 0, r.stderr
+    img = load_image(out)
+    assert img.shape == (32, 32, 3) and img.std() > 0
+    meta = read_metadata(out)
+    p = meta["params"]
+    assert (p["mode"], p["unit"], p["layer"], p["channel"], p["class"]) == ("optvis", "channel", "a/output", 5, None)
+    assert (p["optvis"]["param"], p["optvis"]["decorrelate"], p["optvis"]["transforms"]) == ("fft", True, "standard")
+    assert [t["name"] for t in p["optvis"]["transform_list"]] == ["Pad", "Jitter", "RandomScale", "RandomRotate",
+                                                                  "Jitter"]
+    assert len(p["optvis"]["color_matrix"]) == 3 and meta["seed"] == 2
+    assert meta["visualize"]["scores"][0]["last"] > meta["visualize"]["scores"][0]["first"]
+    again = tmp_path / "again.png"
+    assert run_cli([*args[:4], str(again), *args[5:], "-q"]).returncode == 0
+    assert np.array_equal(load_image(again), img)
+    r = run_cli(["visualize", "--neuron", "a/output:5", "-o", str(tmp_path / "n.png"), *_net(tiny_model), "--iters",
+                 "4", "--param", "pixel", "--no-decorrelate", "--transforms", "none", "--size", "40", "36", "-q"])
+    assert r.returncode == 0, r.stderr
+    p = read_metadata(tmp_path / "n.png")["params"]
+    assert (p["unit"], p["size"], p["optvis"]["param"], p["optvis"]["decorrelate"], p["optvis"]["transform_list"]) == \
+        ("neuron", [40, 36], "pixel", False, [])
+    assert load_image(tmp_path / "n.png").shape == (36, 40, 3)
+    r = run_cli(["visualize", "--class", "3", "-o", str(tmp_path / "k.png"), *_net(tiny_model), "--iters", "4",
+                 "--param", "fft", "-q"])
+    assert r.returncode == 0, r.stderr
+    meta = read_metadata(tmp_path / "k.png")
+    assert (meta["params"]["mode"], meta["params"]["class"], meta["params"]["unit"]) == ("optvis", 3, "class")
+    assert meta["visualize"]["expression"] == "class_score('fc', 3)"
+
+
+def test_bad_units_and_optvis_settings_are_one_line_before_any_work(tiny_model, tmp_path):
+    out = str(tmp_path / "a.png")
+    for extra, fragments in ((["--channel", "nope:1"], ("nope",)),
+                             (["--channel", "a/output:99"], ("99 is out of range", "12 channels")),
+                             (["--neuron", "a/output:12"], ("12 is out of range",)),
+                             (["--channel", "a/output"], ("--channel must be LAYER:C",)),
+                             (["--channel", "a/output:1", "--step-size", "2"], ("--step-size", "Simonyan")),
+                             (["--class", "1", "--param", "fft", "--init", "noise"], ("--init",)),
+                             (["--channel", "a/output:1", "--layer", "fc"], ("--layer",)),
+                             (["--channel", "a/output:1", "--learning-rate", "-1"], ("--learning-rate",))):
+        assert_one_line_error(run_cli(["visualize", *extra, "-o", out, *_net(tiny_model)]), *fragments)
+    assert_one_line_error(run_cli(["visualize", "--class", "1", "--param", "wavelet", "-o", out, *_net(tiny_model)]),
+                          "--param", code=2)
+    assert_one_line_error(run_cli(["visualize", "--class", "1", "--channel", "a/output:1", "-o", out,
+                                   *_net(tiny_model)]), "--channel", code=2)
+    assert not (tmp_path / "a.png").exists()
