@@ -25,6 +25,9 @@ from .netspec import NetSource, resolve_net
 from .reporting import Reporter
 
 INITS = ("zero", "noise")
+# Simonyan's ascent's own settings, which the optvis loop (Adam from noise, no octaves) refuses rather than ignore.
+SIMONYAN_ONLY = ("step_size", "step_end", "momentum", "jitter", "paper_set", "decay", "blur_sigma", "blur_every",
+                 "norm_pct", "contrib_pct", "init", "octave_n", "octave_scale", "l2")
 # Classes this tool never renders, by model: open_nsfw's class 1 is "not safe for work".
 REFUSED_CLASSES: Mapping[str, Tuple[int, ...]] = {"open_nsfw": (1,)}
 
@@ -115,9 +118,11 @@ class VisualizeConfig:
         self.regularizers()
         if self.gpu is not None:
             check(self, "gpu", int, lambda v: v >= 0, "a device id >= 0")
-        if self.optvis is not None and (self.lbfgs is not None or self.init != "zero"):
-            raise SettingError(f"{{{'mode' if self.lbfgs is not None else 'init'}}} is for Simonyan's ascent; "
-                               "the optvis image starts from its own noise")
+        if self.optvis is not None:
+            simonyan = [k for k in SIMONYAN_ONLY if getattr(self, k) != getattr(VisualizeConfig, k)]
+            if self.lbfgs is not None or simonyan:
+                raise SettingError(f"{{{simonyan[0] if simonyan else 'mode'}}} is for Simonyan's ascent on a "
+                                   "class; optvis climbs with Adam from noise at one size")
         if self.lbfgs is not None:  # its data term is the class score: the settings of another would be ignored
             unused = [k for k in ("objective", "gain") if getattr(self.lbfgs, k) != getattr(Lbfgs, k)]
             if unused:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ...app.visualize import SIMONYAN_ONLY
 from ...app.visualize import VisualizeConfig as V
 from ...dream import defaults as nb
-from ...errors import DeepDreamError
 from ...dream.params import OPTVIS_PARAMS, OPTVIS_TRANSFORMS, Optvis
+from ...errors import DeepDreamError
 from ..fields import add_fields, dest, flag, given, settings
 from ..lbfgs import add_lbfgs_arguments, lbfgs_options
 from ..options import add_common_args, add_net_args, net_source
@@ -21,8 +22,6 @@ _SET3 = "decay 0.0001, blur 1.0 every 4 steps, no pixel clipping"
 # The ascent's steps and transforms (default None: given or not), which --mode lbfgs refuses rather than ignore.
 ASCENT_ONLY = ("iter_n", "step_size", "step_end", "momentum", "jitter", "paper_set", "decay", "blur_sigma",
                "blur_every", "norm_pct", "contrib_pct")
-# Simonyan's ascent's own settings, which the optvis loop (Adam from noise, no octaves) refuses rather than ignore.
-SIMONYAN_ONLY = ASCENT_ONLY[1:] + ("init", "octave_n", "octave_scale", "l2")
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     v = subparsers.add_parser("visualize", help="the image of a class (ascent on its pre-softmax score), "
