@@ -72,3 +72,23 @@ def test_noise_and_an_image_as_the_start(tiny_model, tmp_path):
     meta = read_metadata(tmp_path / "image.png")
     assert meta["params"]["init"] == str(photo) and meta["input_sha1"]
     assert read_metadata(tmp_path / "noise.png")["params"]["init"] == "noise"
+
+
+def test_a_unit_takes_lucids_settings_and_refuses_simonyans_in_one_line():
+    from deepdream_caffe.dream.params import Optvis
+    from deepdream_caffe.errors import DeepDreamError
+
+    cfg = VisualizeConfig(channel="a/output:5")
+    assert (cfg.klass, cfg.optvis, cfg.mode, cfg.unit()) == (None, Optvis(), "optvis", ("channel", "a/output:5"))
+    assert VisualizeConfig(klass=3, optvis=Optvis(param="pixel")).mode == "optvis"
+    assert VisualizeConfig(klass=3).mode == "ascent"
+    for kw, words in ((dict(channel="a/output:5", step_size=2.0), "step_size is for"),
+                      (dict(klass=3, optvis=Optvis(), init="noise"), "init is for"),
+                      (dict(klass=3, optvis=Optvis(), octave_n=2), "octave_n is for"),
+                      (dict(channel="a/output:5", neuron="a/output:5"), "not both"),
+                      (dict(neuron="a/output"), "neuron must be LAYER:C"),
+                      (dict(channel="a/output:5", layer="fc"), "layer is for a class")):
+        with pytest.raises(DeepDreamError, match=words):
+            VisualizeConfig(**kw)
+    with pytest.raises(DeepDreamError, match="param must be"):
+        Optvis(param="wavelet")
