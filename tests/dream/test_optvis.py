@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deepdream_caffe.dream.measures import laplacian_energy
+from deepdream_caffe.dream.measures import channel_activation, laplacian_energy
 from deepdream_caffe.dream.objectives import channel, class_score, neuron
 from deepdream_caffe.dream.optvis import (
     FILL,
@@ -91,6 +91,8 @@ def test_the_channel_activation_rises(tiny_a, settings):
     scores = info["scores"][0]
     assert img.shape == (32, 32, 3) and 0 <= img.min() and img.max() <= 255
     assert scores[-1] > scores[0] + 1.0 and info["final_score"] == scores[-1]
+    # the last value is the image's own, untransformed: the channel's sum over its 16x16 positions
+    assert np.isclose(channel_activation(tiny_a, "a/output", 3, img) * 16 * 16, scores[-1], rtol=1e-3)
     assert info["optvis"]["param"] == settings.param and info["expression"] == "channel('a/output', 3)"
 
 
