@@ -8,6 +8,8 @@ from PIL import Image
 from deepdream_caffe.app import NetSource, Progress, Reporter
 from deepdream_caffe.app.run import state_path
 from deepdream_caffe.app.visualize import VisualizeConfig, visualize_file
+from deepdream_caffe.dream.params import Optvis
+from deepdream_caffe.errors import DeepDreamError
 from deepdream_caffe.io.image import load_image, read_metadata
 
 
@@ -75,9 +77,6 @@ def test_noise_and_an_image_as_the_start(tiny_model, tmp_path):
 
 
 def test_a_unit_takes_lucids_settings_and_refuses_simonyans_in_one_line():
-    from deepdream_caffe.dream.params import Optvis
-    from deepdream_caffe.errors import DeepDreamError
-
     cfg = VisualizeConfig(channel="a/output:5")
     assert (cfg.klass, cfg.optvis, cfg.mode, cfg.unit()) == (None, Optvis(), "optvis", ("channel", "a/output:5"))
     assert VisualizeConfig(klass=3, optvis=Optvis(param="pixel")).mode == "optvis"
