@@ -317,7 +317,8 @@ def describe(settings: Optvis) -> Dict[str, Any]:
     """The settings with what they stand for spelled out, for a run's record."""
     return {**asdict(settings), "color_matrix": COLOR_MATRIX.round(6).tolist() if settings.decorrelate else None,
             "transform_list": [{"name": type(t).__name__, **asdict(t)} for t in TRANSFORMS[settings.transforms]],
-            "fill": FILL, "optimizer": asdict(Adam(settings.learning_rate))}
+            "fill": FILL, "optimizer": {"adam": {k: v for k, v in asdict(Adam(settings.learning_rate)).items()
+                                                 if k in ("learning_rate", "beta1", "beta2", "eps")}}}
 
 
 def render_vis(
