@@ -227,6 +227,10 @@ def visualize_file(output: Path, config: VisualizeConfig, *, reporter: Optional[
         if k in REFUSED_CLASSES.get(spec.model or "", ()):
             raise DeepDreamError(f"class {k} of {spec.model} is not rendered by this tool (see README)")
     h, w = (cfg.size[1], cfg.size[0]) if cfg.size is not None else native
+    if unit is not None:
+        from ..dream.sizing import check_size_fits
+
+        check_size_fits(param, layer, h, w)
     n, note = (1, None) if unit is not None else \
         upward_octaves(h, w, native, 1 if cfg.mode == "optvis" else cfg.octave_n, cfg.octave_scale)
     if cfg.mode == "lbfgs" and (h, w) != native:

@@ -54,6 +54,7 @@ from ..net.access import input_blob, raw_net
 from .gradient import check_objective
 from .objectives import Objective
 from .params import Optvis
+from .sizing import check_size_fits
 from .transform import net_channel_swap, preprocess
 from .visualize import TiledScore
 
@@ -345,6 +346,9 @@ def render_vis(
     """
     h, w = size
     rng = rng if rng is not None else np.random.RandomState(0)
+    if getattr(net, "param", None) is not None:  # load_net's nets keep their prototxt for Caffe to judge
+        for layer in objective.layers:
+            check_size_fits(net.param, layer, *(native or (h, w)))
     input_blob(raw_net(net)).reshape(1, 3, *(native or (h, w)))
     check_objective(net, objective)
     param = spatial(settings, h, w)

@@ -117,6 +117,8 @@ def test_a_neuron_and_a_class_score_climb_too(tiny_model, tiny_a):
     assert info["scores"][0][-1] > info["scores"][0][0]
 
 
-def test_a_channel_out_of_range_is_one_error_before_any_step(tiny_a):
+def test_a_channel_out_of_range_or_a_canvas_too_small_is_one_error_before_any_step(tiny_a):
     with pytest.raises(DeepDreamError, match="channel 99 is out of range for layer 'a/output'"):
         render_vis(tiny_a, channel("a/output", 99), size=(32, 32), iter_n=1)
+    with pytest.raises(DeepDreamError, match="1x1 image is too small for layer 'a/output'"):  # not Caffe's abort
+        render_vis(tiny_a, channel("a/output", 3), size=(1, 1), iter_n=1)
