@@ -282,18 +282,23 @@ def visualize_file(output: Path, config: VisualizeConfig, *, reporter: Optional[
         if step < steps:
             bar.update(octave, step, extra=f"score={score:.4g}")
 
-    checkpoint = None
+    key = run_key(params, seed, input_sha1, weights=spec.weights_sha1, shape=(h, w))
+    if cfg.optvis is not None:  # its blocks of steps are not octaves: it says where it resumed itself
+        checkpoint = FileCheckpoint(state_path(output), key, rng,
+                                    note=lambda m: None if m.startswith("resumed after octave") else rep.note(m))
+    else:
+        checkpoint = FileCheckpoint(state_path(output), key, rng)
     try:
-        if cfg.optvis is not None:  # one pass, no octaves: nothing to resume from
+        if cfg.optvis is not None:
             from ..dream.optvis import render_vis
 
             img, info = render_vis(net, objective, size=(h, w), iter_n=cfg.iter_n, settings=cfg.optvis,
-                                   native=None if unit else native, rng=rng, callback=on_step)
+                                   native=None if unit else native, rng=rng, callback=on_step, checkpoint=checkpoint)
+            if info["resumed_after_step"]:
+                rep.note(f"resumed after step {info['resumed_after_step']} from {checkpoint.path}")
         else:
             from ..dream.visualize import visualize_class
 
-            key = run_key(params, seed, input_sha1, weights=spec.weights_sha1, shape=(h, w))
-            checkpoint = FileCheckpoint(state_path(output), key, rng)
             img, info = visualize_class(net, k, layer=layer, native=native, size=(h, w), init=init,  # type: ignore[arg-type]
                                         iter_n=cfg.iter_n, octave_n=n, octave_scale=cfg.octave_scale,
                                         step_size=cfg.step_size, jitter=cfg.jitter, reg=cfg.regularizers(), rng=rng,
@@ -301,14 +306,13 @@ def visualize_file(output: Path, config: VisualizeConfig, *, reporter: Optional[
                                         momentum=cfg.momentum, step_end=cfg.step_end, score=cfg.score)
     finally:
         bar.close()
-    if checkpoint is not None and checkpoint.resumed_from is not None:
+    if cfg.optvis is None and checkpoint.resumed_from is not None:
         rep.note(f"resumed after octave {checkpoint.resumed_from + 1} from {checkpoint.path}")
         info["resumed_after_octave"] = checkpoint.resumed_from + 1
     meta = output_metadata("visualize", params, seed, spec, device, init_path, input_sha1,
                            extra={"visualize": _jsonable(info)})
     save_image(output, img, meta, quality=cfg.quality)
-    if checkpoint is not None:
-        checkpoint.remove()
+    checkpoint.remove()
     what = f"{unit[0]} {layer}:{c}" if unit else f"class {k}{f' {label}' if label else ''}"
     rep.note(f"wrote {output} ({what}, score {info['final_score']:.4g})")
     return info

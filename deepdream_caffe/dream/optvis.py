@@ -53,6 +53,7 @@ from ..errors import DeepDreamError
 from ..net.access import input_blob, raw_net
 from .gradient import check_objective
 from .objectives import Objective
+from .octaves import OctaveCheckpoint
 from .params import Optvis
 from .sizing import check_size_fits
 from .transform import net_channel_swap, preprocess
@@ -65,6 +66,7 @@ COLOR_CORRELATION_SVD_SQRT = np.array([[0.26, 0.09, 0.02],
                                        [0.27, -0.09, 0.03]])
 COLOR_MATRIX = COLOR_CORRELATION_SVD_SQRT / np.linalg.norm(COLOR_CORRELATION_SVD_SQRT, axis=0).max()
 FILL = 0.5  # what the transforms show outside the image: lucid's pad value, grey in 0..1
+CHECKPOINT_EVERY = 50  # steps between the states a run resumes from
 
 ScoreCallback = Callable[[int, int, float], None]  # (octave: always 0, step, objective)
 
@@ -278,8 +280,6 @@ class Adam:
     v: Any = None
 
     def step(self, p: np.ndarray, g: np.ndarray) -> np.ndarray:
-        if self.m is None:
-            self.m, self.v = np.zeros_like(g), np.zeros_like(g)
         self.t += 1
         self.m = self.beta1 * self.m + (1 - self.beta1) * g
         self.v = self.beta2 * self.v + (1 - self.beta2) * g * g
@@ -332,6 +332,7 @@ def render_vis(
     native: Optional[Tuple[int, int]] = None,
     rng: Optional[np.random.RandomState] = None,
     callback: Optional[ScoreCallback] = None,
+    checkpoint: Optional[OctaveCheckpoint] = None,
 ) -> Tuple[np.ndarray, Dict[str, Any]]:
     """The h x w image (``size``) that maximises ``objective``, from noise; returns (float32 HxWx3 RGB 0..255, info).
 
@@ -342,7 +343,11 @@ def render_vis(
     net takes the canvas whole. ``rng`` draws the starting noise and the
     transforms; ``callback(0, step, value)`` follows the ascent. ``info``
     holds the expression, the settings and the objective at each step and
-    at the end (on the image itself, untransformed).
+    at the end (on the image itself, untransformed). Every
+    :data:`CHECKPOINT_EVERY` steps the parameters and Adam's moments are
+    rounded to float32, and with a ``checkpoint`` kept there with the
+    generator (block ``k`` after step ``(k+1)*CHECKPOINT_EVERY``): a run cut
+    short resumes from its last block to the same pixels.
     """
     h, w = size
     rng = rng if rng is not None else np.random.RandomState(0)
@@ -355,19 +360,31 @@ def render_vis(
     scene = Scene(net, param, settings.decorrelate, TiledScore(tuple(native or (h, w))), objective)
     transforms = TRANSFORMS[settings.transforms]
     p = rng.normal(0.0, settings.sd, param.shape)
-    adam = Adam(settings.learning_rate)
+    adam = Adam(settings.learning_rate, m=np.zeros_like(p), v=np.zeros_like(p))
+    start = 0
+    got = checkpoint.load([(3, *param.shape)] * -(-iter_n // CHECKPOINT_EVERY)) if checkpoint else None
+    if got is not None:
+        start = adam.t = (got[0] + 1) * CHECKPOINT_EVERY
+        p, adam.m, adam.v = (np.float64(a) for a in got[1])
     scores: List[float] = []
-    for i in range(iter_n):
+    for i in range(start, iter_n):
         value, g = scene.value_and_grad(p, draw_warp(transforms, h, w, rng))
         if i == 0 and not np.any(g):
             raise DeepDreamError(f"the gradient of {objective!r} is 0 on the starting noise (no path from the "
                                  "input moves it); try another unit or layer")
         scores.append(value)
         p = adam.step(p, g)
+        if (i + 1) % CHECKPOINT_EVERY == 0 and i + 1 < iter_n:
+            # rounded whether kept or not, so that the run resumed from here is the same run
+            state = np.float32([p, adam.m, adam.v])
+            p, adam.m, adam.v = (np.float64(a) for a in state)
+            if checkpoint is not None:
+                checkpoint.save((i + 1) // CHECKPOINT_EVERY - 1, state)
         if callback is not None:
             callback(0, i, value)
     final, _ = scene.value_and_grad(p, None)
     rgb = scene.rgb(p)
     info = {"mode": "optvis", "expression": repr(objective), "size": [h, w], "iter_n": iter_n,
-            "optvis": describe(settings), "scores": [scores + [final]], "final_score": final}
+            "optvis": describe(settings), "scores": [scores + [final]], "final_score": final,
+            "resumed_after_step": start or None}
     return (255.0 * rgb).transpose(1, 2, 0).astype(np.float32), info

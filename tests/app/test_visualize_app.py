@@ -91,3 +91,21 @@ def test_a_unit_takes_lucids_settings_and_refuses_simonyans_in_one_line():
             VisualizeConfig(**kw)
     with pytest.raises(DeepDreamError, match="param must be"):
         Optvis(param="wavelet")
+
+
+def test_a_unit_cut_short_resumes_after_its_last_block_of_steps_to_the_same_pixels(tiny_model, tmp_path):
+    cfg = _config(tiny_model, klass=None, channel="a/output:5", size=None, iter_n=120)
+    whole = tmp_path / "whole.png"
+    first = visualize_file(whole, cfg)
+    assert first["resumed_after_step"] is None
+    cut = tmp_path / "cut.png"
+    with pytest.raises(KeyboardInterrupt):
+        visualize_file(cut, cfg, reporter=Notes(stop_at=(0, 75)))  # blocks of 50 steps: 50 kept
+    assert not cut.exists() and state_path(cut).exists()
+    rep = Notes()
+    again = visualize_file(cut, cfg, reporter=rep)
+    assert again["final_score"] == first["final_score"]  # the same run to the last bit, not only in 8-bit pixels
+    assert again["resumed_after_step"] == 50 and any("resumed after step 50" in n for n in rep.notes), rep.notes
+    assert not any("octave" in n for n in rep.notes)
+    assert np.array_equal(load_image(cut), load_image(whole)) and not state_path(cut).exists()
+    assert read_metadata(cut)["visualize"]["scores"][0]["steps"] == 70
