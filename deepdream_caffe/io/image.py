@@ -162,6 +162,23 @@ def as_image_array(img: Any, what: str = "image") -> np.ndarray:
     return a
 
 
+def shrunk_size(h: int, w: int, max_size: Optional[int]) -> Tuple[int, int]:
+    """(h, w) scaled so that the long side is ``max_size``; as they are when already within it (or None)."""
+    if max_size is None or max(h, w) <= max_size:
+        return h, w
+    f = max_size / max(h, w)
+    return (max_size, max(1, round(w * f))) if h >= w else (max(1, round(h * f)), max_size)
+
+
+def shrink(img: np.ndarray, max_size: Optional[int]) -> np.ndarray:
+    """``img`` (HxWx3, 0..255) with its long side brought down to ``max_size`` (Lanczos), float32; else itself."""
+    h, w = shrunk_size(img.shape[0], img.shape[1], max_size)
+    if (h, w) == img.shape[:2]:
+        return img
+    small = Image.fromarray(np.uint8(np.clip(np.rint(img), 0, 255))).resize((w, h), Image.LANCZOS)
+    return np.float32(small)
+
+
 def sample_image() -> np.ndarray:
     """An RGB photo that ships with scikit-image, for runs without an input file."""
     from skimage import data  # scikit-image is slow to import and only this sample needs it
