@@ -27,7 +27,8 @@ from .batch.plan import BatchTask, Setting, check_settings, plan_tasks
 from .batch.sheet import thumbnail
 from .layers import LayerRow, layer_table
 from .picks import strongest as strongest_of
-from .pipeline import DreamSession, read_input
+from .pipeline import DreamSession, net_files, read_input
+from .run import RunFiles
 
 SAMPLE = "sample.png"  # the sample photo, written into the atlas when no --image is given
 THUMB = 256  # a thumbnail's longer side in pixels
@@ -123,6 +124,8 @@ def plan_atlas(base: Setting, out_dir: Path, image: Optional[Path] = None, layer
         raise DeepDreamError(f"the output folder {out_dir} is not a folder")
     if channels < 0:
         raise DeepDreamError(f"--channels must be at least 0, got {channels}")
+    RunFiles([image, *net_files(base.config)], writes=[out_dir / "index.html", out_dir / "style.css"],
+             folders=[out_dir, *(out_dir / d for d in ("images", "thumbs", "layers"))]).check()
     pixels = read_input(image, base.config.exif_orientation, base.config.max_size)[0]  # as each tile dreams it
     h, w = pixels.shape[:2]
     rows, _ = layer_table(base.config.net, h, w)

@@ -17,6 +17,7 @@ from ..dream.params import Lbfgs
 from ..io.hashing import file_sha1
 from .config import DreamConfig
 from .netspec import NetSpec
+from .run import TOOL
 
 
 def run_params(config: DreamConfig, spec: NetSpec, layers: Sequence[str], octave_n: int,
@@ -92,7 +93,7 @@ def output_metadata(command: str, params: Dict[str, Any], seed: Optional[int], s
     """
     blas = kernel_choice()
     meta: Dict[str, Any] = {
-        "tool": "deepdream-caffe",
+        "tool": TOOL,
         "version": __version__,
         "command": command,
         "params": params,

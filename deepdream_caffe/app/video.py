@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, fields
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -29,7 +29,7 @@ from ..dream.keyframes import DREAM, Keyframes
 from ..dream.params import SettingError, check
 from ..errors import DeepDreamError
 from ..io.hashing import sha1_file
-from ..io.image import load_image, shrink, shrunk_size
+from ..io.image import load_image, shrink, shrunk_size, sidecar_path
 from ..io.video import (
     DEFAULT_CRF,
     DEFAULT_FPS,
@@ -42,10 +42,11 @@ from ..io.video import (
     video_suffixes,
     write_video,
 )
-from .pipeline import DreamSession, Scheduled, _settings, choose_seed, load_input
+from .config import ZoomConfig
+from .pipeline import DreamSession, Scheduled, _settings, choose_seed, load_input, net_files, zoom_dir, zoom_inputs
 from .record import output_metadata
 from .reporting import FrameProgress, Progress, Reporter
-from .run import DreamFn, RunDir, frame_loop, run_key, saved_record, saved_seed
+from .run import TOOL, DreamFn, RunDir, RunFiles, frame_loop, output_lock, run_key, saved_record, saved_seed
 from .zoom import KIND as ZOOM
 from .zoom import frame_path
 
@@ -56,6 +57,26 @@ def work_dir(out: os.PathLike) -> Path:
     """Where the frames of a run go: the output itself for a frame folder, else a hidden folder beside it."""
     out = Path(out)
     return out if output_kind(out) == "frames" else out.with_name(f".{out.name}.frames")
+
+
+def check_files(source: VideoSource, out: os.PathLike, inputs: Sequence[Optional[os.PathLike]] = ()) -> None:
+    """Refuse, before any work, a video, record or work folder that would replace a file the run reads.
+
+    ``inputs`` are the files read besides the source (net, guide); see
+    :class:`~deepdream_caffe.app.run.RunFiles` and :meth:`RunDir.check`.
+    """
+    out = Path(out)
+    reads = [source.path, *source.files, *inputs]
+    work = work_dir(out)
+    if source.kind == "frames" and source.files and work.is_dir() and os.path.samefile(source.files[0].parent, work):
+        raise DeepDreamError(f"refusing to write frames into the input folder {work}; choose another output")
+    if work != out:
+        RunFiles(reads, writes=[out], records=[sidecar_path(out)]).check()
+    _run_dir(work).check(reads)
+
+
+def _run_dir(work: Path, key: str = "", record: Optional[Dict[str, Any]] = None, **kw: Any) -> RunDir:
+    return RunDir(work, KIND, key, record or {}, digits=6, ext=".png", **kw)
 
 
 def source_sha1(source: VideoSource) -> str:
@@ -94,6 +115,7 @@ def dream_video(
     reporter: Optional[Reporter] = None,
     on_frame: Optional[Callable[[int], None]] = None,
     before: Optional[Callable[[int], None]] = None,
+    inputs: Sequence[Optional[os.PathLike]] = (),
 ) -> VideoResult:
     """Dream every frame of ``source`` into ``out`` (a video, an animation or a frame folder); resumable.
 
@@ -102,7 +124,9 @@ def dream_video(
     ``params`` are what decides the frames besides the input and ``seed``:
     a work folder left by a run with other ones is refused, not mixed in.
     ``on_frame(i)`` is called after frame ``i`` is safely on disk, ``before(i)``
-    before it is dreamed (a schedule sets its settings there). Progress
+    before it is dreamed (a schedule sets its settings there). None of
+    ``inputs`` (other files the caller read: net, guide) may be among the
+    files this writes (see :func:`check_files`). Progress
     goes to ``reporter.frames``; a reporter whose ``progress`` feeds
     :meth:`FrameProgress.advance` moves it within frames too.
     """
@@ -110,59 +134,55 @@ def dream_video(
     rep = reporter or Reporter()
     out = Path(out)
     kind = output_kind(out)
-    if kind == "frames" and source.kind == "frames" and source.files and out.exists() \
-            and os.path.samefile(source.files[0].parent, out):
-        raise DeepDreamError(f"refusing to write frames into the input folder {out}; choose another output")
+    check_files(source, out, inputs)
     if kind != "frames":
-        if source.path is not None and out.exists() and os.path.samefile(source.path, out):
-            raise DeepDreamError(f"refusing to overwrite the input {out}; choose another -o")
         check_video_output(out, source.width, source.height, codec, crf, source.frame_rate)
-    total = source.frame_count if max_frames is None else min(max_frames, source.frame_count)
-    params = dict(params, flow=carry.method, blend=carry.blend, carry=carry.carry,
-                  frame_rate=str(source.frame_rate), size=[source.width, source.height])
-    input_sha1 = source_sha1(source)
-    record = dict(metadata or {}, seed=seed, params=params, input=source.spec, input_sha1=input_sha1)
-    run = RunDir(work_dir(out), KIND, run_key(params, seed, input_sha1), record, digits=6, ext=".png",
-                 note=rep.note)
-    run.refuse_inputs([source.path, *source.files])
-    run.open()
+    # A second run writing ``out`` is refused, never mixed into this one's work folder.
+    with output_lock(out, folder=kind == "frames"):
+        total = source.frame_count if max_frames is None else min(max_frames, source.frame_count)
+        params = dict(params, flow=carry.method, blend=carry.blend, carry=carry.carry,
+                      frame_rate=str(source.frame_rate), size=[source.width, source.height])
+        input_sha1 = source_sha1(source)
+        record = dict(metadata or {}, seed=seed, params=params, input=source.spec, input_sha1=input_sha1)
+        run = _run_dir(work_dir(out), run_key(params, seed, input_sha1), record, note=rep.note)
+        run.open()
 
-    rng = np.random.RandomState(seed)
-    shape = (source.height, source.width, 3)
-    start, last = run.resume(rng, {"frame": shape, "dream": shape})
-    if start:
-        rep.note(f"resuming after frame {start} from {run.folder}")
-    bar = rep.frames(total, min(start, total), "video")
-    if isinstance(rep, _FrameReporter):
-        rep.bar = bar
-    carried = {"visible": 0.0}
+        rng = np.random.RandomState(seed)
+        shape = (source.height, source.width, 3)
+        start, last = run.resume(rng, {"frame": shape, "dream": shape})
+        if start:
+            rep.note(f"resuming after frame {start} from {run.folder}")
+        bar = rep.frames(total, min(start, total), "video")
+        if isinstance(rep, _FrameReporter):
+            rep.bar = bar
+        carried = {"visible": 0.0}
 
-    def carry_in(frame: np.ndarray, last: Optional[Dict[str, np.ndarray]]) -> np.ndarray:
-        x, info = carry(frame, *((last["frame"], last["dream"]) if last else (None, None)))
-        carried["visible"] = info.visible
-        return x
+        def carry_in(frame: np.ndarray, last: Optional[Dict[str, np.ndarray]]) -> np.ndarray:
+            x, info = carry(frame, *((last["frame"], last["dream"]) if last else (None, None)))
+            carried["visible"] = info.visible
+            return x
 
-    def frame_done(i: int) -> None:
-        bar.frame_done(min(i + 1, total), f"{carried['visible']:.0%} carried" if carry.blend > 0 and i > 0 else "")
-        if on_frame is not None:
-            on_frame(i)
+        def frame_done(i: int) -> None:
+            bar.frame_done(min(i + 1, total), f"{carried['visible']:.0%} carried" if carry.blend > 0 and i > 0 else "")
+            if on_frame is not None:
+                on_frame(i)
 
-    frames = itertools.islice(source.frames(start), None if max_frames is None else max(0, max_frames - start))
-    try:
-        done = frame_loop(run, rng, dream, start, last, frames, carry_in, frame_done, before)
-    except KeyboardInterrupt:
-        rep.note(f"stopped after frame {0 if run.state.last is None else run.state.last + 1}; "
-                 f"the same command carries on from {run.folder}")
-        raise
-    finally:
-        bar.close()
-    if done == 0:
-        raise DeepDreamError(f"{source.spec} has no video frames")
-    if kind != "frames":
-        meta = dict(record, frames=done, frame_rate=format_rate(source.frame_rate))
-        encode_frames([run.frame(i) for i in range(done)], out, source, meta, codec=codec, crf=crf, reporter=rep)
-        run.remove()
-    return VideoResult(out, done, start, seed, time.monotonic() - t0)
+        frames = itertools.islice(source.frames(start), None if max_frames is None else max(0, max_frames - start))
+        try:
+            done = frame_loop(run, rng, dream, start, last, frames, carry_in, frame_done, before)
+        except KeyboardInterrupt:
+            rep.note(f"stopped after frame {0 if run.state.last is None else run.state.last + 1}; "
+                     f"the same command carries on from {run.folder}")
+            raise
+        finally:
+            bar.close()
+        if done == 0:
+            raise DeepDreamError(f"{source.spec} has no video frames")
+        if kind != "frames":
+            meta = dict(record, frames=done, frame_rate=format_rate(source.frame_rate))
+            encode_frames([run.frame(i) for i in range(done)], out, source, meta, codec=codec, crf=crf, reporter=rep)
+            run.remove()
+        return VideoResult(out, done, start, seed, time.monotonic() - t0)
 
 
 def encode_frames(
@@ -338,9 +358,9 @@ def video_file(
         raise SettingError("{fps} is for frame folders; a video keeps its own frame rate")
     out = Path(output)
     kind = output_kind(out)
+    inputs = [cfg.guide, video.keyframes.path if video.keyframes is not None else None, *net_files(cfg)]
+    check_files(source, out, inputs)
     if kind != "frames":
-        if source.path is not None and out.exists() and os.path.samefile(source.path, out):
-            raise DeepDreamError(f"refusing to overwrite the input {out}; choose another -o")
         check_video_output(out, source.width, source.height, video.codec, video.crf, source.frame_rate)
     if kind == "animation" and source.has_audio:
         rep.note(f"an animated {out.suffix.lower()} has no sound: the input's audio is left out")
@@ -367,7 +387,7 @@ def video_file(
     result = dream_video(source, out, scheduled, carry=carry, seed=seed, params=params, metadata=meta,
                          max_frames=video.max_frames, codec=video.codec, crf=video.crf,
                          reporter=frame_rep if session.reporter is frame_rep else rep, on_frame=on_frame,
-                         before=scheduled.before)
+                         before=scheduled.before, inputs=inputs)
     rep.note(f"wrote {out} ({result.frames} frames)")
     return result
 
@@ -381,7 +401,7 @@ def _note_turn(source: VideoSource, rep: Reporter) -> None:
 
 def _encode_metadata(command: str, source: VideoSource, rate: Fraction, extra: Optional[Dict[str, Any]] = None
                      ) -> Dict[str, Any]:
-    meta = {"tool": "deepdream-caffe", "version": __version__, "command": command, "input": source.spec,
+    meta = {"tool": TOOL, "version": __version__, "command": command, "input": source.spec,
             "frames": source.frame_count, "frame_rate": format_rate(rate)}
     meta.update(extra or {})
     return meta
@@ -407,8 +427,7 @@ def frames_to_video_file(
     out = Path(output)
     if output_kind(out) == "frames":
         raise DeepDreamError(f"cannot tell the video format from '{out}'; use one of {', '.join(video_suffixes())}")
-    if source.path is not None and out.exists() and os.path.samefile(source.path, out):
-        raise DeepDreamError(f"refusing to overwrite the input {out}; choose another output")
+    RunFiles([source.path, *source.files], writes=[out], records=[sidecar_path(out)]).check()
     check_video_output(out, source.width, source.height, codec, crf, source.frame_rate)
     bar = rep.frames(source.frame_count, 0, "encode")
 
@@ -418,8 +437,10 @@ def frames_to_video_file(
             bar.frame_done(i + 1)
 
     try:
-        n = write_video(out, frames(), source.frame_rate, audio_from=source if source.kind == "video" else None,
-                        metadata=_encode_metadata("frames-to-video", source, source.frame_rate), codec=codec, crf=crf)
+        with output_lock(out):
+            n = write_video(out, frames(), source.frame_rate, audio_from=source if source.kind == "video" else None,
+                            metadata=_encode_metadata("frames-to-video", source, source.frame_rate), codec=codec,
+                            crf=crf)
     finally:
         bar.close()
     rep.note(f"wrote {out} ({n} frames at {format_rate(source.frame_rate)} fps)")
@@ -427,11 +448,17 @@ def frames_to_video_file(
 
 
 def check_zoom_video(input_path: Optional[os.PathLike], output: os.PathLike, *, fps: Optional[Union[float, str]] = None,
-                     codec: Optional[str] = None, crf: int = DEFAULT_CRF) -> None:
-    """Refuse now, before the zoom's dreams, a video output that could not be written for this input."""
+                     codec: Optional[str] = None, crf: int = DEFAULT_CRF, out_dir: Optional[os.PathLike] = None,
+                     config: Optional[Any] = None, zoom: Optional[ZoomConfig] = None) -> None:
+    """Refuse now, before the zoom's dreams, a video output that could not be written for this input,
+    or that would replace a file the zoom reads (with ``config`` and ``zoom``) or writes (in ``out_dir``)."""
     out = Path(output)
     if output_kind(out) == "frames":
         raise DeepDreamError(f"cannot tell the video format from '{out}'; use one of {', '.join(video_suffixes())}")
+    reads = zoom_inputs(input_path, config, zoom or ZoomConfig()) if config is not None else [input_path]
+    if out_dir is not None:
+        reads += zoom_dir(out_dir).files()
+    RunFiles(reads, writes=[out], records=[sidecar_path(out)]).check()
     h, w = load_input(input_path).shape[:2]
     check_video_output(out, w, h, codec, crf, as_rate(fps) if fps is not None else DEFAULT_FPS)
 
@@ -452,6 +479,8 @@ def zoom_video_file(
     missing = [f for f in files if not f.exists()]
     if missing:
         raise DeepDreamError(f"{missing[0]} is missing; finish the zoom first")
+    zoom_dir(out_dir).check([])  # no link planted among the frames is taken into the video
+    RunFiles(files, writes=[output], records=[sidecar_path(output)]).check()
     rate = as_rate(fps) if fps is not None else DEFAULT_FPS
     source = open_source(out_dir, rate)
     meta = _encode_metadata("zoom", source, rate, {"frames": frames})
@@ -459,6 +488,7 @@ def zoom_video_file(
     if record is not None:
         meta["zoom"] = record
     rep = reporter or Reporter()
-    n = encode_frames(files, output, None, meta, rate=rate, codec=codec, crf=crf, reporter=rep)
+    with output_lock(output):
+        n = encode_frames(files, output, None, meta, rate=rate, codec=codec, crf=crf, reporter=rep)
     rep.note(f"wrote {output} ({n} frames at {format_rate(rate)} fps)")
     return n

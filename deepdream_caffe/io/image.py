@@ -13,7 +13,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from PIL.PngImagePlugin import PngInfo
 
 from ..errors import DeepDreamError
-from .atomic import atomic_output
+from .atomic import atomic_with_record
 from .files import open_regular
 
 METADATA_KEY = "deepdream-caffe"
@@ -218,12 +218,8 @@ def save_image(path: os.PathLike, img: np.ndarray, metadata: Optional[Dict[str, 
     path = Path(path)
     fmt = image_format(path)
     data = encode_image(img, fmt, metadata, quality)
-    with atomic_output(path) as f:
-        f.write(data)
-    if metadata is not None and fmt != "PNG":
-        with atomic_output(sidecar_path(path), "w") as f:
-            json.dump(metadata, f, indent=2, sort_keys=True)
-            f.write("\n")
+    with atomic_with_record(path, metadata if fmt != "PNG" else None, sidecar_path(path)) as tmp:
+        tmp.write_bytes(data)
 
 
 def sidecar_path(path: os.PathLike) -> Path:
