@@ -350,19 +350,20 @@ def render_vis(
     short resumes from its last block to the same pixels.
     """
     h, w = size
+    seen = tuple(native or (h, w))  # what the net takes: the canvas, or its tiles
     rng = rng if rng is not None else np.random.RandomState(0)
     if getattr(net, "param", None) is not None:  # load_net's nets keep their prototxt for Caffe to judge
         for layer in objective.layers:
-            check_size_fits(net.param, layer, *(native or (h, w)))
-    input_blob(raw_net(net)).reshape(1, 3, *(native or (h, w)))
+            check_size_fits(net.param, layer, *seen)
+    input_blob(raw_net(net)).reshape(1, 3, *seen)
     check_objective(net, objective)
     param = spatial(settings, h, w)
-    scene = Scene(net, param, settings.decorrelate, TiledScore(tuple(native or (h, w))), objective)
+    scene = Scene(net, param, settings.decorrelate, TiledScore(seen), objective)
     transforms = TRANSFORMS[settings.transforms]
     p = rng.normal(0.0, settings.sd, param.shape)
     adam = Adam(settings.learning_rate, m=np.zeros_like(p), v=np.zeros_like(p))
     start = 0
-    got = checkpoint.load([(3, *param.shape)] * -(-iter_n // CHECKPOINT_EVERY)) if checkpoint else None
+    got = None if checkpoint is None else checkpoint.load([(3, *param.shape)] * -(-iter_n // CHECKPOINT_EVERY))
     if got is not None:
         start = adam.t = (got[0] + 1) * CHECKPOINT_EVERY
         p, adam.m, adam.v = (np.float64(a) for a in got[1])
