@@ -1,7 +1,8 @@
-"""``visualize_file``: the image of a class, file out, on the same session conventions as ``dream_file``.
+"""``visualize_file``: the image of a class, or of a channel or neuron from noise, file out, on the same
+session conventions as ``dream_file``.
 
 Checked before any work: the output, the model, the layer, the class (an
-index, or a name looked up in the model's labels file), the settings.
+index, or a name looked up in the model's labels file) or the channel, the settings.
 Progress goes to a :class:`Reporter`, the record into the output's
 metadata, and the run resumes after its last finished octave.
 
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 from ..dream import defaults as nb
-from ..dream.params import Ascent, Lbfgs, Octaves, SettingError, check
+from ..dream.params import Ascent, Lbfgs, Octaves, Optvis, SettingError, check
 from ..errors import DeepDreamError
 from ..io.files import MAX_LABELS_BYTES, read_text
 from ..io.hashing import file_sha1
@@ -25,6 +26,9 @@ from .netspec import NetSource, resolve_net
 from .reporting import Reporter
 
 INITS = ("zero", "noise")
+# Simonyan's ascent's own settings, which the optvis loop (Adam from noise, no octaves) refuses rather than ignore.
+SIMONYAN_ONLY = ("step_size", "step_end", "momentum", "jitter", "paper_set", "decay", "blur_sigma", "blur_every",
+                 "norm_pct", "contrib_pct", "init", "octave_n", "octave_scale", "l2")
 # Classes this tool never renders, by model: open_nsfw's class 1 is "not safe for work".
 REFUSED_CLASSES: Mapping[str, Tuple[int, ...]] = {"open_nsfw": (1,)}
 
@@ -40,9 +44,18 @@ class VisualizeConfig:
     many octaves as fit. ``lbfgs`` (its priors and bounds) solves each octave
     with L-BFGS-B instead of the ascent. The regularisers take Yosinski et
     al.'s set 3 unless given (see :mod:`deepdream_caffe.dream.visualize`).
+
+    ``channel`` or ``neuron`` ("LAYER:C": channel C of LAYER, or its centre
+    unit) visualises that unit from noise instead of a class (``klass`` is
+    then None), the way ``optvis`` says (lucid's; default :class:`Optvis`);
+    ``optvis`` with a class climbs the class score that way rather than by
+    Simonyan's ascent.
     """
 
-    klass: Union[int, str] = 0
+    klass: Optional[Union[int, str]] = 0
+    channel: Optional[str] = None
+    neuron: Optional[str] = None
+    optvis: Optional[Optvis] = None
     net: NetSource = NetSource()
     layer: Optional[str] = None
     size: Optional[Tuple[int, int]] = None
@@ -70,7 +83,17 @@ class VisualizeConfig:
     verbose: bool = False
 
     def __post_init__(self) -> None:
-        if isinstance(self.klass, bool) or not isinstance(self.klass, (int, str)) or \
+        if self.channel is not None and self.neuron is not None:
+            raise SettingError("give {channel} or {neuron}, not both")
+        if self.unit() is not None:
+            parse_unit(self.unit()[1], self.unit()[0])
+            object.__setattr__(self, "klass", None)
+            if self.optvis is None:
+                object.__setattr__(self, "optvis", Optvis())
+            if self.layer is not None:
+                raise SettingError(f"{{layer}} is for a class; the {self.unit()[0]}'s layer is in "
+                                   f"{{{self.unit()[0]}}} LAYER:C")
+        elif isinstance(self.klass, bool) or not isinstance(self.klass, (int, str)) or \
                 (isinstance(self.klass, int) and self.klass < 0) or (isinstance(self.klass, str) and not self.klass.strip()):
             raise SettingError(f"{{klass}} must be a class index >= 0 or a class name, got {self.klass!r}")
         check(self, "iter_n", int, lambda v: v >= 1, "at least 1")
@@ -96,6 +119,11 @@ class VisualizeConfig:
         self.regularizers()
         if self.gpu is not None:
             check(self, "gpu", int, lambda v: v >= 0, "a device id >= 0")
+        if self.optvis is not None:
+            simonyan = [k for k in SIMONYAN_ONLY if getattr(self, k) != getattr(VisualizeConfig, k)]
+            if self.lbfgs is not None or simonyan:
+                raise SettingError(f"{{{simonyan[0] if simonyan else 'mode'}}} is for Simonyan's ascent on a "
+                                   "class; optvis climbs with Adam from noise at one size")
         if self.lbfgs is not None:  # its data term is the class score: the settings of another would be ignored
             unused = [k for k in ("objective", "gain") if getattr(self.lbfgs, k) != getattr(Lbfgs, k)]
             if unused:
@@ -103,12 +131,17 @@ class VisualizeConfig:
 
     @property
     def mode(self) -> str:
-        """``"ascent"`` or ``"lbfgs"``."""
-        return "ascent" if self.lbfgs is None else "lbfgs"
+        """``"ascent"``, ``"lbfgs"`` or ``"optvis"``."""
+        return "optvis" if self.optvis is not None else "ascent" if self.lbfgs is None else "lbfgs"
+
+    def unit(self) -> Optional[Tuple[str, str]]:
+        """("channel" or "neuron", "LAYER:C") when a unit is visualised, else None."""
+        return ("channel", self.channel) if self.channel is not None else \
+            ("neuron", self.neuron) if self.neuron is not None else None
 
     def draws_at_random(self) -> bool:
         """Whether the run draws anything from its seed: the ascent's jitter or the noise it starts from."""
-        return self.init == "noise" or (self.lbfgs is None and self.jitter > 0)
+        return self.mode == "optvis" or self.init == "noise" or (self.lbfgs is None and self.jitter > 0)
 
     def regularizers(self) -> Any:
         """The :class:`~deepdream_caffe.dream.visualize.Regularizers`: the paper's set, with any value given."""
@@ -118,6 +151,15 @@ class VisualizeConfig:
         given = {k: getattr(self, k) for k in ("decay", "blur_sigma", "blur_every", "norm_pct", "contrib_pct")
                  if getattr(self, k) is not None}
         return Regularizers(**{**asdict(base), **given})
+
+
+def parse_unit(text: str, kind: str = "channel") -> Tuple[str, int]:
+    """"LAYER:C" -> (LAYER, C); a layer name may hold colons itself (the last one splits). ``kind`` names
+    the setting in the error."""
+    layer, sep, c = str(text).rpartition(":")
+    if not (sep and layer and c.strip().isdigit()):
+        raise SettingError(f"{{{kind}}} must be LAYER:C, C a channel index >= 0; got {text!r}")
+    return layer, int(c)
 
 
 def read_labels(path: Path) -> List[str]:
@@ -141,7 +183,7 @@ def resolve_class(klass: Union[int, str], labels: Optional[List[str]]) -> Tuple[
 
 
 def visualize_file(output: Path, config: VisualizeConfig, *, reporter: Optional[Reporter] = None) -> Dict[str, Any]:
-    """Visualise ``config.klass`` into ``output`` (atomic; metadata as for ``dream``); returns the record."""
+    """Visualise ``config``'s class or unit into ``output`` (atomic; metadata as for ``dream``); returns the record."""
     import numpy as np
 
     from ..io.image import save_image
@@ -157,7 +199,7 @@ def visualize_file(output: Path, config: VisualizeConfig, *, reporter: Optional[
     with output_lock(output):  # a second run writing the same output is refused meanwhile
         import_caffe(verbose=cfg.verbose)
         from ..dream.octaves import octave_sizes
-        from ..dream.visualize import upward_octaves, visualize_class
+        from ..dream.visualize import upward_octaves
         from ..net.access import check_layer
         from ..net.classifier import classifier_layer, native_size
         from ..net.devices import select_device
@@ -168,16 +210,28 @@ def visualize_file(output: Path, config: VisualizeConfig, *, reporter: Optional[
         spec = resolve_net(cfg.net, quiet=rep.quiet)
         param = read_prototxt(spec.prototxt)
         check_structure(param, spec.prototxt, allow_python_layers=cfg.net.allow_python_layers)
-        layer = cfg.layer or classifier_layer(param)
+        unit = cfg.unit()
+        c = None
+        if unit is not None:
+            layer, c = parse_unit(unit[1], unit[0])
+        else:
+            layer = cfg.layer or classifier_layer(param)
         check_layer(_NamesOnly(param), layer)
         native = native_size(param)
-        labels_path = cfg.labels or getattr(spec, "labels", None)
-        labels = read_labels(labels_path) if labels_path is not None else None
-        k, label = resolve_class(cfg.klass, labels)
-        if k in REFUSED_CLASSES.get(spec.model or "", ()):
-            raise DeepDreamError(f"class {k} of {spec.model} is not rendered by this tool (see README)")
+        k, label = None, None
+        if unit is None:
+            labels_path = cfg.labels or getattr(spec, "labels", None)
+            labels = read_labels(labels_path) if labels_path is not None else None
+            k, label = resolve_class(cfg.klass, labels)  # type: ignore[arg-type]
+            if k in REFUSED_CLASSES.get(spec.model or "", ()):
+                raise DeepDreamError(f"class {k} of {spec.model} is not rendered by this tool (see README)")
         h, w = (cfg.size[1], cfg.size[0]) if cfg.size is not None else native
-        n, note = upward_octaves(h, w, native, cfg.octave_n, cfg.octave_scale)
+        if unit is not None:
+            from ..dream.sizing import check_size_fits
+
+            check_size_fits(param, layer, h, w)
+        n, note = (1, None) if unit is not None else \
+            upward_octaves(h, w, native, 1 if cfg.mode == "optvis" else cfg.octave_n, cfg.octave_scale)
         if cfg.mode == "lbfgs" and (h, w) != native:
             raise SettingError(f"{{mode}} lbfgs works at the net's native size "
                                  f"{native[1]}x{native[0]} only; leave out the size")
@@ -190,24 +244,36 @@ def visualize_file(output: Path, config: VisualizeConfig, *, reporter: Optional[
         net = load_net(spec.prototxt, spec.weights, mean=spec.mean, channel_swap=spec.channel_swap, end=layer,
                        fast=True, weights_sha1=spec.weights_sha1, allow_python_layers=cfg.net.allow_python_layers)
         from ..dream.gradient import check_objective
+        from ..dream.objectives import channel, neuron
         from ..dream.visualize import class_objective
 
-        _check_class(net, layer, k, REFUSED_CLASSES.get(spec.model or "", ()))
-        check_objective(net, class_objective(layer, k, score=cfg.score))
+        if unit is not None:
+            from ..net.access import input_blob, raw_net
+
+            objective = (channel if unit[0] == "channel" else neuron)(layer, c)
+            input_blob(raw_net(net)).reshape(1, 3, h, w)  # the unit's range is checked at the canvas's size
+        else:
+            _check_class(net, layer, k, REFUSED_CLASSES.get(spec.model or "", ()))  # type: ignore[arg-type]
+            objective = class_objective(layer, k, score=cfg.score)  # type: ignore[arg-type]
+        check_objective(net, objective)
         if spec.weights_sha1 is None:
             spec = replace(spec, weights_sha1=net.weights_sha1)
         seed = choose_seed(cfg, rep) if cfg.draws_at_random() else cfg.seed
         rng = np.random.RandomState(seed or 0)  # with nothing random it is never drawn from
-        reg = cfg.regularizers()
-        params = {"class": k, "label": label, "layer": layer, "score": cfg.score, "size": [w, h], "octaves": n,
-                  "octave_scale": cfg.octave_scale, "init": str(cfg.init), "mode": cfg.mode,
-                  "iters": cfg.iter_n, "step_size": cfg.step_size, "step_end": cfg.step_end,
-                  "momentum": cfg.momentum, "jitter": cfg.jitter,
-                  "regularizers": asdict(reg), "lbfgs": None if cfg.lbfgs is None else cfg.lbfgs.solver_settings(),
-                  "mean": list(spec.mean), "channel_swap": list(spec.channel_swap)}
+        params: Dict[str, Any] = {"class": k, "label": label, "layer": layer, "size": [w, h], "mode": cfg.mode,
+                                  "iters": cfg.iter_n, "mean": list(spec.mean), "channel_swap": list(spec.channel_swap)}
+        if unit is None:
+            params["score"] = cfg.score
+        if cfg.optvis is not None:
+            from ..dream.optvis import describe
+
+            params.update(unit=unit[0] if unit else "class", channel=c, optvis=describe(cfg.optvis))
+        else:
+            params.update(octaves=n, octave_scale=cfg.octave_scale, init=str(cfg.init), step_size=cfg.step_size,
+                          step_end=cfg.step_end, momentum=cfg.momentum, jitter=cfg.jitter,
+                          regularizers=asdict(cfg.regularizers()),
+                          lbfgs=None if cfg.lbfgs is None else cfg.lbfgs.solver_settings())
         input_sha1 = file_sha1(init_path)
-        key = run_key(params, seed, input_sha1, weights=spec.weights_sha1, shape=(h, w))
-        checkpoint = FileCheckpoint(state_path(output), key, rng)
         steps = cfg.iter_n if cfg.lbfgs is None else cfg.lbfgs.maxiter
         bar = rep.progress(octave_sizes(h, w, n, cfg.octave_scale), steps, "visualize")
 
@@ -215,21 +281,39 @@ def visualize_file(output: Path, config: VisualizeConfig, *, reporter: Optional[
             if step < steps:
                 bar.update(octave, step, extra=f"score={score:.4g}")
 
+        key = run_key(params, seed, input_sha1, weights=spec.weights_sha1, shape=(h, w))
+        if cfg.optvis is not None:  # its blocks of steps are not octaves: it says where it resumed itself
+            checkpoint = FileCheckpoint(state_path(output), key, rng,
+                                        note=lambda m: None if m.startswith("resumed after octave") else rep.note(m))
+        else:
+            checkpoint = FileCheckpoint(state_path(output), key, rng)
         try:
-            img, info = visualize_class(net, k, layer=layer, native=native, size=(h, w), init=init, iter_n=cfg.iter_n,
-                                        octave_n=n, octave_scale=cfg.octave_scale, step_size=cfg.step_size,
-                                        jitter=cfg.jitter, reg=reg, rng=rng, callback=on_step, checkpoint=checkpoint,
-                                        lbfgs=cfg.lbfgs, momentum=cfg.momentum, step_end=cfg.step_end, score=cfg.score)
+            if cfg.optvis is not None:
+                from ..dream.optvis import render_vis
+
+                img, info = render_vis(net, objective, size=(h, w), iter_n=cfg.iter_n, settings=cfg.optvis,
+                                       native=None if unit else native, rng=rng, callback=on_step, checkpoint=checkpoint)
+                if info["resumed_after_step"]:
+                    rep.note(f"resumed after step {info['resumed_after_step']} from {checkpoint.path}")
+            else:
+                from ..dream.visualize import visualize_class
+
+                img, info = visualize_class(net, k, layer=layer, native=native, size=(h, w), init=init,  # type: ignore[arg-type]
+                                            iter_n=cfg.iter_n, octave_n=n, octave_scale=cfg.octave_scale,
+                                            step_size=cfg.step_size, jitter=cfg.jitter, reg=cfg.regularizers(), rng=rng,
+                                            callback=on_step, checkpoint=checkpoint, lbfgs=cfg.lbfgs,
+                                            momentum=cfg.momentum, step_end=cfg.step_end, score=cfg.score)
         finally:
             bar.close()
-        if checkpoint.resumed_from is not None:
+        if cfg.optvis is None and checkpoint.resumed_from is not None:
             rep.note(f"resumed after octave {checkpoint.resumed_from + 1} from {checkpoint.path}")
             info["resumed_after_octave"] = checkpoint.resumed_from + 1
         meta = output_metadata("visualize", params, seed, spec, device, init_path, input_sha1,
                                extra={"visualize": _jsonable(info)})
         save_image(output, img, meta, quality=cfg.quality)
         checkpoint.remove()
-        rep.note(f"wrote {output} (class {k}{f' {label}' if label else ''}, score {info['final_score']:.4g})")
+        what = f"{unit[0]} {layer}:{c}" if unit else f"class {k}{f' {label}' if label else ''}"
+        rep.note(f"wrote {output} ({what}, score {info['final_score']:.4g})")
         return info
 
 

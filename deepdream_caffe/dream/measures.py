@@ -8,7 +8,9 @@ first, as saving does) and are forward-only:
 * high-frequency ratio: mean absolute 4-neighbour Laplacian of the output
   over that of the input (interior pixels, all channels): above 1 the
   dream added fine, noisy detail; below 1 it smoothed the photo;
-* pixel change: mean absolute difference of the two images, in 0..255 units.
+* pixel change: mean absolute difference of the two images, in 0..255 units;
+* channel activation: the mean over positions of one channel of a layer on
+  one image (how strongly a feature visualisation drives its unit).
 
 The fourth figure of a run, its forward+backward passes, is counted by the
 dream itself (``iter_n * octave_n`` for ascent, ``info["nfev"]`` for L-BFGS).
@@ -28,19 +30,26 @@ def _valid(img: np.ndarray) -> np.ndarray:
     return np.clip(np.asarray(img, dtype=np.float64), 0.0, 255.0)
 
 
-def layer_energy(net: Any, end: str, img: np.ndarray) -> float:
-    """``||phi(img)||^2``: the sum of squares of layer ``end``'s output, the net run on the whole image.
-
-    Reshapes the net's input blob to the image's size.
-    """
+def _features(net: Any, end: str, img: np.ndarray) -> np.ndarray:
+    """Layer ``end``'s output (C x ...) for the whole image, float64; reshapes the net's input blob to it."""
     x = preprocess(net, _valid(img).astype(np.float32))
     cnet = raw_net(net)
     src = input_blob(cnet)
     src.reshape(1, *x.shape)
     src.data[0] = x
     cnet.forward(end=end)
-    phi = end_blob(cnet, end).data[0].astype(np.float64)
+    return end_blob(cnet, end).data[0].astype(np.float64)
+
+
+def layer_energy(net: Any, end: str, img: np.ndarray) -> float:
+    """``||phi(img)||^2``: the sum of squares of layer ``end``'s output, the net run on the whole image."""
+    phi = _features(net, end, img)
     return float(np.sum(phi * phi))
+
+
+def channel_activation(net: Any, end: str, c: int, img: np.ndarray) -> float:
+    """The mean over positions of channel ``c`` of layer ``end``'s output, the net run on the whole image."""
+    return float(np.mean(_features(net, end, img)[c]))
 
 
 def energy_gain(net: Any, end: str, before: np.ndarray, after: np.ndarray) -> float:

@@ -142,3 +142,34 @@ class Lbfgs:
     def solver_settings(self) -> dict:
         """The settings besides the data term's (objective, gain): the priors and the bounds."""
         return {k: v for k, v in asdict(self).items() if k not in ("objective", "gain")}
+
+
+OPTVIS_PARAMS = ("pixel", "fft")
+OPTVIS_TRANSFORMS = ("none", "standard")
+
+
+@dataclass(frozen=True)
+class Optvis:
+    """Feature visualisation from noise as lucid's ``render_vis`` does it (:mod:`~deepdream_caffe.dream.optvis`):
+    an image parameterised by ``param``, its colours through ``decorrelate``, seen by the net through
+    random ``transforms`` each step, climbed by Adam."""
+
+    param: str = _doc("image parameterisation: pixel, or fft (lucid's fft_image: Fourier coefficients "
+                      "scaled by 1/f)", "fft")
+    decorrelate: bool = _doc("decorrelate colours (lucid's to_valid_rgb: ImageNet's colour correlation)", True)
+    transforms: str = _doc("none, or standard: lucid's standard_transforms (pad, jitter, scale, rotate, "
+                           "jitter) drawn each step", "standard")
+    learning_rate: float = _doc("Adam's learning rate", 0.05)
+    sd: float = _doc("standard deviation of the starting noise in the parameter space", 0.01)
+    decay_power: float = _doc("exponent of the 1/f scaling of the Fourier coefficients", 1.0)
+
+    def __post_init__(self) -> None:
+        if self.param not in OPTVIS_PARAMS:
+            raise SettingError(f"{{param}} must be one of {', '.join(OPTVIS_PARAMS)}; got {self.param!r}")
+        if self.transforms not in OPTVIS_TRANSFORMS:
+            raise SettingError(f"{{transforms}} must be one of {', '.join(OPTVIS_TRANSFORMS)}; "
+                               f"got {self.transforms!r}")
+        object.__setattr__(self, "decorrelate", bool(self.decorrelate))
+        check(self, "learning_rate", float, lambda v: v > 0, "positive")
+        check(self, "sd", float, lambda v: v > 0, "positive")
+        check(self, "decay_power", float, lambda v: v >= 0, ">= 0")

@@ -140,6 +140,14 @@ def fit_octaves(
     return n, note
 
 
+def check_size_fits(param: Any, end: str, h: int, w: int) -> None:
+    """Raise :func:`explain`'s line unless Caffe would run an ``h`` x ``w`` input to ``end`` (asked in a child
+    process: Caffe aborts on a layer output that pooling leaves empty)."""
+    problem = run_problem(param, end, h, w)
+    if problem is not None:
+        raise DeepDreamError(explain(param, end, h, w, problem))
+
+
 def check_octaves_fit(net: Any, end: str, h: int, w: int, octave_n: int, octave_scale: float) -> None:
     """For a net from ``load_net`` (which keeps its NetParameter): raise unless every octave fits ``end``.
 

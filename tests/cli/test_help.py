@@ -50,6 +50,14 @@ EXEMPT = {
     ("frames-to-video",): {"-v": VERBOSE},
 }
 
+UNIT = SEED + ["--channel", "conv1:3"]  # visualize from noise: conv1 before its ReLU always has a gradient
+
+
+def _class_3(rows: Dict[str, Tuple[List[str], List[str]]]) -> Dict[str, Tuple[List[str], List[str]]]:
+    """visualize's rows of class 3, unless the row names its own class."""
+    return {k: tuple(a if "--class" in a else ["--class", "3", *a] for a in pair) for k, pair in rows.items()}
+
+
 # The net options of a command that runs the net: rows for both dream and visualize.
 RUN_NET = {  # dream's add --layer a/output: its default for a prototxt of one's own is GoogLeNet's
     "--model": (OWN, NET),
@@ -100,8 +108,8 @@ COMMANDS: Dict[Tuple[str, ...], Tuple[List[str], Dict[str, Tuple[List[str], List
         "--gain": (LB + ["--objective", "gain"], LB + ["--objective", "gain", "--gain", "3"]),
         **LBFGS_ROWS, **QUIET_VERBOSE,
     }),
-    ("visualize",): (["--class", "3", "-o", "{out}/o.jpg"], {  # and --iters 2 but with --mode (see the test)
-        **RUN_NET,
+    ("visualize",): (["-o", "{out}/o.jpg"], {  # and --iters 2 but with --mode (see the test)
+        **_class_3({**RUN_NET,
         "--class": ([], ["--class", "2"]),
         "--output": ([], ["-o", "{out}/other.jpg"]),
         "--layer": ([], ["--layer", "pool2"]),
@@ -128,7 +136,15 @@ COMMANDS: Dict[Tuple[str, ...], Tuple[List[str], Dict[str, Tuple[List[str], List
         "--contrib-pct": ([], ["--contrib-pct", "50"]),
         # From noise: at the flat zero image the TV prior's gradient is 0, and two iterations barely leave it.
         **{k: (SEED + ["--init", "noise"] + a, SEED + ["--init", "noise"] + b) for k, (a, b) in LBFGS_ROWS.items()},
-        **QUIET_VERBOSE,
+        **QUIET_VERBOSE}),
+        "--channel": (SEED + ["--class", "3"], UNIT),
+        "--neuron": (UNIT, SEED + ["--neuron", "conv1:3"]),
+        "--param": (UNIT, UNIT + ["--param", "pixel"]),
+        "--no-decorrelate": (UNIT, UNIT + ["--no-decorrelate"]),
+        "--transforms": (UNIT, UNIT + ["--transforms", "none"]),
+        "--learning-rate": (UNIT, UNIT + ["--learning-rate", "0.2"]),
+        "--sd": (UNIT, UNIT + ["--sd", "0.5"]),
+        "--decay-power": (UNIT, UNIT + ["--decay-power", "2"]),
     }),
     ("layers",): ([], {
         "--size": (NET, NET + ["--size", "40x40"]),

@@ -6,6 +6,7 @@ import numpy as np
 from PIL import Image
 
 from cli_util import assert_one_line_error, run_cli
+from deepdream_caffe.cli.main import main
 from deepdream_caffe.io.image import load_image, read_metadata
 
 
@@ -68,3 +69,59 @@ def test_dream_on_a_classifier_layer_points_at_visualize(tiny_model, tmp_path):
     Image.fromarray(np.full((40, 40, 3), 128, np.uint8)).save(img)
     r = run_cli(["dream", str(img), "-o", str(tmp_path / "o.png"), *_net(tiny_model), "--layer", "fc"])
     assert_one_line_error(r, "classifier layer", "visualize --class K")
+
+
+def test_visualize_a_channel_a_neuron_and_a_class_from_noise_with_lucids_options(tiny_model, tmp_path):
+    out = tmp_path / "ch.png"
+    args = ["visualize", "--channel", "a/output:5", "-o", str(out), *_net(tiny_model), "--iters", "8", "--seed", "2"]
+    r = run_cli(args)
+    assert r.returncode == 0, r.stderr
+    img = load_image(out)
+    assert img.shape == (32, 32, 3) and img.std() > 0
+    meta = read_metadata(out)
+    p = meta["params"]
+    assert (p["mode"], p["unit"], p["layer"], p["channel"], p["class"]) == ("optvis", "channel", "a/output", 5, None)
+    assert (p["optvis"]["param"], p["optvis"]["decorrelate"], p["optvis"]["transforms"]) == ("fft", True, "standard")
+    assert [t["name"] for t in p["optvis"]["transform_list"]] == ["Pad", "Jitter", "RandomScale", "RandomRotate",
+                                                                  "Jitter"]
+    assert len(p["optvis"]["color_matrix"]) == 3 and meta["seed"] == 2
+    assert meta["visualize"]["scores"][0]["last"] > meta["visualize"]["scores"][0]["first"]
+    again = tmp_path / "again.png"
+    assert main([*args[:4], str(again), *args[5:], "-q"]) == 0  # the rest in-process
+    assert np.array_equal(load_image(again), img)
+    assert main(["visualize", "--neuron", "a/output:5", "-o", str(tmp_path / "n.png"), *_net(tiny_model), "--iters",
+                 "4", "--param", "pixel", "--no-decorrelate", "--transforms", "none", "--size", "40", "36", "-q"]) == 0
+    p = read_metadata(tmp_path / "n.png")["params"]
+    assert (p["unit"], p["size"], p["optvis"]["param"], p["optvis"]["decorrelate"], p["optvis"]["transform_list"]) == \
+        ("neuron", [40, 36], "pixel", False, [])
+    assert load_image(tmp_path / "n.png").shape == (36, 40, 3)
+    assert main(["visualize", "--class", "3", "-o", str(tmp_path / "k.png"), *_net(tiny_model), "--iters", "4",
+                 "--param", "fft", "-q"]) == 0
+    meta = read_metadata(tmp_path / "k.png")
+    assert (meta["params"]["mode"], meta["params"]["class"], meta["params"]["unit"]) == ("optvis", 3, "class")
+    assert meta["visualize"]["expression"] == "class_score('fc', 3)"
+
+
+def test_bad_units_and_optvis_settings_are_one_line_before_any_work(tiny_model, tmp_path, capfd):
+    out = str(tmp_path / "a.png")
+    assert_one_line_error(run_cli(["visualize", "--channel", "a/output:99", "-o", out, *_net(tiny_model)]),
+                          "99 is out of range", "12 channels")  # the console script itself; the rest in-process
+    for extra, fragments, code in ((["--channel", "nope:1"], ("nope",), 1),
+                                   (["--neuron", "a/output:12"], ("12 is out of range",), 1),
+                                   (["--channel", "a/output"], ("--channel must be LAYER:C",), 1),
+                                   (["--channel", "a/output:1", "--size", "1", "1"], ("too small for layer",), 1),
+                                   (["--channel", "a/output:1", "--step-size", "2"], ("--step-size", "Simonyan"), 1),
+                                   (["--class", "1", "--param", "fft", "--init", "noise"], ("--init",), 1),
+                                   (["--channel", "a/output:1", "--layer", "fc"], ("--layer",), 1),
+                                   (["--channel", "a/output:1", "--learning-rate", "-1"], ("--learning-rate",), 1),
+                                   (["--class", "1", "--param", "wavelet"], ("--param",), 2),
+                                   (["--class", "1", "--channel", "a/output:1"], ("--channel",), 2)):
+        try:
+            rc = main(["visualize", *extra, "-o", out, *_net(tiny_model)])
+        except SystemExit as e:  # argparse's own refusals
+            rc = e.code
+        err = capfd.readouterr().err
+        lines = [ln for ln in err.splitlines() if ln.strip()]
+        assert rc == code and len(lines) == 1 and "Traceback" not in err, (extra, err)
+        assert all(f in lines[0] for f in fragments), (extra, lines[0])
+    assert not (tmp_path / "a.png").exists()
