@@ -357,22 +357,24 @@ class RunDir:
             raise DeepDreamError(f"cannot create {self.folder}: {e.strerror or e}") from None
         write_record(self.record_path, self.record)
 
-    def resume(self, rng: np.random.RandomState, shapes: Dict[str, Tuple[int, ...]]) -> Tuple[int, Optional[Arrays]]:
+    def resume(self, rng: np.random.RandomState, shapes: Dict[str, Tuple[int, ...]],
+               frames: Optional[int] = None) -> Tuple[int, Optional[Arrays]]:
         """(the first frame to dream, the state after the frame before it or None), restoring ``rng``.
 
-        ``shapes`` are the state's arrays and their shapes. Frames before
-        the saved one must be on disk; the saved one is written from the
-        state when a kill came between the two.
+        ``shapes`` are the state's arrays and their shapes; ``frames`` the
+        input's frame count, where there is one. Frames before the saved one
+        must be on disk; the saved one is written from the state when a kill
+        came between the two.
         """
         def check(step: int, arrays: Arrays) -> None:
-            if not 0 <= step < 10**6:
-                raise UnusableState(f"its frame index {step} is out of range")
+            if not 0 <= step < min(10**self.digits, frames or 10**self.digits):
+                raise UnusableState(f"its frame index {step} is not one of this run's")
             for k, a in arrays.items():
                 if a.shape != tuple(shapes[k]):
                     raise UnusableState(f"its '{k}' is not an image of shape {tuple(shapes[k])}")
-            missing = [i for i in range(step) if not self.frame(i).exists()]
-            if missing:
-                raise UnusableState(f"it continues frame {step} but {self.frame(missing[0]).name} is missing")
+            missing = next((i for i in range(step) if not self.frame(i).exists()), None)
+            if missing is not None:
+                raise UnusableState(f"it continues frame {step} but {self.frame(missing).name} is missing")
 
         got = self.state.read(rng, {k: 4 * int(np.prod(s)) for k, s in shapes.items()}, check)
         if got is None:

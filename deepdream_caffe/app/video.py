@@ -125,7 +125,8 @@ def dream_video(
 
     rng = np.random.RandomState(seed)
     shape = (source.height, source.width, 3)
-    start, last = run.resume(rng, {"frame": shape, "dream": shape})
+    # A video's count is its container's (decoding may find a few more): only a frame folder's is exact.
+    start, last = run.resume(rng, {"frame": shape, "dream": shape}, len(source.files) or None)
     if start:
         rep.note(f"resuming after frame {start} from {run.folder}")
     bar = rep.frames(total, min(start, total), "video")

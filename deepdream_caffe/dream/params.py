@@ -63,6 +63,8 @@ class Ascent:
         check(self, "iter_n", int, lambda v: v >= 1, "at least 1")
         check(self, "step_size", float, lambda v: v > 0, "positive")
         check(self, "jitter", int, lambda v: 0 <= v < 2**31 - 1, ">= 0 (and below 2**31 - 1)")
+        if isinstance(self.clip, (str, bytes)) or self.clip not in (True, False):  # numpy's bool is welcome
+            raise SettingError(f"{{clip}} must be True or False, got {self.clip!r}")
         object.__setattr__(self, "clip", bool(self.clip))
 
 

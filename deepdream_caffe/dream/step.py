@@ -7,6 +7,7 @@ import numpy as np
 
 from ..net.access import input_blob, raw_net
 from . import defaults as nb
+from .arguments import check_arguments
 from .checks import check_step, check_unclipped
 from .gradient import WHOLE_IMAGE, Gradient
 from .objectives import ObjectiveLike, as_objective, objective_L2
@@ -56,6 +57,14 @@ def make_step(
     and backward from it). ``gradient`` computes the gradient: in one pass
     (the notebook's) or in tiles (:mod:`tiling`).
     """
+    check_arguments(net=net, end=end, clip=clip, objective=objective, rng=rng, gradient=gradient)
+    Ascent(1, step_size, jitter, clip)  # the numbers, checked as a dream's are
+    step(net, step_size, end, jitter, clip, objective, rng, gradient)
+
+
+def step(net: Any, step_size: float, end: str, jitter: int, clip: bool, objective: ObjectiveLike,
+         rng: Optional[np.random.RandomState], gradient: Gradient) -> None:
+    """:func:`make_step` with its arguments checked already (a dream checks them once, not every step)."""
     src = input_blob(raw_net(net))
 
     ox, oy = draw_jitter(jitter, rng)

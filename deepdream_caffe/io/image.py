@@ -169,6 +169,20 @@ def sample_image() -> np.ndarray:
     return np.float32(data.astronaut())
 
 
+def _plain(value: Any) -> Any:
+    """What a record holds in place of a value JSON has no form for: a path as its text, a numpy number as a number."""
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"a record cannot hold a {type(value).__name__}")
+
+
+def record_json(metadata: Dict[str, Any], **kw: Any) -> str:
+    """``metadata`` as the JSON text of a record (paths as text, keys sorted): made before anything is written."""
+    return json.dumps(metadata, sort_keys=True, default=_plain, **kw)
+
+
 def encode_image(img: np.ndarray, fmt: str, metadata: Optional[Dict[str, Any]] = None, quality: int = 75) -> bytes:
     """Encode with the notebook's uint8 conversion; PNGs carry ``metadata`` in a text chunk."""
     pil = Image.fromarray(to_uint8(img))
@@ -176,7 +190,7 @@ def encode_image(img: np.ndarray, fmt: str, metadata: Optional[Dict[str, Any]] =
     if fmt == "PNG":
         info = PngInfo()
         if metadata is not None:
-            info.add_text(METADATA_KEY, json.dumps(metadata, sort_keys=True))
+            info.add_text(METADATA_KEY, record_json(metadata))
         pil.save(buf, format="PNG", pnginfo=info)
     elif fmt in ("JPEG", "WEBP"):  # the formats with a quality
         pil.save(buf, format=fmt, quality=quality)
@@ -201,12 +215,12 @@ def save_image(path: os.PathLike, img: np.ndarray, metadata: Optional[Dict[str, 
     path = Path(path)
     fmt = image_format(path)
     data = encode_image(img, fmt, metadata, quality)
+    side = record_json(metadata, indent=2) if metadata is not None and fmt != "PNG" else None
     with atomic_output(path) as f:
         f.write(data)
-    if metadata is not None and fmt != "PNG":
+    if side is not None:
         with atomic_output(sidecar_path(path), "w") as f:
-            json.dump(metadata, f, indent=2, sort_keys=True)
-            f.write("\n")
+            f.write(side + "\n")
 
 
 def sidecar_path(path: os.PathLike) -> Path:

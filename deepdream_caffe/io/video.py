@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import glob as _glob
 import io
-import json
 import re
+import struct
 from dataclasses import dataclass, field
 from fractions import Fraction
 from itertools import chain
@@ -26,7 +26,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ..errors import DeepDreamError, import_extra
 from .atomic import atomic_output, atomic_path
-from .image import IMAGE_SUFFIXES, load_image, sidecar_path, to_uint8
+from .image import IMAGE_SUFFIXES, load_image, record_json, sidecar_path, to_uint8
 from .video_formats import CONTAINERS, DEFAULT_CODEC, DEFAULT_CRF, GIF_SUFFIX
 from .video_formats import DEFAULT_FPS as _FPS
 
@@ -342,6 +342,9 @@ def check_video_output(path: Union[str, Path], width: int, height: int, codec: O
     if kind == "gif":
         if codec not in (None, "gif"):
             raise DeepDreamError(f"a .gif holds only GIF frames; drop --codec {codec} or write .mp4")
+        if rate < GIF_SLOWEST:
+            raise DeepDreamError(f"a GIF shows a frame for at most 655.35 s: a .gif's frame rate must be at least "
+                                 f"{float(GIF_SLOWEST):.6f} fps, got {float(rate):.6g}; write .mp4")
         return
     av = _av()
     codec = codec or DEFAULT_CODEC
@@ -514,17 +517,17 @@ def write_video(
     # Codec, container and size checked on one frame in memory: a refusal is one clear line.
     check_video_output(path, first.shape[1], first.shape[0], codec, crf, rate)
     frames = chain([first], it)
-    comment = json.dumps(metadata, sort_keys=True, separators=(",", ":")) if metadata is not None else None
+    comment = record_json(metadata, separators=(",", ":")) if metadata is not None else None
+    side = record_json(metadata, indent=2) if metadata is not None else None
     with atomic_path(path, suffix=path.suffix) as tmp:
         if kind == "gif":
             n = _write_gif(tmp, frames, rate, comment)
         else:
             n = _write_av(tmp, frames, rate, CONTAINERS[path.suffix.lower()], codec or DEFAULT_CODEC, crf,
                           audio_from if audio_from is not None and audio_from.has_audio else None, comment, path)
-    if metadata is not None:
+    if side is not None:
         with atomic_output(sidecar_path(path), "w") as f:
-            json.dump(metadata, f, indent=2, sort_keys=True)
-            f.write("\n")
+            f.write(side + "\n")
     return n
 
 
@@ -592,6 +595,9 @@ def _write_av(tmp: Path, frames: Iterable[np.ndarray], rate: Fraction, fmt: str,
     return n
 
 
+GIF_SLOWEST = Fraction(100, 65535)  # a GIF's frame delay: 16 bits of hundredths of a second
+
+
 def _write_gif(tmp: Path, frames: Iterable[np.ndarray], rate: Fraction, comment: Optional[str]) -> int:
     count = [0]
 
@@ -607,5 +613,9 @@ def _write_gif(tmp: Path, frames: Iterable[np.ndarray], rate: Fraction, comment:
     # GIF keeps delays in hundredths of a second: 25 fps is exact, 30 fps plays at 33.3.
     duration = max(20, int(round(100 / float(rate))) * 10)
     extra = {"comment": comment.encode()} if comment else {}
-    first.save(tmp, format="GIF", save_all=True, append_images=it, duration=duration, loop=0, **extra)
+    try:
+        first.save(tmp, format="GIF", save_all=True, append_images=it, duration=duration, loop=0, **extra)
+    except (OverflowError, struct.error):  # Pillow shows identical frames in a row as one, their delays summed
+        raise DeepDreamError(f"a GIF shows a frame for at most 655.35 s, and identical frames in a row are one: "
+                             f"at {float(rate):.6g} fps they last longer; raise the frame rate or write .mp4") from None
     return count[0]

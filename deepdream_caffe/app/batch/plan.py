@@ -111,6 +111,13 @@ def plan_tasks(inputs: Sequence[Path], settings: Sequence[Setting], out_dir: Pat
         if p.stem in stems and stems[p.stem] != p:
             raise DeepDreamError(f"two inputs would write the same output name: {stems[p.stem]} and {p}")
         stems[p.stem] = p
+    names: Dict[str, Setting] = {}
+    for setting in settings:  # a sweep's labels become names with some characters replaced: two may meet
+        slug = output_name(Path("x"), setting, ext)
+        if slug in names:
+            raise DeepDreamError(f"the sweep's settings '{names[slug].label}' and '{setting.label}' would write the "
+                                 f"same output names (*{slug[1:]}); sweep values that differ in letters or digits")
+        names[slug] = setting
     tasks: List[BatchTask] = []
     hashes: Dict[Path, str] = {}
     for p in dict.fromkeys(inputs):
@@ -144,8 +151,9 @@ def recorded_key(output: Path) -> Optional[str]:
         meta = read_metadata(output)
     except (OSError, ValueError):
         return None
-    rec = (meta or {}).get(METADATA_KEY)
-    return rec.get("key") if isinstance(rec, dict) else None
+    rec = meta.get(METADATA_KEY) if isinstance(meta, dict) else None
+    key = rec.get("key") if isinstance(rec, dict) else None
+    return key if isinstance(key, str) else None
 
 
 def is_finished(task: BatchTask) -> bool:
