@@ -88,7 +88,7 @@ class DreamConfig:
     verbose: bool = False  # Caffe's own log
 
     def __post_init__(self) -> None:
-        for key, kind, want in (("octaves", Octaves, "an Octaves"), ("solver", (Ascent, Lbfgs), "an Ascent or an Lbfgs"),
+        for key, kind, want in (("net", NetSource, "a NetSource"), ("octaves", Octaves, "an Octaves"), ("solver", (Ascent, Lbfgs), "an Ascent or an Lbfgs"),
                                 ("tiling", Tiling, "a Tiling")):
             if not isinstance(getattr(self, key), kind):
                 raise SettingError(f"{{{key}}} must be {want}, got {getattr(self, key)!r}")
@@ -143,5 +143,5 @@ class ZoomConfig:
     scale: float = 0.05
 
     def __post_init__(self) -> None:
-        check(self, "frames", int, lambda v: v >= 1, "at least 1")
+        check(self, "frames", int, lambda v: 1 <= v <= 10**4, "in [1, 10000] (frames are numbered with 4 digits)")
         check(self, "scale", float, lambda v: 0 < v < 1, "between 0 and 1")

@@ -260,7 +260,7 @@ def read_record(path: os.PathLike) -> Optional[Dict[str, Any]]:
         raise UnusableState(f"it is larger than a record ({_RECORD_BYTES} bytes)")
     try:
         record = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as e:
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise UnusableState(f"not JSON ({e})") from None
     if not isinstance(record, dict) or not isinstance(record.get("params"), dict) \
             or not isinstance(record.get("key"), str):

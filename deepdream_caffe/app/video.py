@@ -23,6 +23,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 import numpy as np
 
 from .. import __version__
+from ..dream.arguments import check_arguments, check_kinds
 from ..dream.defaults import BLEND, CARRY, CARRY_MODES, FLOW, FLOW_METHODS
 from ..dream.flow import FrameCarry
 from ..dream.params import SettingError, check
@@ -257,7 +258,8 @@ class VideoConfig:
             raise SettingError(f"{{carry}} must be one of {', '.join(CARRY_MODES)}; got {self.carry!r}")
         check(self, "blend", float, lambda v: 0 <= v <= 1, "in [0, 1]")
         if self.max_frames is not None:
-            check(self, "max_frames", int, lambda v: v >= 1, "at least 1")
+            check(self, "max_frames", int, lambda v: 1 <= v <= 10**6, "in [1, 1000000] (frames are numbered "
+                  "with 6 digits)")
         check(self, "crf", int, lambda v: 0 <= v <= 51, "in [0, 51]")
         if self.fps is not None:
             as_rate(self.fps)
@@ -296,6 +298,9 @@ def video_file(
     checked before the net loads.
     """
     cfg, rep = _settings("video_file", config, session, reporter)
+    check_kinds(input_spec=(input_spec, os.PathLike, "a path or a glob"), output=(output, os.PathLike, "a path"),
+                video=(video, VideoConfig, "a VideoConfig"))
+    check_arguments(on_frame=on_frame)
     # Dream settings a video does not use would be ignored without a word: refuse them.
     if cfg.quality is not None:
         raise SettingError("{quality} is for JPEG/WebP images; a video's quality is {crf}")
@@ -364,6 +369,8 @@ def frames_to_video_file(
     Frames are taken in name order (numbers as numbers) at ``fps`` (25).
     Returns the frame count.
     """
+    check_kinds(input_spec=(input_spec, os.PathLike, "a path or a glob"), output=(output, os.PathLike, "a path"),
+                reporter=(reporter, (Reporter, None), "a Reporter or None"))
     source = open_source(input_spec, fps)
     rep = reporter or Reporter()
     _note_turn(source, rep)

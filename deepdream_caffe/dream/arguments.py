@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from typing import Any, Callable, Dict, Tuple
 
 import numpy as np
@@ -91,6 +92,21 @@ def check_arguments(**args: Any) -> None:
     for name, value in args.items():
         ok, want = _RULES[name]
         if not ok(value):
+            raise DeepDreamError(f"{name} must be {want}, got {_shown(value)}")
+
+
+def check_kinds(**args: Tuple[Any, Any, str]) -> None:
+    """:func:`check_arguments` for a layer's own kinds: each keyword is ``(value, types, what it must be)``.
+
+    ``types`` is a type or tuple for ``isinstance``; ``None`` in it admits None; ``os.PathLike``
+    admits ``str`` too (a path).
+    """
+    for name, (value, types, want) in args.items():
+        kinds = types if isinstance(types, tuple) else (types,)
+        if value is None and None in kinds:
+            continue
+        real = tuple(k for k in kinds if k is not None) + ((str,) if os.PathLike in kinds else ())
+        if not isinstance(value, real) or (isinstance(value, str) and ("\0" in value or not value)):
             raise DeepDreamError(f"{name} must be {want}, got {_shown(value)}")
 
 

@@ -138,7 +138,11 @@ def find_manifest(name: str, models_dirs: Optional[Sequence[Path]] = None) -> Ma
     check_name(name)
     for d in search_dirs(models_dirs):
         path = d / name / MANIFEST_NAME
-        if path.is_file():
+        try:
+            found = path.is_file()
+        except OSError:  # a folder that cannot be there (a name too long): no manifest in it, as for available_names
+            continue
+        if found:
             return load_manifest(path, name)
     known = available_names(models_dirs)
     listed = ", ".join(known) if known else "none"

@@ -149,7 +149,7 @@ def recorded_key(output: Path) -> Optional[str]:
         if not output.is_file():
             return None
         meta = read_metadata(output)
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # a record nested past the parser's depth
         return None
     rec = meta.get(METADATA_KEY) if isinstance(meta, dict) else None
     key = rec.get("key") if isinstance(rec, dict) else None
