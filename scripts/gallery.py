@@ -2,7 +2,7 @@
 """Render the gallery (docs/gallery.md and the README's first picture) from the trained net (open_nsfw) into docs/gallery/.
 
     .venv/bin/python scripts/gallery.py            # all pictures (about 10 min on 2 quiet cores)
-    .venv/bin/python scripts/gallery.py --only zoom
+    .venv/bin/python scripts/gallery.py --only zoom zoom-keyframes
 
 Every picture is made by the ``deepdream-caffe`` command printed next to it
 (and in docs/gallery.md), run on two photos that ship with scikit-image:
@@ -51,6 +51,30 @@ class Picture:
     commands: List[List[str]]  # deepdream-caffe arguments; each writes the panel named by its -o / --out-dir
     panels: List[str] = field(default_factory=list)  # files (in the work folder) shown left to right
     width: int = 0  # 0: the panels' own size
+    files: Dict[str, str] = field(default_factory=dict)  # written into the work folder first (keyframes)
+
+
+# A zoom that turns, drifts and zooms out, and changes layer and strength on the way (docs/creative.md).
+MOTION_KEYS = """\
+[[key]]
+frame = 0
+scale = 0.05
+rotate = 0
+pan = [0, 0]
+layer = "eltwise_stage1_block3"
+step_size = 1.5
+
+[[key]]
+frame = 6
+layer = "relu_stage2_block2"
+step_size = 2.5
+
+[[key]]
+frame = 11
+scale = -0.03
+rotate = 4
+pan = [6, 0]
+"""
 
 
 def pictures() -> List[Picture]:
@@ -79,6 +103,12 @@ def pictures() -> List[Picture]:
         Picture("zoom", "zoom: frames 0, 4, 8 and 11 of a 12-frame sequence (5% per frame)",
                 [["zoom", "rocket.png", "--out-dir", "frames", *NET, "--frames", "12", "--seed", "0"]],
                 ["frames/0000.jpg", "frames/0004.jpg", "frames/0008.jpg", "frames/0011.jpg"], width=1200),
+        Picture("zoom-keyframes", "a keyframed zoom: frames 0, 4, 8 and 11 of 12; it turns, drifts, zooms out and "
+                "changes layer and step size (motion.toml in docs/creative.md)",
+                [["zoom", "rocket.png", "--out-dir", "motion", *NET, "--frames", "12", "--seed", "0",
+                  "--keyframes", "motion.toml"]],
+                ["motion/0000.jpg", "motion/0004.jpg", "motion/0008.jpg", "motion/0011.jpg"], width=1200,
+                files={"motion.toml": MOTION_KEYS}),
     ]
 
 
@@ -172,6 +202,8 @@ def main(argv: List[str] | None = None) -> int:
         sizes: Dict[str, int] = {}
         for pic in chosen:
             print(f"{pic.name}: {pic.caption}", flush=True)
+            for name, text in pic.files.items():
+                (work / name).write_text(text)
             for cmd in pic.commands:
                 run(cmd, work)
             img = compose([work / p for p in pic.panels], pic.width)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
+from ..dream.keyframes import Keyframes
 from ..dream.params import Ascent, Lbfgs, Octaves, SettingError, Tiling, check, is_number
 from .netspec import NetSource
 
@@ -137,11 +138,45 @@ class DreamConfig:
 
 @dataclass(frozen=True)
 class ZoomConfig:
-    """The zoom sequence's own settings: how many frames, how much zoom per frame."""
+    """The zoom sequence's own settings: how many frames, and each frame's move from the last dream.
+
+    ``scale`` zooms in (below 0: out), ``rotate`` turns (degrees
+    counterclockwise), ``pan`` shifts ((dx, dy) pixels right and down) per
+    frame; ``keyframes`` change these, the layer and the step size over
+    the frames (:mod:`~deepdream_caffe.dream.keyframes`).
+    """
 
     frames: int = 100
     scale: float = 0.05
+    rotate: float = 0.0
+    pan: Tuple[float, float] = (0.0, 0.0)
+    keyframes: Optional[Keyframes] = None
 
     def __post_init__(self) -> None:
         check(self, "frames", int, lambda v: 1 <= v <= 10**4, "in [1, 10000] (frames are numbered with 4 digits)")
-        check(self, "scale", float, lambda v: 0 < v < 1, "between 0 and 1")
+        check(self, "scale", float, lambda v: -1 < v < 1, "between -1 and 1 (below 0 zooms out)")
+        check(self, "rotate", float, lambda v: -180 <= v <= 180, "in [-180, 180] degrees")
+        pan = self.pan
+        if not isinstance(pan, (tuple, list)) or len(pan) != 2 or not all(is_number(v) for v in pan):
+            raise SettingError(f"{{pan}} must be two finite numbers DX,DY, got {pan!r}")
+        object.__setattr__(self, "pan", (float(pan[0]), float(pan[1])))
+        if self.keyframes is not None and not isinstance(self.keyframes, Keyframes):
+            raise SettingError(f"{{keyframes}} must be a Keyframes, got {self.keyframes!r}")
+
+    def motion(self, frame: int) -> Tuple[float, float, Tuple[float, float]]:
+        """(scale, rotate, pan) of the move that makes ``frame``'s input from the dream before it."""
+        k = self.keyframes
+        if k is None:
+            return self.scale, self.rotate, self.pan
+        return k.at("scale", frame, self.scale), k.at("rotate", frame, self.rotate), k.at("pan", frame, self.pan)
+
+    def record(self) -> Dict[str, Any]:
+        """What decides the frames besides the dream's settings; the notebook's zoom records its scale alone."""
+        out: Dict[str, Any] = {"scale": self.scale}
+        if self.rotate:
+            out["rotate"] = self.rotate
+        if self.pan != (0.0, 0.0):
+            out["pan"] = list(self.pan)
+        if self.keyframes is not None:
+            out["keyframes"] = self.keyframes.describe()
+        return out

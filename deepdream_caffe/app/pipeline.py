@@ -23,8 +23,9 @@ from ..dream.arguments import check_kinds
 from ..dream.ascent import ascend
 from ..dream.gradient import check_objective
 from ..dream.guide import guide_features_at
+from ..dream.keyframes import Keyframes
 from ..dream.octaves import octave_sizes
-from ..dream.params import Lbfgs, SettingError
+from ..dream.params import Ascent, Lbfgs, SettingError
 from ..dream.sizing import fit_octaves, tile_extents
 from ..dream.tiling import TilePolicy
 from ..errors import DeepDreamError, Interrupted
@@ -204,11 +205,12 @@ class DreamSession:
         return run_params(self.config, self.spec, self.layers, octave_n, repr(self.objective))
 
     def dream(self, img: np.ndarray, rng: Optional[np.random.RandomState] = None, *, label: str = "dream",
-              checkpoint: Any = None) -> DreamResult:
+              checkpoint: Any = None, ascent: Optional[Ascent] = None) -> DreamResult:
         """Dream on ``img`` (HxWx3 RGB) in the config's mode; ``rng`` supplies the jitter (ascent).
 
         ``checkpoint`` lets an interrupted dream resume after its last
-        finished octave (either mode).
+        finished octave (either mode); ``ascent`` replaces the config's (a
+        schedule's step size).
         """
         octave_n = self.octaves_for(*img.shape[:2])
         net = self.load()
@@ -225,12 +227,47 @@ class DreamSession:
             return DreamResult(out, octave_n, {"lbfgs": info})
         bar = progress(octave_sizes(*img.shape[:2], octave_n, octaves.octave_scale), cfg.solver.iter_n)
         try:
-            out = ascend(net, img, cfg.solver, octaves, end=self.end, objective=self.objective,
+            out = ascend(net, img, ascent or cfg.solver, octaves, end=self.end, objective=self.objective,
                          gradient=TilePolicy(**asdict(cfg.tiling)), rng=rng, checkpoint=checkpoint,
                          callback=lambda info: bar.update(info.octave, info.step))
         finally:
             bar.close()
         return DreamResult(out, octave_n)
+
+
+class Scheduled:
+    """A session's dream, each frame with the layer and step size that ``keyframes`` give it.
+
+    Every layer of the schedule gets a session of its own (sharing loaded
+    nets); all are checked, and sized for ``h`` x ``w`` frames, when made,
+    so a layer the net lacks is refused before any work. :meth:`before`
+    sets a frame's settings, the call dreams it.
+    """
+
+    def __init__(self, session: DreamSession, keyframes: Optional[Keyframes], h: int, w: int) -> None:
+        self.session, self.keyframes = session, keyframes
+        cfg = session.config
+        self.sessions: Dict[str, DreamSession] = {}
+        if keyframes is not None:
+            if cfg.mode == "lbfgs" and "step_size" in keyframes.given():
+                raise SettingError("step_size keyframes are for {mode} ascent (L-BFGS chooses its steps)")
+            cache: Dict[Tuple[Any, ...], Any] = {}
+            for name in keyframes.layers():
+                self.sessions[name] = DreamSession(replace(cfg, layer=name, layers=()), session.reporter, cache)
+                self.sessions[name].octaves_for(h, w)
+        self.now: Tuple[DreamSession, Optional[Ascent]] = (session, None)
+
+    def before(self, i: int) -> None:
+        k = self.keyframes
+        if k is None:
+            return
+        step = k.at("step_size", i, None)
+        self.now = (self.sessions.get(k.at("layer", i, None), self.session),
+                    None if step is None else replace(self.session.config.solver, step_size=step))
+
+    def __call__(self, img: np.ndarray, rng: np.random.RandomState) -> np.ndarray:
+        session, ascent = self.now
+        return session.dream(img, rng, label="frame", ascent=ascent).image
 
 
 def _settings(what: str, config: Optional[DreamConfig], session: Optional["DreamSession"],
@@ -352,6 +389,7 @@ def zoom_file(
     input_sha1 = file_sha1(input_path)
     session = session or DreamSession(cfg, rep)
     octave_n = session.octaves_for(*img.shape[:2])
+    scheduled = Scheduled(session, zoom.keyframes, *img.shape[:2])  # its layers checked before any work
     session.load()  # the weights' hash goes into the parameters
     seed = cfg.seed
     lbfgs = cfg.mode == "lbfgs"  # draws nothing at random: no seed is chosen, reported or recorded
@@ -384,12 +422,11 @@ def zoom_file(
         progress["next"] = i + 1
         rep.note(f"frame {i + 1}/{zoom.frames} written")
 
+    read = [input_path, cfg.guide, zoom.keyframes.path if zoom.keyframes is not None else None]
     try:
-        return zoom_frames(lambda frame, rng: session.dream(frame, rng, label="frame").image, img, out_dir,
-                           zoom.frames, np.random.RandomState(0 if seed is None else seed), scale=zoom.scale,
-                           params=params, metadata=meta,
-                           on_frame=on_frame, on_start=on_start, note=rep.note, quality=quality,
-                           inputs=[input_path, cfg.guide])
+        return zoom_frames(scheduled, img, out_dir, zoom.frames, np.random.RandomState(0 if seed is None else seed),
+                           params=params, metadata=meta, on_frame=on_frame, on_start=on_start, note=rep.note,
+                           quality=quality, inputs=read, zoom=zoom, before=scheduled.before)
     except KeyboardInterrupt as e:
         kept = "" if seed is None else f" (it reuses seed {seed}, kept in {out_dir / PARAMS_FILE})"
         raise _interrupted(e, f"at frame {progress['next']} of {zoom.frames}",

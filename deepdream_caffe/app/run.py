@@ -416,7 +416,8 @@ def saved_seed(folder: os.PathLike, kind: str) -> Optional[int]:
 
 def frame_loop(run: RunDir, rng: np.random.RandomState, dream: DreamFn, start: int, last: Optional[Arrays],
                frames: Iterable[Optional[np.ndarray]], carry: CarryFn,
-               on_frame: Optional[Callable[[int], None]] = None) -> int:
+               on_frame: Optional[Callable[[int], None]] = None,
+               before: Optional[Callable[[int], None]] = None) -> int:
     """Dream frames ``start``, ``start + 1``, ... of ``run``; returns the number of frames done.
 
     ``frames`` are the input frames from ``start`` on (None for a loop
@@ -425,9 +426,12 @@ def frame_loop(run: RunDir, rng: np.random.RandomState, dream: DreamFn, start: i
     (``last``: its "dream", and its input "frame" where there is one).
     After each dream the state is saved, then the frame written, then
     ``on_frame(i)`` called, so a kill at any point loses at most that frame.
+    ``before(i)`` is called first (a schedule sets frame ``i``'s settings).
     """
     done = start
     for i, frame in zip(itertools.count(start), frames):
+        if before is not None:
+            before(i)
         result = dream(carry(frame, last), rng)
         last = {"dream": result} if frame is None else {"frame": frame, "dream": result}
         run.state.write(i, last, rng)

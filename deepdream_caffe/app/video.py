@@ -26,6 +26,7 @@ from .. import __version__
 from ..dream.arguments import check_arguments, check_kinds
 from ..dream.defaults import BLEND, CARRY, CARRY_MODES, FLOW, FLOW_METHODS
 from ..dream.flow import FrameCarry
+from ..dream.keyframes import DREAM, Keyframes
 from ..dream.params import SettingError, check
 from ..errors import DeepDreamError
 from ..io.hashing import sha1_file
@@ -39,9 +40,10 @@ from ..io.video import (
     format_rate,
     open_source,
     output_kind,
+    video_suffixes,
     write_video,
 )
-from .pipeline import DreamSession, _settings, choose_seed, load_input
+from .pipeline import DreamSession, Scheduled, _settings, choose_seed, load_input
 from .record import output_metadata
 from .reporting import FrameProgress, Progress, Reporter
 from .run import DreamFn, RunDir, frame_loop, run_key, saved_record, saved_seed
@@ -92,14 +94,16 @@ def dream_video(
     crf: int = DEFAULT_CRF,
     reporter: Optional[Reporter] = None,
     on_frame: Optional[Callable[[int], None]] = None,
+    before: Optional[Callable[[int], None]] = None,
 ) -> VideoResult:
-    """Dream every frame of ``source`` into ``out`` (.mp4 .mov .mkv .gif, or a frame folder); resumable.
+    """Dream every frame of ``source`` into ``out`` (a video, an animation or a frame folder); resumable.
 
     ``dream(image, rng)`` dreams one frame (all dream options live in it);
     ``carry`` builds each frame's input from the previous one (flow, blend).
     ``params`` are what decides the frames besides the input and ``seed``:
     a work folder left by a run with other ones is refused, not mixed in.
-    ``on_frame(i)`` is called after frame ``i`` is safely on disk. Progress
+    ``on_frame(i)`` is called after frame ``i`` is safely on disk, ``before(i)``
+    before it is dreamed (a schedule sets its settings there). Progress
     goes to ``reporter.frames``; a reporter whose ``progress`` feeds
     :meth:`FrameProgress.advance` moves it within frames too.
     """
@@ -147,7 +151,7 @@ def dream_video(
 
     frames = itertools.islice(source.frames(start), None if max_frames is None else max(0, max_frames - start))
     try:
-        done = frame_loop(run, rng, dream, start, last, frames, carry_in, frame_done)
+        done = frame_loop(run, rng, dream, start, last, frames, carry_in, frame_done, before)
     except KeyboardInterrupt:
         rep.note(f"stopped after frame {0 if run.state.last is None else run.state.last + 1}; "
                  f"the same command carries on from {run.folder}")
@@ -240,7 +244,8 @@ class VideoConfig:
     ``flow``/``blend``/``carry``: see :mod:`deepdream_caffe.dream.flow`.
     ``fps`` is the frame rate of image-frame input (default 25);
     ``max_frames`` dreams only the first frames; ``codec``/``crf`` are the
-    encoder's (libx264, 18).
+    encoder's (libx264, 18); ``keyframes`` change the layer and the step
+    size over the frames (:mod:`~deepdream_caffe.dream.keyframes`).
     """
 
     flow: str = FLOW
@@ -250,8 +255,13 @@ class VideoConfig:
     max_frames: Optional[int] = None
     codec: Optional[str] = None
     crf: int = DEFAULT_CRF
+    keyframes: Optional[Keyframes] = None
 
     def __post_init__(self) -> None:
+        if self.keyframes is not None:
+            if not isinstance(self.keyframes, Keyframes):
+                raise SettingError(f"{{keyframes}} must be a Keyframes, got {self.keyframes!r}")
+            self.keyframes.only(DREAM, "video")
         if self.flow not in FLOW_METHODS:
             raise SettingError(f"{{flow}} must be one of {', '.join(FLOW_METHODS)}; got {self.flow!r}")
         if self.carry not in CARRY_MODES:
@@ -293,7 +303,8 @@ def video_file(
     dream options: layer, guide, mode, seed, tiling), or pass a loaded
     :class:`~deepdream_caffe.app.pipeline.DreamSession` instead (it brings
     its own config and reporter). ``output`` is
-    .mp4 .m4v .mov .mkv .gif or a folder. Resumable: run it again after an
+    .mp4 .m4v .mov .mkv .webm (VP9), an animated .gif .apng .webp, or a
+    folder. Resumable: run it again after an
     interruption and it carries on with the same frames. Everything is
     checked before the net loads.
     """
@@ -316,26 +327,27 @@ def video_file(
         if source.path is not None and out.exists() and os.path.samefile(source.path, out):
             raise DeepDreamError(f"refusing to overwrite the input {out}; choose another -o")
         check_video_output(out, source.width, source.height, video.codec, video.crf, source.frame_rate)
-    if kind == "gif" and source.has_audio:
-        rep.note("a GIF has no sound: the input's audio is left out")
+    if kind == "animation" and source.has_audio:
+        rep.note(f"an animated {out.suffix.lower()} has no sound: the input's audio is left out")
     carry = video.carrier()
     frame_rep = _FrameReporter(rep)
     session = session or DreamSession(cfg, frame_rep)
     octave_n = session.octaves_for(source.height, source.width)  # frames too small fail before the net loads
+    scheduled = Scheduled(session, video.keyframes, source.height, source.width)
     session.load()
     seed = _seed_for(cfg, work_dir(out), rep)
     spec = session.spec
     params = dict(session.params(octave_n), model=spec.model, weights_sha1=spec.weights_sha1,
                   input_turn_degrees=90 * source.quarter_turns)
+    if video.keyframes is not None:
+        params["keyframes"] = video.keyframes.describe()
     input_sha1 = source_sha1(source)
     meta = output_metadata("video", params, seed, spec, session.device, Path(source.spec), input_sha1)
 
-    def dream(img: np.ndarray, rng: np.random.RandomState) -> np.ndarray:
-        return session.dream(img, rng, label="frame").image
-
-    result = dream_video(source, out, dream, carry=carry, seed=seed, params=params, metadata=meta,
+    result = dream_video(source, out, scheduled, carry=carry, seed=seed, params=params, metadata=meta,
                          max_frames=video.max_frames, codec=video.codec, crf=video.crf,
-                         reporter=frame_rep if session.reporter is frame_rep else rep, on_frame=on_frame)
+                         reporter=frame_rep if session.reporter is frame_rep else rep, on_frame=on_frame,
+                         before=scheduled.before)
     rep.note(f"wrote {out} ({result.frames} frames)")
     return result
 
@@ -364,7 +376,7 @@ def frames_to_video_file(
     crf: int = DEFAULT_CRF,
     reporter: Optional[Reporter] = None,
 ) -> int:
-    """Encode a frame folder or glob (or re-encode a video) into ``output`` (.mp4 .m4v .mov .mkv .gif).
+    """Encode a frame folder or glob (or re-encode a video) into ``output`` (a video or an animation).
 
     Frames are taken in name order (numbers as numbers) at ``fps`` (25).
     Returns the frame count.
@@ -376,7 +388,7 @@ def frames_to_video_file(
     _note_turn(source, rep)
     out = Path(output)
     if output_kind(out) == "frames":
-        raise DeepDreamError(f"cannot tell the video format from '{out}'; use one of .gif, .m4v, .mkv, .mov, .mp4")
+        raise DeepDreamError(f"cannot tell the video format from '{out}'; use one of {', '.join(video_suffixes())}")
     if source.path is not None and out.exists() and os.path.samefile(source.path, out):
         raise DeepDreamError(f"refusing to overwrite the input {out}; choose another output")
     check_video_output(out, source.width, source.height, codec, crf, source.frame_rate)
@@ -401,7 +413,7 @@ def check_zoom_video(input_path: Optional[os.PathLike], output: os.PathLike, *, 
     """Refuse now, before the zoom's dreams, a video output that could not be written for this input."""
     out = Path(output)
     if output_kind(out) == "frames":
-        raise DeepDreamError(f"cannot tell the video format from '{out}'; use one of .gif, .m4v, .mkv, .mov, .mp4")
+        raise DeepDreamError(f"cannot tell the video format from '{out}'; use one of {', '.join(video_suffixes())}")
     h, w = load_input(input_path).shape[:2]
     check_video_output(out, w, h, codec, crf, as_rate(fps) if fps is not None else DEFAULT_FPS)
 

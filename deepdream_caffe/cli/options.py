@@ -8,6 +8,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from ..app.config import DreamConfig
 from ..app.netspec import DEFAULT_MODEL, FALLBACK_MODEL, NetSource
 from ..dream import defaults as nb
+from ..dream.keyframes import read_keyframes
 from ..dream.params import Ascent, Octaves, SettingError, Tiling, is_number
 from ..errors import DeepDreamError
 from ..zoo import find_manifest
@@ -54,6 +55,23 @@ def channel_term(text: str) -> Tuple[str, int, float]:
     if not colon or not layer or not index.isdigit():
         raise argparse.ArgumentTypeError(f"'{text}' is not LAYER:INDEX or LAYER:INDEX=WEIGHT (INDEX a whole number)")
     return layer, int(index), _weight(w, text)
+
+
+def pan_pair(text: str) -> Tuple[float, float]:
+    """``DX,DY`` (``--pan``) -> (dx, dy), finite numbers."""
+    parts = text.split(",")
+    try:
+        dx, dy = (float(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not DX,DY (two numbers, e.g. 2,-1)") from None
+    if not (is_number(dx) and is_number(dy)):
+        raise argparse.ArgumentTypeError(f"'{text}': DX and DY must be finite numbers")
+    return dx, dy
+
+
+def scheduled(path: Optional[Path], allowed: Tuple[str, ...], what: str) -> Any:
+    """The keyframes in ``path`` (None: none), limited to the settings ``what`` takes."""
+    return None if path is None else read_keyframes(path).only(allowed, what)
 
 
 def term_text(term: Tuple[Any, ...]) -> str:

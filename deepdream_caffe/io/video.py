@@ -27,7 +27,15 @@ from PIL import Image, UnidentifiedImageError
 from ..errors import DeepDreamError, import_extra
 from .atomic import atomic_output, atomic_path
 from .image import IMAGE_SUFFIXES, load_image, record_json, sidecar_path, to_uint8
-from .video_formats import CONTAINERS, DEFAULT_CODEC, DEFAULT_CRF, GIF_SUFFIX
+from .video_formats import (
+    ANIMATIONS,
+    AUDIO_CODECS,
+    CONTAINER_CODECS,
+    CONTAINERS,
+    DEFAULT_CODEC,
+    DEFAULT_CRF,
+    PILLOW_ANIMATIONS,
+)
 from .video_formats import DEFAULT_FPS as _FPS
 
 DEFAULT_FPS = Fraction(_FPS)
@@ -262,13 +270,14 @@ def count_frames(path: Union[str, Path]) -> int:
 
 
 def output_kind(path: Union[str, Path]) -> str:
-    """"video" (.mp4 .m4v .mov .mkv), "gif", or "frames" (a folder: an existing one, or a name without suffix)."""
+    """"video" (.mp4 .m4v .mov .mkv .webm), "animation" (.apng .gif .webp: no sound), or "frames" (a folder:
+    an existing one, or a name without suffix)."""
     p = Path(path)
     suffix = p.suffix.lower()
+    if suffix in ANIMATIONS:
+        return "animation"
     if suffix in CONTAINERS:
         return "video"
-    if suffix == GIF_SUFFIX:
-        return "gif"
     if p.is_dir() or not suffix:
         return "frames"
     if suffix in IMAGE_SUFFIXES:
@@ -277,7 +286,12 @@ def output_kind(path: Union[str, Path]) -> str:
 
 
 def video_suffixes() -> List[str]:
-    return sorted(CONTAINERS) + [GIF_SUFFIX]
+    return sorted(set(CONTAINERS) | set(ANIMATIONS))
+
+
+def default_codec(path: Union[str, Path]) -> str:
+    """The video encoder of a container output when no --codec is given: VP9 for WebM, else H.264."""
+    return CONTAINER_CODECS.get(CONTAINERS[Path(path).suffix.lower()], DEFAULT_CODEC)
 
 
 def even_size(width: int, height: int) -> Tuple[int, int]:
@@ -304,7 +318,8 @@ def _check_codec(name: str) -> None:
     try:
         codec = av.Codec(name, "w")
     except _av_errors():
-        raise DeepDreamError(f"no video encoder named '{name}' in this FFmpeg (try libx264)") from None
+        raise DeepDreamError(f"no video encoder named '{name}' in this FFmpeg (try libx264 for .mp4, "
+                             "libvpx-vp9 for .webm)") from None
     if codec.type != "video":
         raise DeepDreamError(f"'{name}' is an {codec.type} encoder, not a video one (try libx264)")
 
@@ -318,6 +333,8 @@ def _add_video_stream(container: Any, codec: str, rate: Fraction, width: int, he
     stream.width, stream.height = width, height
     if codec in ("libx264", "libx265"):
         stream.options = {"crf": str(crf), "preset": "medium"}
+    elif codec == "libvpx-vp9":  # constant quality: VP9's crf counts only with no bit rate target
+        stream.options = {"crf": str(crf), "b": "0", "row-mt": "1"}
     return stream
 
 
@@ -339,15 +356,19 @@ def check_video_output(path: Union[str, Path], width: int, height: int, codec: O
         raise DeepDreamError(f"output directory does not exist: {parent}")
     if path.is_dir():
         raise DeepDreamError(f"output {path} is a directory")
-    if kind == "gif":
-        if codec not in (None, "gif"):
-            raise DeepDreamError(f"a .gif holds only GIF frames; drop --codec {codec} or write .mp4")
-        if rate < GIF_SLOWEST:
-            raise DeepDreamError(f"a GIF shows a frame for at most 655.35 s: a .gif's frame rate must be at least "
-                                 f"{float(GIF_SLOWEST):.6f} fps, got {float(rate):.6g}; write .mp4")
+    if path.suffix.lower() in PILLOW_ANIMATIONS:
+        own = PILLOW_ANIMATIONS[path.suffix.lower()]
+        if codec not in (None, own.lower()):
+            raise DeepDreamError(f"a {path.suffix.lower()} holds only {own} frames; drop --codec {codec} "
+                                 "or write .mp4 or .webm")
+        slowest = SLOWEST[own]
+        if rate < slowest:
+            raise DeepDreamError(f"a {path.suffix.lower()} shows a frame for at most {float(1 / slowest):.6g} s: its "
+                                 f"frame rate must be at least {float(slowest):.6f} fps, got {float(rate):.6g}; "
+                                 "write .mp4")
         return
     av = _av()
-    codec = codec or DEFAULT_CODEC
+    codec = codec or default_codec(path)
     buf = io.BytesIO()
     try:
         with av.open(buf, "w", format=CONTAINERS[path.suffix.lower()]) as out:
@@ -378,8 +399,9 @@ class _AudioCopy:
         else:
             # The default layout for the channel count: AAC refuses "2 channels" of unknown order.
             ch = self.ist.codec_context.channels
-            self.ost = out.add_stream("aac", rate=self.ist.codec_context.sample_rate or 48000,
-                                      layout={1: "mono", 2: "stereo"}.get(ch, f"{ch}c"))
+            encoder = AUDIO_CODECS.get(fmt, "aac")
+            rate = 48000 if encoder == "libopus" else self.ist.codec_context.sample_rate or 48000  # Opus: 48 kHz
+            self.ost = out.add_stream(encoder, rate=rate, layout={1: "mono", 2: "stereo"}.get(ch, f"{ch}c"))
         for key in ("language", "title"):
             if self.ist.metadata.get(key):
                 self.ost.metadata[key] = self.ist.metadata[key]
@@ -495,9 +517,10 @@ def write_video(
     codec: Optional[str] = None,
     crf: int = DEFAULT_CRF,
 ) -> int:
-    """Encode ``frames`` (HxWx3 RGB, float in [0, 255] or uint8) into ``path`` (.mp4 .mov .mkv or .gif).
+    """Encode ``frames`` (HxWx3 RGB, float in [0, 255] or uint8) into ``path`` (.mp4 .mov .mkv .webm, or an
+    animated .gif .apng .webp).
 
-    Returns the frame count. Video is H.264 (``codec``) in yuv420p, odd
+    Returns the frame count. Video is H.264 (``codec``; VP9 for .webm) in yuv420p, odd
     sizes padded by one row/column; every audio track of ``audio_from`` (a
     video file) is kept, cut at the video's end. ``metadata`` goes in the
     container's comment and in ``path.json``. Atomic: on any failure
@@ -520,11 +543,12 @@ def write_video(
     comment = record_json(metadata, separators=(",", ":")) if metadata is not None else None
     side = record_json(metadata, indent=2) if metadata is not None else None
     with atomic_path(path, suffix=path.suffix) as tmp:
-        if kind == "gif":
-            n = _write_gif(tmp, frames, rate, comment)
+        if path.suffix.lower() in PILLOW_ANIMATIONS:
+            n = _write_animation(tmp, frames, rate, PILLOW_ANIMATIONS[path.suffix.lower()], comment)
         else:
-            n = _write_av(tmp, frames, rate, CONTAINERS[path.suffix.lower()], codec or DEFAULT_CODEC, crf,
-                          audio_from if audio_from is not None and audio_from.has_audio else None, comment, path)
+            n = _write_av(tmp, frames, rate, CONTAINERS[path.suffix.lower()], codec or default_codec(path), crf,
+                          audio_from if kind == "video" and audio_from is not None and audio_from.has_audio else None,
+                          comment, path)
     if side is not None:
         with atomic_output(sidecar_path(path), "w") as f:
             f.write(side + "\n")
@@ -548,7 +572,8 @@ def _checked(frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
 def _write_av(tmp: Path, frames: Iterable[np.ndarray], rate: Fraction, fmt: str, codec: str, crf: int,
               audio: Optional[VideoSource], comment: Optional[str], path: Path) -> int:
     av = _av()
-    options = {"movflags": "+faststart"} if fmt in ("mp4", "mov") else {}  # index first: plays while loading
+    # mp4/mov: the index first, so it plays while loading; apng: loop forever, as a GIF does.
+    options = {"movflags": "+faststart"} if fmt in ("mp4", "mov") else {"plays": "0"} if fmt == "apng" else {}
     n = 0
     try:
         out = av.open(str(tmp), "w", format=fmt, options=options)
@@ -595,27 +620,36 @@ def _write_av(tmp: Path, frames: Iterable[np.ndarray], rate: Fraction, fmt: str,
     return n
 
 
-GIF_SLOWEST = Fraction(100, 65535)  # a GIF's frame delay: 16 bits of hundredths of a second
+# The slowest rate each animation's frame delay holds: GIF's 16 bits of hundredths, WebP's 24 bits of ms.
+SLOWEST = {"GIF": Fraction(100, 65535), "WEBP": Fraction(1000, 2**24 - 1)}
 
 
-def _write_gif(tmp: Path, frames: Iterable[np.ndarray], rate: Fraction, comment: Optional[str]) -> int:
+def _write_animation(tmp: Path, frames: Iterable[np.ndarray], rate: Fraction, fmt: str,
+                     comment: Optional[str]) -> int:
+    """An animated GIF or WebP by Pillow, looping; returns the frame count."""
     count = [0]
 
     def images() -> Iterator[Any]:
         for arr in _checked(frames):
             count[0] += 1
-            # Fast octree: a palette per frame in milliseconds (median cut takes ~0.3 s on a
+            # GIF: fast octree, a palette per frame in milliseconds (median cut takes ~0.3 s on a
             # dream's many colours, for no visible gain).
-            yield Image.fromarray(arr).quantize(256, method=Image.Quantize.FASTOCTREE)
+            yield Image.fromarray(arr).quantize(256, method=Image.Quantize.FASTOCTREE) if fmt == "GIF" \
+                else Image.fromarray(arr)
 
     it = images()
     first = next(it)
-    # GIF keeps delays in hundredths of a second: 25 fps is exact, 30 fps plays at 33.3.
-    duration = max(20, int(round(100 / float(rate))) * 10)
-    extra = {"comment": comment.encode()} if comment else {}
+    if fmt == "GIF":
+        # GIF keeps delays in hundredths of a second: 25 fps is exact, 30 fps plays at 33.3.
+        duration = max(20, int(round(100 / float(rate))) * 10)
+        extra: Dict[str, Any] = {"comment": comment.encode()} if comment else {}
+    else:  # WebP keeps milliseconds
+        duration = max(1, int(round(1000 / float(rate))))
+        extra = {"quality": 90, "method": 4}
     try:
-        first.save(tmp, format="GIF", save_all=True, append_images=it, duration=duration, loop=0, **extra)
+        first.save(tmp, format=fmt, save_all=True, append_images=it, duration=duration, loop=0, **extra)
     except (OverflowError, struct.error):  # Pillow shows identical frames in a row as one, their delays summed
-        raise DeepDreamError(f"a GIF shows a frame for at most 655.35 s, and identical frames in a row are one: "
-                             f"at {float(rate):.6g} fps they last longer; raise the frame rate or write .mp4") from None
+        raise DeepDreamError(f"an animation shows a frame for at most {float(1 / SLOWEST[fmt]):.6g} s, and identical "
+                             f"frames in a row are one: at {float(rate):.6g} fps they last longer; raise the frame "
+                             "rate or write .mp4") from None
     return count[0]

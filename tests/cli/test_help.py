@@ -166,6 +166,9 @@ COMMANDS: Dict[Tuple[str, ...], Tuple[List[str], Dict[str, Tuple[List[str], List
         "--out-dir": (["--out-dir", "{out}/z"], ["--out-dir", "{out}/y"]),
         "--frames": (["--out-dir", "{out}/z"], ["--out-dir", "{out}/z", "--frames", "3"]),
         "--scale": (["--out-dir", "{out}/z"], ["--out-dir", "{out}/z", "--scale", "0.2"]),
+        "--rotate": (["--out-dir", "{out}/z"], ["--out-dir", "{out}/z", "--rotate", "10"]),
+        "--pan": (["--out-dir", "{out}/z"], ["--out-dir", "{out}/z", "--pan", "3,1"]),
+        "--keyframes": (["--out-dir", "{out}/z"], ["--out-dir", "{out}/z", "--keyframes", "{keys}"]),
         "--video": (["--out-dir", "{out}/z"], ["--out-dir", "{out}/z", "--video", "{out}/z.gif"]),
         "--fps": (["--out-dir", "{out}/z", "--video", "{out}/z.gif"],
                   ["--out-dir", "{out}/z", "--video", "{out}/z.gif", "--fps", "10"]),
@@ -181,6 +184,7 @@ COMMANDS: Dict[Tuple[str, ...], Tuple[List[str], Dict[str, Tuple[List[str], List
         "--blend": (["-o", "{out}/v.mp4"], ["-o", "{out}/v.mp4", "--blend", "0.2"]),
         "--carry": (["-o", "{out}/v.mp4"], ["-o", "{out}/v.mp4", "--carry", "dream"]),
         "--max-frames": (["-o", "{out}/v.mp4"], ["-o", "{out}/v.mp4", "--max-frames", "2"]),
+        "--keyframes": (["-o", "{out}/v.mp4"], ["-o", "{out}/v.mp4", "--keyframes", "{keys}"]),
         "--fps": (["-o", "{out}/v.mp4"], ["-o", "{out}/v.mp4", "--fps", "10"]),
         "--codec": (["-o", "{out}/v.mp4"], ["-o", "{out}/v.mp4", "--codec", "mpeg4"]),
         "--crf": (["-o", "{out}/v.mp4"], ["-o", "{out}/v.mp4", "--crf", "40"]),
@@ -330,11 +334,13 @@ def world(tmp_path, zoo_env, server, tiny_model, monkeypatch, request):
         'layer { name: "pool1" type: "Pooling" bottom: "pynorm"'))
     labels = tmp_path / "labels.txt"
     labels.write_text("cero\nuno\ndos\ntres\ncuatro\n")
+    keys = tmp_path / "keys.toml"
+    keys.write_text('[[key]]\nframe = 1\nlayer = "conv1"\nstep_size = 3\n')
     monkeypatch.chdir(tmp_path)
     scheduler = request.getfixturevalue("scheduler") if re.search(r"\[(batch|atlas) ", request.node.name) else None
     return {"scheduler": scheduler, "zoo": zoo_env.models, "proto": proto, "weights": weights, "pyproto": pyproto,
             "photo": photo,
-            "guide": guide, "frames": frames, "labels": labels, "mirror": server.url("m"), "root": tmp_path}
+            "guide": guide, "frames": frames, "labels": labels, "keys": keys, "mirror": server.url("m"), "root": tmp_path}
 
 
 def _observe(world, argv: List[str], capfd, fresh: int) -> tuple:
