@@ -17,6 +17,7 @@ most of this runs without Caffe; the API cases use the tiny net.
 """
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import os
@@ -41,7 +42,7 @@ from deepdream_caffe.app.video import dream_video, frames_to_video_file, video_f
 from deepdream_caffe.app.visualize import visualize_file
 from deepdream_caffe.app.zoom import KIND as ZOOM
 from deepdream_caffe.app.zoom import zoom_frames
-from deepdream_caffe.cli.main import main
+from deepdream_caffe.cli.main import build_parser, main
 from deepdream_caffe.dream.flow import FrameCarry
 from deepdream_caffe.dream.keyframes import read_keyframes
 from deepdream_caffe.errors import DeepDreamError
@@ -542,25 +543,26 @@ def test_an_unusable_models_folder_in_the_environment_is_no_traceback(capsys, mo
 
 ODD = ["", " ", "-1", "0", "1e309", "nan", "abc", "/dev/null", "/nonexistent/x", "x" * 300, "0x10", "1e-9", "-0",
        "inf", "\x7f", "é", "[::1"]
-ODD_OPTIONS = {
-    "video": ["--blend", "--max-frames", "--fps", "--codec", "--crf", "--mean", "--channel-swap", "--models-dir",
-              "--mirror", "--gpu", "--layer", "--channel", "--octave-scale", "--step-size", "--jitter", "--seed",
-              "--model", "-o", "--prototxt", "--weights"],
-    "frames-to-video": ["--fps", "--codec", "--crf"],
-    "zoom": ["--frames", "--scale", "--video", "--fps", "--codec", "--crf", "--mirror", "--guide", "--mode", "--seed",
-             "--out-dir"],
-    "visualize": ["--class", "--layer", "--labels", "--score", "--init", "--step-size", "--step-end", "--momentum",
-                  "--jitter", "--mirror"],
-    "layers": ["--size", "--image", "--mirror", "--models-dir", "--model"],
-    "dream": ["--mirror", "--guide", "--tile-above"],
-    "models fetch": ["--mirror", "--models-dir"],
-    "models path": ["--mirror", "--models-dir"],
-}
+
+
+def _value_options(command):
+    """(flag, values it takes) of every option of ``command`` ("models path": a subcommand) that takes a value,
+    read from the parser: an option added later is attacked too."""
+    parser = build_parser()
+    for word in command.split():
+        parser = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[word]
+    return [(max(a.option_strings, key=len), a.nargs if isinstance(a.nargs, int) else 1) for a in parser._actions
+            if a.option_strings and a.nargs != 0 and not isinstance(a, (argparse._HelpAction, argparse._VersionAction))]
+
+
+# batch and atlas start a cluster for a value that works; their own options have tests of their own above.
+ODD_COMMANDS = ("video", "frames-to-video", "zoom", "visualize", "layers", "dream", "models list", "models fetch",
+                "models path", "models verify")
 ODD_ENV = ["DEEPDREAM_CAFFE_MIRROR", "DEEPDREAM_CAFFE_GPU", "DEEPDREAM_CAFFE_MODELS", "DEEPDREAM_CAFFE_CACHE",
            "DEEPDREAM_CAFFE_LOCK_TIMEOUT", "DEEPDREAM_CAFFE_MIN_RATE", "DEEPDREAM_CAFFE_RETRIES",
            "DEEPDREAM_CAFFE_RETRY_WAIT", "DEEPDREAM_CAFFE_TIMEOUT", "CAFFE_ROOT"]
 # Documented in docs/reliability.md; the test keeps the count honest.
-ODD_DOCUMENTED = 1632
+ODD_DOCUMENTED = 3417
 
 
 def _odd_cases(proto, weights, frames, photo, out):
@@ -573,18 +575,22 @@ def _odd_cases(proto, weights, frames, photo, out):
                       "--size", "40", "40", "--iters", "1", "--octaves", "1"],
         "layers": ["layers", "--prototxt", proto],
         "dream": ["dream", photo, "-o", "{out}/d.png", *net],
+        "models list": ["models", "list"],
         "models fetch": ["models", "fetch", "nosuchmodel"],
         "models path": ["models", "path", "bvlc_googlenet"],
+        "models verify": ["models", "verify", "bvlc_googlenet"],
         "doctor": ["doctor"],
     }
     cases = []
-    for cmd, argv in base.items():
-        for opt in ODD_OPTIONS.get(cmd, []):
+    for cmd in ODD_COMMANDS:
+        argv = [str(x) for x in base[cmd]]
+        for opt, many in _value_options(cmd):
             for v in ODD:
-                a = [str(x) for x in argv]
-                many = {"--size": 2, "--mean": 3, "--channel-swap": 3}.get(opt, 1)
-                if opt in a:
-                    a[a.index(opt) + 1] = v
+                a = list(argv)
+                short = [f for f in a if f.startswith("-") and not f.startswith("--")]
+                at = next((i for i, f in enumerate(a) if f == opt or (f in short and opt == "--output")), None)
+                if at is not None:
+                    a[at + 1:at + 1 + many] = [v] * many
                 else:
                     a += [opt] + [v] * many
                 cases.append({"id": f"{cmd} {opt} {v!r:.20}", "kind": "cli", "argv": a})
