@@ -420,6 +420,7 @@ WRONG = {
     "octaves": ["x", None],
     "lbfgs": [5, None],
     "guide_img": [range(10**10), None],
+    "img": ["x", None, [[1, 2]], np.zeros(5, np.float32)],
 }
 TAKES = {
     "deepdream": ["net", "base_img", "end", "clip", "rng", "callback", "step_fn", "checkpoint", "objective",
@@ -431,6 +432,8 @@ TAKES = {
                         "octave_scale"],
     "descend": ["net", "base_img", "end", "callback", "checkpoint", "first_step", "lbfgs", "octaves"],
     "guide_features": ["net", "guide_img", "end"],
+    "preprocess": ["net", "img"],
+    "deprocess": ["net", "img"],
 }
 API_CASES = [(f, a, i) for f, args in TAKES.items() for a in args for i in range(len(WRONG[a]))]
 # By default each argument of each function once, and every image that would inflate; all with ABUSE_ALL=1.
@@ -445,7 +448,9 @@ def _call(net, fn, arg, value):
           "ascend": dict(net=net, base_img=img, ascent=dd.Ascent(1), octaves=dd.Octaves(1)),
           "deepdream_lbfgs": dict(net=net, base_img=img, octave_n=1, maxiter=1),
           "descend": dict(net=net, base_img=img, lbfgs=dd.Lbfgs(maxiter=1), octaves=dd.Octaves(1)),
-          "guide_features": dict(net=net, guide_img=img)}[fn]
+          "guide_features": dict(net=net, guide_img=img),
+          "preprocess": dict(net=net, img=img),
+          "deprocess": dict(net=net, img=np.zeros((3, 40, 48), np.float32))}[fn]
     if fn == "make_step":
         input_blob(raw_net(net)).reshape(1, 3, 40, 48)
     getattr(dd, fn)(**dict(kw, **{arg: value}))
