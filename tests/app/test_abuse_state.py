@@ -42,11 +42,12 @@ from deepdream_caffe.app.video import dream_video, frames_to_video_file, video_f
 from deepdream_caffe.app.visualize import visualize_file
 from deepdream_caffe.app.zoom import KIND as ZOOM
 from deepdream_caffe.app.zoom import zoom_frames
+from deepdream_caffe.cli.commands.batch import settings
 from deepdream_caffe.cli.main import build_parser, main
 from deepdream_caffe.dream.flow import FrameCarry
 from deepdream_caffe.dream.keyframes import read_keyframes
 from deepdream_caffe.errors import DeepDreamError
-from deepdream_caffe.io.image import save_image
+from deepdream_caffe.io.image import record_json, save_image
 from deepdream_caffe.io.video import open_source
 from deepdream_caffe.net.access import input_blob, raw_net
 from deepdream_caffe.zoo.resolve import mirror_base
@@ -394,6 +395,19 @@ def test_a_sweep_whose_output_names_meet_is_refused_before_any_work(photo, tmp_p
     line = _main(["batch", photo, "--out-dir", out, "--sweep", sweep, "--prototxt", tmp_path / "p.prototxt"], capsys)
     assert "would write the same output names" in line
     assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("option", ["guide", "weights", "prototxt"])
+def test_a_swept_path_reaches_workers_whole_and_its_record_as_text(tmp_path, monkeypatch, option):
+    """A worker may run in another folder: a swept path is made absolute like a flag's, and the record holds it."""
+    monkeypatch.chdir(tmp_path)
+    args = build_parser().parse_args(["batch", "a.png", "--out-dir", "out", "--prototxt", "p.prototxt", "--layer", "x",
+                                      "--sweep", f"{option}=f.1,f_2"])
+    for setting in settings(args):
+        path = getattr(setting.config.net, option, None) or getattr(setting.config, option, None)
+        assert path is not None and path.is_absolute() and path.parent == tmp_path
+        assert f"--{option}" in setting.flags and str(path) in setting.flags
+        assert json.loads(record_json(dict(setting.values)))[option] in ("f.1", "f_2")
 
 
 # ---------------------------------------------------------------- the API handed the wrong kinds
