@@ -32,7 +32,7 @@ from PIL import Image
 
 import deepdream_caffe as dd
 from deepdream_caffe.app.batch.cluster import check_scheduler
-from deepdream_caffe.app.batch.plan import recorded_key
+from deepdream_caffe.app.batch.plan import batch_record, recorded_key
 from deepdream_caffe.app.config import DreamConfig
 from deepdream_caffe.app.pipeline import dream_file, zoom_file
 from deepdream_caffe.app.reporting import Reporter
@@ -281,6 +281,7 @@ def test_a_spoiled_batch_record_means_not_finished(tmp_path, name):
     save_image(out, np.zeros((8, 8, 3), np.float32))
     (tmp_path / "a.jpg.json").write_bytes(BATCH_RECORDS[name])
     assert recorded_key(out) is None  # the task is dreamed again; nothing raised
+    assert isinstance(batch_record(out), dict)  # what the atlas reads its command from
 
 
 def test_a_keyframe_file_nested_past_the_parsers_depth_is_one_line(tmp_path):

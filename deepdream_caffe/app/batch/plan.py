@@ -143,16 +143,21 @@ def check_settings(settings: Sequence[Setting]) -> None:
         DreamSession(s.config)
 
 
-def recorded_key(output: Path) -> Optional[str]:
-    """The finished-key recorded with ``output``, or None (missing, unreadable, or not from a batch)."""
+def batch_record(output: Path) -> Dict[str, Any]:
+    """The batch's own record in ``output``'s metadata; empty where there is none or it does not read."""
     try:
         if not output.is_file():
-            return None
+            return {}
         meta = read_metadata(output)
     except (OSError, ValueError, RecursionError):  # a record nested past the parser's depth
-        return None
+        return {}
     rec = meta.get(METADATA_KEY) if isinstance(meta, dict) else None
-    key = rec.get("key") if isinstance(rec, dict) else None
+    return rec if isinstance(rec, dict) else {}
+
+
+def recorded_key(output: Path) -> Optional[str]:
+    """The finished-key recorded with ``output``, or None (missing, unreadable, or not from a batch)."""
+    key = batch_record(output).get("key")
     return key if isinstance(key, str) else None
 
 
