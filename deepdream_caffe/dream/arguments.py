@@ -111,8 +111,7 @@ def check_kinds(**args: Tuple[Any, Any, str]) -> None:
 
 
 def check_no_extra(function: str, given: Dict[str, Any], known: Tuple[str, ...]) -> None:
-    """Refuse keyword arguments ``function`` does not take (its ``**step_params``), naming those it does."""
+    """Refuse keyword arguments ``function`` does not take (those its ``**kwargs`` pass on), naming those it does."""
     extra = sorted(set(given) - set(known))
     if extra:
-        raise DeepDreamError(f"{function}() got an unknown argument {extra[0]!r}; its step takes "
-                             f"{', '.join(known)}")
+        raise DeepDreamError(f"{function}() has no argument {extra[0]!r}; its other arguments are {', '.join(known)}")

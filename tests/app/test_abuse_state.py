@@ -436,6 +436,11 @@ WRONG = {
     "lbfgs": [5, None],
     "guide_img": [range(10**10), None],
     "img": ["x", None, [[1, 2]], np.zeros(5, np.float32)],
+    "weights": [5, b"w.caffemodel"],
+    "mean": ["abc", range(10**10), [1, 2, None], {"b": 1}],
+    "channel_swap": ["210", [0.5, 1, 2], 5],
+    "fast": ["no", None],
+    "gpu": ["x", 1.5],
 }
 TAKES = {
     "deepdream": ["net", "base_img", "end", "clip", "rng", "callback", "step_fn", "checkpoint", "objective",
@@ -447,6 +452,7 @@ TAKES = {
                         "octave_scale"],
     "descend": ["net", "base_img", "end", "callback", "checkpoint", "first_step", "lbfgs", "octaves"],
     "guide_features": ["net", "guide_img", "end"],
+    "load_net": ["net", "weights", "mean", "channel_swap", "fast", "gpu"],
     "preprocess": ["net", "img"],
     "deprocess": ["net", "img"],
 }
@@ -464,6 +470,7 @@ def _call(net, fn, arg, value):
           "deepdream_lbfgs": dict(net=net, base_img=img, octave_n=1, maxiter=1),
           "descend": dict(net=net, base_img=img, lbfgs=dd.Lbfgs(maxiter=1), octaves=dd.Octaves(1)),
           "guide_features": dict(net=net, guide_img=img),
+          "load_net": dict(net=str(net.prototxt), weights=str(net.weights), end="a/output", fast=True),
           "preprocess": dict(net=net, img=img),
           "deprocess": dict(net=net, img=np.zeros((3, 40, 48), np.float32))}[fn]
     if fn == "make_step":
