@@ -80,7 +80,8 @@ def _shown(v: Any) -> str:
         text = repr(v)
         if len(text) <= 40 and text.isprintable():
             return text
-    return f"a {type(v).__module__ + '.' if type(v).__module__ not in ('builtins',) else ''}{type(v).__name__}"
+    module = type(v).__module__
+    return f"a {'' if module == 'builtins' else module + '.'}{type(v).__name__}"
 
 
 def check_arguments(**args: Any) -> None:
