@@ -51,7 +51,8 @@ def _net_input(net: Any, img: Any, channels_first: bool) -> None:
     check_kinds(img=(img, np.ndarray, "a 3xHxW net input" if channels_first else "an HxWx3 RGB array"))
     if img.ndim != 3 or img.shape[0 if channels_first else 2] != 3:
         raise DeepDreamError(f"img has shape {img.shape}; expected {'3xHxW' if channels_first else 'HxWx3'}")
-    if getattr(net, "mean", None) is None and getattr(net, "transformer", None) is None:
+    mean = getattr(net, "mean", None)
+    if (mean is None or callable(mean)) and getattr(net, "transformer", None) is None:  # an array's mean() is no mean
         raise DeepDreamError("net must be a net from load_net() or a caffe.Classifier (one with a mean), "
                              f"got a {type(net).__name__}")
 
