@@ -109,6 +109,16 @@ def pictures() -> List[Picture]:
                   "--keyframes", "motion.toml"]],
                 ["motion/0000.jpg", "motion/0004.jpg", "motion/0008.jpg", "motion/0011.jpg"], width=1200,
                 files={"motion.toml": MOTION_KEYS}),
+        Picture("preserve-colors", "the cat, its dream, and its dream with --preserve-colors (the cat's own colours)",
+                [dream("cat-dream.png", "chelsea"), dream("cat-kept.png", "chelsea", "--preserve-colors")],
+                ["chelsea.png", "cat-dream.png", "cat-kept.png"], width=1200),
+        Picture("lap-levels", "rocket at 1024 px, relu_stage2_block2: the plain step (left) and --lap-levels 4 (right)",
+                [dream("lap-plain.png", "rocket-1024", "--layer", "relu_stage2_block2"),
+                 dream("lap-4.png", "rocket-1024", "--layer", "relu_stage2_block2", "--lap-levels", "4")],
+                ["lap-plain.png", "lap-4.png"], width=1200),
+        Picture("strongest", "the 3 channels of eltwise_stage1_block3 most active on rocket, dreamed at 480 px",
+                [dream("strongest.png", "rocket", "--channel", "eltwise_stage1_block3:strongest=3", "--max-size", "480")],
+                ["strongest.png"]),
     ]
 
 
@@ -198,6 +208,8 @@ def main(argv: List[str] | None = None) -> int:
             photo = np.asarray(getattr(data, name)())
             guard.check(photo, f"the photo {name}")
             Image.fromarray(photo).save(work / f"{name}.png")
+        rocket = Image.open(work / "rocket.png")  # the notebook's sky1024px size, for --lap-levels
+        rocket.resize((1024, round(rocket.height * 1024 / rocket.width)), Image.LANCZOS).save(work / "rocket-1024.png")
         args.out.mkdir(parents=True, exist_ok=True)
         sizes: Dict[str, int] = {}
         for pic in chosen:

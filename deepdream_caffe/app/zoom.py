@@ -69,7 +69,7 @@ def zoom_frames(
     params = dict(params or {}, **zoom.record())
     run = RunDir(out_dir, KIND, run_key(params, None, None), dict(metadata or {}, params=params), quality=quality,
                  note=note)
-    run.refuse_inputs(inputs)
+    run.check(inputs)
     run.open()
     if is_complete(out_dir, frames):  # this run's record is there (open checked it): nothing to dream
         run.state.remove()

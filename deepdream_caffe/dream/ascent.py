@@ -69,7 +69,8 @@ class AscentSolver:
         src.data[0] = x0
         for i in range(a.iter_n):
             if self.step_fn is None:
-                step(self.net, a.step_size, self.end, a.jitter, a.clip, objective, self.rng, self.gradient)
+                step(self.net, a.step_size, self.end, a.jitter, a.clip, objective, self.rng, self.gradient,
+                     a.lap_levels, a.preserve_colors)
             else:
                 self.step_fn(self.net, end=self.end, clip=a.clip, rng=self.rng)
             if self.callback is not None:
@@ -104,7 +105,7 @@ def deepdream(
     """
     check_arguments(clip=clip, step_fn=step_fn)
     if step_fn is None:
-        check_no_extra("deepdream", step_params, ("step_size", "jitter"))
+        check_no_extra("deepdream", step_params, ("step_size", "jitter", "lap_levels", "preserve_colors"))
         ascent = Ascent(iter_n, clip=clip, **step_params)
     else:  # checked as far as they are the ascent's, and passed on as given
         ascent = Ascent(iter_n, clip=clip, **{k: v for k, v in step_params.items() if k in ("step_size", "jitter")})

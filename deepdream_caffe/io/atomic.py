@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import re
 import socket
@@ -9,7 +10,7 @@ import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Iterator, Set, Tuple
+from typing import IO, Any, Dict, Iterator, Optional, Set, Tuple
 
 from ..errors import DeepDreamError
 
@@ -72,9 +73,37 @@ def atomic_path(path: os.PathLike, suffix: str = "") -> Iterator[Path]:
         raise
 
 
+def atomic_json(path: os.PathLike, record: Dict[str, Any]) -> None:
+    """Write ``record`` as indented JSON to ``path`` atomically."""
+    with atomic_output(path, "w") as f:
+        json.dump(record, f, indent=2, sort_keys=True, default=str)
+        f.write("\n")
+
+
+@contextmanager
+def atomic_with_record(path: os.PathLike, record: Optional[Dict[str, Any]], record_path: os.PathLike,
+                       suffix: str = "") -> Iterator[Path]:
+    """:func:`atomic_path` for ``path``, with ``record`` (if any) written as JSON to ``record_path``: both or neither.
+
+    The record is written once the writer is done and before ``path`` is
+    renamed into place; if that rename fails, the record goes too.
+    """
+    placed = False
+    try:
+        with atomic_path(path, suffix) as tmp:
+            yield tmp
+            if record is not None:
+                atomic_json(record_path, record)
+                placed = True
+    except BaseException:
+        if placed:
+            _unlink_quietly(os.fspath(record_path))
+        raise
+
+
 # A temp file's name says who writes it: ``.NAME.<host>-<pid>-<random>.tmp[suffix]``. A writer killed
 # with SIGKILL cannot remove its own; the next write into that folder removes those whose process on
-# this host is gone. Files of live processes, of other hosts and without a tag are left alone.
+# this host is gone. Files of live processes, of other hosts, of other users and without a tag are left alone.
 _TAG = re.compile(r"^\..+\.(?P<host>[A-Za-z0-9_-]+)-(?P<pid>\d+)-[^.]+\.tmp[^/]*$")
 _swept: Set[Tuple[str, int]] = set()  # (folder, our pid): each folder once per process
 
@@ -98,16 +127,17 @@ def _alive(pid: int) -> bool:
 
 
 def sweep_dead_writers(folder: Path) -> int:
-    """Remove the temp files in ``folder`` left by writers on this host that no longer run; how many."""
+    """Remove this user's temp files in ``folder`` left by writers on this host that no longer run; how many."""
     key = (str(Path(folder).resolve()), os.getpid())
     if key in _swept:
         return 0
     _swept.add(key)
-    host, gone = _host(), 0
+    host, gone, me = _host(), 0, os.getuid()
     try:
         names = [e.name for e in os.scandir(folder) if e.name.startswith(".") and ".tmp" in e.name]
     except OSError:
         return 0
+    names = [n for n in names if _owner(os.path.join(folder, n)) == me]
     for name in names:
         m = _TAG.match(name)
         if m and m["host"] == host and int(m["pid"]) != os.getpid() and not _alive(int(m["pid"])):
@@ -117,6 +147,13 @@ def sweep_dead_writers(folder: Path) -> int:
             except OSError:
                 pass  # another sweeper got there first, or it is not ours to remove
     return gone
+
+
+def _owner(p: str) -> Optional[int]:
+    try:
+        return os.lstat(p).st_uid
+    except OSError:
+        return None
 
 
 def _new_file_mode(path: Path) -> int:

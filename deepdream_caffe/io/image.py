@@ -13,7 +13,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from PIL.PngImagePlugin import PngInfo
 
 from ..errors import DeepDreamError
-from .atomic import atomic_output
+from .atomic import atomic_with_record
 from .files import open_regular
 
 METADATA_KEY = "deepdream-caffe"
@@ -162,6 +162,23 @@ def as_image_array(img: Any, what: str = "image") -> np.ndarray:
     return a
 
 
+def shrunk_size(h: int, w: int, max_size: Optional[int]) -> Tuple[int, int]:
+    """(h, w) scaled so that the long side is ``max_size``; as they are when already within it (or None)."""
+    if max_size is None or max(h, w) <= max_size:
+        return h, w
+    f = max_size / max(h, w)
+    return (max_size, max(1, round(w * f))) if h >= w else (max(1, round(h * f)), max_size)
+
+
+def shrink(img: np.ndarray, max_size: Optional[int]) -> np.ndarray:
+    """``img`` (HxWx3, 0..255) with its long side brought down to ``max_size`` (Lanczos), float32; else itself."""
+    h, w = shrunk_size(img.shape[0], img.shape[1], max_size)
+    if (h, w) == img.shape[:2]:
+        return img
+    small = Image.fromarray(np.uint8(np.clip(np.rint(img), 0, 255))).resize((w, h), Image.LANCZOS)
+    return np.float32(small)
+
+
 def sample_image() -> np.ndarray:
     """An RGB photo that ships with scikit-image, for runs without an input file."""
     from skimage import data  # scikit-image is slow to import and only this sample needs it
@@ -215,12 +232,8 @@ def save_image(path: os.PathLike, img: np.ndarray, metadata: Optional[Dict[str, 
     path = Path(path)
     fmt = image_format(path)
     data = encode_image(img, fmt, metadata, quality)
-    side = record_json(metadata, indent=2) if metadata is not None and fmt != "PNG" else None
-    with atomic_output(path) as f:
-        f.write(data)
-    if side is not None:
-        with atomic_output(sidecar_path(path), "w") as f:
-            f.write(side + "\n")
+    with atomic_with_record(path, metadata if fmt != "PNG" else None, sidecar_path(path)) as tmp:
+        tmp.write_bytes(data)
 
 
 def sidecar_path(path: os.PathLike) -> Path:

@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import DeepDreamError, import_extra
-from .atomic import atomic_output, atomic_path
+from .atomic import atomic_with_record
 from .image import IMAGE_SUFFIXES, load_image, record_json, sidecar_path, to_uint8
 from .video_formats import (
     ANIMATIONS,
@@ -541,17 +541,13 @@ def write_video(
     check_video_output(path, first.shape[1], first.shape[0], codec, crf, rate)
     frames = chain([first], it)
     comment = record_json(metadata, separators=(",", ":")) if metadata is not None else None
-    side = record_json(metadata, indent=2) if metadata is not None else None
-    with atomic_path(path, suffix=path.suffix) as tmp:
+    with atomic_with_record(path, metadata, sidecar_path(path), suffix=path.suffix) as tmp:
         if path.suffix.lower() in PILLOW_ANIMATIONS:
             n = _write_animation(tmp, frames, rate, PILLOW_ANIMATIONS[path.suffix.lower()], comment)
         else:
             n = _write_av(tmp, frames, rate, CONTAINERS[path.suffix.lower()], codec or default_codec(path), crf,
                           audio_from if kind == "video" and audio_from is not None and audio_from.has_audio else None,
                           comment, path)
-    if side is not None:
-        with atomic_output(sidecar_path(path), "w") as f:
-            f.write(side + "\n")
     return n
 
 

@@ -162,6 +162,8 @@ RANGE_CASES = {
     "--blur-every": ["-1"],
     "--norm-pct": ["-1", "101"],
     "--contrib-pct": ["-1", "101"],
+    "--lap-levels": ["-1", "17"],
+    "--max-size": ["0", "-1"],
 }
 NEEDS_LBFGS = {"--gain", "--tv-weight", "--tv-beta", "--alpha-weight", "--alpha", "--lbfgs-iters", "--lbfgs-maxfun"}
 

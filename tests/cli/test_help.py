@@ -86,6 +86,9 @@ COMMANDS: Dict[Tuple[str, ...], Tuple[List[str], Dict[str, Tuple[List[str], List
         "--step-size": (SEED, SEED + ["--step-size", "3"]),
         "--jitter": (SEED, SEED + ["--jitter", "2"]),
         "--no-clip": (SEED, SEED + ["--no-clip"]),
+        "--lap-levels": (SEED, SEED + ["--lap-levels", "2"]),
+        "--preserve-colors": (SEED, SEED + ["--preserve-colors"]),
+        "--max-size": (SEED, SEED + ["--max-size", "36"]),
         "--seed": (SEED, ["--seed", "1"]),
         "--guide": (SEED, SEED + ["--guide", "{guide}"]),
         "--mode": (SEED, ["--mode", "lbfgs"]),
@@ -273,7 +276,7 @@ def test_dream_like_commands_take_dreams_options_to_the_same_run():
     dream = shown_options(leaves[("dream",)])
     shared = ["--mean", "1", "2", "3", "--channel-swap", "0", "1", "2", "--layer", "conv1=2", "--channel", "a/output:1",
               "--octaves", "3", "--octave-scale", "1.3", "--iters", "4", "--step-size", "2", "--jitter", "3",
-              "--no-clip", "--seed", "5", "--guide", "g.png", "--tile-size", "300", "--tile-above", "0.5",
+              "--no-clip", "--lap-levels", "3", "--preserve-colors", "--max-size", "64", "--seed", "5", "--guide", "g.png", "--tile-size", "300", "--tile-above", "0.5",
               "--notebook-net", "--gpu", "1", "--prototxt", "p", "--weights", "w", "--models-dir", "m",
               "--mirror", "http://x", "--allow-python-layers", "-v"]
     positional = {"dream": ["-o", "o.jpg"], "zoom": ["--out-dir", "d"], "video": ["in.mp4", "-o", "o.mp4"],

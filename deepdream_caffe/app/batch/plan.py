@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,8 +21,8 @@ from ...errors import DeepDreamError
 from ...io.hashing import sha1_file
 from ...io.image import image_format, read_metadata
 from ..config import DreamConfig
-from ..pipeline import DreamSession
-from ..run import run_key
+from ..pipeline import DreamSession, net_files, output_files
+from ..run import TOOL, run_key
 
 METADATA_KEY = "batch"  # where a batch's own record sits in an output's metadata
 
@@ -98,6 +99,8 @@ def plan_tasks(inputs: Sequence[Path], settings: Sequence[Setting], out_dir: Pat
         raise DeepDreamError(f"the output folder {out_dir} is not a folder")
     if not ext.startswith("."):
         ext = "." + ext
+    if not re.fullmatch(r"\.[A-Za-z0-9]+", ext):
+        raise DeepDreamError(f"--ext wants an image extension such as .jpg or .png, got {ext!r}")
     image_format(Path("x" + ext))
     # Absolute paths: a worker may run in another folder (or on another machine sharing the paths).
     out_dir = out_dir.absolute()
@@ -118,6 +121,7 @@ def plan_tasks(inputs: Sequence[Path], settings: Sequence[Setting], out_dir: Pat
             raise DeepDreamError(f"the sweep's settings '{names[slug].label}' and '{setting.label}' would write the "
                                  f"same output names (*{slug[1:]}); sweep values that differ in letters or digits")
         names[slug] = setting
+    reads = [*inputs, *(p for s in settings for p in (s.config.guide, *net_files(s.config)))]
     tasks: List[BatchTask] = []
     hashes: Dict[Path, str] = {}
     for p in dict.fromkeys(inputs):
@@ -126,8 +130,10 @@ def plan_tasks(inputs: Sequence[Path], settings: Sequence[Setting], out_dir: Pat
         for setting in settings:
             cfg = replace(setting.config, seed=s)
             out = out_dir / output_name(p, setting, ext)
-            if out.exists() and out.resolve() == p.resolve():
-                raise DeepDreamError(f"refusing to overwrite the input {p}; choose another --out-dir")
+            output_files(out, reads).check()
+            if os.path.lexists(out) and not made_here(out):
+                raise DeepDreamError(f"{out} is there and was not made by this tool; refusing to replace it "
+                                     "(choose another --out-dir)")
             key = run_key(config_record(cfg), s, sha1)
             tasks.append(BatchTask(len(tasks), p, out, replace(setting, config=cfg), s, key))
     return tasks
@@ -143,15 +149,23 @@ def check_settings(settings: Sequence[Setting]) -> None:
         DreamSession(s.config)
 
 
-def batch_record(output: Path) -> Dict[str, Any]:
-    """The batch's own record in ``output``'s metadata; empty where there is none or it does not read."""
+def _metadata(output: Path) -> Dict[str, Any]:
+    """The record of the image ``output`` (its PNG text or ``OUT.json``); empty where there is none or it does not read."""
     try:
-        if not output.is_file():
-            return {}
-        meta = read_metadata(output)
+        meta = read_metadata(output) if output.is_file() and not output.is_symlink() else None
     except (OSError, ValueError, RecursionError):  # a record nested past the parser's depth
         return {}
-    rec = meta.get(METADATA_KEY) if isinstance(meta, dict) else None
+    return meta if isinstance(meta, dict) else {}
+
+
+def made_here(output: Path) -> bool:
+    """Whether ``output`` is an image whose record says this tool made it."""
+    return _metadata(output).get("tool") == TOOL
+
+
+def batch_record(output: Path) -> Dict[str, Any]:
+    """The batch's own record in ``output``'s metadata; empty where there is none or it does not read."""
+    rec = _metadata(output).get(METADATA_KEY)
     return rec if isinstance(rec, dict) else {}
 
 

@@ -162,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
     from ...app.batch.cluster import check_where
     from ...app.batch.plan import check_settings
     from ...app.batch.run import finished_report
-    from ...app.batch.sheet import sheet_of
+    from ...app.batch.sheet import check_sheet, sheet_of
     from ..batch_progress import say
 
     check_where(args.workers, args.scheduler)
@@ -178,6 +178,8 @@ def run(args: argparse.Namespace) -> int:
             raise DeepDreamError(f"--sheet-tile must be at least 16 pixels, got {args.sheet_tile}")
     sets = settings(args)
     tasks = plan_tasks(args.inputs, sets, args.out_dir, args.seed, args.ext)
+    if args.sheet is not None:
+        check_sheet(tasks, args.sheet, args.sheet_tile)
     report = finished_report(tasks)
     if report is None:
         check_settings(sets)

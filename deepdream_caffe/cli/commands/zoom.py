@@ -55,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
     if args.video is not None:
         from ...app.video import check_zoom_video, zoom_video_file
 
-        check_zoom_video(args.input, args.video, fps=args.fps, codec=args.codec, crf=args.crf)
+        check_zoom_video(args.input, args.video, fps=args.fps, codec=args.codec, crf=args.crf, out_dir=args.out_dir,
+                         config=config, zoom=zoom)
     zoom_file(args.input, args.out_dir, config, zoom, reporter=reporter)
     if args.video is not None:
         zoom_video_file(args.out_dir, zoom.frames, args.video, fps=args.fps, codec=args.codec, crf=args.crf,
