@@ -22,8 +22,8 @@ import numpy as np
 from ..dream.guide import guide_features_at
 from ..errors import DeepDreamError, import_extra
 from ..io.atomic import atomic_output
-from ..io.image import read_metadata, save_image
-from .batch.plan import BatchTask, Setting, check_settings, plan_tasks
+from ..io.image import save_image
+from .batch.plan import BatchTask, Setting, batch_record, check_settings, plan_tasks
 from .batch.sheet import thumbnail
 from .layers import LayerRow, layer_table
 from .picks import strongest as strongest_of
@@ -180,9 +180,9 @@ def _card(atlas: Atlas, task: BatchTask, title: str, failures: Dict[int, str]) -
     thumb = _thumb(atlas, task)
     card: Dict[str, object] = {"title": title, "thumb": thumb, "error": failures.get(task.index)}
     if thumb is not None:
-        meta = read_metadata(task.output) or {}
+        reproduce = batch_record(task.output).get("reproduce")
         card["image"] = task.output.relative_to(atlas.out_dir).as_posix()
-        card["command"] = (meta.get("batch") or {}).get("reproduce", {}).get("command")
+        card["command"] = reproduce.get("command") if isinstance(reproduce, dict) else None
     elif card["error"] is None:
         card["error"] = "not rendered"
     return card

@@ -114,7 +114,7 @@ class DreamConfig:
     max_size: Optional[int] = None
 
     def __post_init__(self) -> None:
-        for key, kind, want in (("octaves", Octaves, "an Octaves"), ("solver", (Ascent, Lbfgs), "an Ascent or an Lbfgs"),
+        for key, kind, want in (("net", NetSource, "a NetSource"), ("octaves", Octaves, "an Octaves"), ("solver", (Ascent, Lbfgs), "an Ascent or an Lbfgs"),
                                 ("tiling", Tiling, "a Tiling")):
             if not isinstance(getattr(self, key), kind):
                 raise SettingError(f"{{{key}}} must be {want}, got {getattr(self, key)!r}")
@@ -183,7 +183,7 @@ class ZoomConfig:
     keyframes: Optional[Keyframes] = None
 
     def __post_init__(self) -> None:
-        check(self, "frames", int, lambda v: v >= 1, "at least 1")
+        check(self, "frames", int, lambda v: 1 <= v <= 10**4, "in [1, 10000] (frames are numbered with 4 digits)")
         check(self, "scale", float, lambda v: -1 < v < 1, "between -1 and 1 (below 0 zooms out)")
         check(self, "rotate", float, lambda v: -180 <= v <= 180, "in [-180, 180] degrees")
         pan = self.pan

@@ -9,6 +9,11 @@ import os
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
+import numpy as np
+
+from ..dream.arguments import check_kinds, check_no_extra
+from ..dream.params import is_number
+from ..errors import DeepDreamError
 from ..net import loading
 from ..zoo import resolve_model
 from .netspec import DEFAULT_CHANNEL_SWAP, DEFAULT_MEAN
@@ -31,6 +36,23 @@ def load_net(
     ``mean`` and ``channel_swap`` override either; the other keywords are
     :func:`deepdream_caffe.net.loading.load_net`'s (``end``, ``fast``, ``gpu``...).
     """
+    check_kinds(net=(net, os.PathLike, "a zoo model's name or a prototxt path"),
+                weights=(weights, (os.PathLike, None), "a caffemodel path or None"),
+                mean=(mean, (list, tuple, np.ndarray, None), "3 pixel values (B, G, R) or None"),
+                channel_swap=(channel_swap, (list, tuple, None), "a permutation of 0, 1, 2 or None"),
+                end=(kwargs.get("end"), (str, list, tuple, None), "a layer name, a list of them, or None"),
+                gpu=(kwargs.get("gpu"), (int, None), "a GPU number or None"))
+    check_no_extra("load_net", kwargs, _KEYWORDS)
+    if mean is not None and not all(is_number(v) for v in mean):
+        raise DeepDreamError(f"mean must be 3 pixel values (B, G, R), got {list(mean)!r:.60}")
+    if channel_swap is not None and not all(is_number(v, int) for v in channel_swap):
+        raise DeepDreamError(f"channel_swap must be a permutation of 0, 1, 2, got {list(channel_swap)!r:.60}")
+    if not all(isinstance(e, str) for e in ((kwargs.get("end"),) if isinstance(kwargs.get("end"), str)
+                                            else kwargs.get("end") or ())):
+        raise DeepDreamError(f"end must name layers (strings), got {kwargs.get('end')!r:.60}")
+    for flag in ("fast", "select", "allow_python_layers"):
+        if flag in kwargs and not isinstance(kwargs[flag], (bool, np.bool_)):
+            raise DeepDreamError(f"{flag} must be True or False, got {kwargs[flag]!r:.60}")
     if weights is None and _is_model_name(net):
         m = resolve_model(str(net), quiet=True)
         net, weights = m.prototxt, m.weights
@@ -39,6 +61,9 @@ def load_net(
         channel_swap = m.channel_swap if channel_swap is None else channel_swap
     return loading.load_net(net, weights, mean=DEFAULT_MEAN if mean is None else mean,
                             channel_swap=DEFAULT_CHANNEL_SWAP if channel_swap is None else channel_swap, **kwargs)
+
+
+_KEYWORDS = ("end", "fast", "gpu", "select", "weights_sha1", "allow_python_layers")  # loading.load_net's
 
 
 def _is_model_name(net: Union[str, os.PathLike]) -> bool:

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..blas_hook import describe, kernel_choice
 from ..dream import defaults as nb
+from ..dream.arguments import check_kinds
 from ..dream.ascent import ascend
 from ..dream.gradient import check_objective
 from ..dream.guide import guide_features_at
@@ -315,12 +316,15 @@ class Scheduled:
 def _settings(what: str, config: Optional[DreamConfig], session: Optional["DreamSession"],
               reporter: Optional[Reporter]) -> Tuple[DreamConfig, Reporter]:
     """The config and reporter of a call: a session's own, or those given for a new session."""
+    check_kinds(config=(config, (DreamConfig, None), "a DreamConfig or None"),
+                session=(session, (DreamSession, None), "a DreamSession or None"),
+                reporter=(reporter, (Reporter, None), "a Reporter or None"))
     if session is None:
         if config is None:
-            raise TypeError(f"{what} needs a config or a session")
+            raise DeepDreamError(f"{what} needs a config or a session")
         return config, reporter or Reporter()
     if config is not None or reporter is not None:
-        raise TypeError(f"{what}: a session brings its own config and reporter; give one or the other")
+        raise DeepDreamError(f"{what}: a session brings its own config and reporter; give one or the other")
     return session.config, session.reporter
 
 
@@ -344,6 +348,9 @@ def dream_file(
     overwritten.
     """
     cfg, rep = _settings("dream_file", config, session, reporter)
+    check_kinds(input_path=(input_path, (os.PathLike, None), "a path or None (a sample photo)"),
+                output=(output, os.PathLike, "a path"),
+                extra_metadata=(extra_metadata, (dict, None), "a dict or None"))
     output = Path(output)
     input_path = None if input_path is None else Path(input_path)
     check_output(output, [input_path, cfg.guide, *net_files(cfg)], cfg.quality)
@@ -419,6 +426,8 @@ def zoom_file(
     with the same settings and seed.
     """
     cfg, rep = _settings("zoom_file", config, session, reporter)
+    check_kinds(input_path=(input_path, (os.PathLike, None), "a path or None (a sample photo)"),
+                out_dir=(out_dir, os.PathLike, "a path"), zoom=(zoom, ZoomConfig, "a ZoomConfig"))
     out_dir = Path(out_dir)
     input_path = None if input_path is None else Path(input_path)
     inputs = zoom_inputs(input_path, cfg, zoom)

@@ -267,7 +267,7 @@ def read_record(path: os.PathLike) -> Optional[Dict[str, Any]]:
         raise UnusableState(str(e)) from None
     try:
         record = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as e:
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise UnusableState(f"not JSON ({e})") from None
     if not isinstance(record, dict) or not isinstance(record.get("params"), dict) \
             or not isinstance(record.get("key"), str):
@@ -309,7 +309,7 @@ def is_own_record(path: os.PathLike) -> bool:
         if not stat.S_ISREG(os.lstat(path).st_mode):
             return False
         record = json.loads(read_regular(path, "record", MAX_RECORD_BYTES).decode("utf-8"))
-    except (DeepDreamError, OSError, UnicodeDecodeError, ValueError):
+    except (DeepDreamError, OSError, UnicodeDecodeError, ValueError, RecursionError):
         return False
     return isinstance(record, dict) and record.get("tool") == TOOL
 
@@ -495,22 +495,24 @@ class RunDir:
             raise DeepDreamError(f"cannot create {self.folder}: {e.strerror or e}") from None
         write_record(self.record_path, self.record)
 
-    def resume(self, rng: np.random.RandomState, shapes: Dict[str, Tuple[int, ...]]) -> Tuple[int, Optional[Arrays]]:
+    def resume(self, rng: np.random.RandomState, shapes: Dict[str, Tuple[int, ...]],
+               frames: Optional[int] = None) -> Tuple[int, Optional[Arrays]]:
         """(the first frame to dream, the state after the frame before it or None), restoring ``rng``.
 
-        ``shapes`` are the state's arrays and their shapes. Frames before
-        the saved one must be on disk; the saved one is written from the
-        state when a kill came between the two.
+        ``shapes`` are the state's arrays and their shapes; ``frames`` the
+        input's frame count, where there is one. Frames before the saved one
+        must be on disk; the saved one is written from the state when a kill
+        came between the two.
         """
         def check(step: int, arrays: Arrays) -> None:
-            if not 0 <= step < 10**6:
-                raise UnusableState(f"its frame index {step} is out of range")
+            if not 0 <= step < min(10**self.digits, frames or 10**self.digits):
+                raise UnusableState(f"its frame index {step} is not one of this run's")
             for k, a in arrays.items():
                 if a.shape != tuple(shapes[k]):
                     raise UnusableState(f"its '{k}' is not an image of shape {tuple(shapes[k])}")
-            missing = [i for i in range(step) if not self.frame(i).exists()]
-            if missing:
-                raise UnusableState(f"it continues frame {step} but {self.frame(missing[0]).name} is missing")
+            missing = next((i for i in range(step) if not self.frame(i).exists()), None)
+            if missing is not None:
+                raise UnusableState(f"it continues frame {step} but {self.frame(missing).name} is missing")
 
         got = self.state.read(rng, {k: 4 * int(np.prod(s)) for k, s in shapes.items()}, check)
         if got is None:

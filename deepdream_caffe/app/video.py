@@ -23,6 +23,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 import numpy as np
 
 from .. import __version__
+from ..dream.arguments import check_arguments, check_kinds
 from ..dream.defaults import BLEND, CARRY, CARRY_MODES, FLOW, FLOW_METHODS
 from ..dream.flow import FrameCarry
 from ..dream.keyframes import DREAM, Keyframes
@@ -150,7 +151,8 @@ def dream_video(
 
         rng = np.random.RandomState(seed)
         shape = (source.height, source.width, 3)
-        start, last = run.resume(rng, {"frame": shape, "dream": shape})
+        # A video's count is its container's (decoding may find a few more): only a frame folder's is exact.
+        start, last = run.resume(rng, {"frame": shape, "dream": shape}, len(source.files) or None)
         if start:
             rep.note(f"resuming after frame {start} from {run.folder}")
         bar = rep.frames(total, min(start, total), "video")
@@ -287,7 +289,8 @@ class VideoConfig:
             raise SettingError(f"{{carry}} must be one of {', '.join(CARRY_MODES)}; got {self.carry!r}")
         check(self, "blend", float, lambda v: 0 <= v <= 1, "in [0, 1]")
         if self.max_frames is not None:
-            check(self, "max_frames", int, lambda v: v >= 1, "at least 1")
+            check(self, "max_frames", int, lambda v: 1 <= v <= 10**6, "in [1, 1000000] (frames are numbered "
+                  "with 6 digits)")
         check(self, "crf", int, lambda v: 0 <= v <= 51, "in [0, 51]")
         if self.fps is not None:
             as_rate(self.fps)
@@ -347,6 +350,9 @@ def video_file(
     checked before the net loads.
     """
     cfg, rep = _settings("video_file", config, session, reporter)
+    check_kinds(input_spec=(input_spec, os.PathLike, "a path or a glob"), output=(output, os.PathLike, "a path"),
+                video=(video, VideoConfig, "a VideoConfig"))
+    check_arguments(on_frame=on_frame)
     # Dream settings a video does not use would be ignored without a word: refuse them.
     if cfg.quality is not None:
         raise SettingError("{quality} is for JPEG/WebP images; a video's quality is {crf}")
@@ -422,6 +428,8 @@ def frames_to_video_file(
     Frames are taken in name order (numbers as numbers) at ``fps`` (25).
     Returns the frame count.
     """
+    check_kinds(input_spec=(input_spec, os.PathLike, "a path or a glob"), output=(output, os.PathLike, "a path"),
+                reporter=(reporter, (Reporter, None), "a Reporter or None"))
     source = open_source(input_spec, fps)
     rep = reporter or Reporter()
     _note_turn(source, rep)

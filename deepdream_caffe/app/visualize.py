@@ -12,6 +12,7 @@ imported inside the functions that run.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
@@ -97,7 +98,7 @@ class VisualizeConfig:
                 (isinstance(self.klass, int) and self.klass < 0) or (isinstance(self.klass, str) and not self.klass.strip()):
             raise SettingError(f"{{klass}} must be a class index >= 0 or a class name, got {self.klass!r}")
         check(self, "iter_n", int, lambda v: v >= 1, "at least 1")
-        check(self, "jitter", int, lambda v: v >= 0, ">= 0")
+        check(self, "jitter", int, lambda v: 0 <= v < 2**31 - 1, ">= 0 (and below 2**31 - 1)")  # as a dream's
         check(self, "quality", int, lambda v: 1 <= v <= 100, "in [1, 100]")
         if self.octave_n is not None:
             check(self, "octave_n", int, lambda v: v >= 1, "at least 1")
@@ -186,11 +187,14 @@ def visualize_file(output: Path, config: VisualizeConfig, *, reporter: Optional[
     """Visualise ``config``'s class or unit into ``output`` (atomic; metadata as for ``dream``); returns the record."""
     import numpy as np
 
+    from ..dream.arguments import check_kinds
     from ..io.image import save_image
     from .pipeline import check_output, choose_seed, load_input, net_files
     from .record import output_metadata
     from .run import FileCheckpoint, output_lock, run_key, state_path
 
+    check_kinds(output=(output, os.PathLike, "a path"), config=(config, VisualizeConfig, "a VisualizeConfig"),
+                reporter=(reporter, (Reporter, None), "a Reporter or None"))
     rep = reporter or Reporter()
     cfg = config
     output = Path(output)

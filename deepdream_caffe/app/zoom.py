@@ -76,7 +76,7 @@ def zoom_frames(
         if on_start is not None:
             on_start(frames)
         return frames
-    start, last = run.resume(rng, {"dream": img.shape})
+    start, last = run.resume(rng, {"dream": img.shape}, frames)
     if on_start is not None:
         on_start(start)
     now = [start]

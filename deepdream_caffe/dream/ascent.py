@@ -10,13 +10,14 @@ import numpy as np
 from ..io.image import as_image_array
 from ..net.access import input_blob, raw_net, resolve_end
 from . import defaults as nb
+from .arguments import check_arguments, check_no_extra
 from .checks import check_net_finite
 from .gradient import WHOLE_IMAGE, Gradient, bind_start, check_objective, layer_order
 from .objectives import Objective, ObjectiveLike, as_objective
 from .octaves import OctaveCheckpoint, octave_pyramid, run_octaves
 from .params import Ascent, Octaves
 from .sizing import check_octaves_fit
-from .step import make_step
+from .step import step
 from .transform import deprocess, preprocess
 
 
@@ -68,8 +69,8 @@ class AscentSolver:
         src.data[0] = x0
         for i in range(a.iter_n):
             if self.step_fn is None:
-                make_step(self.net, a.step_size, self.end, a.jitter, a.clip, objective, self.rng, self.gradient,
-                          a.lap_levels, a.preserve_colors)
+                step(self.net, a.step_size, self.end, a.jitter, a.clip, objective, self.rng, self.gradient,
+                     a.lap_levels, a.preserve_colors)
             else:
                 self.step_fn(self.net, end=self.end, clip=a.clip, rng=self.rng)
             if self.callback is not None:
@@ -102,7 +103,9 @@ def deepdream(
     replaces it with a notebook-style step, which gets ``step_params`` (and
     ``objective``) as the notebook passed them. See :func:`ascend` for the rest.
     """
+    check_arguments(clip=clip, step_fn=step_fn)
     if step_fn is None:
+        check_no_extra("deepdream", step_params, ("step_size", "jitter", "lap_levels", "preserve_colors"))
         ascent = Ascent(iter_n, clip=clip, **step_params)
     else:  # checked as far as they are the ascent's, and passed on as given
         ascent = Ascent(iter_n, clip=clip, **{k: v for k, v in step_params.items() if k in ("step_size", "jitter")})
@@ -143,6 +146,8 @@ def ascend(
     for what is accepted); anything else and (for a net from ``load_net``)
     an image too small for a layer raise a one-line DeepDreamError.
     """
+    check_arguments(net=net, base_img=base_img, ascent=ascent, octaves=octaves, end=end, objective=objective,
+                    gradient=gradient, rng=rng, callback=callback, checkpoint=checkpoint, step_fn=step_fn)
     if isinstance(objective, Objective):
         end = end if end is not None else (getattr(net, "end", None) or nb.DEFAULT_LAYER)
     else:

@@ -7,6 +7,7 @@ import numpy as np
 
 from ..io.image import as_image_array
 from ..net.access import input_blob, raw_net, resolve_end
+from .arguments import check_arguments
 from .defaults import DEFAULT_LAYER
 from .gradient import forward_snapshots
 from .params import Octaves
@@ -34,6 +35,7 @@ def guide_features(net: Any, guide_img: np.ndarray, end: Optional[str] = None) -
 
     ``end=None``: the layer ``load_net(end=...)`` cut the net after, else the notebook's.
     """
+    check_arguments(net=net, guide_img=guide_img, end=end)
     end = resolve_end(net, end, DEFAULT_LAYER)
     return guide_features_at(net, guide_img, [end])[end]
 

@@ -165,6 +165,8 @@ def read_keyframes(path: os.PathLike) -> Keyframes:
         doc = tomllib.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise DeepDreamError(f"{path} is not TOML: {e}") from None
+    except RecursionError:  # arrays nested past the parser's depth
+        raise DeepDreamError(f"{path} is not a keyframe file: its values are nested too deep") from None
     unknown = sorted(set(doc) - {"key"})
     if unknown:
         raise DeepDreamError(f"{path}: unknown table or setting '{unknown[0]}'; a keyframe file holds [[key]] tables")

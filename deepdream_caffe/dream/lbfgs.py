@@ -41,6 +41,7 @@ from ..io.image import as_image_array
 from ..net.access import check_layer, end_blob, input_blob, raw_net, resolve_end
 from ..net.referee import ShapeError, layer_shapes
 from . import defaults as nb
+from .arguments import check_arguments
 from .checks import check_net_finite
 from .gradient import bind_start, check_objective, objective_gradient
 from .lbfgsb import lbfgsb
@@ -446,6 +447,8 @@ def descend(
     forward pass that fixes ``enhanced`` is not counted); it is JSON-able.
     There is no randomness: the same inputs give the same image.
     """
+    check_arguments(net=net, base_img=base_img, lbfgs=lbfgs, octaves=octaves, end=end, objective=objective,
+                    callback=callback, checkpoint=checkpoint, first_step=first_step)
     o = lbfgs
     octave_n, octave_scale = octaves.octave_n, octaves.octave_scale
     if objective is not None:

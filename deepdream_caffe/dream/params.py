@@ -73,8 +73,11 @@ class Ascent:
         check(self, "step_size", float, lambda v: v > 0, "positive")
         check(self, "jitter", int, lambda v: 0 <= v < 2**31 - 1, ">= 0 (and below 2**31 - 1)")
         check(self, "lap_levels", int, lambda v: 0 <= v <= 16, "in [0, 16] (0 is off)")
-        object.__setattr__(self, "clip", bool(self.clip))
-        object.__setattr__(self, "preserve_colors", bool(self.preserve_colors))
+        for key in ("clip", "preserve_colors"):
+            v = getattr(self, key)
+            if isinstance(v, (str, bytes)) or v not in (True, False):  # numpy's bool is welcome
+                raise SettingError(f"{{{key}}} must be True or False, got {v!r}")
+            object.__setattr__(self, key, bool(v))
 
 
 @dataclass(frozen=True)

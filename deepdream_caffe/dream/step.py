@@ -7,6 +7,7 @@ import numpy as np
 
 from ..net.access import input_blob, raw_net
 from . import defaults as nb
+from .arguments import check_arguments
 from .checks import check_step, check_unclipped
 from .colour import clip_along_grey, luminance_gradient
 from .gradient import WHOLE_IMAGE, Gradient
@@ -62,6 +63,15 @@ def make_step(
     equalises the gradient's frequency bands (:mod:`laplacian`);
     ``preserve_colors`` steps and clips along grey only (:mod:`colour`).
     """
+    check_arguments(net=net, end=end, clip=clip, objective=objective, rng=rng, gradient=gradient)
+    Ascent(1, step_size, jitter, clip, lap_levels, preserve_colors)  # the numbers, checked as a dream's are
+    step(net, step_size, end, jitter, clip, objective, rng, gradient, lap_levels, preserve_colors)
+
+
+def step(net: Any, step_size: float, end: str, jitter: int, clip: bool, objective: ObjectiveLike,
+         rng: Optional[np.random.RandomState], gradient: Gradient, lap_levels: int = 0,
+         preserve_colors: bool = False) -> None:
+    """:func:`make_step` with its arguments checked already (a dream checks them once, not every step)."""
     src = input_blob(raw_net(net))
 
     ox, oy = draw_jitter(jitter, rng)

@@ -10,6 +10,9 @@ from typing import Any, Sequence, Tuple
 
 import numpy as np
 
+from ..errors import DeepDreamError
+from .arguments import check_kinds
+
 
 def net_mean(net: Any, input_name: str = "data") -> np.ndarray:
     """The net's input mean as a float32 (C, 1, 1) array (B, G, R for GoogLeNet)."""
@@ -43,12 +46,25 @@ def _reorder(chw: np.ndarray, order: Sequence[int]) -> np.ndarray:
     return chw[list(order)]
 
 
+def _net_input(net: Any, img: Any, channels_first: bool) -> None:
+    """Refuse, in one line, what is not a net with a mean or not an image with 3 channels where they go."""
+    check_kinds(img=(img, np.ndarray, "a 3xHxW net input" if channels_first else "an HxWx3 RGB array"))
+    if img.ndim != 3 or img.shape[0 if channels_first else 2] != 3:
+        raise DeepDreamError(f"img has shape {img.shape}; expected {'3xHxW' if channels_first else 'HxWx3'}")
+    mean = getattr(net, "mean", None)
+    if (mean is None or callable(mean)) and getattr(net, "transformer", None) is None:  # an array's mean() is no mean
+        raise DeepDreamError("net must be a net from load_net() or a caffe.Classifier (one with a mean), "
+                             f"got a {type(net).__name__}")
+
+
 def preprocess(net: Any, img: np.ndarray) -> np.ndarray:
     """HxWx3 RGB image (any numeric dtype) -> float32 3xHxW BGR net input minus the mean."""
+    _net_input(net, img, channels_first=False)
     return np.float32(_reorder(np.rollaxis(img, 2), net_channel_swap(net))) - net_mean(net)
 
 
 def deprocess(net: Any, img: np.ndarray) -> np.ndarray:
     """Inverse of :func:`preprocess`: 3xHxW net input -> float32 HxWx3 RGB image."""
+    _net_input(net, img, channels_first=True)
     inverse = np.argsort(net_channel_swap(net))
     return np.dstack(_reorder(img + net_mean(net), inverse))

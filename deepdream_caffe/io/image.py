@@ -197,6 +197,20 @@ def sample_image() -> np.ndarray:
     return np.float32(data.astronaut())
 
 
+def _plain(value: Any) -> Any:
+    """What a record holds in place of a value JSON has no form for: a path as its text, a numpy number as a number."""
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"a record cannot hold a {type(value).__name__}")
+
+
+def record_json(metadata: Dict[str, Any], **kw: Any) -> str:
+    """``metadata`` as the JSON text of a record (paths as text, keys sorted): made before anything is written."""
+    return json.dumps(metadata, sort_keys=True, default=_plain, **kw)
+
+
 def encode_image(img: np.ndarray, fmt: str, metadata: Optional[Dict[str, Any]] = None, quality: int = 75) -> bytes:
     """Encode with the notebook's uint8 conversion; PNGs carry ``metadata`` in a text chunk."""
     pil = Image.fromarray(to_uint8(img))
@@ -204,7 +218,7 @@ def encode_image(img: np.ndarray, fmt: str, metadata: Optional[Dict[str, Any]] =
     if fmt == "PNG":
         info = PngInfo()
         if metadata is not None:
-            info.add_text(METADATA_KEY, json.dumps(metadata, sort_keys=True))
+            info.add_text(METADATA_KEY, record_json(metadata))
         pil.save(buf, format="PNG", pnginfo=info)
     elif fmt in ("JPEG", "WEBP"):  # the formats with a quality
         pil.save(buf, format=fmt, quality=quality)

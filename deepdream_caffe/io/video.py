@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import glob as _glob
 import io
-import json
 import re
+import struct
 from dataclasses import dataclass, field
 from fractions import Fraction
 from itertools import chain
@@ -27,7 +27,7 @@ from PIL import Image, UnidentifiedImageError
 from ..errors import DeepDreamError, import_extra
 from .atomic import atomic_with_record
 from .files import MAX_IMAGE_BYTES, check_regular, open_regular
-from .image import IMAGE_SUFFIXES, load_image, sidecar_path, to_uint8
+from .image import IMAGE_SUFFIXES, load_image, record_json, sidecar_path, to_uint8
 from .video_formats import (
     ANIMATIONS,
     AUDIO_CODECS,
@@ -363,6 +363,11 @@ def check_video_output(path: Union[str, Path], width: int, height: int, codec: O
         if codec not in (None, own.lower()):
             raise DeepDreamError(f"a {path.suffix.lower()} holds only {own} frames; drop --codec {codec} "
                                  "or write .mp4 or .webm")
+        slowest = SLOWEST[own]
+        if rate < slowest:
+            raise DeepDreamError(f"a {path.suffix.lower()} shows a frame for at most {float(1 / slowest):.6g} s: its "
+                                 f"frame rate must be at least {float(slowest):.6f} fps, got {float(rate):.6g}; "
+                                 "write .mp4")
         return
     av = _av()
     codec = codec or default_codec(path)
@@ -537,7 +542,7 @@ def write_video(
     # Codec, container and size checked on one frame in memory: a refusal is one clear line.
     check_video_output(path, first.shape[1], first.shape[0], codec, crf, rate)
     frames = chain([first], it)
-    comment = json.dumps(metadata, sort_keys=True, separators=(",", ":")) if metadata is not None else None
+    comment = record_json(metadata, separators=(",", ":")) if metadata is not None else None
     with atomic_with_record(path, metadata, sidecar_path(path), suffix=path.suffix) as tmp:
         if path.suffix.lower() in PILLOW_ANIMATIONS:
             n = _write_animation(tmp, frames, rate, PILLOW_ANIMATIONS[path.suffix.lower()], comment)
@@ -613,6 +618,10 @@ def _write_av(tmp: Path, frames: Iterable[np.ndarray], rate: Fraction, fmt: str,
     return n
 
 
+# The slowest rate each animation's frame delay holds: GIF's 16 bits of hundredths, WebP's 24 bits of ms.
+SLOWEST = {"GIF": Fraction(100, 65535), "WEBP": Fraction(1000, 2**24 - 1)}
+
+
 def _write_animation(tmp: Path, frames: Iterable[np.ndarray], rate: Fraction, fmt: str,
                      comment: Optional[str]) -> int:
     """An animated GIF or WebP by Pillow, looping; returns the frame count."""
@@ -635,5 +644,10 @@ def _write_animation(tmp: Path, frames: Iterable[np.ndarray], rate: Fraction, fm
     else:  # WebP keeps milliseconds
         duration = max(1, int(round(1000 / float(rate))))
         extra = {"quality": 90, "method": 4}
-    first.save(tmp, format=fmt, save_all=True, append_images=it, duration=duration, loop=0, **extra)
+    try:
+        first.save(tmp, format=fmt, save_all=True, append_images=it, duration=duration, loop=0, **extra)
+    except (OverflowError, struct.error):  # Pillow shows identical frames in a row as one, their delays summed
+        raise DeepDreamError(f"an animation shows a frame for at most {float(1 / SLOWEST[fmt]):.6g} s, and identical "
+                             f"frames in a row are one: at {float(rate):.6g} fps they last longer; raise the frame "
+                             "rate or write .mp4") from None
     return count[0]

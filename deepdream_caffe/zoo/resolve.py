@@ -179,8 +179,13 @@ def mirror_base(mirror: Optional[str]) -> Optional[str]:
     base = mirror if mirror is not None else os.environ.get(MIRROR_ENV, "")
     if not base:
         return None
-    parts = urlsplit(base)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(base)
+        ok = parts.hostname and parts.port != 0  # .port raises for a port that is not a number in range
+    except ValueError:  # a malformed IPv6 host ("http://[::1")
+        ok = False
+    if not ok or parts.scheme not in ("http", "https") or not base.isascii() or not base.isprintable() or " " in base \
+            or parts.query or parts.fragment:
         raise DeepDreamError(f"mirror must be an http(s) base URL such as https://example.org/models, not {base!r}")
     return base.rstrip("/")
 

@@ -84,7 +84,7 @@ def test_net_source_refuses_contradictions():
 
 def test_zoom_config():
     assert (ZoomConfig().frames, ZoomConfig().scale) == (100, 0.05)
-    with pytest.raises(DeepDreamError, match="frames must be at least 1"):
+    with pytest.raises(DeepDreamError, match=r"frames must be in \[1, 10000\]"):
         ZoomConfig(frames=0)
     with pytest.raises(DeepDreamError, match="scale must be between -1 and 1"):
         ZoomConfig(scale=1.0)

@@ -121,7 +121,7 @@ def test_one_session_dreams_many_images_with_one_net(tiny_model, tmp_path):
     for name in ("a.png", "b.png"):
         dream_file(_photo(tmp_path / f"in-{name}"), tmp_path / name, session=session)
     assert session.net is net and (tmp_path / "a.png").exists() and (tmp_path / "b.png").exists()
-    with pytest.raises(TypeError, match="own config"):
+    with pytest.raises(DeepDreamError, match="own config"):
         dream_file(tmp_path / "in-a.png", tmp_path / "c.png", _config(tiny_model), session=session)
 
 

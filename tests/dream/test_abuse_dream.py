@@ -56,7 +56,7 @@ def test_convertible_images_dream_like_their_float_rgb(net):
     (_img() / 255.0, "img * 255"),
     (np.full((40, 48, 3), np.nan, np.float32), "NaN"),
     (np.zeros((1, 40, 48, 3), np.float32), "expected HxWx3"),
-    ("sky.jpg", "dtype <U7"),
+    ("sky.jpg", "got 'sky.jpg'"),
 ])
 def test_unconvertible_images_are_refused_before_any_work(net, bad, fragment):
     with pytest.raises(DeepDreamError) as e:

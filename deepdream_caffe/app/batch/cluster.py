@@ -9,13 +9,17 @@ time (a Caffe net is not shared between threads).
 from __future__ import annotations
 
 import importlib.util
+import ipaddress
 import logging
 import os
+import re
 from dataclasses import dataclass
 from typing import Any, Dict, Optional
+from urllib.parse import urlsplit
 
 from ...errors import DeepDreamError
 
+GPU_ENV = "DEEPDREAM_CAFFE_GPU"  # a worker's GPU, one per worker where each is given its own
 THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
@@ -79,11 +83,45 @@ def dashboard_link(client: Any) -> Optional[str]:
 
 
 def check_where(workers: Optional[int] = None, scheduler: Optional[str] = None) -> None:
-    """Refuse, before any work, a worker count below 1 or one given with a scheduler (one line)."""
+    """Refuse, before any work, a worker count below 1 or one given with a scheduler, a scheduler
+    address Dask cannot connect to, or a worker GPU that is not a number (one line)."""
     if scheduler is not None and workers is not None:
         raise DeepDreamError("--workers is for a local cluster; an existing scheduler has its own workers")
     if workers is not None and workers < 1:
         raise DeepDreamError(f"--workers must be at least 1, got {workers}")
+    if scheduler is not None:
+        check_scheduler(scheduler)
+    env_gpu()
+
+
+def check_scheduler(address: str) -> None:
+    """A Dask scheduler's address: ``tcp://HOST:PORT`` or ``tls://HOST:PORT`` (a bare ``HOST:PORT`` is tcp)."""
+    scheme, sep, rest = address.partition("://")
+    if not address.isprintable() or " " in address:
+        scheme = ""  # urlsplit drops tabs and newlines without a word
+    elif not sep:
+        scheme, rest = "tcp", address
+    try:
+        parts = urlsplit(f"{scheme}://{rest}")
+        host, port = parts.hostname, parts.port
+        if host and "[" in parts.netloc:
+            ipaddress.IPv6Address(host)
+    except ValueError:
+        host = port = None
+    if (scheme not in ("tcp", "tls") or not host or not port or parts.path not in ("", "/") or parts.query
+            or parts.fragment or "@" in parts.netloc or not re.fullmatch(r"[A-Za-z0-9.:_-]+", host)):
+        raise DeepDreamError(f"--scheduler must be a Dask scheduler's address, tcp://HOST:PORT (or tls://), "
+                             f"got {address!r}")
+
+
+def env_gpu() -> Optional[int]:
+    """The GPU named by ``$DEEPDREAM_CAFFE_GPU`` for this worker (unset or blank: None); checked."""
+    text = os.environ.get(GPU_ENV, "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or not text.isascii():
+        raise DeepDreamError(f"{GPU_ENV} must be a GPU number such as 0, got {text!r}")
+    return int(text)
 
 
 def start_cluster(workers: Optional[int] = None, scheduler: Optional[str] = None, dashboard: bool = True,

@@ -114,6 +114,13 @@ def plan_tasks(inputs: Sequence[Path], settings: Sequence[Setting], out_dir: Pat
         if p.stem in stems and stems[p.stem] != p:
             raise DeepDreamError(f"two inputs would write the same output name: {stems[p.stem]} and {p}")
         stems[p.stem] = p
+    names: Dict[str, Setting] = {}
+    for setting in settings:  # a sweep's labels become names with some characters replaced: two may meet
+        slug = output_name(Path("x"), setting, ext)
+        if slug in names:
+            raise DeepDreamError(f"the sweep's settings '{names[slug].label}' and '{setting.label}' would write the "
+                                 f"same output names (*{slug[1:]}); sweep values that differ in letters or digits")
+        names[slug] = setting
     reads = [*inputs, *(p for s in settings for p in (s.config.guide, *net_files(s.config)))]
     tasks: List[BatchTask] = []
     hashes: Dict[Path, str] = {}
@@ -142,25 +149,30 @@ def check_settings(settings: Sequence[Setting]) -> None:
         DreamSession(s.config)
 
 
-def made_here(output: Path) -> bool:
-    """Whether ``output`` is an image whose record (its PNG text or ``OUT.json``) says this tool made it."""
+def _metadata(output: Path) -> Dict[str, Any]:
+    """The record of the image ``output`` (its PNG text or ``OUT.json``); empty where there is none or it does not read."""
     try:
         meta = read_metadata(output) if output.is_file() and not output.is_symlink() else None
-    except (OSError, ValueError):
-        return False
-    return isinstance(meta, dict) and meta.get("tool") == TOOL
+    except (OSError, ValueError, RecursionError):  # a record nested past the parser's depth
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def made_here(output: Path) -> bool:
+    """Whether ``output`` is an image whose record says this tool made it."""
+    return _metadata(output).get("tool") == TOOL
+
+
+def batch_record(output: Path) -> Dict[str, Any]:
+    """The batch's own record in ``output``'s metadata; empty where there is none or it does not read."""
+    rec = _metadata(output).get(METADATA_KEY)
+    return rec if isinstance(rec, dict) else {}
 
 
 def recorded_key(output: Path) -> Optional[str]:
     """The finished-key recorded with ``output``, or None (missing, unreadable, or not from a batch)."""
-    try:
-        if not output.is_file():
-            return None
-        meta = read_metadata(output)
-    except (OSError, ValueError, DeepDreamError):
-        return None
-    rec = (meta or {}).get(METADATA_KEY)
-    return rec.get("key") if isinstance(rec, dict) else None
+    key = batch_record(output).get("key")
+    return key if isinstance(key, str) else None
 
 
 def is_finished(task: BatchTask) -> bool:

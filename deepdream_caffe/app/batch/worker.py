@@ -20,9 +20,9 @@ from ...net.caffe_env import import_caffe
 from ..pipeline import DreamSession, dream_file
 from ..record import blas_threads
 from ..reporting import Reporter
+from .cluster import env_gpu
 from .plan import METADATA_KEY, BatchTask
 
-GPU_ENV = "DEEPDREAM_CAFFE_GPU"
 _NETS: Dict[Tuple[Any, ...], Any] = {}  # this process's loaded nets (see DreamSession's net_cache)
 _LOADS: List[Tuple[Any, ...]] = []  # keys loaded by this process, in order: tells the client what was reused
 
@@ -69,9 +69,10 @@ def run_task(task: BatchTask) -> TaskResult:
     start = time.perf_counter()
     me = f"{socket.gethostname()}:{os.getpid()}"
     cfg = task.config
-    if os.environ.get(GPU_ENV, "").strip():
-        cfg = replace(cfg, gpu=int(os.environ[GPU_ENV]))
     try:
+        gpu = env_gpu()
+        if gpu is not None:
+            cfg = replace(cfg, gpu=gpu)
         loads = len(_LOADS)
         session = DreamSession(cfg, Reporter(), net_cache=_CountingCache())
         session.load()

@@ -114,10 +114,6 @@ def settings(args: argparse.Namespace) -> List[Any]:
     actions = _dream_actions(args)
     sweeps = parse_sweeps(args.sweep, actions)
     args = copy.copy(args)
-    # Absolute paths: a worker elsewhere (same shared paths, another working folder) finds the same files.
-    for dest in ("prototxt", "weights", "guide"):
-        if getattr(args, dest, None) is not None:
-            setattr(args, dest, getattr(args, dest).absolute())
     args.models_dir = [p.absolute() for p in args.models_dir or []]
     out = []
     for combo in itertools.product(*[vals for _, vals in sweeps]) if sweeps else [()]:
@@ -126,6 +122,11 @@ def settings(args: argparse.Namespace) -> List[Any]:
         for dest, v in values:
             action = actions[dest]
             setattr(a, dest, [action.type(v)] if isinstance(action, argparse._AppendAction) else v)
+        # Absolute paths, swept or not: a worker elsewhere (same shared paths, another working folder)
+        # finds the same files.
+        for dest in ("prototxt", "weights", "guide"):
+            if getattr(a, dest, None) is not None:
+                setattr(a, dest, getattr(a, dest).absolute())
         if a.mode == "lbfgs":
             # --seed is the batch's (each image's seed derives from it), not a dream's jitter seed,
             # which --mode lbfgs refuses; its dreams draw nothing at random.
@@ -156,11 +157,13 @@ def _run_on_cluster(args: argparse.Namespace, tasks: List[Any]) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     from ...app.batch import plan_tasks
+    from ...app.batch.cluster import check_where
     from ...app.batch.plan import check_settings
     from ...app.batch.run import finished_report
     from ...app.batch.sheet import check_sheet, sheet_of
     from ..batch_progress import say
 
+    check_where(args.workers, args.scheduler)
     if args.retries < 0:
         raise DeepDreamError(f"--retries must be >= 0, got {args.retries}")
     if args.sheet is None and args.sheet_tile != SHEET_TILE:
