@@ -153,7 +153,7 @@ def _metadata(output: Path) -> Dict[str, Any]:
     """The record of the image ``output`` (its PNG text or ``OUT.json``); empty where there is none or it does not read."""
     try:
         meta = read_metadata(output) if output.is_file() and not output.is_symlink() else None
-    except (OSError, ValueError, RecursionError):  # a record nested past the parser's depth
+    except (OSError, ValueError, RecursionError, DeepDreamError):  # unreadable, oversize, or nested past the parser's depth
         return {}
     return meta if isinstance(meta, dict) else {}
 
