@@ -164,6 +164,9 @@ RANGE_CASES = {
     "--contrib-pct": ["-1", "101"],
     "--lap-levels": ["-1", "17"],
     "--max-size": ["0", "-1"],
+    "--learning-rate": ["0", "-0.05"],
+    "--sd": ["0", "-1"],
+    "--decay-power": ["-1"],
 }
 NEEDS_LBFGS = {"--gain", "--tv-weight", "--tv-beta", "--alpha-weight", "--alpha", "--lbfgs-iters", "--lbfgs-maxfun"}
 
