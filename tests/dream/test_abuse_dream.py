@@ -95,6 +95,8 @@ def test_unknown_layer_lists_the_net_without_pointing_at_the_cli(tiny_model):
     ({"iter_n": -1}, "iter_n"), ({"iter_n": 2.5}, "iter_n"), ({"octave_n": 0}, "octave_n"),
     ({"jitter": -1}, "jitter"), ({"jitter": 1.5}, "jitter"), ({"octave_n": True}, "octave_n"),
     ({"octave_n": 12}, "octave_n=10 fits"),  # the smallest octave would be too small for the layer
+    ({"octave_n": 10 ** 5}, "octave_n=10 fits"), ({"octave_n": 10 ** 9}, "octave_n=10 fits"),  # told from arithmetic
+    ({"octave_n": 10 ** 9, "octave_scale": 1.0000001}, "at most 1 octave"),  # no octave would be smaller
 ])
 def test_bad_parameters_are_refused_by_name(net, kw, fragment):
     args = dict(KW, **kw)
