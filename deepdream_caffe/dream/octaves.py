@@ -9,7 +9,7 @@ import numpy as np
 import scipy.ndimage as nd
 
 from ..errors import DeepDreamError
-from ..net.access import raw_net, reserve_input
+from ..net.access import net_lock, raw_net, reserve_input
 from .checks import check_image_finite
 
 
@@ -111,7 +111,8 @@ def run_octaves(net, octaves: List[np.ndarray], solver: OctaveSolver,
     steps must not).
     """
     if reserve:
-        reserve_input(raw_net(net), *octaves[0].shape[-2:])
+        with net_lock(net):
+            reserve_input(raw_net(net), *octaves[0].shape[-2:])
     bases = octaves[::-1]
     detail = np.zeros_like(octaves[-1])
     start = 0
@@ -134,9 +135,10 @@ def run_octaves(net, octaves: List[np.ndarray], solver: OctaveSolver,
             detail = upscale_detail(detail, h, w)
         x0 = octave_base + detail
         check_image_finite(x0, i, len(bases))  # nothing non-finite may reach Caffe
-        x = solver.solve(i, x0)
+        with net_lock(net):  # the octave's image lives in the net's input blob until copied out
+            x = np.array(solver.solve(i, x0), copy=True)
         check_image_finite(x, i, len(bases))
         if checkpoint is not None:
             checkpoint.save(i, x)
         detail = x - octave_base
-    return np.array(x, copy=True)
+    return x

@@ -5,7 +5,7 @@ from typing import Any, Optional, Tuple
 
 import numpy as np
 
-from ..net.access import input_blob, raw_net
+from ..net.access import input_blob, net_lock, raw_net
 from . import defaults as nb
 from .checks import check_step, check_unclipped
 from .gradient import WHOLE_IMAGE, Gradient
@@ -56,19 +56,21 @@ def make_step(
     and backward from it). ``gradient`` computes the gradient: in one pass
     (the notebook's) or in tiles (:mod:`tiling`).
     """
-    src = input_blob(raw_net(net))
+    # the step works in the net's input blob: a second thread on this net waits
+    with net_lock(net):
+        src = input_blob(raw_net(net))
 
-    ox, oy = draw_jitter(jitter, rng)
-    # One roll over both axes moves the same pixels as the notebook's two.
-    src.data[0] = np.roll(src.data[0], (oy, ox), (-2, -1))
+        ox, oy = draw_jitter(jitter, rng)
+        # One roll over both axes moves the same pixels as the notebook's two.
+        src.data[0] = np.roll(src.data[0], (oy, ox), (-2, -1))
 
-    g = gradient(net, as_objective(objective, end), rng)
-    ascent_update(src.data[:], g, step_size)
+        g = gradient(net, as_objective(objective, end), rng)
+        ascent_update(src.data[:], g, step_size)
 
-    src.data[0] = np.roll(src.data[0], (-oy, -ox), (-2, -1))
+        src.data[0] = np.roll(src.data[0], (-oy, -ox), (-2, -1))
 
-    if clip:
-        lo, hi = pixel_range(net)
-        src.data[:] = np.clip(src.data, lo, hi)
-    else:
-        check_unclipped(src.data)  # before the next forward pass sees it
+        if clip:
+            lo, hi = pixel_range(net)
+            src.data[:] = np.clip(src.data, lo, hi)
+        else:
+            check_unclipped(src.data)  # before the next forward pass sees it
