@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -36,6 +36,7 @@ from ..io.video import (
     as_rate,
     check_video_output,
     format_rate,
+    header_size,
     open_source,
     output_kind,
     write_video,
@@ -45,7 +46,7 @@ from .record import output_metadata
 from .reporting import FrameProgress, Progress, Reporter
 from .run import DreamFn, RunDir, frame_loop, run_key, saved_record, saved_seed
 from .zoom import KIND as ZOOM
-from .zoom import frame_path
+from .zoom import FramePaths
 
 KIND = "video"  # the work folder's record and state: video.json, .video-state.npz
 
@@ -162,7 +163,7 @@ def dream_video(
 
 
 def encode_frames(
-    files: List[Path],
+    files: Sequence[Path],
     out: os.PathLike,
     source: Optional[VideoSource],
     metadata: Optional[Dict[str, Any]],
@@ -172,7 +173,8 @@ def encode_frames(
     crf: int = DEFAULT_CRF,
     reporter: Optional[Reporter] = None,
 ) -> int:
-    """Encode image ``files`` into the video ``out`` at ``rate`` (default: the source's), with the source's audio."""
+    """Encode image ``files`` into the video ``out`` at ``rate`` (default: the source's, with its frames' own
+    times where they vary), with the source's audio."""
     bar = (reporter or Reporter()).frames(len(files), 0, "encode")
 
     def frames() -> Iterator[np.ndarray]:
@@ -183,7 +185,7 @@ def encode_frames(
     try:
         return write_video(out, frames(), rate if rate is not None else source.frame_rate,
                            audio_from=source if source is not None and source.kind == "video" else None,
-                           metadata=metadata, codec=codec, crf=crf)
+                           metadata=metadata, codec=codec, crf=crf, times=source.times if rate is None else None)
     finally:
         bar.close()
 
@@ -300,6 +302,11 @@ def video_file(
         raise SettingError("{quality} is for JPEG/WebP images; a video's quality is {crf}")
     if cfg.exif_orientation != "apply":
         raise SettingError("{exif_orientation} is for images; a video's frames are turned upright by its display matrix (frame files: by their tags)")
+    frame_rep = _FrameReporter(rep)
+    header = header_size(input_spec)
+    if header is not None:  # a frame size no dream can take is refused before a frame is decoded
+        session = session or DreamSession(cfg, frame_rep)
+        _fits_either_way(session, *header)
     source = open_source(input_spec, video.fps)
     _note_turn(source, rep)
     if source.kind == "video" and video.fps is not None:
@@ -313,7 +320,6 @@ def video_file(
     if kind == "gif" and source.has_audio:
         rep.note("a GIF has no sound: the input's audio is left out")
     carry = video.carrier()
-    frame_rep = _FrameReporter(rep)
     session = session or DreamSession(cfg, frame_rep)
     octave_n = session.octaves_for(source.height, source.width)  # frames too small fail before the net loads
     session.load()
@@ -332,6 +338,16 @@ def video_file(
                          reporter=frame_rep if session.reporter is frame_rep else rep, on_frame=on_frame)
     rep.note(f"wrote {out} ({result.frames} frames)")
     return result
+
+
+def _fits_either_way(session: Any, h: int, w: int) -> None:
+    """Raise unless ``h`` x ``w`` frames, upright or turned a quarter (the header does not say), can be dreamed."""
+    try:
+        session.octaves_for(h, w)
+    except DeepDreamError:
+        if h == w:
+            raise
+        session.octaves_for(w, h)
 
 
 def _note_turn(source: VideoSource, rep: Reporter) -> None:
@@ -381,7 +397,8 @@ def frames_to_video_file(
 
     try:
         n = write_video(out, frames(), source.frame_rate, audio_from=source if source.kind == "video" else None,
-                        metadata=_encode_metadata("frames-to-video", source, source.frame_rate), codec=codec, crf=crf)
+                        metadata=_encode_metadata("frames-to-video", source, source.frame_rate), codec=codec, crf=crf,
+                        times=source.times)
     finally:
         bar.close()
     rep.note(f"wrote {out} ({n} frames at {format_rate(source.frame_rate)} fps)")
@@ -410,10 +427,10 @@ def zoom_video_file(
 ) -> int:
     """Encode a zoom's frames ``0000.jpg`` ... of ``out_dir`` into ``output``; the folder stays as it is."""
     out_dir = Path(out_dir)
-    files = [frame_path(out_dir, i) for i in range(frames)]
-    missing = [f for f in files if not f.exists()]
-    if missing:
-        raise DeepDreamError(f"{missing[0]} is missing; finish the zoom first")
+    files = FramePaths(out_dir, frames)
+    missing = next((f for f in files if not f.exists()), None)
+    if missing is not None:
+        raise DeepDreamError(f"{missing} is missing; finish the zoom first")
     rate = as_rate(fps) if fps is not None else DEFAULT_FPS
     source = open_source(out_dir, rate)
     meta = _encode_metadata("zoom", source, rate, {"frames": frames})
