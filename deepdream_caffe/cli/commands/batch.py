@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import copy
 import itertools
+import math
 import sys
 from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple
@@ -13,6 +14,7 @@ from ..options import add_common_args, add_dream_args, add_net_args, dream_confi
 from ..progress import PROG
 
 SHEET_TILE = 192
+MAX_SETTINGS = 10_000  # combinations of --sweep values in one batch: each is a config held in memory
 
 ORDER = 35
 # Batch-only options and those the batch sets per image: never passed on to the reproducing `dream`.
@@ -115,6 +117,9 @@ def settings(args: argparse.Namespace) -> List[Any]:
 
     actions = _dream_actions(args)
     sweeps = parse_sweeps(args.sweep, actions)
+    combos = math.prod(len(vals) for _, vals in sweeps)
+    if combos > MAX_SETTINGS:  # counted before any is made
+        raise DeepDreamError(f"--sweep: {combos} combinations of settings; at most {MAX_SETTINGS} in one batch")
     args = copy.copy(args)
     # Absolute paths: a worker elsewhere (same shared paths, another working folder) finds the same files.
     for dest in ("prototxt", "weights", "guide"):
