@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
+import sys
 import time
 from dataclasses import dataclass
 from fractions import Fraction
@@ -144,7 +145,8 @@ def dream_video(
         if on_frame is not None:
             on_frame(i)
 
-    frames = itertools.islice(source.frames(start), None if max_frames is None else max(0, max_frames - start))
+    frames = itertools.islice(source.frames(start),
+                              None if max_frames is None else max(0, min(max_frames, sys.maxsize) - start))
     try:
         done = frame_loop(run, rng, dream, start, last, frames, carry_in, frame_done)
     except KeyboardInterrupt:

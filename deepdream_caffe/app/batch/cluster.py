@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
 from ...errors import DeepDreamError
+from ...net.referee import memory_limit
 
 THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -78,12 +79,19 @@ def dashboard_link(client: Any) -> Optional[str]:
         return None
 
 
+WORKER_MEMORY = 256 << 20  # bytes: a worker process with pycaffe and a small net, at the least
+
+
 def check_where(workers: Optional[int] = None, scheduler: Optional[str] = None) -> None:
-    """Refuse, before any work, a worker count below 1 or one given with a scheduler (one line)."""
+    """Refuse, before any work, a worker count below 1, past what memory holds, or given with a scheduler."""
     if scheduler is not None and workers is not None:
         raise DeepDreamError("--workers is for a local cluster; an existing scheduler has its own workers")
     if workers is not None and workers < 1:
         raise DeepDreamError(f"--workers must be at least 1, got {workers}")
+    most = max(1, memory_limit() // WORKER_MEMORY)
+    if workers is not None and workers > most:
+        raise DeepDreamError(f"--workers {workers}: each local worker needs about {WORKER_MEMORY >> 20} MiB; "
+                             f"this machine's memory holds at most {most}")
 
 
 def start_cluster(workers: Optional[int] = None, scheduler: Optional[str] = None, dashboard: bool = True,

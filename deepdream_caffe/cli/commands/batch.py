@@ -14,6 +14,7 @@ from ..options import add_common_args, add_dream_args, add_net_args, dream_confi
 from ..progress import PROG
 
 SHEET_TILE = 192
+MAX_RETRIES = 100  # as the zoo's downloads: past that a failing task is not going to pass
 MAX_SETTINGS = 10_000  # combinations of --sweep values in one batch: each is a config held in memory
 
 ORDER = 35
@@ -168,8 +169,8 @@ def run(args: argparse.Namespace) -> int:
     from ...app.batch.sheet import sheet_of
     from ..batch_progress import say
 
-    if args.retries < 0:
-        raise DeepDreamError(f"--retries must be >= 0, got {args.retries}")
+    if not 0 <= args.retries <= MAX_RETRIES:
+        raise DeepDreamError(f"--retries must be from 0 to {MAX_RETRIES}, got {args.retries}")
     if args.sheet is None and args.sheet_tile != SHEET_TILE:
         raise DeepDreamError("--sheet-tile is for --sheet (no contact sheet is made without it)")
     if args.sheet is not None:
