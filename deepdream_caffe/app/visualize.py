@@ -73,7 +73,7 @@ class VisualizeConfig:
                 (isinstance(self.klass, int) and self.klass < 0) or (isinstance(self.klass, str) and not self.klass.strip()):
             raise SettingError(f"{{klass}} must be a class index >= 0 or a class name, got {self.klass!r}")
         check(self, "iter_n", int, lambda v: v >= 1, "at least 1")
-        check(self, "jitter", int, lambda v: v >= 0, ">= 0")
+        check(self, "jitter", int, lambda v: 0 <= v < 2**31 - 1, ">= 0 (and below 2**31 - 1)")
         check(self, "quality", int, lambda v: 1 <= v <= 100, "in [1, 100]")
         if self.octave_n is not None:
             check(self, "octave_n", int, lambda v: v >= 1, "at least 1")
