@@ -25,7 +25,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from test_abuse_cli import NEEDS_LBFGS, _base, _value_args, numeric_options  # noqa: E402
+from test_abuse_cli import attack_argv, numeric_options  # noqa: E402
 
 from abuse_nets import stable_sample  # noqa: E402
 from forkrun import run_cases  # noqa: E402
@@ -57,13 +57,7 @@ def _photo(d: Path) -> Path:
 
 
 def _argv(cmd, flag, nargs, value, d: Path, tiny_model):
-    argv = _base(cmd, d, _photo(d), tiny_model) + _value_args(flag, nargs, value)
-    if flag in NEEDS_LBFGS:
-        for own in ("--iters", "--jitter"):
-            if own in argv:
-                i = argv.index(own)
-                del argv[i:i + 2]
-        argv += ["--mode", "lbfgs"]
+    argv = attack_argv(cmd, flag, nargs, value, d, _photo(d), tiny_model)
     if flag in WORK and "-q" in argv:
         argv.remove("-q")  # its progress is the proof that it began
     return [str(a) for a in argv]
