@@ -34,8 +34,10 @@ cost next to nothing).
 from __future__ import annotations
 
 import ctypes
+import errno
 import json
 import os
+import stat
 import sys
 import zlib
 from typing import Any, Dict, FrozenSet, List, Optional, Tuple
@@ -358,15 +360,35 @@ def _cache_key(cpu: Dict[str, Any]) -> str:
                        " ".join(sorted(cpu["flags"])), os.environ.get("LD_LIBRARY_PATH", "")])
 
 
+_CACHE_BYTES = 64 << 10  # an entry is its key, the library's identity and the choice: well under 4 KB
+
+
 def _cache_file(key: str) -> str:
     # The entry holds its whole key, so a clash of this short name only costs a probe.
     return os.path.join(cache_dir(), "%08x.json" % zlib.crc32(key.encode()))
 
 
+def _read_small_file(path: str, limit: int) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes; OSError for anything else.
+
+    Opened without blocking and checked on the descriptor, so a FIFO or a link to
+    /dev/zero planted in the cache cannot hang or flood ``import caffe``. (The package's
+    io.files does this for everything else; this file cannot import it.)
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
+            raise OSError(errno.EINVAL, "not a cache entry", path)
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise OSError(errno.EFBIG, "not a cache entry", path)
+    return data
+
+
 def _read_cache(path: str, key: str) -> Optional[Dict[str, Any]]:
     try:
-        with open(path) as f:
-            entry = json.load(f)
+        entry = json.loads(_read_small_file(path, _CACHE_BYTES))
         lib = entry["lib"]
         if entry.get("key") != key or _file_identity(lib["path"]) != lib:
             return None  # another OpenBLAS file now (upgrade, alternatives switched): probe again
@@ -378,14 +400,16 @@ def _read_cache(path: str, key: str) -> Optional[Dict[str, Any]]:
 def _write_cache(path: str, entry: Dict[str, Any]) -> None:
     import tempfile
 
+    tmp = None
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
         with os.fdopen(fd, "w") as f:
             json.dump(entry, f, indent=1, sort_keys=True)
         os.replace(tmp, path)
-    except OSError:
-        pass  # an unwritable cache costs a probe per import, nothing else
+    except OSError:  # an unwritable cache (or a folder in the entry's place) costs a probe per import
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def find_choice(cpu: Dict[str, Any]) -> Dict[str, Any]:

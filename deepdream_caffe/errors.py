@@ -55,6 +55,13 @@ class Terminated(KeyboardInterrupt):
     signum = 15
 
 
+def one_line(text: str) -> str:
+    """``text`` with every character that is not printable escaped as Python writes it (``\\n``,
+    ``\\t``, ``\\x1b``, ``\\udcff`` for a byte of a name that is not UTF-8): what the tool says
+    stays one line, and drives no terminal, whatever a file name holds."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def import_extra(module: str, extra: str) -> ModuleType:
     """Import ``module`` of the optional ``extra``; if it is not installed, one line names the pip command."""
     try:

@@ -2,7 +2,7 @@
 """Render the gallery (docs/gallery.md and the README's first picture) from the trained net (open_nsfw) into docs/gallery/.
 
     .venv/bin/python scripts/gallery.py            # all pictures (about 10 min on 2 quiet cores)
-    .venv/bin/python scripts/gallery.py --only zoom
+    .venv/bin/python scripts/gallery.py --only zoom zoom-keyframes
 
 Every picture is made by the ``deepdream-caffe`` command printed next to it
 (and in docs/gallery.md), run on two photos that ship with scikit-image:
@@ -51,6 +51,30 @@ class Picture:
     commands: List[List[str]]  # deepdream-caffe arguments; each writes the panel named by its -o / --out-dir
     panels: List[str] = field(default_factory=list)  # files (in the work folder) shown left to right
     width: int = 0  # 0: the panels' own size
+    files: Dict[str, str] = field(default_factory=dict)  # written into the work folder first (keyframes)
+
+
+# A zoom that turns, drifts and zooms out, and changes layer and strength on the way (docs/creative.md).
+MOTION_KEYS = """\
+[[key]]
+frame = 0
+scale = 0.05
+rotate = 0
+pan = [0, 0]
+layer = "eltwise_stage1_block3"
+step_size = 1.5
+
+[[key]]
+frame = 6
+layer = "relu_stage2_block2"
+step_size = 2.5
+
+[[key]]
+frame = 11
+scale = -0.03
+rotate = 4
+pan = [6, 0]
+"""
 
 
 def pictures() -> List[Picture]:
@@ -79,6 +103,22 @@ def pictures() -> List[Picture]:
         Picture("zoom", "zoom: frames 0, 4, 8 and 11 of a 12-frame sequence (5% per frame)",
                 [["zoom", "rocket.png", "--out-dir", "frames", *NET, "--frames", "12", "--seed", "0"]],
                 ["frames/0000.jpg", "frames/0004.jpg", "frames/0008.jpg", "frames/0011.jpg"], width=1200),
+        Picture("zoom-keyframes", "a keyframed zoom: frames 0, 4, 8 and 11 of 12; it turns, drifts, zooms out and "
+                "changes layer and step size (motion.toml in docs/creative.md)",
+                [["zoom", "rocket.png", "--out-dir", "motion", *NET, "--frames", "12", "--seed", "0",
+                  "--keyframes", "motion.toml"]],
+                ["motion/0000.jpg", "motion/0004.jpg", "motion/0008.jpg", "motion/0011.jpg"], width=1200,
+                files={"motion.toml": MOTION_KEYS}),
+        Picture("preserve-colors", "the cat, its dream, and its dream with --preserve-colors (the cat's own colours)",
+                [dream("cat-dream.png", "chelsea"), dream("cat-kept.png", "chelsea", "--preserve-colors")],
+                ["chelsea.png", "cat-dream.png", "cat-kept.png"], width=1200),
+        Picture("lap-levels", "rocket at 1024 px, relu_stage2_block2: the plain step (left) and --lap-levels 4 (right)",
+                [dream("lap-plain.png", "rocket-1024", "--layer", "relu_stage2_block2"),
+                 dream("lap-4.png", "rocket-1024", "--layer", "relu_stage2_block2", "--lap-levels", "4")],
+                ["lap-plain.png", "lap-4.png"], width=1200),
+        Picture("strongest", "the 3 channels of eltwise_stage1_block3 most active on rocket, dreamed at 480 px",
+                [dream("strongest.png", "rocket", "--channel", "eltwise_stage1_block3:strongest=3", "--max-size", "480")],
+                ["strongest.png"]),
     ]
 
 
@@ -168,10 +208,14 @@ def main(argv: List[str] | None = None) -> int:
             photo = np.asarray(getattr(data, name)())
             guard.check(photo, f"the photo {name}")
             Image.fromarray(photo).save(work / f"{name}.png")
+        rocket = Image.open(work / "rocket.png")  # the notebook's sky1024px size, for --lap-levels
+        rocket.resize((1024, round(rocket.height * 1024 / rocket.width)), Image.LANCZOS).save(work / "rocket-1024.png")
         args.out.mkdir(parents=True, exist_ok=True)
         sizes: Dict[str, int] = {}
         for pic in chosen:
             print(f"{pic.name}: {pic.caption}", flush=True)
+            for name, text in pic.files.items():
+                (work / name).write_text(text)
             for cmd in pic.commands:
                 run(cmd, work)
             img = compose([work / p for p in pic.panels], pic.width)

@@ -22,11 +22,13 @@ import numpy as np
 from ..dream.guide import guide_features_at
 from ..errors import DeepDreamError, import_extra
 from ..io.atomic import atomic_output
-from ..io.image import read_metadata, sample_image, save_image
+from ..io.image import read_metadata, save_image
 from .batch.plan import BatchTask, Setting, check_settings, plan_tasks
 from .batch.sheet import thumbnail
 from .layers import LayerRow, layer_table
-from .pipeline import DreamSession, load_input
+from .picks import strongest as strongest_of
+from .pipeline import DreamSession, net_files, read_input
+from .run import RunFiles
 
 SAMPLE = "sample.png"  # the sample photo, written into the atlas when no --image is given
 THUMB = 256  # a thumbnail's longer side in pixels
@@ -104,8 +106,7 @@ def strongest_channels(base: Setting, pixels: np.ndarray, layers: Sequence[str],
     """Each layer's ``n`` channels with the largest mean activation on ``pixels`` (one forward pass, ties by index)."""
     session = DreamSession(replace(base.config, layer=None, layers=tuple((name, 1.0) for name in layers), channels=()))
     acts = guide_features_at(session.net, pixels, layers)
-    return {name: [int(c) for c in np.argsort(-a.reshape(len(a), -1).mean(axis=1), kind="stable")[:n]]
-            for name, a in acts.items()}
+    return {name: list(strongest_of(a.reshape(len(a), -1).mean(axis=1), n)) for name, a in acts.items()}
 
 
 def plan_atlas(base: Setting, out_dir: Path, image: Optional[Path] = None, layers: str = "all",
@@ -123,7 +124,9 @@ def plan_atlas(base: Setting, out_dir: Path, image: Optional[Path] = None, layer
         raise DeepDreamError(f"the output folder {out_dir} is not a folder")
     if channels < 0:
         raise DeepDreamError(f"--channels must be at least 0, got {channels}")
-    pixels = sample_image() if image is None else load_input(image, base.config.exif_orientation)
+    RunFiles([image, *net_files(base.config)], writes=[out_dir / "index.html", out_dir / "style.css"],
+             folders=[out_dir, *(out_dir / d for d in ("images", "thumbs", "layers"))]).check()
+    pixels = read_input(image, base.config.exif_orientation, base.config.max_size)[0]  # as each tile dreams it
     h, w = pixels.shape[:2]
     rows, _ = layer_table(base.config.net, h, w)
     chosen = pick_layers(rows, layers, f"{w}x{h}")
@@ -154,7 +157,7 @@ def plan_atlas(base: Setting, out_dir: Path, image: Optional[Path] = None, layer
 
 def _write_if_changed(path: Path, data: bytes) -> None:
     """Atomically, and only when the content differs: a finished atlas run again touches nothing."""
-    if path.is_file() and path.read_bytes() == data:
+    if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:  # never read more
         return
     with atomic_output(path) as f:
         f.write(data)

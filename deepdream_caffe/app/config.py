@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
+from ..dream.keyframes import Keyframes
 from ..dream.params import Ascent, Lbfgs, Octaves, SettingError, Tiling, check, is_number
 from .netspec import NetSource
 
 EXIF_ORIENTATION = ("apply", "ignore")  # as io.image.read_image takes it
+PICKS = ("strongest", "random")  # how a channel pick chooses (see DreamConfig)
 
 
 def _weight(w: Any, what: str) -> float:
@@ -54,6 +56,22 @@ def _weighted_channels(items: Sequence[Any], what: str) -> Tuple[Tuple[str, int,
     return tuple(out)
 
 
+def _picks(items: Sequence[Any]) -> Tuple[Tuple[str, str, int], ...]:
+    """(layer, how, k) triples, checked: ``how`` one of PICKS, ``k`` at least 1."""
+    out = []
+    for item in items:
+        triple = tuple(item) if isinstance(item, (tuple, list)) else ()
+        if len(triple) != 3:
+            raise SettingError(f"{{picks}}: give (layer, how, k), got {item!r}")
+        layer, how, k = triple
+        if how not in PICKS:
+            raise SettingError(f"{{picks}} {layer}: choose channels by one of {', '.join(PICKS)}, got {how!r}")
+        if not is_number(k, int) or k < 1:
+            raise SettingError(f"{{picks}} {layer}:{how}: the number of channels must be at least 1, got {k!r}")
+        out.append((_layer_name(layer, "{picks}"), how, int(k)))
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class DreamConfig:
     """Everything that decides a dream, checked when made.
@@ -61,7 +79,11 @@ class DreamConfig:
     What is maximised: ``layers``, (name, weight) pairs summed (the
     notebook's L2 on each; with ``guide``, the guided objective on each, in
     either mode; in the L-BFGS mode, its data term on each), plus ``channels``, (layer,
-    index, weight) triples, each a channel's sum. ``layer`` is the one-layer
+    index, weight) triples, each a channel's sum, plus ``picks``, (layer,
+    how, k) triples: the k channels of the layer most active on the input
+    (``"strongest"``: the highest mean activation, as neural-dream's
+    channel_mode strong) or drawn with the run's seed (``"random"``), each
+    added as a channel of weight 1 (:mod:`.picks`). ``layer`` is the one-layer
     shorthand. With no layer and no channel: the model's default layer,
     weight 1; channels alone are dreamed alone.
     ``solver`` is the mode and its settings: an :class:`Ascent` (the
@@ -70,12 +92,15 @@ class DreamConfig:
     it), or take the seed of the unfinished run it resumes. ``fast`` is
     ``load_net(fast=)``: False loads the notebook's force_backward net
     (same output bits). ``quality`` is for JPEG and WebP outputs (None: 75).
+    ``max_size`` brings an input's (each frame's) long side down to that
+    many pixels before dreaming (None: as it is).
     """
 
     net: NetSource = NetSource()
     layer: Optional[str] = None
     layers: Tuple[Tuple[str, float], ...] = ()
     channels: Tuple[Tuple[str, int, float], ...] = ()
+    picks: Tuple[Tuple[str, str, int], ...] = ()
     octaves: Octaves = Octaves()
     solver: Union[Ascent, Lbfgs] = Ascent()
     tiling: Tiling = Tiling()
@@ -86,6 +111,7 @@ class DreamConfig:
     gpu: Optional[int] = None
     exif_orientation: str = "apply"  # or "ignore": the pixels as stored, the notebook's array
     verbose: bool = False  # Caffe's own log
+    max_size: Optional[int] = None
 
     def __post_init__(self) -> None:
         for key, kind, want in (("octaves", Octaves, "an Octaves"), ("solver", (Ascent, Lbfgs), "an Ascent or an Lbfgs"),
@@ -96,6 +122,9 @@ class DreamConfig:
             raise SettingError("give {layer} or {layers}, not both")
         object.__setattr__(self, "layers", _weighted_layers(self.layers, "{layers}"))
         object.__setattr__(self, "channels", _weighted_channels(self.channels, "{channels}"))
+        object.__setattr__(self, "picks", _picks(self.picks))
+        if self.max_size is not None:
+            check(self, "max_size", int, lambda v: v >= 1, "at least 1")
         if self.guide is not None and not self.objective_layers(""):
             raise SettingError("{guide} guides the {layer} terms; give a {layer} too")
         if self.seed is not None:
@@ -116,6 +145,8 @@ class DreamConfig:
             if self.guide is not None and lbfgs.objective == "gain":
                 raise SettingError("{guide} makes the guided objective the data term; "
                                    "{objective} gain is for unguided L-BFGS")
+            if any(how == "random" for _, how, _ in self.picks):
+                raise SettingError("{picks} LAYER:random draws with the seed, which L-BFGS has none of")
             if self.tiling != Tiling():
                 raise SettingError("{tile}/{above_mp} are for {mode} ascent (L-BFGS optimises whole octaves)")
         if self.guide is not None:
@@ -132,16 +163,50 @@ class DreamConfig:
             return self.layers
         if self.layer is not None:
             return ((self.layer, 1.0),)
-        return () if self.channels else ((default, 1.0),)
+        return () if self.channels or self.picks else ((default, 1.0),)
 
 
 @dataclass(frozen=True)
 class ZoomConfig:
-    """The zoom sequence's own settings: how many frames, how much zoom per frame."""
+    """The zoom sequence's own settings: how many frames, and each frame's move from the last dream.
+
+    ``scale`` zooms in (below 0: out), ``rotate`` turns (degrees
+    counterclockwise), ``pan`` shifts ((dx, dy) pixels right and down) per
+    frame; ``keyframes`` change these, the layer and the step size over
+    the frames (:mod:`~deepdream_caffe.dream.keyframes`).
+    """
 
     frames: int = 100
     scale: float = 0.05
+    rotate: float = 0.0
+    pan: Tuple[float, float] = (0.0, 0.0)
+    keyframes: Optional[Keyframes] = None
 
     def __post_init__(self) -> None:
         check(self, "frames", int, lambda v: v >= 1, "at least 1")
-        check(self, "scale", float, lambda v: 0 < v < 1, "between 0 and 1")
+        check(self, "scale", float, lambda v: -1 < v < 1, "between -1 and 1 (below 0 zooms out)")
+        check(self, "rotate", float, lambda v: -180 <= v <= 180, "in [-180, 180] degrees")
+        pan = self.pan
+        if not isinstance(pan, (tuple, list)) or len(pan) != 2 or not all(is_number(v) for v in pan):
+            raise SettingError(f"{{pan}} must be two finite numbers DX,DY, got {pan!r}")
+        object.__setattr__(self, "pan", (float(pan[0]), float(pan[1])))
+        if self.keyframes is not None and not isinstance(self.keyframes, Keyframes):
+            raise SettingError(f"{{keyframes}} must be a Keyframes, got {self.keyframes!r}")
+
+    def motion(self, frame: int) -> Tuple[float, float, Tuple[float, float]]:
+        """(scale, rotate, pan) of the move that makes ``frame``'s input from the dream before it."""
+        k = self.keyframes
+        if k is None:
+            return self.scale, self.rotate, self.pan
+        return k.at("scale", frame, self.scale), k.at("rotate", frame, self.rotate), k.at("pan", frame, self.pan)
+
+    def record(self) -> Dict[str, Any]:
+        """What decides the frames besides the dream's settings; the notebook's zoom records its scale alone."""
+        out: Dict[str, Any] = {"scale": self.scale}
+        if self.rotate:
+            out["rotate"] = self.rotate
+        if self.pan != (0.0, 0.0):
+            out["pan"] = list(self.pan)
+        if self.keyframes is not None:
+            out["keyframes"] = self.keyframes.describe()
+        return out

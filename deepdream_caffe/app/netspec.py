@@ -8,6 +8,7 @@ from typing import Optional, Tuple
 
 from ..dream.defaults import DEFAULT_LAYER
 from ..errors import DeepDreamError, SettingError
+from ..io.files import MAX_CAFFEMODEL_BYTES, MAX_PROTOTXT_BYTES, check_regular
 from ..zoo import resolve_model
 from ..zoo.resolve import within_reach
 
@@ -79,6 +80,10 @@ def resolve_net(source: NetSource, need_weights: bool = True, quiet: bool = Fals
     if source.prototxt is not None:
         if need_weights and source.weights is None:
             raise DeepDreamError("--prototxt needs --weights (the .caffemodel)")
+        # Checked now, not when a worker loads the net: a batch refuses before its cluster starts.
+        check_regular(source.prototxt, "prototxt", MAX_PROTOTXT_BYTES)
+        if need_weights:
+            check_regular(source.weights, "weights", MAX_CAFFEMODEL_BYTES)
         spec = NetSpec(source.prototxt, source.weights, None, DEFAULT_MEAN, DEFAULT_CHANNEL_SWAP, DEFAULT_LAYER, None)
     else:
         try:

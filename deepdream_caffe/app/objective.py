@@ -19,7 +19,8 @@ from .config import DreamConfig
 
 def objective_layer_names(config: DreamConfig, default: str) -> Tuple[str, ...]:
     """Every layer the objective reads, first mention first."""
-    names = [name for name, _ in config.objective_layers(default)] + [layer for layer, _, _ in config.channels]
+    names = [name for name, _ in config.objective_layers(default)] + [layer for layer, _, _ in config.channels] \
+        + [layer for layer, _, _ in config.picks]
     return tuple(dict.fromkeys(names))
 
 
@@ -41,6 +42,6 @@ def build_objective(config: DreamConfig, default: str,
 
 
 def is_plain(config: DreamConfig) -> bool:
-    """One layer of weight 1, no channel, no guide: the L-BFGS mode's own "gain"/"l2" record applies."""
+    """One layer of weight 1, no channel (given or picked), no guide: the L-BFGS mode's own "gain"/"l2" record applies."""
     layers = config.objective_layers("")
-    return len(layers) == 1 and layers[0][1] == 1.0 and not config.channels and config.guide is None
+    return len(layers) == 1 and layers[0][1] == 1.0 and not config.channels and not config.picks and config.guide is None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as _dt
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 from .. import __version__
 from ..blas_hook import kernel_choice
@@ -17,10 +17,11 @@ from ..dream.params import Lbfgs
 from ..io.hashing import file_sha1
 from .config import DreamConfig
 from .netspec import NetSpec
+from .run import TOOL
 
 
 def run_params(config: DreamConfig, spec: NetSpec, layers: Sequence[str], octave_n: int,
-               objective: str) -> Dict[str, Any]:
+               objective: str, chosen: Sequence[Tuple[str, int, float]] = ()) -> Dict[str, Any]:
     """The settings that decide a dream's pixels, as recorded (``octave_n`` is the count actually used).
 
     ``layers`` are those the objective reads (one: recorded as a name, as
@@ -29,6 +30,9 @@ def run_params(config: DreamConfig, spec: NetSpec, layers: Sequence[str], octave
     guide's features by name, from the guide image at each layer). Only
     what the mode uses: the ascent's steps, jitter, clipping, guide and
     tiles, or the L-BFGS settings (``gain`` only for its objective) and guide.
+    Options that are off are left out (a run without them keeps its key):
+    the ascent's ``lap_levels`` and ``preserve_colors``, ``max_size``, and
+    ``picks`` with the channels ``chosen`` for them (in the picks' order).
     """
     params: Dict[str, Any] = {
         "mode": config.mode, "layer": layers[0] if len(layers) == 1 else list(layers), "objective": objective,
@@ -46,6 +50,14 @@ def run_params(config: DreamConfig, spec: NetSpec, layers: Sequence[str], octave
         params.update({"iters": solver.iter_n, "step_size": solver.step_size, "jitter": solver.jitter,
                        "clip": solver.clip, "guide": str(config.guide) if config.guide else None,
                        "tiling": config.tiling.describe()})
+        params.update({k: v for k, v in (("lap_levels", solver.lap_levels),
+                                         ("preserve_colors", solver.preserve_colors)) if v})
+    if config.max_size is not None:
+        params["max_size"] = config.max_size
+    if config.picks:
+        rest = iter(c for _, c, _ in chosen)
+        params["picks"] = [{"layer": layer, "how": how, "k": k, "channels": [next(rest) for _ in range(k)]}
+                           for layer, how, k in config.picks]
     params.update({"mean": list(spec.mean), "channel_swap": list(spec.channel_swap),
                    "exif_orientation": config.exif_orientation})
     return params
@@ -81,7 +93,7 @@ def output_metadata(command: str, params: Dict[str, Any], seed: Optional[int], s
     """
     blas = kernel_choice()
     meta: Dict[str, Any] = {
-        "tool": "deepdream-caffe",
+        "tool": TOOL,
         "version": __version__,
         "command": command,
         "params": params,

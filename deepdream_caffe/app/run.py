@@ -10,6 +10,10 @@ its pixels (parameters, seed, input, net files). It leaves:
   keeps it in its output (see :mod:`.record`); a frame loop keeps it in its
   folder as ``KIND.json``, beside ``.KIND-state.npz`` and the frames.
 
+Before any work, the files a run will write are checked against those it
+reads (:class:`RunFiles`), and a second run writing the same output is
+refused while the first holds its lock (:func:`output_lock`).
+
 A state or record that cannot be used -- empty, truncated, not an .npz or
 JSON, wrong keys, a step or shape this run does not have, a generator
 state numpy would misread -- is never trusted and never deleted: it is set
@@ -19,21 +23,26 @@ be known are never mixed with new ones: the run is refused instead.
 """
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import itertools
 import json
 import math
 import os
+import stat
 import sys
 import zipfile
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..errors import DeepDreamError
-from ..io.atomic import atomic_output
-from ..io.files import open_regular, set_aside
+from ..errors import DeepDreamError, one_line
+from ..io.atomic import atomic_json, atomic_output, fit_name, os_reason
+from ..io.files import MAX_RECORD_BYTES, open_regular, read_regular, set_aside
 from ..io.image import save_image
 
 Note = Callable[[str], None]
@@ -42,8 +51,8 @@ DreamFn = Callable[[np.ndarray, np.random.RandomState], np.ndarray]
 CarryFn = Callable[[Optional[np.ndarray], Optional[Arrays]], np.ndarray]  # (frame, last state) -> dream input
 _MT_LEN = 624  # MT19937's state words
 _KEY_BYTES = 4 * 40 + 64  # a sha1 as a numpy string, and its .npy header
-_RECORD_BYTES = 1 << 20
 _RNG_LIMITS = {"keys": 4 * _MT_LEN, "pos": 8, "has_gauss": 8, "cached": 8}
+TOOL = "deepdream-caffe"  # every record this tool writes says so in its "tool" field
 
 
 def run_key(params: Dict[str, Any], seed: Optional[int], input_sha1: Optional[str], **more: Any) -> str:
@@ -58,7 +67,7 @@ def run_files(kind: str) -> Tuple[str, str]:
 
 
 def stderr_note(message: str) -> None:
-    print(message, file=sys.stderr)
+    print(one_line(message), file=sys.stderr)
 
 
 class UnusableState(Exception):
@@ -76,7 +85,7 @@ def _read_npz(path: Path, limits: Dict[str, int]) -> Arrays:
     its own data needs; pickled objects are refused (numpy's default).
     """
     try:
-        f = open_regular(path, "state file")
+        f = open_regular(path, "state file")  # never read whole: its members are checked first
     except DeepDreamError as e:
         raise UnusableState(str(e)) from None
     with f:
@@ -203,7 +212,8 @@ class StateFile:
 def state_path(output: os.PathLike) -> Path:
     """Where a dream's state waits beside its output: ``.NAME.dream-state.npz``."""
     output = Path(output)
-    return output.with_name(f".{output.name}.dream-state.npz")
+    # Room is left for the label set_aside() adds to a state it cannot use.
+    return output.with_name(f".{fit_name(output.name, '..dream-state.npz.old-' + '0' * 12)}.dream-state.npz")
 
 
 class FileCheckpoint(StateFile):
@@ -252,12 +262,9 @@ def read_record(path: os.PathLike) -> Optional[Dict[str, Any]]:
     if not os.path.lexists(path):
         return None
     try:
-        with open_regular(path, "record") as f:
-            data = f.read(_RECORD_BYTES + 1)
-    except (DeepDreamError, OSError) as e:
+        data = read_regular(path, "record", MAX_RECORD_BYTES)
+    except DeepDreamError as e:
         raise UnusableState(str(e)) from None
-    if len(data) > _RECORD_BYTES:
-        raise UnusableState(f"it is larger than a record ({_RECORD_BYTES} bytes)")
     try:
         record = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as e:
@@ -269,9 +276,7 @@ def read_record(path: os.PathLike) -> Optional[Dict[str, Any]]:
 
 
 def write_record(path: os.PathLike, record: Dict[str, Any]) -> None:
-    with atomic_output(path, "w") as f:
-        json.dump(record, f, indent=2, sort_keys=True, default=str)
-        f.write("\n")
+    atomic_json(path, record)
 
 
 def _differences(old: Dict[str, Any], new: Dict[str, Any]) -> str:
@@ -284,12 +289,143 @@ def _differences(old: Dict[str, Any], new: Dict[str, Any]) -> str:
 # ---------------------------------------------------------------- the folder of a frame loop
 
 
-def _file_id(path: os.PathLike) -> Optional[Tuple[int, int]]:
+# ---------------------------------------------------------------- what a run reads and writes
+
+MaybePath = Optional[Union[str, os.PathLike]]
+
+
+def _identity(path: os.PathLike) -> Tuple[Any, ...]:
+    """What makes two paths one file: device and inode where it exists (links followed), else the resolved path."""
     try:
         st = os.stat(path)
     except OSError:
-        return None
+        return ("path", os.path.realpath(path))
     return st.st_dev, st.st_ino
+
+
+def is_own_record(path: os.PathLike) -> bool:
+    """Whether ``path`` is a regular file (not a link) holding a JSON record this tool wrote."""
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return False
+        record = json.loads(read_regular(path, "record", MAX_RECORD_BYTES).decode("utf-8"))
+    except (DeepDreamError, OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(record, dict) and record.get("tool") == TOOL
+
+
+@dataclass
+class RunFiles:
+    """The files a run reads and those it will write, checked against each other before any work (:meth:`check`).
+
+    ``writes`` are files the run replaces (an output, a frame), ``records``
+    the JSON records it replaces (only ones this tool wrote), ``states`` its
+    state files (one that cannot be used is set aside, never replaced),
+    ``folders`` the folders it fills (a frame folder, a work folder);
+    ``reads`` are every file it reads (image, guide, init, net files,
+    labels, frames).
+    """
+
+    reads: Sequence[MaybePath] = ()
+    writes: Sequence[MaybePath] = ()
+    records: Sequence[MaybePath] = ()
+    folders: Sequence[MaybePath] = ()
+    states: Sequence[MaybePath] = ()
+
+    def check(self) -> None:
+        """Refuse in one line a write that is an input (same path, symlink, hard link), a folder where a file
+        goes, a link or a file where a folder goes, or a file at a record's place that this tool did not write."""
+        reads = {_identity(p): Path(p) for p in self.reads if p is not None}
+        for p in [*self.writes, *self.records, *self.folders, *self.states]:
+            if p is None:
+                continue
+            src = reads.get(_identity(p))
+            if src is not None:
+                raise DeepDreamError(f"refusing to overwrite the input {src}: this run writes {p}; "
+                                     "choose another output")
+        for p in [*self.writes, *self.records]:
+            if p is not None and os.path.isdir(p):
+                raise DeepDreamError(f"{p} is a folder, where this run writes a file; move it away or choose "
+                                     "another output")
+        for p in self.records:
+            if p is not None and os.path.lexists(p) and not is_own_record(p):
+                raise DeepDreamError(f"{p} is not a record this tool wrote; refusing to replace it with this run's "
+                                     "record (move it away or choose another output)")
+        for p in self.folders:
+            if p is not None and os.path.islink(p):
+                raise DeepDreamError(f"{p} is a symbolic link; refusing to write through it (use the folder itself)")
+            if p is not None and os.path.lexists(p) and not os.path.isdir(p):
+                raise DeepDreamError(f"{p} is not a folder; choose another output")
+
+
+def lock_path(output: os.PathLike, folder: bool = False) -> Path:
+    """The lock file of a run writing ``output``: ``.NAME.lock`` beside a file, ``.deepdream-caffe.lock`` in a folder.
+
+    A name too long for that is locked under its sha1 instead (a long name stays usable).
+    """
+    output = Path(output)
+    if folder:
+        return output / f".{TOOL}.lock"
+    name = f".{output.name}.lock"
+    if len(os.fsencode(name)) > 255:
+        name = f".{hashlib.sha1(os.fsencode(output.name)).hexdigest()}.lock"
+    return output.with_name(name)
+
+
+@contextmanager
+def output_lock(output: os.PathLike, folder: bool = False) -> Iterator[None]:
+    """Hold the lock of ``output`` for the run; while one run holds it, another writing ``output`` is refused.
+
+    With ``folder`` the output is a folder (of frames): the lock is kept in it, and the folders made for
+    the lock go with it if the run wrote nothing there.
+
+    An flock is dropped by the kernel when its holder dies, so a killed run
+    never leaves the output locked. The lock file is removed on release; a
+    run that opened it just before then finds, once locked, that it is no
+    longer the file at the lock's path, and opens the new one.
+    """
+    path = lock_path(output, folder)
+    made = [p for p in (Path(output), *Path(output).parents) if not os.path.lexists(p)] if folder else []
+    if made:
+        try:
+            made[0].mkdir(parents=True)
+        except OSError as e:
+            raise DeepDreamError(f"cannot create {output}: {os_reason(e)}") from None
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
+        except OSError as e:
+            why = "a link or a FIFO is in its place" if e.errno in (errno.ELOOP, errno.ENXIO) else os_reason(e)
+            raise DeepDreamError(f"cannot create the lock file {path}: {why}") from None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise DeepDreamError(f"the lock file {path} is not a regular file; move it away")
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise DeepDreamError(f"another run is writing {output} (it holds {path}); wait for it to end "
+                                     "or choose another output") from None
+            try:
+                here = os.lstat(path)
+            except FileNotFoundError:
+                here = None
+        except BaseException:
+            os.close(fd)
+            raise
+        mine = os.fstat(fd)
+        if here is not None and (here.st_dev, here.st_ino) == (mine.st_dev, mine.st_ino):
+            break
+        os.close(fd)  # its holder removed it as we opened it: take the new one
+    try:
+        yield
+    finally:
+        try:
+            os.unlink(path)
+            for folder_made in made:
+                folder_made.rmdir()
+        except OSError:
+            pass  # a folder with the run's frames in it stays
+        os.close(fd)
 
 
 class RunDir:
@@ -302,7 +438,7 @@ class RunDir:
     def __init__(self, folder: os.PathLike, kind: str, key: str, record: Dict[str, Any], *, digits: int = 4,
                  ext: str = ".jpg", quality: int = 75, note: Optional[Note] = None) -> None:
         self.folder, self.kind = Path(folder), kind
-        self.record = dict(record, key=key)
+        self.record = dict(record, key=key, tool=TOOL)
         record_name, state_name = run_files(kind)
         self.record_path = self.folder / record_name
         self.state = StateFile(self.folder / state_name, key, note=note)
@@ -315,18 +451,20 @@ class RunDir:
     def frames_here(self) -> List[str]:
         return sorted(p.name for p in self.folder.glob("[0-9]" * self.digits + self.ext))
 
-    def _files(self) -> List[Path]:
+    def files(self) -> List[Path]:
+        """The run's files here: its frames on disk, its record and its state."""
         return [self.folder / n for n in self.frames_here() + [self.record_path.name, self.state.path.name]]
 
-    def refuse_inputs(self, inputs: Iterable[Optional[os.PathLike]]) -> None:
-        """Refuse a run whose frames, record or state would replace one of ``inputs`` (same file, symlink, hard link)."""
-        ids = {_file_id(p): p for p in inputs if p is not None}
-        ids.pop(None, None)
-        for path in self._files():
-            src = ids.get(_file_id(path))
-            if src is not None:
-                raise DeepDreamError(f"refusing to overwrite the input {src}: it is {path} of this "
-                                     f"{self.kind}; copy it elsewhere or choose another output")
+    def check(self, inputs: Iterable[MaybePath]) -> None:
+        """Refuse, before any work, a run whose files would replace one of ``inputs`` (see :class:`RunFiles`),
+        whose folder is a link, or whose folder holds a link under one of its file names."""
+        frames = [self.folder / n for n in self.frames_here()]
+        RunFiles(list(inputs), writes=frames, records=[self.record_path], folders=[self.folder],
+                 states=[self.state.path]).check()
+        links = [p for p in self.files() if p.is_symlink()]
+        if links:
+            raise DeepDreamError(f"{links[0]} is a symbolic link, where this {self.kind} keeps its own files; "
+                                 "refusing to follow it (move it away)")
 
     def open(self) -> None:
         """Create the folder or check that it holds this run's frames; then write this run's record.
@@ -388,7 +526,7 @@ class RunDir:
 
     def remove(self) -> None:
         """The folder's frames, record and state, and the folder itself unless something else is in it."""
-        for path in self._files():
+        for path in self.files():
             path.unlink(missing_ok=True)
         for tmp in self.folder.glob(".*.tmp"):  # a write that a kill cut short (atomic_output's temp files)
             tmp.unlink(missing_ok=True)
@@ -414,7 +552,8 @@ def saved_seed(folder: os.PathLike, kind: str) -> Optional[int]:
 
 def frame_loop(run: RunDir, rng: np.random.RandomState, dream: DreamFn, start: int, last: Optional[Arrays],
                frames: Iterable[Optional[np.ndarray]], carry: CarryFn,
-               on_frame: Optional[Callable[[int], None]] = None) -> int:
+               on_frame: Optional[Callable[[int], None]] = None,
+               before: Optional[Callable[[int], None]] = None) -> int:
     """Dream frames ``start``, ``start + 1``, ... of ``run``; returns the number of frames done.
 
     ``frames`` are the input frames from ``start`` on (None for a loop
@@ -423,9 +562,12 @@ def frame_loop(run: RunDir, rng: np.random.RandomState, dream: DreamFn, start: i
     (``last``: its "dream", and its input "frame" where there is one).
     After each dream the state is saved, then the frame written, then
     ``on_frame(i)`` called, so a kill at any point loses at most that frame.
+    ``before(i)`` is called first (a schedule sets frame ``i``'s settings).
     """
     done = start
     for i, frame in zip(itertools.count(start), frames):
+        if before is not None:
+            before(i)
         result = dream(carry(frame, last), rng)
         last = {"dream": result} if frame is None else {"frame": frame, "dream": result}
         run.state.write(i, last, rng)

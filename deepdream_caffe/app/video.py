@@ -16,7 +16,7 @@ import itertools
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
@@ -26,10 +26,12 @@ import numpy as np
 from .. import __version__
 from ..dream.defaults import BLEND, CARRY, CARRY_MODES, FLOW, FLOW_METHODS
 from ..dream.flow import FrameCarry
+from ..dream.keyframes import DREAM, Keyframes
 from ..dream.params import SettingError, check
 from ..errors import DeepDreamError
+from ..io.atomic import fit_name
 from ..io.hashing import sha1_file
-from ..io.image import load_image
+from ..io.image import load_image, shrink, shrunk_size, sidecar_path
 from ..io.video import (
     DEFAULT_CRF,
     DEFAULT_FPS,
@@ -40,12 +42,14 @@ from ..io.video import (
     header_size,
     open_source,
     output_kind,
+    video_suffixes,
     write_video,
 )
-from .pipeline import DreamSession, _settings, choose_seed, load_input
+from .config import ZoomConfig
+from .pipeline import DreamSession, Scheduled, _settings, choose_seed, load_input, net_files, zoom_dir, zoom_inputs
 from .record import output_metadata
 from .reporting import FrameProgress, Progress, Reporter
-from .run import DreamFn, RunDir, frame_loop, run_key, saved_record, saved_seed
+from .run import TOOL, DreamFn, RunDir, RunFiles, frame_loop, output_lock, run_key, saved_record, saved_seed
 from .zoom import KIND as ZOOM
 from .zoom import FramePaths
 
@@ -55,7 +59,27 @@ KIND = "video"  # the work folder's record and state: video.json, .video-state.n
 def work_dir(out: os.PathLike) -> Path:
     """Where the frames of a run go: the output itself for a frame folder, else a hidden folder beside it."""
     out = Path(out)
-    return out if output_kind(out) == "frames" else out.with_name(f".{out.name}.frames")
+    return out if output_kind(out) == "frames" else out.with_name(f".{fit_name(out.name, '..frames')}.frames")
+
+
+def check_files(source: VideoSource, out: os.PathLike, inputs: Sequence[Optional[os.PathLike]] = ()) -> None:
+    """Refuse, before any work, a video, record or work folder that would replace a file the run reads.
+
+    ``inputs`` are the files read besides the source (net, guide); see
+    :class:`~deepdream_caffe.app.run.RunFiles` and :meth:`RunDir.check`.
+    """
+    out = Path(out)
+    reads = [source.path, *source.files, *inputs]
+    work = work_dir(out)
+    if source.kind == "frames" and source.files and work.is_dir() and os.path.samefile(source.files[0].parent, work):
+        raise DeepDreamError(f"refusing to write frames into the input folder {work}; choose another output")
+    if work != out:
+        RunFiles(reads, writes=[out], records=[sidecar_path(out)]).check()
+    _run_dir(work).check(reads)
+
+
+def _run_dir(work: Path, key: str = "", record: Optional[Dict[str, Any]] = None, **kw: Any) -> RunDir:
+    return RunDir(work, KIND, key, record or {}, digits=6, ext=".png", **kw)
 
 
 def source_sha1(source: VideoSource) -> str:
@@ -93,14 +117,19 @@ def dream_video(
     crf: int = DEFAULT_CRF,
     reporter: Optional[Reporter] = None,
     on_frame: Optional[Callable[[int], None]] = None,
+    before: Optional[Callable[[int], None]] = None,
+    inputs: Sequence[Optional[os.PathLike]] = (),
 ) -> VideoResult:
-    """Dream every frame of ``source`` into ``out`` (.mp4 .mov .mkv .gif, or a frame folder); resumable.
+    """Dream every frame of ``source`` into ``out`` (a video, an animation or a frame folder); resumable.
 
     ``dream(image, rng)`` dreams one frame (all dream options live in it);
     ``carry`` builds each frame's input from the previous one (flow, blend).
     ``params`` are what decides the frames besides the input and ``seed``:
     a work folder left by a run with other ones is refused, not mixed in.
-    ``on_frame(i)`` is called after frame ``i`` is safely on disk. Progress
+    ``on_frame(i)`` is called after frame ``i`` is safely on disk, ``before(i)``
+    before it is dreamed (a schedule sets its settings there). None of
+    ``inputs`` (other files the caller read: net, guide) may be among the
+    files this writes (see :func:`check_files`). Progress
     goes to ``reporter.frames``; a reporter whose ``progress`` feeds
     :meth:`FrameProgress.advance` moves it within frames too.
     """
@@ -108,60 +137,56 @@ def dream_video(
     rep = reporter or Reporter()
     out = Path(out)
     kind = output_kind(out)
-    if kind == "frames" and source.kind == "frames" and source.files and out.exists() \
-            and os.path.samefile(source.files[0].parent, out):
-        raise DeepDreamError(f"refusing to write frames into the input folder {out}; choose another output")
+    check_files(source, out, inputs)
     if kind != "frames":
-        if source.path is not None and out.exists() and os.path.samefile(source.path, out):
-            raise DeepDreamError(f"refusing to overwrite the input {out}; choose another -o")
         check_video_output(out, source.width, source.height, codec, crf, source.frame_rate)
-    total = source.frame_count if max_frames is None else min(max_frames, source.frame_count)
-    params = dict(params, flow=carry.method, blend=carry.blend, carry=carry.carry,
-                  frame_rate=str(source.frame_rate), size=[source.width, source.height])
-    input_sha1 = source_sha1(source)
-    record = dict(metadata or {}, seed=seed, params=params, input=source.spec, input_sha1=input_sha1)
-    run = RunDir(work_dir(out), KIND, run_key(params, seed, input_sha1), record, digits=6, ext=".png",
-                 note=rep.note)
-    run.refuse_inputs([source.path, *source.files])
-    run.open()
+    # A second run writing ``out`` is refused, never mixed into this one's work folder.
+    with output_lock(out, folder=kind == "frames"):
+        total = source.frame_count if max_frames is None else min(max_frames, source.frame_count)
+        params = dict(params, flow=carry.method, blend=carry.blend, carry=carry.carry,
+                      frame_rate=str(source.frame_rate), size=[source.width, source.height])
+        input_sha1 = source_sha1(source)
+        record = dict(metadata or {}, seed=seed, params=params, input=source.spec, input_sha1=input_sha1)
+        run = _run_dir(work_dir(out), run_key(params, seed, input_sha1), record, note=rep.note)
+        run.open()
 
-    rng = np.random.RandomState(seed)
-    shape = (source.height, source.width, 3)
-    start, last = run.resume(rng, {"frame": shape, "dream": shape})
-    if start:
-        rep.note(f"resuming after frame {start} from {run.folder}")
-    bar = rep.frames(total, min(start, total), "video")
-    if isinstance(rep, _FrameReporter):
-        rep.bar = bar
-    carried = {"visible": 0.0}
+        rng = np.random.RandomState(seed)
+        shape = (source.height, source.width, 3)
+        start, last = run.resume(rng, {"frame": shape, "dream": shape})
+        if start:
+            rep.note(f"resuming after frame {start} from {run.folder}")
+        bar = rep.frames(total, min(start, total), "video")
+        if isinstance(rep, _FrameReporter):
+            rep.bar = bar
+        carried = {"visible": 0.0}
 
-    def carry_in(frame: np.ndarray, last: Optional[Dict[str, np.ndarray]]) -> np.ndarray:
-        x, info = carry(frame, *((last["frame"], last["dream"]) if last else (None, None)))
-        carried["visible"] = info.visible
-        return x
+        def carry_in(frame: np.ndarray, last: Optional[Dict[str, np.ndarray]]) -> np.ndarray:
+            x, info = carry(frame, *((last["frame"], last["dream"]) if last else (None, None)))
+            carried["visible"] = info.visible
+            return x
 
-    def frame_done(i: int) -> None:
-        bar.frame_done(min(i + 1, total), f"{carried['visible']:.0%} carried" if carry.blend > 0 and i > 0 else "")
-        if on_frame is not None:
-            on_frame(i)
+        def frame_done(i: int) -> None:
+            bar.frame_done(min(i + 1, total), f"{carried['visible']:.0%} carried" if carry.blend > 0 and i > 0 else "")
+            if on_frame is not None:
+                on_frame(i)
 
-    frames = itertools.islice(source.frames(start),
-                              None if max_frames is None else max(0, min(max_frames, sys.maxsize) - start))
-    try:
-        done = frame_loop(run, rng, dream, start, last, frames, carry_in, frame_done)
-    except KeyboardInterrupt:
-        rep.note(f"stopped after frame {0 if run.state.last is None else run.state.last + 1}; "
-                 f"the same command carries on from {run.folder}")
-        raise
-    finally:
-        bar.close()
-    if done == 0:
-        raise DeepDreamError(f"{source.spec} has no video frames")
-    if kind != "frames":
-        meta = dict(record, frames=done, frame_rate=format_rate(source.frame_rate))
-        encode_frames([run.frame(i) for i in range(done)], out, source, meta, codec=codec, crf=crf, reporter=rep)
-        run.remove()
-    return VideoResult(out, done, start, seed, time.monotonic() - t0)
+        frames = itertools.islice(source.frames(start),
+                                  None if max_frames is None else max(0, min(max_frames, sys.maxsize) - start))
+        try:
+            done = frame_loop(run, rng, dream, start, last, frames, carry_in, frame_done, before)
+        except KeyboardInterrupt:
+            rep.note(f"stopped after frame {0 if run.state.last is None else run.state.last + 1}; "
+                     f"the same command carries on from {run.folder}")
+            raise
+        finally:
+            bar.close()
+        if done == 0:
+            raise DeepDreamError(f"{source.spec} has no video frames")
+        if kind != "frames":
+            meta = dict(record, frames=done, frame_rate=format_rate(source.frame_rate))
+            encode_frames([run.frame(i) for i in range(done)], out, source, meta, codec=codec, crf=crf, reporter=rep)
+            run.remove()
+        return VideoResult(out, done, start, seed, time.monotonic() - t0)
 
 
 def encode_frames(
@@ -242,7 +267,8 @@ class VideoConfig:
     ``flow``/``blend``/``carry``: see :mod:`deepdream_caffe.dream.flow`.
     ``fps`` is the frame rate of image-frame input (default 25);
     ``max_frames`` dreams only the first frames; ``codec``/``crf`` are the
-    encoder's (libx264, 18).
+    encoder's (libx264, 18); ``keyframes`` change the layer and the step
+    size over the frames (:mod:`~deepdream_caffe.dream.keyframes`).
     """
 
     flow: str = FLOW
@@ -252,8 +278,13 @@ class VideoConfig:
     max_frames: Optional[int] = None
     codec: Optional[str] = None
     crf: int = DEFAULT_CRF
+    keyframes: Optional[Keyframes] = None
 
     def __post_init__(self) -> None:
+        if self.keyframes is not None:
+            if not isinstance(self.keyframes, Keyframes):
+                raise SettingError(f"{{keyframes}} must be a Keyframes, got {self.keyframes!r}")
+            self.keyframes.only(DREAM, "video")
         if self.flow not in FLOW_METHODS:
             raise SettingError(f"{{flow}} must be one of {', '.join(FLOW_METHODS)}; got {self.flow!r}")
         if self.carry not in CARRY_MODES:
@@ -267,6 +298,26 @@ class VideoConfig:
 
     def carrier(self) -> FrameCarry:
         return FrameCarry(self.flow, float(self.blend), self.carry)
+
+
+@dataclass(frozen=True)
+class ShrunkSource(VideoSource):
+    """``whole``'s frames with their long side brought down to ``max_size`` (width and height say so)."""
+
+    whole: Optional[VideoSource] = None
+    max_size: int = 0
+
+    @classmethod
+    def of(cls, source: VideoSource, max_size: Optional[int]) -> VideoSource:
+        """``source`` as ``--max-size`` has it dreamed: itself when it is within the size."""
+        h, w = shrunk_size(source.height, source.width, max_size)
+        if (h, w) == (source.height, source.width):
+            return source
+        same = {f.name: getattr(source, f.name) for f in fields(source)}
+        return cls(**{**same, "height": h, "width": w}, whole=source, max_size=max_size)
+
+    def frames(self, start: int = 0) -> Iterator[np.ndarray]:
+        return (shrink(f, self.max_size) for f in self.whole.frames(start))
 
 
 def _seed_for(config: Any, work: Path, rep: Reporter) -> int:
@@ -294,7 +345,8 @@ def video_file(
     dream options: layer, guide, mode, seed, tiling), or pass a loaded
     :class:`~deepdream_caffe.app.pipeline.DreamSession` instead (it brings
     its own config and reporter). ``output`` is
-    .mp4 .m4v .mov .mkv .gif or a folder. Resumable: run it again after an
+    .mp4 .m4v .mov .mkv .webm (VP9), an animated .gif .apng .webp, or a
+    folder. Resumable: run it again after an
     interruption and it carries on with the same frames. Everything is
     checked before the net loads.
     """
@@ -311,33 +363,40 @@ def video_file(
         _fits_either_way(session, *header)
     source = open_source(input_spec, video.fps)
     _note_turn(source, rep)
+    source = ShrunkSource.of(source, cfg.max_size)
     if source.kind == "video" and video.fps is not None:
         raise SettingError("{fps} is for frame folders; a video keeps its own frame rate")
     out = Path(output)
     kind = output_kind(out)
+    inputs = [cfg.guide, video.keyframes.path if video.keyframes is not None else None, *net_files(cfg)]
+    check_files(source, out, inputs)
     if kind != "frames":
-        if source.path is not None and out.exists() and os.path.samefile(source.path, out):
-            raise DeepDreamError(f"refusing to overwrite the input {out}; choose another -o")
         check_video_output(out, source.width, source.height, video.codec, video.crf, source.frame_rate)
-    if kind == "gif" and source.has_audio:
-        rep.note("a GIF has no sound: the input's audio is left out")
+    if kind == "animation" and source.has_audio:
+        rep.note(f"an animated {out.suffix.lower()} has no sound: the input's audio is left out")
     carry = video.carrier()
     session = session or DreamSession(cfg, frame_rep)
     octave_n = session.octaves_for(source.height, source.width)  # frames too small fail before the net loads
+    scheduled = Scheduled(session, video.keyframes, source.height, source.width)
     session.load()
     seed = _seed_for(cfg, work_dir(out), rep)
+    if cfg.picks:  # chosen on the first frame, kept for all
+        first = next(iter(source.frames()), None)
+        if first is None:
+            raise DeepDreamError(f"{source.spec} has no video frames")
+        session.choose(first, seed)
     spec = session.spec
     params = dict(session.params(octave_n), model=spec.model, weights_sha1=spec.weights_sha1,
                   input_turn_degrees=90 * source.quarter_turns)
+    if video.keyframes is not None:
+        params["keyframes"] = video.keyframes.describe()
     input_sha1 = source_sha1(source)
     meta = output_metadata("video", params, seed, spec, session.device, Path(source.spec), input_sha1)
 
-    def dream(img: np.ndarray, rng: np.random.RandomState) -> np.ndarray:
-        return session.dream(img, rng, label="frame").image
-
-    result = dream_video(source, out, dream, carry=carry, seed=seed, params=params, metadata=meta,
+    result = dream_video(source, out, scheduled, carry=carry, seed=seed, params=params, metadata=meta,
                          max_frames=video.max_frames, codec=video.codec, crf=video.crf,
-                         reporter=frame_rep if session.reporter is frame_rep else rep, on_frame=on_frame)
+                         reporter=frame_rep if session.reporter is frame_rep else rep, on_frame=on_frame,
+                         before=scheduled.before, inputs=inputs)
     rep.note(f"wrote {out} ({result.frames} frames)")
     return result
 
@@ -361,7 +420,7 @@ def _note_turn(source: VideoSource, rep: Reporter) -> None:
 
 def _encode_metadata(command: str, source: VideoSource, rate: Fraction, extra: Optional[Dict[str, Any]] = None
                      ) -> Dict[str, Any]:
-    meta = {"tool": "deepdream-caffe", "version": __version__, "command": command, "input": source.spec,
+    meta = {"tool": TOOL, "version": __version__, "command": command, "input": source.spec,
             "frames": source.frame_count, "frame_rate": format_rate(rate)}
     meta.update(extra or {})
     return meta
@@ -376,7 +435,7 @@ def frames_to_video_file(
     crf: int = DEFAULT_CRF,
     reporter: Optional[Reporter] = None,
 ) -> int:
-    """Encode a frame folder or glob (or re-encode a video) into ``output`` (.mp4 .m4v .mov .mkv .gif).
+    """Encode a frame folder or glob (or re-encode a video) into ``output`` (a video or an animation).
 
     Frames are taken in name order (numbers as numbers) at ``fps`` (25).
     Returns the frame count.
@@ -386,9 +445,8 @@ def frames_to_video_file(
     _note_turn(source, rep)
     out = Path(output)
     if output_kind(out) == "frames":
-        raise DeepDreamError(f"cannot tell the video format from '{out}'; use one of .gif, .m4v, .mkv, .mov, .mp4")
-    if source.path is not None and out.exists() and os.path.samefile(source.path, out):
-        raise DeepDreamError(f"refusing to overwrite the input {out}; choose another output")
+        raise DeepDreamError(f"cannot tell the video format from '{out}'; use one of {', '.join(video_suffixes())}")
+    RunFiles([source.path, *source.files], writes=[out], records=[sidecar_path(out)]).check()
     check_video_output(out, source.width, source.height, codec, crf, source.frame_rate)
     bar = rep.frames(source.frame_count, 0, "encode")
 
@@ -398,9 +456,10 @@ def frames_to_video_file(
             bar.frame_done(i + 1)
 
     try:
-        n = write_video(out, frames(), source.frame_rate, audio_from=source if source.kind == "video" else None,
-                        metadata=_encode_metadata("frames-to-video", source, source.frame_rate), codec=codec, crf=crf,
-                        times=source.times)
+        with output_lock(out):
+            n = write_video(out, frames(), source.frame_rate, audio_from=source if source.kind == "video" else None,
+                            metadata=_encode_metadata("frames-to-video", source, source.frame_rate), codec=codec,
+                            crf=crf, times=source.times)
     finally:
         bar.close()
     rep.note(f"wrote {out} ({n} frames at {format_rate(source.frame_rate)} fps)")
@@ -408,11 +467,17 @@ def frames_to_video_file(
 
 
 def check_zoom_video(input_path: Optional[os.PathLike], output: os.PathLike, *, fps: Optional[Union[float, str]] = None,
-                     codec: Optional[str] = None, crf: int = DEFAULT_CRF) -> None:
-    """Refuse now, before the zoom's dreams, a video output that could not be written for this input."""
+                     codec: Optional[str] = None, crf: int = DEFAULT_CRF, out_dir: Optional[os.PathLike] = None,
+                     config: Optional[Any] = None, zoom: Optional[ZoomConfig] = None) -> None:
+    """Refuse now, before the zoom's dreams, a video output that could not be written for this input,
+    or that would replace a file the zoom reads (with ``config`` and ``zoom``) or writes (in ``out_dir``)."""
     out = Path(output)
     if output_kind(out) == "frames":
-        raise DeepDreamError(f"cannot tell the video format from '{out}'; use one of .gif, .m4v, .mkv, .mov, .mp4")
+        raise DeepDreamError(f"cannot tell the video format from '{out}'; use one of {', '.join(video_suffixes())}")
+    reads = zoom_inputs(input_path, config, zoom or ZoomConfig()) if config is not None else [input_path]
+    if out_dir is not None:
+        reads += zoom_dir(out_dir).files()
+    RunFiles(reads, writes=[out], records=[sidecar_path(out)]).check()
     h, w = load_input(input_path).shape[:2]
     check_video_output(out, w, h, codec, crf, as_rate(fps) if fps is not None else DEFAULT_FPS)
 
@@ -433,6 +498,8 @@ def zoom_video_file(
     missing = next((f for f in files if not f.exists()), None)
     if missing is not None:
         raise DeepDreamError(f"{missing} is missing; finish the zoom first")
+    zoom_dir(out_dir).check([])  # no link planted among the frames is taken into the video
+    RunFiles(files, writes=[output], records=[sidecar_path(output)]).check()
     rate = as_rate(fps) if fps is not None else DEFAULT_FPS
     source = open_source(out_dir, rate)
     meta = _encode_metadata("zoom", source, rate, {"frames": frames})
@@ -440,6 +507,7 @@ def zoom_video_file(
     if record is not None:
         meta["zoom"] = record
     rep = reporter or Reporter()
-    n = encode_frames(files, output, None, meta, rate=rate, codec=codec, crf=crf, reporter=rep)
+    with output_lock(output):
+        n = encode_frames(files, output, None, meta, rate=rate, codec=codec, crf=crf, reporter=rep)
     rep.note(f"wrote {output} ({n} frames at {format_rate(rate)} fps)")
     return n

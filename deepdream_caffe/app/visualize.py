@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 from ..dream import defaults as nb
 from ..dream.params import Ascent, Lbfgs, Octaves, SettingError, check
 from ..errors import DeepDreamError
+from ..io.files import MAX_LABELS_BYTES, read_text
 from ..io.hashing import file_sha1
 from ..net.caffe_env import import_caffe
 from .netspec import NetSource, resolve_net
@@ -121,10 +122,7 @@ class VisualizeConfig:
 
 def read_labels(path: Path) -> List[str]:
     """One class name per line (Caffe's synset_words.txt format: an optional WordNet id, then names)."""
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise DeepDreamError(f"cannot read the labels file {path}: {getattr(e, 'strerror', None) or e}") from None
+    lines = read_text(path, "labels file", MAX_LABELS_BYTES).splitlines()
     return [line for line in lines if line.strip()]
 
 
@@ -160,92 +158,93 @@ def visualize_file(output: Path, config: VisualizeConfig, *, reporter: Optional[
     import numpy as np
 
     from ..io.image import save_image
-    from .pipeline import check_output, choose_seed, load_input
+    from .pipeline import check_output, choose_seed, load_input, net_files
     from .record import output_metadata
-    from .run import FileCheckpoint, run_key, state_path
+    from .run import FileCheckpoint, output_lock, run_key, state_path
 
     rep = reporter or Reporter()
     cfg = config
     output = Path(output)
     init_path = cfg.init if isinstance(cfg.init, Path) else None
-    check_output(output, [init_path])
-    import_caffe(verbose=cfg.verbose)
-    from ..dream.octaves import octave_sizes
-    from ..dream.visualize import upward_octaves, visualize_class
-    from ..net.access import check_layer
-    from ..net.classifier import classifier_layer, native_size
-    from ..net.devices import select_device
-    from ..net.loading import _NamesOnly, load_net
-    from ..net.prototxt import read_prototxt
-    from ..net.referee import check_structure
+    check_output(output, [init_path, cfg.labels, *net_files(cfg)])
+    with output_lock(output):  # a second run writing the same output is refused meanwhile
+        import_caffe(verbose=cfg.verbose)
+        from ..dream.octaves import octave_sizes
+        from ..dream.visualize import upward_octaves, visualize_class
+        from ..net.access import check_layer
+        from ..net.classifier import classifier_layer, native_size
+        from ..net.devices import select_device
+        from ..net.loading import _NamesOnly, load_net
+        from ..net.prototxt import read_prototxt
+        from ..net.referee import check_structure
 
-    spec = resolve_net(cfg.net, quiet=rep.quiet)
-    param = read_prototxt(spec.prototxt)
-    check_structure(param, spec.prototxt, allow_python_layers=cfg.net.allow_python_layers)
-    layer = cfg.layer or classifier_layer(param)
-    check_layer(_NamesOnly(param), layer)
-    native = native_size(param)
-    labels_path = cfg.labels or getattr(spec, "labels", None)
-    labels = read_labels(labels_path) if labels_path is not None else None
-    k, label = resolve_class(cfg.klass, labels)
-    if k in REFUSED_CLASSES.get(spec.model or "", ()):
-        raise DeepDreamError(f"class {k} of {spec.model} is not rendered by this tool (see README)")
-    h, w = (cfg.size[1], cfg.size[0]) if cfg.size is not None else native
-    _check_extent(cfg, h, w)
-    n, note = upward_octaves(h, w, native, cfg.octave_n, cfg.octave_scale)
-    if cfg.mode == "lbfgs" and (h, w) != native:
-        raise SettingError(f"{{mode}} lbfgs works at the net's native size "
-                             f"{native[1]}x{native[0]} only; leave out the size")
-    init: Any = cfg.init
-    if init_path is not None:
-        init = load_input(init_path)
-    if note:
-        rep.note(note)
-    device = select_device(cfg.gpu)
-    net = load_net(spec.prototxt, spec.weights, mean=spec.mean, channel_swap=spec.channel_swap, end=layer,
-                   fast=True, weights_sha1=spec.weights_sha1, allow_python_layers=cfg.net.allow_python_layers)
-    from ..dream.gradient import check_objective
-    from ..dream.visualize import class_objective
+        spec = resolve_net(cfg.net, quiet=rep.quiet)
+        param = read_prototxt(spec.prototxt)
+        check_structure(param, spec.prototxt, allow_python_layers=cfg.net.allow_python_layers)
+        layer = cfg.layer or classifier_layer(param)
+        check_layer(_NamesOnly(param), layer)
+        native = native_size(param)
+        labels_path = cfg.labels or getattr(spec, "labels", None)
+        labels = read_labels(labels_path) if labels_path is not None else None
+        k, label = resolve_class(cfg.klass, labels)
+        if k in REFUSED_CLASSES.get(spec.model or "", ()):
+            raise DeepDreamError(f"class {k} of {spec.model} is not rendered by this tool (see README)")
+        h, w = (cfg.size[1], cfg.size[0]) if cfg.size is not None else native
+        _check_extent(cfg, h, w)
+        n, note = upward_octaves(h, w, native, cfg.octave_n, cfg.octave_scale)
+        if cfg.mode == "lbfgs" and (h, w) != native:
+            raise SettingError(f"{{mode}} lbfgs works at the net's native size "
+                                 f"{native[1]}x{native[0]} only; leave out the size")
+        init: Any = cfg.init
+        if init_path is not None:
+            init = load_input(init_path)
+        if note:
+            rep.note(note)
+        device = select_device(cfg.gpu)
+        net = load_net(spec.prototxt, spec.weights, mean=spec.mean, channel_swap=spec.channel_swap, end=layer,
+                       fast=True, weights_sha1=spec.weights_sha1, allow_python_layers=cfg.net.allow_python_layers)
+        from ..dream.gradient import check_objective
+        from ..dream.visualize import class_objective
 
-    _check_class(net, layer, k, REFUSED_CLASSES.get(spec.model or "", ()))
-    check_objective(net, class_objective(layer, k, score=cfg.score))
-    if spec.weights_sha1 is None:
-        spec = replace(spec, weights_sha1=net.weights_sha1)
-    seed = choose_seed(cfg, rep) if cfg.draws_at_random() else cfg.seed
-    rng = np.random.RandomState(seed or 0)  # with nothing random it is never drawn from
-    reg = cfg.regularizers()
-    params = {"class": k, "label": label, "layer": layer, "score": cfg.score, "size": [w, h], "octaves": n,
-              "octave_scale": cfg.octave_scale, "init": str(cfg.init), "mode": cfg.mode,
-              "iters": cfg.iter_n, "step_size": cfg.step_size, "step_end": cfg.step_end,
-              "momentum": cfg.momentum, "jitter": cfg.jitter,
-              "regularizers": asdict(reg), "lbfgs": None if cfg.lbfgs is None else cfg.lbfgs.solver_settings(),
-              "mean": list(spec.mean), "channel_swap": list(spec.channel_swap)}
-    input_sha1 = file_sha1(init_path)
-    key = run_key(params, seed, input_sha1, weights=spec.weights_sha1, shape=(h, w))
-    checkpoint = FileCheckpoint(state_path(output), key, rng)
-    steps = cfg.iter_n if cfg.lbfgs is None else cfg.lbfgs.maxiter
-    bar = rep.progress(octave_sizes(h, w, n, cfg.octave_scale), steps, "visualize")
+        _check_class(net, layer, k, REFUSED_CLASSES.get(spec.model or "", ()))
+        check_objective(net, class_objective(layer, k, score=cfg.score))
+        if spec.weights_sha1 is None:
+            spec = replace(spec, weights_sha1=net.weights_sha1)
+        seed = choose_seed(cfg, rep) if cfg.draws_at_random() else cfg.seed
+        rng = np.random.RandomState(seed or 0)  # with nothing random it is never drawn from
+        reg = cfg.regularizers()
+        params = {"class": k, "label": label, "layer": layer, "score": cfg.score, "size": [w, h], "octaves": n,
+                  "octave_scale": cfg.octave_scale, "init": str(cfg.init), "mode": cfg.mode,
+                  "iters": cfg.iter_n, "step_size": cfg.step_size, "step_end": cfg.step_end,
+                  "momentum": cfg.momentum, "jitter": cfg.jitter,
+                  "regularizers": asdict(reg), "lbfgs": None if cfg.lbfgs is None else cfg.lbfgs.solver_settings(),
+                  "mean": list(spec.mean), "channel_swap": list(spec.channel_swap)}
+        input_sha1 = file_sha1(init_path)
+        key = run_key(params, seed, input_sha1, weights=spec.weights_sha1, shape=(h, w))
+        checkpoint = FileCheckpoint(state_path(output), key, rng)
+        steps = cfg.iter_n if cfg.lbfgs is None else cfg.lbfgs.maxiter
+        bar = rep.progress(octave_sizes(h, w, n, cfg.octave_scale), steps, "visualize")
 
-    def on_step(octave: int, step: int, score: float) -> None:
-        if step < steps:
-            bar.update(octave, step, extra=f"score={score:.4g}")
+        def on_step(octave: int, step: int, score: float) -> None:
+            if step < steps:
+                bar.update(octave, step, extra=f"score={score:.4g}")
 
-    try:
-        img, info = visualize_class(net, k, layer=layer, native=native, size=(h, w), init=init, iter_n=cfg.iter_n,
-                                    octave_n=n, octave_scale=cfg.octave_scale, step_size=cfg.step_size,
-                                    jitter=cfg.jitter, reg=reg, rng=rng, callback=on_step, checkpoint=checkpoint,
-                                    lbfgs=cfg.lbfgs, momentum=cfg.momentum, step_end=cfg.step_end, score=cfg.score)
-    finally:
-        bar.close()
-    if checkpoint.resumed_from is not None:
-        rep.note(f"resumed after octave {checkpoint.resumed_from + 1} from {checkpoint.path}")
-        info["resumed_after_octave"] = checkpoint.resumed_from + 1
-    meta = output_metadata("visualize", params, seed, spec, device, init_path, input_sha1,
-                           extra={"visualize": _jsonable(info)})
-    save_image(output, img, meta, quality=cfg.quality)
-    checkpoint.remove()
-    rep.note(f"wrote {output} (class {k}{f' {label}' if label else ''}, score {info['final_score']:.4g})")
-    return info
+        try:
+            img, info = visualize_class(net, k, layer=layer, native=native, size=(h, w), init=init, iter_n=cfg.iter_n,
+                                        octave_n=n, octave_scale=cfg.octave_scale, step_size=cfg.step_size,
+                                        jitter=cfg.jitter, reg=reg, rng=rng, callback=on_step, checkpoint=checkpoint,
+                                        lbfgs=cfg.lbfgs, momentum=cfg.momentum, step_end=cfg.step_end, score=cfg.score)
+        finally:
+            bar.close()
+        if checkpoint.resumed_from is not None:
+            rep.note(f"resumed after octave {checkpoint.resumed_from + 1} from {checkpoint.path}")
+            info["resumed_after_octave"] = checkpoint.resumed_from + 1
+        meta = output_metadata("visualize", params, seed, spec, device, init_path, input_sha1,
+                               extra={"visualize": _jsonable(info)})
+        save_image(output, img, meta, quality=cfg.quality)
+        checkpoint.remove()
+        rep.note(f"wrote {output} (class {k}{f' {label}' if label else ''}, score {info['final_score']:.4g})")
+        return info
 
 
 def _check_class(net: Any, layer: str, k: int, refused: Tuple[int, ...]) -> None:

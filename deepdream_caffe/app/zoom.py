@@ -19,9 +19,10 @@ from typing import Any, Callable, Dict, Optional, Sequence
 import numpy as np
 from PIL import Image
 
-from ..dream.flow import zoom_in
+from ..dream.flow import move
 from ..errors import DeepDreamError
 from ..io.image import to_uint8
+from .config import ZoomConfig
 from .run import DreamFn, Note, RunDir, frame_loop, run_files, run_key
 
 KIND = "zoom"
@@ -82,6 +83,8 @@ def zoom_frames(
     note: Optional[Note] = None,
     quality: int = 75,
     inputs: Sequence[Optional[os.PathLike]] = (),
+    zoom: Optional[ZoomConfig] = None,
+    before: Optional[Callable[[int], None]] = None,
 ) -> int:
     """Write frames 0000.jpg .. (frames-1).jpg into ``out_dir``; returns the first frame index made now.
 
@@ -89,16 +92,20 @@ def zoom_frames(
     frame and the generator state are saved, so an interrupted run
     continues exactly where it stopped (same frames as an uninterrupted
     run), and finished frames are never rewritten. ``params`` decide the
-    frames (with ``scale``): a folder of other ones is refused.
+    frames (with ``scale``, or ``zoom``: each frame's move and schedule,
+    which replaces ``scale``): a folder of other ones is refused.
+    ``before(i)`` is called before frame ``i`` is dreamed (a schedule sets
+    the dream's settings there).
     ``on_start(first)`` is called before the first dream, ``on_frame(i)``
     after each frame is written, ``note`` hears about files set aside. None
     of ``inputs`` (files the caller read) may be among the files this
     writes. The state file is removed once all frames exist.
     """
-    params = dict(params or {}, scale=scale)
+    zoom = zoom or ZoomConfig(frames=frames, scale=scale)
+    params = dict(params or {}, **zoom.record())
     run = RunDir(out_dir, KIND, run_key(params, None, None), dict(metadata or {}, params=params), quality=quality,
                  note=note)
-    run.refuse_inputs(inputs)
+    run.check(inputs)
     run.open()
     if is_complete(out_dir, frames):  # this run's record is there (open checked it): nothing to dream
         run.state.remove()
@@ -108,7 +115,14 @@ def zoom_frames(
     start, last = run.resume(rng, {"dream": img.shape})
     if on_start is not None:
         on_start(start)
+    now = [start]
+
+    def at(i: int) -> None:
+        now[0] = i
+        if before is not None:
+            before(i)
+
     frame_loop(run, rng, dream, start, last, itertools.repeat(None, max(0, frames - start)),
-               lambda _, last: img if last is None else zoom_in(last["dream"], scale), on_frame)
+               lambda _, last: img if last is None else move(last["dream"], *zoom.motion(now[0])), on_frame, at)
     run.state.remove()  # finished: nothing to resume
     return start

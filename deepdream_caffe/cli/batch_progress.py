@@ -7,12 +7,13 @@ from typing import Dict, List, Optional
 from tqdm import tqdm
 
 from ..app.batch.run import BatchReporter
+from ..errors import one_line
 from .progress import PROG
 
 
 def say(quiet: bool, message: str) -> None:
     if not quiet:
-        print(f"{PROG}: {message}", file=sys.stderr)
+        print(f"{PROG}: {one_line(message)}", file=sys.stderr)
 
 
 class BatchBar(BatchReporter):
@@ -43,7 +44,7 @@ class BatchBar(BatchReporter):
         if self.bar is None:
             return
         parts = [f"{addr.rsplit(':', 1)[-1]}: {', '.join(names) or 'idle'}" for addr, names in sorted(busy.items())]
-        self.bar.set_postfix_str(" | ".join(parts), refresh=True)
+        self.bar.set_postfix_str(one_line(" | ".join(parts)), refresh=True)  # task names are file names
 
     def finished(self) -> None:
         if self.bar is not None:

@@ -17,7 +17,7 @@ from ..errors import DeepDreamError
 FLAGS = {
     "iter_n": "--iters", "octave_n": "--octaves", "clip": "--no-clip", "tile": "--tile-size",
     "above_mp": "--tile-above", "maxiter": "--lbfgs-iters", "maxfun": "--lbfgs-maxfun", "layers": "--layer",
-    "channels": "--channel", "klass": "--class",
+    "channels": "--channel", "picks": "--channel", "klass": "--class",
 }
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from .. import __version__
-from ..errors import DeepDreamError, Interrupted, Terminated
+from ..errors import DeepDreamError, Interrupted, Terminated, one_line
 from ..io.atomic import describe_os_error
 from .commands import add_all
 from .fields import worded
@@ -25,7 +25,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line too."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
+        sys.stderr.write(f"{self.prog}: error: {one_line(message)} (see --help)\n")
         sys.exit(2)
 
 
@@ -54,31 +54,35 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         return int(args.func(args) or 0)
     except DeepDreamError as e:
-        print(f"{PROG}: error: {worded(e)}", file=sys.stderr)
+        _say(f"error: {worded(e)}")
         return e.exit_code
     except KeyboardInterrupt as e:  # an Interrupted says where the run stopped and how to go on
-        print(f"{PROG}: {e if isinstance(e, Interrupted) else 'interrupted'}", file=sys.stderr)
+        _say(str(e) if isinstance(e, Interrupted) else "interrupted")
         return 128 + getattr(e, "signum", signal.SIGINT)
     except BrokenPipeError:
         # `deepdream-caffe layers | head`: the reader left; not an error.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except MemoryError:
-        print(f"{PROG}: error: out of memory (try a smaller image or --tile-above)", file=sys.stderr)
+        _say("error: out of memory (try a smaller image or --tile-above)")
         return 1
     except OSError as e:
         if verbose:
             raise
-        print(f"{PROG}: error: {describe_os_error(e, Path(e.filename or '?'))}", file=sys.stderr)
+        _say(f"error: {describe_os_error(e, Path(e.filename or '?'))}")
         return 1
     except Exception as e:  # noqa: BLE001 - last line of defence: no traceback for users
         if verbose:
             raise
-        print(f"{PROG}: error: unexpected {type(e).__name__}: {e} (run with --verbose for details)", file=sys.stderr)
+        _say(f"error: unexpected {type(e).__name__}: {e} (run with --verbose for details)")
         return 1
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _say(line: str) -> None:
+    print(f"{PROG}: {one_line(line)}", file=sys.stderr)
 
 
 def _raise_terminated(signum: int, frame: object) -> None:

@@ -5,9 +5,10 @@ import argparse
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from ..app.config import DreamConfig
+from ..app.config import PICKS, DreamConfig
 from ..app.netspec import DEFAULT_MODEL, FALLBACK_MODEL, NetSource
 from ..dream import defaults as nb
+from ..dream.keyframes import read_keyframes
 from ..dream.params import Ascent, Octaves, SettingError, Tiling, is_number
 from ..errors import DeepDreamError
 from ..zoo import find_manifest
@@ -22,6 +23,8 @@ NOT_FOR_LBFGS = {
     "jitter": "L-BFGS keeps the image in place",
     "clip": "L-BFGS keeps pixels in range by bounds",
     "seed": "L-BFGS has no randomness",
+    "lap_levels": "L-BFGS takes the gradient as it is",
+    "preserve_colors": "L-BFGS optimises all channels",
 }
 
 
@@ -45,15 +48,38 @@ def layer_term(text: str) -> Tuple[str, float]:
     return name, _weight(w, text)
 
 
-def channel_term(text: str) -> Tuple[str, int, float]:
-    """``LAYER:INDEX`` or ``LAYER:INDEX=WEIGHT`` (``--channel``) -> (layer, index, weight)."""
+def channel_term(text: str) -> Tuple[str, Any, Any]:
+    """``LAYER:INDEX[=WEIGHT]`` (``--channel``) -> (layer, index, weight); ``LAYER:strongest[=K]``
+    or ``LAYER:random[=K]`` -> (layer, how, k), a pick of k channels (default 1)."""
     spec, sep, w = text.rpartition("=")
     if not sep:
         spec, w = text, "1"
     layer, colon, index = spec.rpartition(":")
+    if colon and layer and index in PICKS:
+        if not w.isdigit():
+            raise argparse.ArgumentTypeError(f"the count in '{text}' is not a whole number")
+        return layer, index, int(w)
     if not colon or not layer or not index.isdigit():
-        raise argparse.ArgumentTypeError(f"'{text}' is not LAYER:INDEX or LAYER:INDEX=WEIGHT (INDEX a whole number)")
+        raise argparse.ArgumentTypeError(f"'{text}' is not LAYER:INDEX[=WEIGHT] (INDEX a whole number), "
+                                         f"LAYER:strongest[=K] or LAYER:random[=K]")
     return layer, int(index), _weight(w, text)
+
+
+def pan_pair(text: str) -> Tuple[float, float]:
+    """``DX,DY`` (``--pan``) -> (dx, dy), finite numbers."""
+    parts = text.split(",")
+    try:
+        dx, dy = (float(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not DX,DY (two numbers, e.g. 2,-1)") from None
+    if not (is_number(dx) and is_number(dy)):
+        raise argparse.ArgumentTypeError(f"'{text}': DX and DY must be finite numbers")
+    return dx, dy
+
+
+def scheduled(path: Optional[Path], allowed: Tuple[str, ...], what: str) -> Any:
+    """The keyframes in ``path`` (None: none), limited to the settings ``what`` takes."""
+    return None if path is None else read_keyframes(path).only(allowed, what)
 
 
 def term_text(term: Tuple[Any, ...]) -> str:
@@ -112,16 +138,20 @@ def add_dream_args(p: argparse.ArgumentParser, images: bool = True) -> None:
                         f"(default: the model's own: {default_layers()}; every model's in `{PROG} models list`)")
     g.add_argument("--channel", type=channel_term, action="append", metavar="LAYER:INDEX[=WEIGHT]",
                    help="maximise the sum of one channel of a layer, with a weight (default 1), added to the "
-                        "--layer terms; without --layer, the channels alone (no default layer); repeatable")
+                        "--layer terms; without --layer, the channels alone (no default layer); repeatable. "
+                        "LAYER:strongest[=K]: the K channels (default 1) most active on the input; "
+                        "LAYER:random[=K]: K channels drawn with --seed; the record holds those chosen")
     add_fields(g, Octaves)
     # The ascent's and the tiling's flags default to None (not given) so that --mode lbfgs can refuse them.
-    add_fields(g, Ascent, unset=("iter_n", "step_size", "jitter"))
+    add_fields(g, Ascent, unset=("iter_n", "step_size", "jitter", "lap_levels"))
     g.add_argument("--seed", type=int, help="seed for the ascent's jitter (default: chosen and reported)")
     g.add_argument("--guide", type=Path, help="guide image for the guided objective")
     g.add_argument("--mode", choices=("ascent", "lbfgs"), default="ascent",
                    help="ascent: the notebook's gradient ascent; lbfgs: scipy L-BFGS-B on the layer's energy "
                         "with a smoothness prior (see the L-BFGS group)")
     add_fields(g, Tiling, unset=("tile", "above_mp"), skip=("margin",))
+    g.add_argument("--max-size", type=int, default=None, metavar="N",
+                   help="bring the input's (each frame's) long side down to N pixels before dreaming")
     g.add_argument("--notebook-net", action="store_true",
                    help="use the notebook's force_backward net instead of the faster surgery (same output bits)")
     if images:
@@ -170,12 +200,14 @@ def dream_config(args: argparse.Namespace) -> DreamConfig:
                 raise DeepDreamError(f"{flag(key)} is for --mode ascent; {why}")
     try:
         return DreamConfig(
-            net=net_source(args), **_layers(args.layer), channels=tuple(args.channel or ()),
+            net=net_source(args), **_layers(args.layer),
+            channels=tuple(t for t in args.channel or () if t[1] not in PICKS),
+            picks=tuple(t for t in args.channel or () if t[1] in PICKS),
             octaves=Octaves(**given(args, Octaves)), tiling=Tiling(**given(args, Tiling)),
             solver=lbfgs_options(args) or Ascent(**given(args, Ascent)), seed=args.seed, guide=args.guide,
             fast=not args.notebook_net, quality=getattr(args, "quality", None), gpu=args.gpu,
             exif_orientation=getattr(args, "exif_orientation", "apply"),
-            verbose=args.verbose,
+            verbose=args.verbose, max_size=args.max_size,
         )
     except SettingError as e:
         raise DeepDreamError(worded(e)) from None

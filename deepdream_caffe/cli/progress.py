@@ -8,6 +8,7 @@ import sys
 from typing import TYPE_CHECKING, List, Optional, Tuple
 
 from ..app.reporting import FrameProgress, Progress, Reporter
+from ..errors import one_line
 from .fields import flag
 
 if TYPE_CHECKING:
@@ -87,7 +88,7 @@ class StderrReporter(Reporter):
 
     def note(self, message: str) -> None:
         if not self.quiet:
-            print(f"{PROG}: {message}", file=sys.stderr)
+            print(f"{PROG}: {one_line(message)}", file=sys.stderr)
 
     def name(self, setting: str) -> str:
         return flag(setting)

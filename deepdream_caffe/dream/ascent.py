@@ -68,7 +68,8 @@ class AscentSolver:
         src.data[0] = x0
         for i in range(a.iter_n):
             if self.step_fn is None:
-                make_step(self.net, a.step_size, self.end, a.jitter, a.clip, objective, self.rng, self.gradient)
+                make_step(self.net, a.step_size, self.end, a.jitter, a.clip, objective, self.rng, self.gradient,
+                          a.lap_levels, a.preserve_colors)
             else:
                 self.step_fn(self.net, end=self.end, clip=a.clip, rng=self.rng)
             if self.callback is not None:

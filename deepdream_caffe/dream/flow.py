@@ -23,7 +23,8 @@ With ``method="none"`` the previous dream is blended as it is, unwarped
 (DeepDreamVideo's blend); ``blend=0`` dreams every frame on its own.
 
 A zoom sequence carries the whole previous dream, scaled up about its
-centre (:func:`zoom_in`, the notebook's).
+centre (:func:`zoom_in`, the notebook's), or moved by :func:`move`: scaled
+either way, turned and shifted.
 """
 from __future__ import annotations
 
@@ -164,3 +165,25 @@ def zoom_in(frame: np.ndarray, s: float = 0.05) -> np.ndarray:
     """Scale the frame up by 1/(1-s) about its centre, keeping its size (the notebook's affine_transform)."""
     h, w = frame.shape[:2]
     return nd.affine_transform(frame, [1 - s, 1 - s, 1], [h * s / 2, w * s / 2, 0], order=1)
+
+
+def move(frame: np.ndarray, scale: float = 0.05, rotate: float = 0.0,
+         pan: Tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+    """The frame scaled by 1/(1-scale) about its centre (``scale < 0`` zooms out), turned ``rotate`` degrees
+    counterclockwise and shifted ``pan = (dx, dy)`` pixels right and down; same size, bilinear.
+
+    With no turn or shift a zoom in is :func:`zoom_in`, bit for bit. Pixels
+    that come from outside the frame are its mirror image (no black edges
+    for the dream to draw on).
+    """
+    if rotate == 0 and pan[0] == 0 and pan[1] == 0 and scale > 0:
+        return zoom_in(frame, scale)
+    h, w = frame.shape[:2]
+    t = np.deg2rad(rotate)
+    # Output pixel o (row, col) takes input c + (1-s) R (o - c - p): R turns back by `rotate` (rows point down).
+    m = (1 - scale) * np.array([[np.cos(t), np.sin(t)], [-np.sin(t), np.cos(t)]])
+    c = np.array([h / 2, w / 2])
+    offset = c - m @ (c + np.array([pan[1], pan[0]]))
+    matrix = np.eye(3)
+    matrix[:2, :2] = m
+    return nd.affine_transform(frame, matrix, [offset[0], offset[1], 0], order=1, mode="reflect")

@@ -52,18 +52,29 @@ class Octaves:
 
 @dataclass(frozen=True)
 class Ascent:
-    """The notebook's gradient ascent: ``iter_n`` normalised steps per octave."""
+    """The notebook's gradient ascent: ``iter_n`` normalised steps per octave.
+
+    ``lap_levels`` and ``preserve_colors`` change the step's direction
+    (:mod:`~deepdream_caffe.dream.laplacian`, :mod:`~deepdream_caffe.dream.colour`); off, the
+    step is the notebook's.
+    """
 
     iter_n: int = _doc("ascent steps per octave", 10)
     step_size: float = _doc("ascent step size", 1.5)
     jitter: int = _doc("ascent's random shift in pixels", 32)
     clip: bool = _doc("clip pixels to the valid range after each step", True)
+    lap_levels: int = _doc("split each step's gradient into this many frequency bands (a Laplacian pyramid), "
+                           "each scaled to unit standard deviation, then summed; 0 is off", 0)
+    preserve_colors: bool = _doc("dream the luminance only: every step moves a pixel along grey, "
+                                 "so the input's chroma (YCbCr's Cb and Cr) is kept", False)
 
     def __post_init__(self) -> None:
         check(self, "iter_n", int, lambda v: v >= 1, "at least 1")
         check(self, "step_size", float, lambda v: v > 0, "positive")
         check(self, "jitter", int, lambda v: 0 <= v < 2**31 - 1, ">= 0 (and below 2**31 - 1)")
+        check(self, "lap_levels", int, lambda v: 0 <= v <= 16, "in [0, 16] (0 is off)")
         object.__setattr__(self, "clip", bool(self.clip))
+        object.__setattr__(self, "preserve_colors", bool(self.preserve_colors))
 
 
 @dataclass(frozen=True)

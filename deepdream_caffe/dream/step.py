@@ -8,7 +8,9 @@ import numpy as np
 from ..net.access import input_blob, net_lock, raw_net
 from . import defaults as nb
 from .checks import check_step, check_unclipped
+from .colour import clip_along_grey, luminance_gradient
 from .gradient import WHOLE_IMAGE, Gradient
+from .laplacian import lap_normalize
 from .objectives import ObjectiveLike, as_objective, objective_L2
 from .params import Ascent
 from .transform import pixel_range
@@ -47,6 +49,8 @@ def make_step(
     objective: ObjectiveLike = objective_L2,
     rng: Optional[np.random.RandomState] = None,
     gradient: Gradient = WHOLE_IMAGE,
+    lap_levels: int = 0,
+    preserve_colors: bool = False,
 ) -> None:
     """One gradient-ascent step on the net's input blob, in place (the notebook's ``make_step``).
 
@@ -54,7 +58,9 @@ def make_step(
     or, as in the notebook, a function that writes the diff of layer
     ``end`` (a Caffe layer name: the net runs forward up to that layer only
     and backward from it). ``gradient`` computes the gradient: in one pass
-    (the notebook's) or in tiles (:mod:`tiling`).
+    (the notebook's) or in tiles (:mod:`tiling`). ``lap_levels`` > 0
+    equalises the gradient's frequency bands (:mod:`laplacian`);
+    ``preserve_colors`` steps and clips along grey only (:mod:`colour`).
     """
     # the step works in the net's input blob: a second thread on this net waits
     with net_lock(net):
@@ -65,12 +71,19 @@ def make_step(
         src.data[0] = np.roll(src.data[0], (oy, ox), (-2, -1))
 
         g = gradient(net, as_objective(objective, end), rng)
+        if lap_levels:
+            g = lap_normalize(g, lap_levels)
+        if preserve_colors:
+            g = luminance_gradient(g)
         ascent_update(src.data[:], g, step_size)
 
         src.data[0] = np.roll(src.data[0], (-oy, -ox), (-2, -1))
 
         if clip:
             lo, hi = pixel_range(net)
-            src.data[:] = np.clip(src.data, lo, hi)
+            if preserve_colors:
+                src.data[0] = clip_along_grey(src.data[0], lo, hi)
+            else:
+                src.data[:] = np.clip(src.data, lo, hi)
         else:
             check_unclipped(src.data)  # before the next forward pass sees it

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import errno
+import hashlib
+import json
 import os
 import re
 import socket
@@ -9,7 +11,7 @@ import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Iterator, Set, Tuple
+from typing import IO, Any, Dict, Iterator, Optional, Set, Tuple
 
 from ..errors import DeepDreamError
 
@@ -55,7 +57,7 @@ def atomic_path(path: os.PathLike, suffix: str = "") -> Iterator[Path]:
         raise DeepDreamError(f"output directory does not exist: {parent}")
     sweep_dead_writers(parent)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_writer_tag()}-", suffix=f".tmp{suffix}", dir=parent)
+        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path.name, suffix), suffix=f".tmp{suffix}", dir=parent)
     except OSError as e:
         raise DeepDreamError(describe_os_error(e, path)) from None
     try:
@@ -72,11 +74,61 @@ def atomic_path(path: os.PathLike, suffix: str = "") -> Iterator[Path]:
         raise
 
 
+def atomic_json(path: os.PathLike, record: Dict[str, Any]) -> None:
+    """Write ``record`` as indented JSON to ``path`` atomically."""
+    with atomic_output(path, "w") as f:
+        json.dump(record, f, indent=2, sort_keys=True, default=str)
+        f.write("\n")
+
+
+@contextmanager
+def atomic_with_record(path: os.PathLike, record: Optional[Dict[str, Any]], record_path: os.PathLike,
+                       suffix: str = "") -> Iterator[Path]:
+    """:func:`atomic_path` for ``path``, with ``record`` (if any) written as JSON to ``record_path``: both or neither.
+
+    The record is written once the writer is done and before ``path`` is
+    renamed into place; if that rename fails, the record goes too.
+    """
+    placed = False
+    try:
+        with atomic_path(path, suffix) as tmp:
+            yield tmp
+            if record is not None:
+                atomic_json(record_path, record)
+                placed = True
+    except BaseException:
+        if placed:
+            _unlink_quietly(os.fspath(record_path))
+        raise
+
+
 # A temp file's name says who writes it: ``.NAME.<host>-<pid>-<random>.tmp[suffix]``. A writer killed
 # with SIGKILL cannot remove its own; the next write into that folder removes those whose process on
-# this host is gone. Files of live processes, of other hosts and without a tag are left alone.
+# this host is gone. Files of live processes, of other hosts, of other users and without a tag are left alone.
 _TAG = re.compile(r"^\..+\.(?P<host>[A-Za-z0-9_-]+)-(?P<pid>\d+)-[^.]+\.tmp[^/]*$")
 _swept: Set[Tuple[str, int]] = set()  # (folder, our pid): each folder once per process
+_RANDOM = "x" * 8  # the room mkstemp's random part takes
+_NAME_MAX = 255  # bytes in one file name: Linux, macOS and Windows file systems alike
+
+
+def fit_name(name: str, others: str) -> str:
+    """``name``, cut short so that it and ``others`` (the rest of a file name made from it) fit in the
+    255 bytes a file name may have; a cut name ends with a hash of the whole, so two long names stay apart.
+
+    For the files a run makes beside the user's (temp files, state): the user's own name is never cut.
+    """
+    room = _NAME_MAX - len(os.fsencode(others))
+    if len(os.fsencode(name)) <= room:
+        return name
+    tag = "~" + hashlib.sha1(os.fsencode(name)).hexdigest()[:10]
+    while len(os.fsencode(name + tag)) > room and name:
+        name = name[:-1]
+    return name + tag
+
+
+def _temp_prefix(name: str, suffix: str) -> str:
+    tag = _writer_tag()
+    return f".{fit_name(name, f'..{tag}-{_RANDOM}.tmp{suffix}')}.{tag}-"
 
 
 def _host() -> str:
@@ -98,16 +150,17 @@ def _alive(pid: int) -> bool:
 
 
 def sweep_dead_writers(folder: Path) -> int:
-    """Remove the temp files in ``folder`` left by writers on this host that no longer run; how many."""
+    """Remove this user's temp files in ``folder`` left by writers on this host that no longer run; how many."""
     key = (str(Path(folder).resolve()), os.getpid())
     if key in _swept:
         return 0
     _swept.add(key)
-    host, gone = _host(), 0
+    host, gone, me = _host(), 0, os.getuid()
     try:
         names = [e.name for e in os.scandir(folder) if e.name.startswith(".") and ".tmp" in e.name]
     except OSError:
         return 0
+    names = [n for n in names if _owner(os.path.join(folder, n)) == me]
     for name in names:
         m = _TAG.match(name)
         if m and m["host"] == host and int(m["pid"]) != os.getpid() and not _alive(int(m["pid"])):
@@ -117,6 +170,13 @@ def sweep_dead_writers(folder: Path) -> int:
             except OSError:
                 pass  # another sweeper got there first, or it is not ours to remove
     return gone
+
+
+def _owner(p: str) -> Optional[int]:
+    try:
+        return os.lstat(p).st_uid
+    except OSError:
+        return None
 
 
 def _new_file_mode(path: Path) -> int:

@@ -13,8 +13,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from PIL.PngImagePlugin import PngInfo
 
 from ..errors import DeepDreamError
-from .atomic import atomic_output
-from .files import open_regular
+from .atomic import atomic_with_record
+from .files import MAX_IMAGE_BYTES, MAX_RECORD_BYTES, open_regular, read_text
 
 METADATA_KEY = "deepdream-caffe"
 
@@ -50,7 +50,7 @@ def read_image(path: os.PathLike, exif_orientation: str = "apply") -> Tuple[np.n
     if exif_orientation not in EXIF_ORIENTATION:
         raise DeepDreamError(f"exif_orientation must be one of {', '.join(EXIF_ORIENTATION)}; got {exif_orientation!r}")
     path = Path(path)
-    f = open_regular(path, "image")
+    f = open_regular(path, "image", MAX_IMAGE_BYTES)
     try:
         with warnings.catch_warnings():
             # Pillow only warns between its limit and twice it; a dream of such an image would not fit anyway.
@@ -95,10 +95,7 @@ def image_to_rgb_array(im: Any) -> np.ndarray:
         return np.float32(im)
     if im.mode.startswith("I;16") or im.mode in ("I", "F"):
         a = np.asarray(im, dtype=np.float64)
-        if im.mode != "F":
-            # 16-bit data fills 0..65535; scale to 8-bit range.
-            a = a * (255.0 / 65535.0)
-        a = np.clip(a, 0, 255).astype(np.float32)
+        a = np.clip(a * (255.0 / _gray_full_scale(im.mode, float(a.max(initial=0.0)))), 0, 255).astype(np.float32)
         return np.repeat(a[:, :, None], 3, axis=2)
     if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
         # Transparent pixels over white, not the undefined colour stored under them.
@@ -106,6 +103,20 @@ def image_to_rgb_array(im: Any) -> np.ndarray:
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return np.float32(Image.alpha_composite(white, rgba).convert("RGB"))
     return np.float32(im.convert("RGB"))
+
+
+def _gray_full_scale(mode: str, top: float) -> float:
+    """The value that is white in a one-channel image of ``mode`` whose largest value is ``top``.
+
+    16-bit modes: 65535. Mode I (32-bit integers, TIFF and the like): the
+    smallest of 255, 65535 and 2**32 - 1 that holds ``top``, as the file's
+    bits rarely fill 32. Mode F (floats): 1 if ``top`` is at most 1 (an image
+    in [0, 1]), else 255. Below 0 is black.
+    """
+    if mode.startswith("I;16"):
+        return 65535.0
+    scales = (1.0, 255.0) if mode == "F" else (255.0, 65535.0, 4294967295.0)
+    return next((s for s in scales if top <= s), scales[-1])
 
 
 def as_image_array(img: Any, what: str = "image") -> np.ndarray:
@@ -162,6 +173,23 @@ def as_image_array(img: Any, what: str = "image") -> np.ndarray:
     return a
 
 
+def shrunk_size(h: int, w: int, max_size: Optional[int]) -> Tuple[int, int]:
+    """(h, w) scaled so that the long side is ``max_size``; as they are when already within it (or None)."""
+    if max_size is None or max(h, w) <= max_size:
+        return h, w
+    f = max_size / max(h, w)
+    return (max_size, max(1, round(w * f))) if h >= w else (max(1, round(h * f)), max_size)
+
+
+def shrink(img: np.ndarray, max_size: Optional[int]) -> np.ndarray:
+    """``img`` (HxWx3, 0..255) with its long side brought down to ``max_size`` (Lanczos), float32; else itself."""
+    h, w = shrunk_size(img.shape[0], img.shape[1], max_size)
+    if (h, w) == img.shape[:2]:
+        return img
+    small = Image.fromarray(np.uint8(np.clip(np.rint(img), 0, 255))).resize((w, h), Image.LANCZOS)
+    return np.float32(small)
+
+
 def sample_image() -> np.ndarray:
     """An RGB photo that ships with scikit-image, for runs without an input file."""
     from skimage import data  # scikit-image is slow to import and only this sample needs it
@@ -201,12 +229,8 @@ def save_image(path: os.PathLike, img: np.ndarray, metadata: Optional[Dict[str, 
     path = Path(path)
     fmt = image_format(path)
     data = encode_image(img, fmt, metadata, quality)
-    with atomic_output(path) as f:
-        f.write(data)
-    if metadata is not None and fmt != "PNG":
-        with atomic_output(sidecar_path(path), "w") as f:
-            json.dump(metadata, f, indent=2, sort_keys=True)
-            f.write("\n")
+    with atomic_with_record(path, metadata if fmt != "PNG" else None, sidecar_path(path)) as tmp:
+        tmp.write_bytes(data)
 
 
 def sidecar_path(path: os.PathLike) -> Path:
@@ -219,8 +243,8 @@ def read_metadata(path: os.PathLike) -> Optional[Dict[str, Any]]:
     path = Path(path)
     side = sidecar_path(path)
     if side.exists():
-        return json.loads(side.read_text())
-    with Image.open(path) as im:
+        return json.loads(read_text(side, "record", MAX_RECORD_BYTES))
+    with open_regular(path, "image") as f, Image.open(f) as im:
         text = getattr(im, "text", {}) or {}
         if METADATA_KEY in text:
             return json.loads(text[METADATA_KEY])

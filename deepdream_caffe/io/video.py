@@ -26,9 +26,18 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import DeepDreamError, import_extra
-from .atomic import atomic_output, atomic_path
+from .atomic import atomic_with_record
+from .files import MAX_IMAGE_BYTES, check_regular, open_regular
 from .image import IMAGE_SUFFIXES, load_image, sidecar_path, to_uint8
-from .video_formats import CONTAINERS, DEFAULT_CODEC, DEFAULT_CRF, GIF_SUFFIX
+from .video_formats import (
+    ANIMATIONS,
+    AUDIO_CODECS,
+    CONTAINER_CODECS,
+    CONTAINERS,
+    DEFAULT_CODEC,
+    DEFAULT_CRF,
+    PILLOW_ANIMATIONS,
+)
 from .video_formats import DEFAULT_FPS as _FPS
 
 DEFAULT_FPS = Fraction(_FPS)
@@ -178,7 +187,7 @@ def _frames_source(spec: str, files: List[Path], rate: Optional[Fraction]) -> Vi
     sizes = set()
     for f in files:  # headers only: a size mismatch is found now, not hours into the run
         try:
-            with Image.open(f) as im:
+            with open_regular(f, "frame", MAX_IMAGE_BYTES) as raw, Image.open(raw) as im:
                 sizes.add((im.size, f))
         except (OSError, UnidentifiedImageError, SyntaxError, ValueError):
             raise DeepDreamError(f"not an image file (or a format Pillow cannot read): {f}") from None
@@ -197,6 +206,7 @@ def _reason(e: BaseException) -> str:
 
 def _open_video(path: Path) -> Any:
     av = _av()
+    check_regular(path, "video")  # FFmpeg would wait on a FIFO and read a device without end
     try:
         return av.open(str(path), "r")
     except IsADirectoryError:
@@ -294,13 +304,14 @@ def count_frames(path: Union[str, Path]) -> int:
 
 
 def output_kind(path: Union[str, Path]) -> str:
-    """"video" (.mp4 .m4v .mov .mkv), "gif", or "frames" (a folder: an existing one, or a name without suffix)."""
+    """"video" (.mp4 .m4v .mov .mkv .webm), "animation" (.apng .gif .webp: no sound), or "frames" (a folder:
+    an existing one, or a name without suffix)."""
     p = Path(path)
     suffix = p.suffix.lower()
+    if suffix in ANIMATIONS:
+        return "animation"
     if suffix in CONTAINERS:
         return "video"
-    if suffix == GIF_SUFFIX:
-        return "gif"
     if p.is_dir() or not suffix:
         return "frames"
     if suffix in IMAGE_SUFFIXES:
@@ -309,7 +320,12 @@ def output_kind(path: Union[str, Path]) -> str:
 
 
 def video_suffixes() -> List[str]:
-    return sorted(CONTAINERS) + [GIF_SUFFIX]
+    return sorted(set(CONTAINERS) | set(ANIMATIONS))
+
+
+def default_codec(path: Union[str, Path]) -> str:
+    """The video encoder of a container output when no --codec is given: VP9 for WebM, else H.264."""
+    return CONTAINER_CODECS.get(CONTAINERS[Path(path).suffix.lower()], DEFAULT_CODEC)
 
 
 def even_size(width: int, height: int) -> Tuple[int, int]:
@@ -336,7 +352,8 @@ def _check_codec(name: str) -> None:
     try:
         codec = av.Codec(name, "w")
     except _av_errors():
-        raise DeepDreamError(f"no video encoder named '{name}' in this FFmpeg (try libx264)") from None
+        raise DeepDreamError(f"no video encoder named '{name}' in this FFmpeg (try libx264 for .mp4, "
+                             "libvpx-vp9 for .webm)") from None
     if codec.type != "video":
         raise DeepDreamError(f"'{name}' is an {codec.type} encoder, not a video one (try libx264)")
 
@@ -350,6 +367,8 @@ def _add_video_stream(container: Any, codec: str, rate: Fraction, width: int, he
     stream.width, stream.height = width, height
     if codec in ("libx264", "libx265"):
         stream.options = {"crf": str(crf), "preset": "medium"}
+    elif codec == "libvpx-vp9":  # constant quality: VP9's crf counts only with no bit rate target
+        stream.options = {"crf": str(crf), "b": "0", "row-mt": "1"}
     return stream
 
 
@@ -371,12 +390,14 @@ def check_video_output(path: Union[str, Path], width: int, height: int, codec: O
         raise DeepDreamError(f"output directory does not exist: {parent}")
     if path.is_dir():
         raise DeepDreamError(f"output {path} is a directory")
-    if kind == "gif":
-        if codec not in (None, "gif"):
-            raise DeepDreamError(f"a .gif holds only GIF frames; drop --codec {codec} or write .mp4")
+    if path.suffix.lower() in PILLOW_ANIMATIONS:
+        own = PILLOW_ANIMATIONS[path.suffix.lower()]
+        if codec not in (None, own.lower()):
+            raise DeepDreamError(f"a {path.suffix.lower()} holds only {own} frames; drop --codec {codec} "
+                                 "or write .mp4 or .webm")
         return
     av = _av()
-    codec = codec or DEFAULT_CODEC
+    codec = codec or default_codec(path)
     buf = io.BytesIO()
     try:
         with av.open(buf, "w", format=CONTAINERS[path.suffix.lower()]) as out:
@@ -407,8 +428,9 @@ class _AudioCopy:
         else:
             # The default layout for the channel count: AAC refuses "2 channels" of unknown order.
             ch = self.ist.codec_context.channels
-            self.ost = out.add_stream("aac", rate=self.ist.codec_context.sample_rate or 48000,
-                                      layout={1: "mono", 2: "stereo"}.get(ch, f"{ch}c"))
+            encoder = AUDIO_CODECS.get(fmt, "aac")
+            rate = 48000 if encoder == "libopus" else self.ist.codec_context.sample_rate or 48000  # Opus: 48 kHz
+            self.ost = out.add_stream(encoder, rate=rate, layout={1: "mono", 2: "stereo"}.get(ch, f"{ch}c"))
         for key in ("language", "title"):
             if self.ist.metadata.get(key):
                 self.ost.metadata[key] = self.ist.metadata[key]
@@ -525,12 +547,13 @@ def write_video(
     crf: int = DEFAULT_CRF,
     times: Optional[Sequence[Fraction]] = None,
 ) -> int:
-    """Encode ``frames`` (HxWx3 RGB, float in [0, 255] or uint8) into ``path`` (.mp4 .mov .mkv or .gif).
+    """Encode ``frames`` (HxWx3 RGB, float in [0, 255] or uint8) into ``path`` (.mp4 .mov .mkv .webm, or an
+    animated .gif .apng .webp).
 
     Frame i is shown at ``times[i]`` seconds when given (a variable-frame-rate source's timing; frames
-    past its end follow at ``rate``), else at i / ``rate``.
+    past its end follow at ``rate``), else at i / ``rate``; a WebP keeps one rate.
 
-    Returns the frame count. Video is H.264 (``codec``) in yuv420p, odd
+    Returns the frame count. Video is H.264 (``codec``; VP9 for .webm) in yuv420p, odd
     sizes padded by one row/column; every audio track of ``audio_from`` (a
     video file) is kept, cut at the video's end. ``metadata`` goes in the
     container's comment and in ``path.json``. Atomic: on any failure
@@ -551,17 +574,14 @@ def write_video(
     check_video_output(path, first.shape[1], first.shape[0], codec, crf, rate)
     frames = chain([first], it)
     comment = json.dumps(metadata, sort_keys=True, separators=(",", ":")) if metadata is not None else None
-    with atomic_path(path, suffix=path.suffix) as tmp:
+    with atomic_with_record(path, metadata, sidecar_path(path), suffix=path.suffix) as tmp:
         clock = _Clock(rate, times)
-        if kind == "gif":
-            n = _write_gif(tmp, frames, clock, comment)
+        if path.suffix.lower() in PILLOW_ANIMATIONS:
+            n = _write_animation(tmp, frames, clock, PILLOW_ANIMATIONS[path.suffix.lower()], comment)
         else:
-            n = _write_av(tmp, frames, clock, CONTAINERS[path.suffix.lower()], codec or DEFAULT_CODEC, crf,
-                          audio_from if audio_from is not None and audio_from.has_audio else None, comment, path)
-    if metadata is not None:
-        with atomic_output(sidecar_path(path), "w") as f:
-            json.dump(metadata, f, indent=2, sort_keys=True)
-            f.write("\n")
+            n = _write_av(tmp, frames, clock, CONTAINERS[path.suffix.lower()], codec or default_codec(path), crf,
+                          audio_from if kind == "video" and audio_from is not None and audio_from.has_audio else None,
+                          comment, path)
     return n
 
 
@@ -601,7 +621,8 @@ class _Clock:
 def _write_av(tmp: Path, frames: Iterable[np.ndarray], clock: _Clock, fmt: str, codec: str, crf: int,
               audio: Optional[VideoSource], comment: Optional[str], path: Path) -> int:
     av = _av()
-    options = {"movflags": "+faststart"} if fmt in ("mp4", "mov") else {}  # index first: plays while loading
+    # mp4/mov: the index first, so it plays while loading; apng: loop forever, as a GIF does.
+    options = {"movflags": "+faststart"} if fmt in ("mp4", "mov") else {"plays": "0"} if fmt == "apng" else {}
     n = 0
     try:
         out = av.open(str(tmp), "w", format=fmt, options=options)
@@ -652,21 +673,27 @@ def _write_av(tmp: Path, frames: Iterable[np.ndarray], clock: _Clock, fmt: str, 
     return n
 
 
-def _write_gif(tmp: Path, frames: Iterable[np.ndarray], clock: _Clock, comment: Optional[str]) -> int:
+def _write_animation(tmp: Path, frames: Iterable[np.ndarray], clock: _Clock, fmt: str,
+                     comment: Optional[str]) -> int:
+    """An animated GIF or WebP by Pillow, looping; returns the frame count."""
     count = [0]
 
     def images() -> Iterator[Any]:
         for i, arr in enumerate(_checked(frames)):
             count[0] += 1
-            # Fast octree: a palette per frame in milliseconds (median cut takes ~0.3 s on a
+            # GIF: fast octree, a palette per frame in milliseconds (median cut takes ~0.3 s on a
             # dream's many colours, for no visible gain).
-            img = Image.fromarray(arr).quantize(256, method=Image.Quantize.FASTOCTREE)
+            img = (Image.fromarray(arr).quantize(256, method=Image.Quantize.FASTOCTREE) if fmt == "GIF"
+                   else Image.fromarray(arr))
             # GIF keeps delays in hundredths of a second: 25 fps is exact, 30 fps plays at 33.3.
             img.info["duration"] = max(20, int(round(100 * float(clock.start(i + 1) - clock.start(i)))) * 10)
             yield img
 
     it = images()
     first = next(it)
-    extra = {"comment": comment.encode()} if comment else {}
-    first.save(tmp, format="GIF", save_all=True, append_images=it, loop=0, **extra)
+    if fmt == "GIF":  # each frame's own delay (from its info)
+        extra: Dict[str, Any] = {"comment": comment.encode()} if comment else {}
+    else:  # WebP keeps milliseconds, one delay for all
+        extra = {"quality": 90, "method": 4, "duration": max(1, int(round(1000 / float(clock.rate))))}
+    first.save(tmp, format=fmt, save_all=True, append_images=it, loop=0, **extra)
     return count[0]

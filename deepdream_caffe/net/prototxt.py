@@ -10,7 +10,7 @@ from typing import Any, List, Optional, Sequence, Set
 from google.protobuf import text_format
 
 from ..errors import DeepDreamError
-from ..io.files import read_regular
+from ..io.files import MAX_PROTOTXT_BYTES, read_regular
 from .caffe_env import import_caffe
 
 
@@ -30,7 +30,7 @@ def read_prototxt(path: Path) -> Any:
     """
     path = Path(path)
     try:
-        text = read_regular(path, "prototxt").decode()  # a FIFO or device is refused, not waited on
+        text = read_regular(path, "prototxt", MAX_PROTOTXT_BYTES).decode()  # a FIFO is refused, not waited on
     except UnicodeDecodeError as e:
         raise DeepDreamError(f"cannot read prototxt {path}: {e}") from None
     param = caffe_pb2().NetParameter()

@@ -30,6 +30,7 @@ from google.protobuf import text_format
 
 from ..errors import DeepDreamError
 from ..io.atomic import atomic_output
+from ..io.files import read_regular
 from .prototxt import input_names, patched_copy
 from .referee_child import IN_PLACE
 from .surgery import reserved_name_problem
@@ -270,6 +271,7 @@ def _identity() -> str:
 
 _IDENTITY: List[str] = []
 MAX_KEPT = 512  # answers kept on disk (a few KB each); past that the older half goes
+MAX_KEPT_BYTES = 16 << 20  # one answer: a net's blob shapes at each size asked
 
 
 def _exchange(text: str, sizes: List[Size], run: bool, describe: bool) -> Dict[str, Any]:
@@ -278,8 +280,8 @@ def _exchange(text: str, sizes: List[Size], run: bool, describe: bool) -> Dict[s
     root = Path(os.environ.get("DEEPDREAM_CAFFE_CACHE") or Path.home() / ".cache" / "deepdream-caffe") / "referee"
     path = root / (hashlib.sha1((_identity() + text).encode()).hexdigest() + ".json")
     try:
-        kept = json.loads(path.read_text())
-    except (OSError, ValueError):
+        kept = json.loads(read_regular(path, "kept answer", MAX_KEPT_BYTES))
+    except (DeepDreamError, ValueError):  # none, or not a file of ours: ask the child again
         kept = {"sizes": {}}
     need = [s for s in sizes if f"{s[0]}x{s[1]}" not in kept.get("sizes", {})]
     ask = {"prototxt": text, "sizes": [list(s) for s in need], "run": run and kept.get("run") is None,
@@ -296,7 +298,7 @@ def _exchange(text: str, sizes: List[Size], run: bool, describe: bool) -> Dict[s
             old = sorted(root.glob("*.json"), key=lambda p: p.stat().st_mtime)
             for p in old[: len(old) // 2] if len(old) > MAX_KEPT else []:
                 p.unlink(missing_ok=True)
-        except OSError:
+        except (OSError, DeepDreamError):
             pass  # an unwritable cache only costs the next run the child's time
     if "failed" in kept:
         return kept

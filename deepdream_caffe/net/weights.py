@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 from ..errors import DeepDreamError
-from ..io.files import open_regular
+from ..io.files import MAX_CAFFEMODEL_BYTES, open_regular
 from .caffemodel import StoredBlob, read_layers
 from .surgery import RESERVED_PREFIX
 
@@ -38,7 +38,7 @@ def read_caffemodel(path: Path, known_sha1: Optional[str] = None) -> CaffeModel:
     ``known_sha1``: the file's hash, when the caller has just verified it (the zoo does); else hashed here.
     """
     path = Path(path)
-    with open_regular(path, "weights") as f:  # a FIFO, device or folder is refused, not waited on
+    with open_regular(path, "weights", MAX_CAFFEMODEL_BYTES) as f:  # a FIFO, device or folder is refused
         try:
             mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if f.seek(0, 2) else None
         except OSError as e:

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from ..errors import DeepDreamError, SettingError
+from ..errors import DeepDreamError, SettingError, one_line
 from . import cache as zcache
 from .manifest import Broken, Manifest, find_manifest, scan_manifests
 from .resolve import caffe_root_dir, locate, resolve_model
@@ -75,7 +75,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r[:5], widths)) + "  " + r[5])
     for message in broken:
-        print(f"deepdream-caffe: error: {message}", file=sys.stderr)
+        _error(message)
     return 1 if broken else 0
 
 
@@ -88,7 +88,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
             if len(args.names) == 1:
                 raise
             # Carry on with the other models; each failure is its own line.
-            print(f"deepdream-caffe: error: {_line(e)}", file=sys.stderr)
+            _error(_line(e))
             failed += 1
             continue
         if not args.quiet:
@@ -117,12 +117,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
             try:
                 manifests.append(find_manifest(name, args.models_dir))
             except DeepDreamError as e:
-                print(f"deepdream-caffe: error: {e}", file=sys.stderr)
+                _error(str(e))
                 bad += 1
     else:
         for m in scan_manifests(args.models_dir):
             if isinstance(m, Broken):
-                print(f"deepdream-caffe: error: {m.reason}", file=sys.stderr)
+                _error(m.reason)
                 bad += 1
             else:
                 manifests.append(m)
@@ -168,6 +168,10 @@ def _detail(state) -> str:
 def _line(e: DeepDreamError) -> str:
     """The error's line, a setting named by its flag (the zoo's settings are their flags' names)."""
     return e.worded(lambda field: "--" + field) if isinstance(e, SettingError) else str(e)
+
+
+def _error(message: str) -> None:
+    print(f"deepdream-caffe: error: {one_line(message)}", file=sys.stderr)
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:
@@ -221,7 +225,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         return args.func(args)
     except DeepDreamError as e:
-        print(f"deepdream-caffe: error: {_line(e)}", file=sys.stderr)
+        _error(_line(e))
         return e.exit_code
     except KeyboardInterrupt:
         print("deepdream-caffe: interrupted", file=sys.stderr)

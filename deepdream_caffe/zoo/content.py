@@ -20,10 +20,8 @@ import re
 from pathlib import Path
 
 from ..errors import DeepDreamError
+from ..io.files import MAX_CAFFEMODEL_BYTES, MAX_PROTOTXT_BYTES, open_regular
 
-MAX_PROTOTXT_BYTES = 16 << 20  # real deploy files are tens of KB
-# Caffe reads a caffemodel with a 2 GiB protobuf limit (INT_MAX bytes): anything larger cannot load.
-MAX_CAFFEMODEL_BYTES = (1 << 31) - 1
 MAX_DEPTH = 64
 
 # NetParameter's fields in caffe.proto: name 1, layers (V1) 2, input 3, input_dim 4,
@@ -86,7 +84,7 @@ _CLOSE = {"{": "}", "<": ">"}
 def check_prototxt(path: Path) -> None:
     """Protobuf text with NetParameter's top-level fields and at least one layer with a type."""
     path = Path(path)
-    with open(path, "rb") as f:
+    with open_regular(path, "prototxt") as f:
         data = f.read(MAX_PROTOTXT_BYTES + 1)
     head = data[:1024]
     if len(data) > MAX_PROTOTXT_BYTES:
@@ -233,8 +231,8 @@ def check_caffemodel(path: Path) -> None:
     from ..net.caffemodel import read_layers  # noqa: PLC0415
 
     path = Path(path)
-    size = os.path.getsize(path)
-    with open(path, "rb") as f:
+    with open_regular(path, "weights") as f:
+        size = os.fstat(f.fileno()).st_size
         head = f.read(1024)
         if size > MAX_CAFFEMODEL_BYTES:
             raise _fail("caffemodel", "larger than Caffe's 2 GB limit", b"")

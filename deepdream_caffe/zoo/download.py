@@ -269,7 +269,10 @@ def _request_into(url: str, part: Path, offset: int, hasher, bar, settings: Sett
                     raise _Complete() from None
                 _truncate(part)
                 raise _Transient("the server would not resume the partial download; starting over") from None
-            reason = f"HTTP {e.code} {e.reason}".rstrip()
+            if str(e.reason).startswith(_SafeRedirect.inf_msg):  # urllib's own words take three lines
+                raise _Permanent(f"the server redirects in a loop or more than {_SafeRedirect.max_redirections} "
+                                 f"times (HTTP {e.code})") from None
+            reason = f"HTTP {e.code} {_describe(e.reason)}".rstrip()
             if e.code in (408, 425, 429) or e.code >= 500:
                 raise _Transient(reason) from None
             raise _Permanent(reason) from None

@@ -25,6 +25,7 @@ else:  # pragma: no cover - the project venv is 3.11; pyproject pulls tomli for 
 
 
 from ..errors import DeepDreamError
+from ..io.files import MAX_MANIFEST_BYTES, read_text
 from . import names
 from .cache import clone_models_dir
 from .pypi import check_pypi_keys
@@ -37,7 +38,6 @@ ROLES = ("prototxt", "weights")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 _SHA1_RE = re.compile(r"^[0-9a-f]{40}$")
 MAX_MODEL_NAME = 100
-MAX_MANIFEST_BYTES = 64 << 10
 _MAX_TEXT = 300
 
 _REQUIRED = ("description", "license", "prototxt_url", "weights_url", "mean", "channel_swap", "default_layer")
@@ -126,7 +126,7 @@ def available_names(models_dirs: Optional[Sequence[Path]] = None) -> list[str]:
             if not d.is_dir():
                 continue
             for sub in d.iterdir():
-                if _is_model_name(sub.name) and (sub / MANIFEST_NAME).is_file():
+                if _is_model_name(sub.name) and os.path.lexists(sub / MANIFEST_NAME):
                     found.add(sub.name)
         except OSError:
             continue  # an unreadable folder holds no models we can use
@@ -138,7 +138,7 @@ def find_manifest(name: str, models_dirs: Optional[Sequence[Path]] = None) -> Ma
     check_name(name)
     for d in search_dirs(models_dirs):
         path = d / name / MANIFEST_NAME
-        if path.is_file():
+        if os.path.lexists(path):  # one that is not a file is refused when read, not passed over
             return load_manifest(path, name)
     known = available_names(models_dirs)
     listed = ", ".join(known) if known else "none"
@@ -186,17 +186,7 @@ def load_manifest(path: Path, name: Optional[str] = None) -> Manifest:
     def bad(msg: str) -> DeepDreamError:
         return DeepDreamError(f"model manifest {path}: {msg}")
 
-    try:
-        with open(path, "rb") as f:
-            raw = f.read(MAX_MANIFEST_BYTES + 1)
-    except OSError as e:
-        raise DeepDreamError(f"cannot read model manifest {path}: {e.strerror or e}") from None
-    if len(raw) > MAX_MANIFEST_BYTES:
-        raise bad(f"larger than {MAX_MANIFEST_BYTES >> 10} KB; a manifest is a few lines")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise bad(f"not UTF-8 text (byte {e.start} is {raw[e.start]:#04x}); TOML files are UTF-8") from None
+    text = read_text(path, "model manifest", MAX_MANIFEST_BYTES)  # a few lines; a FIFO is refused
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 from urllib.parse import quote, urlsplit
 
-from ..errors import DeepDreamError, SettingError
+from ..errors import DeepDreamError, SettingError, one_line
 from ..io.atomic import os_reason
 from ..io.hashing import sha1_file
 from ..net.caffe_env import find_caffe_root
@@ -461,7 +461,7 @@ class _Warner:
     def flush(self) -> None:
         if not self.quiet:
             for message in self.seen:
-                print(f"deepdream-caffe: warning: {message}", file=sys.stderr)
+                print(f"deepdream-caffe: warning: {one_line(message)}", file=sys.stderr)
         self.seen = []
 
 

@@ -86,5 +86,8 @@ def test_zoom_config():
     assert (ZoomConfig().frames, ZoomConfig().scale) == (100, 0.05)
     with pytest.raises(DeepDreamError, match="frames must be at least 1"):
         ZoomConfig(frames=0)
-    with pytest.raises(DeepDreamError, match="scale must be between 0 and 1"):
+    with pytest.raises(DeepDreamError, match="scale must be between -1 and 1"):
         ZoomConfig(scale=1.0)
+    with pytest.raises(DeepDreamError, match="pan must be two finite numbers"):
+        ZoomConfig(pan=(1.0, float("nan")))
+    assert ZoomConfig(scale=-0.5, pan=[1, 2]).pan == (1.0, 2.0)

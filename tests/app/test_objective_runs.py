@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from app_util import DiesAt
 from cli_util import assert_one_line_error, run_cli
 from deepdream_caffe import deepdream, load_net
-from deepdream_caffe.app import DreamConfig, NetSource, Progress, Reporter, dream_file
+from deepdream_caffe.app import DreamConfig, NetSource, dream_file
 from deepdream_caffe.dream.objectives import L2, channel, parse_objective
 from deepdream_caffe.dream.params import Ascent, Lbfgs, Octaves
 from deepdream_caffe.io.image import load_image, read_metadata
@@ -91,35 +92,15 @@ def test_the_issues_objective_runs_on_googlenet_in_both_modes(googlenet_model, t
     assert not np.array_equal(ascent, load_image(src)) and not np.array_equal(ascent, load_image(tmp_path / "lbfgs.png"))
 
 
-class _Dies(Reporter):
-    """Stops the run at the first step of the last octave, as a kill would."""
-
-    def __init__(self, last: int) -> None:
-        self.last, self.notes = last, []
-
-    def note(self, message):
-        self.notes.append(message)
-
-    def progress(self, sizes, iter_n, label):
-        reporter = self
-
-        class Bar(Progress):
-            def update(self, octave, step, extra=None):
-                if octave == reporter.last:
-                    raise KeyboardInterrupt
-
-        return Bar()
-
-
 def test_an_interrupted_lbfgs_dream_file_resumes_after_its_last_octave(tiny_model, tmp_path):
     src = _photo(tmp_path / "in.png", 48, 56)
     cfg = DreamConfig(net=NetSource(prototxt=tiny_model[0], weights=tiny_model[1]), layer="a/output",
                       solver=Lbfgs(), octaves=Octaves(3), seed=2)
     whole = dream_file(src, tmp_path / "whole.png", cfg)
     with pytest.raises(KeyboardInterrupt):
-        dream_file(src, tmp_path / "cut.png", cfg, reporter=_Dies(last=2))
+        dream_file(src, tmp_path / "cut.png", cfg, reporter=DiesAt(last=2))
     assert (tmp_path / ".cut.png.dream-state.npz").exists() and not (tmp_path / "cut.png").exists()
-    rep = _Dies(last=99)
+    rep = DiesAt(last=99)
     again = dream_file(src, tmp_path / "cut.png", cfg, reporter=rep)
     assert np.array_equal(again.image, whole.image)
     assert any("resumed after octave 2" in n for n in rep.notes)
@@ -127,8 +108,8 @@ def test_an_interrupted_lbfgs_dream_file_resumes_after_its_last_octave(tiny_mode
     assert not (tmp_path / ".cut.png.dream-state.npz").exists()
     # The L-BFGS settings are in the resume key: a state left by a run with another TV weight is not picked up.
     with pytest.raises(KeyboardInterrupt):
-        dream_file(src, tmp_path / "other.png", cfg, reporter=_Dies(last=2))
-    rep = _Dies(last=99)
+        dream_file(src, tmp_path / "other.png", cfg, reporter=DiesAt(last=2))
+    rep = DiesAt(last=99)
     dream_file(src, tmp_path / "other.png", replace(cfg, solver=Lbfgs(tv_weight=30.0)), reporter=rep)
     assert not any("resumed" in n for n in rep.notes)
     assert read_metadata(tmp_path / "other.png")["params"]["lbfgs"]["tv_weight"] == 30.0

@@ -136,7 +136,8 @@ RANGE_CASES = {
     "--mean": ["-1 0 0", "256 0 0", "1e38 0 0"],
     "--channel-swap": ["0 0 1", "3 1 0", "-1 1 0"],
     "--frames": ["0", "-1"],
-    "--scale": ["0", "1", "-0.5", "1.5"],
+    "--scale": ["1", "-1", "1.5", "-1.5"],
+    "--rotate": ["180.5", "-181", "360"],
     "--gain": ["0", "-2"],
     "--tv-weight": ["-1"],
     "--tv-beta": ["0.5", "-1"],
@@ -161,6 +162,8 @@ RANGE_CASES = {
     "--blur-every": ["-1"],
     "--norm-pct": ["-1", "101"],
     "--contrib-pct": ["-1", "101"],
+    "--lap-levels": ["-1", "17"],
+    "--max-size": ["0", "-1"],
 }
 NEEDS_LBFGS = {"--gain", "--tv-weight", "--tv-beta", "--alpha-weight", "--alpha", "--lbfgs-iters", "--lbfgs-maxfun"}
 

@@ -86,6 +86,9 @@ COMMANDS: Dict[Tuple[str, ...], Tuple[List[str], Dict[str, Tuple[List[str], List
         "--step-size": (SEED, SEED + ["--step-size", "3"]),
         "--jitter": (SEED, SEED + ["--jitter", "2"]),
         "--no-clip": (SEED, SEED + ["--no-clip"]),
+        "--lap-levels": (SEED, SEED + ["--lap-levels", "2"]),
+        "--preserve-colors": (SEED, SEED + ["--preserve-colors"]),
+        "--max-size": (SEED, SEED + ["--max-size", "36"]),
         "--seed": (SEED, ["--seed", "1"]),
         "--guide": (SEED, SEED + ["--guide", "{guide}"]),
         "--mode": (SEED, ["--mode", "lbfgs"]),
@@ -166,6 +169,9 @@ COMMANDS: Dict[Tuple[str, ...], Tuple[List[str], Dict[str, Tuple[List[str], List
         "--out-dir": (["--out-dir", "{out}/z"], ["--out-dir", "{out}/y"]),
         "--frames": (["--out-dir", "{out}/z"], ["--out-dir", "{out}/z", "--frames", "3"]),
         "--scale": (["--out-dir", "{out}/z"], ["--out-dir", "{out}/z", "--scale", "0.2"]),
+        "--rotate": (["--out-dir", "{out}/z"], ["--out-dir", "{out}/z", "--rotate", "10"]),
+        "--pan": (["--out-dir", "{out}/z"], ["--out-dir", "{out}/z", "--pan", "3,1"]),
+        "--keyframes": (["--out-dir", "{out}/z"], ["--out-dir", "{out}/z", "--keyframes", "{keys}"]),
         "--video": (["--out-dir", "{out}/z"], ["--out-dir", "{out}/z", "--video", "{out}/z.gif"]),
         "--fps": (["--out-dir", "{out}/z", "--video", "{out}/z.gif"],
                   ["--out-dir", "{out}/z", "--video", "{out}/z.gif", "--fps", "10"]),
@@ -181,6 +187,7 @@ COMMANDS: Dict[Tuple[str, ...], Tuple[List[str], Dict[str, Tuple[List[str], List
         "--blend": (["-o", "{out}/v.mp4"], ["-o", "{out}/v.mp4", "--blend", "0.2"]),
         "--carry": (["-o", "{out}/v.mp4"], ["-o", "{out}/v.mp4", "--carry", "dream"]),
         "--max-frames": (["-o", "{out}/v.mp4"], ["-o", "{out}/v.mp4", "--max-frames", "2"]),
+        "--keyframes": (["-o", "{out}/v.mp4"], ["-o", "{out}/v.mp4", "--keyframes", "{keys}"]),
         "--fps": (["-o", "{out}/v.mp4"], ["-o", "{out}/v.mp4", "--fps", "10"]),
         "--codec": (["-o", "{out}/v.mp4"], ["-o", "{out}/v.mp4", "--codec", "mpeg4"]),
         "--crf": (["-o", "{out}/v.mp4"], ["-o", "{out}/v.mp4", "--crf", "40"]),
@@ -269,7 +276,7 @@ def test_dream_like_commands_take_dreams_options_to_the_same_run():
     dream = shown_options(leaves[("dream",)])
     shared = ["--mean", "1", "2", "3", "--channel-swap", "0", "1", "2", "--layer", "conv1=2", "--channel", "a/output:1",
               "--octaves", "3", "--octave-scale", "1.3", "--iters", "4", "--step-size", "2", "--jitter", "3",
-              "--no-clip", "--seed", "5", "--guide", "g.png", "--tile-size", "300", "--tile-above", "0.5",
+              "--no-clip", "--lap-levels", "3", "--preserve-colors", "--max-size", "64", "--seed", "5", "--guide", "g.png", "--tile-size", "300", "--tile-above", "0.5",
               "--notebook-net", "--gpu", "1", "--prototxt", "p", "--weights", "w", "--models-dir", "m",
               "--mirror", "http://x", "--allow-python-layers", "-v"]
     positional = {"dream": ["-o", "o.jpg"], "zoom": ["--out-dir", "d"], "video": ["in.mp4", "-o", "o.mp4"],
@@ -330,11 +337,13 @@ def world(tmp_path, zoo_env, server, tiny_model, monkeypatch, request):
         'layer { name: "pool1" type: "Pooling" bottom: "pynorm"'))
     labels = tmp_path / "labels.txt"
     labels.write_text("cero\nuno\ndos\ntres\ncuatro\n")
+    keys = tmp_path / "keys.toml"
+    keys.write_text('[[key]]\nframe = 1\nlayer = "conv1"\nstep_size = 3\n')
     monkeypatch.chdir(tmp_path)
     scheduler = request.getfixturevalue("scheduler") if re.search(r"\[(batch|atlas) ", request.node.name) else None
     return {"scheduler": scheduler, "zoo": zoo_env.models, "proto": proto, "weights": weights, "pyproto": pyproto,
             "photo": photo,
-            "guide": guide, "frames": frames, "labels": labels, "mirror": server.url("m"), "root": tmp_path}
+            "guide": guide, "frames": frames, "labels": labels, "keys": keys, "mirror": server.url("m"), "root": tmp_path}
 
 
 def _observe(world, argv: List[str], capfd, fresh: int) -> tuple:

@@ -307,7 +307,7 @@ def test_unusable_zoom_state_is_set_aside_and_the_frames_come_out_the_same(net, 
 
 @pytest.mark.parametrize("record", [b"", b"{not json", b"[]", b'{"params": 3}', b"\xff\xfe\x00", None])
 def test_unusable_zoom_record(net, tmp_path, record):
-    """A zoom.json that does not read: with no frames the run starts over, with frames it is refused."""
+    """A zoom.json this tool did not write is refused and left as it is; without one, frames on disk are refused."""
     empty, full = tmp_path / "empty", tmp_path / "full"
     for d in (empty, full):
         d.mkdir()
@@ -315,16 +315,27 @@ def test_unusable_zoom_record(net, tmp_path, record):
             continue
         (d / PARAMS_FILE).write_bytes(record)
     frame_path(full, 0).write_bytes(b"someone's photo")
-    notes = []
-    assert _zoom(net, empty, frames=1, note=notes.append) == 0
-    assert len(list(empty.glob("*.jpg"))) == 1
-    assert len(notes) == (record is not None)
+    if record is None:
+        assert _zoom(net, empty, frames=1) == 0
+        assert len(list(empty.glob("*.jpg"))) == 1
+    else:
+        with pytest.raises(DeepDreamError, match="not a record this tool wrote") as e:
+            _zoom(net, empty, frames=1)
+        _api_error(e.value)
+        assert sorted(p.name for p in empty.iterdir()) == [PARAMS_FILE]
     with pytest.raises(DeepDreamError) as e:
         _zoom(net, full, frames=1)
     _api_error(e.value)
     assert frame_path(full, 0).read_bytes() == b"someone's photo"
     if record is not None:
-        assert list(full.glob(PARAMS_FILE + ".bad-*"))[0].read_bytes() == record
+        assert (full / PARAMS_FILE).read_bytes() == record
+
+
+def test_an_own_zoom_record_that_does_not_read_is_set_aside(net, tmp_path):
+    (tmp_path / PARAMS_FILE).write_text('{"tool": "deepdream-caffe", "params": 3}')
+    notes = []
+    assert _zoom(net, tmp_path, frames=1, note=notes.append) == 0
+    assert len(notes) == 1 and "set aside" in notes[0] and len(list(tmp_path.glob(PARAMS_FILE + ".bad-*"))) == 1
 
 
 @pytest.mark.parametrize("how", ["same path", "symlink", "hard link"])

@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ...errors import DeepDreamError
+from ...io.files import MAX_IMAGE_BYTES, check_regular
 from ...io.hashing import sha1_file
 from ...io.image import image_format, read_metadata
 from ..config import DreamConfig
-from ..pipeline import DreamSession
-from ..run import run_key
+from ..pipeline import DreamSession, net_files, output_files
+from ..run import TOOL, run_key
 
 METADATA_KEY = "batch"  # where a batch's own record sits in an output's metadata
 
@@ -98,6 +100,8 @@ def plan_tasks(inputs: Sequence[Path], settings: Sequence[Setting], out_dir: Pat
         raise DeepDreamError(f"the output folder {out_dir} is not a folder")
     if not ext.startswith("."):
         ext = "." + ext
+    if not re.fullmatch(r"\.[A-Za-z0-9]+", ext):
+        raise DeepDreamError(f"--ext wants an image extension such as .jpg or .png, got {ext!r}")
     image_format(Path("x" + ext))
     # Absolute paths: a worker may run in another folder (or on another machine sharing the paths).
     out_dir = out_dir.absolute()
@@ -106,11 +110,11 @@ def plan_tasks(inputs: Sequence[Path], settings: Sequence[Setting], out_dir: Pat
         raise DeepDreamError("no input images given")
     stems: Dict[str, Path] = {}
     for p in inputs:
-        if not p.is_file():
-            raise DeepDreamError(f"input not found: {p}")
+        check_regular(p, "input", MAX_IMAGE_BYTES)  # before it is hashed
         if p.stem in stems and stems[p.stem] != p:
             raise DeepDreamError(f"two inputs would write the same output name: {stems[p.stem]} and {p}")
         stems[p.stem] = p
+    reads = [*inputs, *(p for s in settings for p in (s.config.guide, *net_files(s.config)))]
     tasks: List[BatchTask] = []
     hashes: Dict[Path, str] = {}
     for p in dict.fromkeys(inputs):
@@ -119,8 +123,10 @@ def plan_tasks(inputs: Sequence[Path], settings: Sequence[Setting], out_dir: Pat
         for setting in settings:
             cfg = replace(setting.config, seed=s)
             out = out_dir / output_name(p, setting, ext)
-            if out.exists() and out.resolve() == p.resolve():
-                raise DeepDreamError(f"refusing to overwrite the input {p}; choose another --out-dir")
+            output_files(out, reads).check()
+            if os.path.lexists(out) and not made_here(out):
+                raise DeepDreamError(f"{out} is there and was not made by this tool; refusing to replace it "
+                                     "(choose another --out-dir)")
             key = run_key(config_record(cfg), s, sha1)
             tasks.append(BatchTask(len(tasks), p, out, replace(setting, config=cfg), s, key))
     return tasks
@@ -136,13 +142,22 @@ def check_settings(settings: Sequence[Setting]) -> None:
         DreamSession(s.config)
 
 
+def made_here(output: Path) -> bool:
+    """Whether ``output`` is an image whose record (its PNG text or ``OUT.json``) says this tool made it."""
+    try:
+        meta = read_metadata(output) if output.is_file() and not output.is_symlink() else None
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and meta.get("tool") == TOOL
+
+
 def recorded_key(output: Path) -> Optional[str]:
     """The finished-key recorded with ``output``, or None (missing, unreadable, or not from a batch)."""
     try:
         if not output.is_file():
             return None
         meta = read_metadata(output)
-    except (OSError, ValueError):
+    except (OSError, ValueError, DeepDreamError):
         return None
     rec = (meta or {}).get(METADATA_KEY)
     return rec.get("key") if isinstance(rec, dict) else None

@@ -13,10 +13,14 @@ from typing import Collection, List, Optional, Sequence, Tuple
 
 from PIL import Image, ImageDraw, ImageFont
 
+from ...errors import DeepDreamError
 from ...io.atomic import atomic_output
+from ...io.files import open_regular
 from ...io.image import image_format
+from ..run import RunFiles
 
 GAP = 4
+MAX_SIDE = {"JPEG": 65500, "WEBP": 16383}  # the formats' own limits on a side, in pixels
 BACKGROUND = (255, 255, 255)
 
 
@@ -59,7 +63,7 @@ def layout(row_labels: Sequence[str], col_labels: Sequence[Sequence[str]], tile:
 
 def thumbnail(path: Path, tile: int):
     """The image at ``path`` scaled to fit ``tile`` x ``tile`` (PIL image, RGB)."""
-    with Image.open(path) as im:
+    with open_regular(path, "image") as f, Image.open(f) as im:
         im = im.convert("RGB")
         im.thumbnail((tile, tile), Image.LANCZOS)
         return im.copy()
@@ -101,11 +105,30 @@ def make_sheet(out: Path, grid: List[List[Optional[Path]]], row_labels: Sequence
     return lay
 
 
+def check_sheet(tasks, out: Path, tile: int = 192) -> None:
+    """Refuse, before the batch runs, a sheet in a missing folder, one too large to write or read back (more
+    pixels than Pillow opens), or one that would replace a file the batch reads or writes."""
+    out = Path(out)
+    fmt = image_format(out)
+    if not (out.parent if str(out.parent) else Path(".")).is_dir():
+        raise DeepDreamError(f"the sheet's folder does not exist: {out.parent}")
+    inputs = list(dict.fromkeys(t.input for t in tasks))
+    labels = list(dict.fromkeys(t.setting.label for t in tasks))
+    w, h = layout([p.name for p in inputs], [label.split(" ") for label in labels], tile).size
+    side = MAX_SIDE.get(fmt, 1 << 16)
+    if max(w, h) > side or w * h > Image.MAX_IMAGE_PIXELS:
+        raise DeepDreamError(f"a contact sheet of {len(inputs)}x{len(labels)} cells of {tile} pixels would be "
+                             f"{w}x{h}, more than a {fmt} holds or Pillow opens; give a smaller --sheet-tile")
+    net = [p for t in tasks for p in (t.config.guide, t.config.net.prototxt, t.config.net.weights)]
+    RunFiles([*inputs, *(t.output for t in tasks), *net], writes=[out]).check()
+
+
 def sheet_of(tasks, out: Path, tile: int = 192, failed: Collection[int] = ()) -> SheetLayout:
     """The contact sheet of a batch's tasks: rows in input order, columns in setting order.
 
     Tasks whose index is in ``failed`` get a "failed" cell even if an older output is on disk.
     """
+    check_sheet(tasks, out, tile)
     inputs: List[Path] = list(dict.fromkeys(t.input for t in tasks))
     labels: List[str] = list(dict.fromkeys(t.setting.label for t in tasks))
     grid: List[List[Optional[Path]]] = [[None] * len(labels) for _ in inputs]

@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from ...errors import DeepDreamError
-from ..progress import PROG
 from .batch import MAX_RETRIES, _run_on_cluster, add_cluster_args, settings
 
 ORDER = 36
@@ -59,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         say(args.quiet, f"all {len(tasks)} images already rendered (same parameters): nothing to dream")
     for line in report.failure_lines():
-        print(f"{PROG}: {line}", file=sys.stderr)
+        say(False, line)
     index = write_site(atlas, report.failures)
     made, skipped, failed = len(report.results), len(report.skipped), len(report.failures)
     say(args.quiet, f"{made} made, {skipped} already finished, {failed} failed; open {index}")

@@ -5,13 +5,11 @@ import argparse
 import copy
 import itertools
 import math
-import sys
 from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple
 
 from ...errors import DeepDreamError
 from ..options import add_common_args, add_dream_args, add_net_args, dream_config, term_text
-from ..progress import PROG
 
 SHEET_TILE = 192
 MAX_RETRIES = 100  # as the zoo's downloads: past that a failing task is not going to pass
@@ -166,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
     from ...app.batch import plan_tasks
     from ...app.batch.plan import check_settings
     from ...app.batch.run import finished_report
-    from ...app.batch.sheet import sheet_of
+    from ...app.batch.sheet import check_sheet, sheet_of
     from ..batch_progress import say
 
     if not 0 <= args.retries <= MAX_RETRIES:
@@ -181,6 +179,8 @@ def run(args: argparse.Namespace) -> int:
             raise DeepDreamError(f"--sheet-tile must be at least 16 pixels, got {args.sheet_tile}")
     sets = settings(args)
     tasks = plan_tasks(args.inputs, sets, args.out_dir, args.seed, args.ext)
+    if args.sheet is not None:
+        check_sheet(tasks, args.sheet, args.sheet_tile)
     report = finished_report(tasks)
     if report is None:
         check_settings(sets)
@@ -188,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         say(args.quiet, f"all {len(tasks)} outputs already finished (same parameters): nothing to do")
     for line in report.failure_lines():
-        print(f"{PROG}: {line}", file=sys.stderr)
+        say(False, line)
     if args.sheet is not None:
         sheet_of(tasks, args.sheet, args.sheet_tile, failed=report.failures)
         say(args.quiet, f"wrote {args.sheet}")
