@@ -141,3 +141,45 @@ def _encode(out, vs, frames: List[np.ndarray]) -> None:
             out.mux(p)
     for p in vs.encode(None):
         out.mux(p)
+
+
+def write_vfr_clip(path: Path, frames: List[np.ndarray], times: List[Fraction]) -> None:
+    """A variable-frame-rate video: frame i shown at ``times[i]`` seconds (a millisecond time base)."""
+    import av
+
+    tb = Fraction(1, 1000)
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264", rate=25)
+        h, w = frames[0].shape[:2]
+        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+        vs.codec_context.time_base = vs.time_base = tb
+        for f, t in zip(frames, times):
+            vf = av.VideoFrame.from_ndarray(np.uint8(f), format="rgb24")
+            vf.pts, vf.time_base = int(t / tb), tb
+            for p in vs.encode(vf):
+                out.mux(p)
+        for p in vs.encode(None):
+            out.mux(p)
+
+
+def frame_times(path: Path) -> List[Fraction]:
+    """Each decoded frame's time from the first, in seconds."""
+    import av
+
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        pts = [f.pts for f in c.decode(v)]
+    return [(p - pts[0]) * v.time_base for p in pts]
+
+
+def write_header_only_clip(path: Path, width: int, height: int) -> None:
+    """A Matroska file whose header says ``width`` x ``height`` MJPEG frames and whose one frame is not a
+    picture: reading its size is fine, decoding it fails."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("mjpeg", rate=25)
+        vs.width, vs.height, vs.pix_fmt = width, height, "yuvj420p"
+        pkt = av.Packet(b"\xff\xd8 not a picture \xff\xd9")
+        pkt.stream, pkt.pts, pkt.dts, pkt.time_base = vs, 0, 0, Fraction(1, 25)
+        out.mux(pkt)

@@ -46,7 +46,7 @@ from .record import output_metadata, run_params
 from .reporting import Progress, Reporter
 from .run import FileCheckpoint, RunDir, RunFiles, StateFile, output_lock, run_key, saved_seed, state_path
 from .zoom import KIND as ZOOM_KIND
-from .zoom import PARAMS_FILE, frame_path, is_complete, zoom_frames
+from .zoom import PARAMS_FILE, check_room, frame_path, is_complete, zoom_frames
 
 
 @dataclass
@@ -225,6 +225,8 @@ class DreamSession:
             # the sizes the net really runs at: tiles above the tiling threshold (ascent)
             extents = tile_extents(self.config.tiling) if self.config.mode == "ascent" else None
             octaves = self.config.octaves
+            if extents:  # the dream checks the whole image too (see check_octaves_fit): refuse it here first
+                fit_octaves(self.param, self.end, h, w, 1, octaves.octave_scale)
             n, why = fit_octaves(self.param, self.end, h, w, octaves.octave_n, octaves.octave_scale,
                                  **({"extents": extents} if extents else {}))
             if why:
@@ -435,6 +437,8 @@ def zoom_file(
     with output_lock(out_dir, folder=True):  # a second run into this folder is refused meanwhile
         seed_flag = rep.name("seed")
         img, orientation = read_input(input_path, cfg.exif_orientation, cfg.max_size)
+        quality = cfg.quality if cfg.quality is not None else nb.JPEG_QUALITY
+        check_room(out_dir, zoom.frames, img, quality, rep.name("frames"))
         input_sha1 = file_sha1(input_path)
         session = session or DreamSession(cfg, rep)
         octave_n = session.octaves_for(*img.shape[:2])
@@ -454,7 +458,6 @@ def zoom_file(
         params = dict(session.params(octave_n), seed=seed, model=spec.model, weights_sha1=spec.weights_sha1,
                       prototxt_sha1=session.prototxt_sha1, input=str(input_path) if input_path else None,
                       input_sha1=input_sha1)
-        quality = cfg.quality if cfg.quality is not None else nb.JPEG_QUALITY
         extra: Dict[str, Any] = {"quality": quality}
         if orientation is not None:
             extra["input_orientation"] = orientation

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
+import sys
 import time
 from dataclasses import dataclass, fields
 from fractions import Fraction
@@ -39,6 +40,7 @@ from ..io.video import (
     as_rate,
     check_video_output,
     format_rate,
+    header_size,
     open_source,
     output_kind,
     video_suffixes,
@@ -50,7 +52,7 @@ from .record import output_metadata
 from .reporting import FrameProgress, Progress, Reporter
 from .run import TOOL, DreamFn, RunDir, RunFiles, frame_loop, output_lock, run_key, saved_record, saved_seed
 from .zoom import KIND as ZOOM
-from .zoom import frame_path
+from .zoom import FramePaths
 
 KIND = "video"  # the work folder's record and state: video.json, .video-state.npz
 
@@ -170,7 +172,8 @@ def dream_video(
             if on_frame is not None:
                 on_frame(i)
 
-        frames = itertools.islice(source.frames(start), None if max_frames is None else max(0, max_frames - start))
+        frames = itertools.islice(source.frames(start),
+                                  None if max_frames is None else max(0, min(max_frames, sys.maxsize) - start))
         try:
             done = frame_loop(run, rng, dream, start, last, frames, carry_in, frame_done, before)
         except KeyboardInterrupt:
@@ -189,7 +192,7 @@ def dream_video(
 
 
 def encode_frames(
-    files: List[Path],
+    files: Sequence[Path],
     out: os.PathLike,
     source: Optional[VideoSource],
     metadata: Optional[Dict[str, Any]],
@@ -199,7 +202,8 @@ def encode_frames(
     crf: int = DEFAULT_CRF,
     reporter: Optional[Reporter] = None,
 ) -> int:
-    """Encode image ``files`` into the video ``out`` at ``rate`` (default: the source's), with the source's audio."""
+    """Encode image ``files`` into the video ``out`` at ``rate`` (default: the source's, with its frames' own
+    times where they vary), with the source's audio."""
     bar = (reporter or Reporter()).frames(len(files), 0, "encode")
 
     def frames() -> Iterator[np.ndarray]:
@@ -210,7 +214,7 @@ def encode_frames(
     try:
         return write_video(out, frames(), rate if rate is not None else source.frame_rate,
                            audio_from=source if source is not None and source.kind == "video" else None,
-                           metadata=metadata, codec=codec, crf=crf)
+                           metadata=metadata, codec=codec, crf=crf, times=source.times if rate is None else None)
     finally:
         bar.close()
 
@@ -358,6 +362,11 @@ def video_file(
         raise SettingError("{quality} is for JPEG/WebP images; a video's quality is {crf}")
     if cfg.exif_orientation != "apply":
         raise SettingError("{exif_orientation} is for images; a video's frames are turned upright by its display matrix (frame files: by their tags)")
+    frame_rep = _FrameReporter(rep)
+    header = header_size(input_spec)
+    if header is not None:  # a frame size no dream can take is refused before a frame is decoded
+        session = session or DreamSession(cfg, frame_rep)
+        _fits_either_way(session, *header)
     source = open_source(input_spec, video.fps)
     _note_turn(source, rep)
     source = ShrunkSource.of(source, cfg.max_size)
@@ -372,7 +381,6 @@ def video_file(
     if kind == "animation" and source.has_audio:
         rep.note(f"an animated {out.suffix.lower()} has no sound: the input's audio is left out")
     carry = video.carrier()
-    frame_rep = _FrameReporter(rep)
     session = session or DreamSession(cfg, frame_rep)
     octave_n = session.octaves_for(source.height, source.width)  # frames too small fail before the net loads
     scheduled = Scheduled(session, video.keyframes, source.height, source.width)
@@ -397,6 +405,16 @@ def video_file(
                          before=scheduled.before, inputs=inputs)
     rep.note(f"wrote {out} ({result.frames} frames)")
     return result
+
+
+def _fits_either_way(session: Any, h: int, w: int) -> None:
+    """Raise unless ``h`` x ``w`` frames, upright or turned a quarter (the header does not say), can be dreamed."""
+    try:
+        session.octaves_for(h, w)
+    except DeepDreamError:
+        if h == w:
+            raise
+        session.octaves_for(w, h)
 
 
 def _note_turn(source: VideoSource, rep: Reporter) -> None:
@@ -449,7 +467,7 @@ def frames_to_video_file(
         with output_lock(out):
             n = write_video(out, frames(), source.frame_rate, audio_from=source if source.kind == "video" else None,
                             metadata=_encode_metadata("frames-to-video", source, source.frame_rate), codec=codec,
-                            crf=crf)
+                            crf=crf, times=source.times)
     finally:
         bar.close()
     rep.note(f"wrote {out} ({n} frames at {format_rate(source.frame_rate)} fps)")
@@ -484,10 +502,10 @@ def zoom_video_file(
 ) -> int:
     """Encode a zoom's frames ``0000.jpg`` ... of ``out_dir`` into ``output``; the folder stays as it is."""
     out_dir = Path(out_dir)
-    files = [frame_path(out_dir, i) for i in range(frames)]
-    missing = [f for f in files if not f.exists()]
-    if missing:
-        raise DeepDreamError(f"{missing[0]} is missing; finish the zoom first")
+    files = FramePaths(out_dir, frames)
+    missing = next((f for f in files if not f.exists()), None)
+    if missing is not None:
+        raise DeepDreamError(f"{missing} is missing; finish the zoom first")
     zoom_dir(out_dir).check([])  # no link planted among the frames is taken into the video
     RunFiles(files, writes=[output], records=[sidecar_path(output)]).check()
     rate = as_rate(fps) if fps is not None else DEFAULT_FPS

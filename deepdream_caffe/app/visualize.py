@@ -183,6 +183,19 @@ def resolve_class(klass: Union[int, str], labels: Optional[List[str]]) -> Tuple[
     return k, labels[k].strip()
 
 
+def _check_extent(cfg: "VisualizeConfig", h: int, w: int) -> None:
+    """Refuse, from arithmetic, a canvas that memory cannot hold (the image, its gradient and its step, in
+    float32) and a blur wider than the canvas (its kernel alone would be as large as the number)."""
+    from ..net.referee import memory_limit
+
+    need = 3 * 3 * 4 * h * w
+    if need > memory_limit():
+        raise SettingError(f"{{size}} {w}x{h} needs about {need / 2**30:.3g} GiB for the canvas alone; "
+                           f"this machine has {memory_limit() / 2**30:.3g} GiB")
+    if cfg.blur_sigma is not None and cfg.blur_sigma > max(h, w):
+        raise SettingError(f"{{blur_sigma}} {cfg.blur_sigma:g} is wider than the {w}x{h} canvas")
+
+
 def visualize_file(output: Path, config: VisualizeConfig, *, reporter: Optional[Reporter] = None) -> Dict[str, Any]:
     """Visualise ``config``'s class or unit into ``output`` (atomic; metadata as for ``dream``); returns the record."""
     import numpy as np
@@ -230,6 +243,7 @@ def visualize_file(output: Path, config: VisualizeConfig, *, reporter: Optional[
             if k in REFUSED_CLASSES.get(spec.model or "", ()):
                 raise DeepDreamError(f"class {k} of {spec.model} is not rendered by this tool (see README)")
         h, w = (cfg.size[1], cfg.size[0]) if cfg.size is not None else native
+        _check_extent(cfg, h, w)
         if unit is not None:
             from ..dream.sizing import check_size_fits
 

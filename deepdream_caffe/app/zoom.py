@@ -9,14 +9,19 @@ parameters and seed give them again, bit for bit).
 """
 from __future__ import annotations
 
+import io
 import itertools
 import os
+import shutil
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Sequence
 
 import numpy as np
+from PIL import Image
 
 from ..dream.flow import move
+from ..errors import DeepDreamError
+from ..io.image import to_uint8
 from .config import ZoomConfig
 from .run import DreamFn, Note, RunDir, frame_loop, run_files, run_key
 
@@ -28,9 +33,40 @@ def frame_path(out_dir: os.PathLike, i: int) -> Path:
     return Path(out_dir) / f"{i:04d}.jpg"
 
 
+class FramePaths(Sequence[Path]):
+    """``0000.jpg`` ... ``(n-1).jpg`` of ``out_dir``, each named when asked for (a sequence may be long)."""
+
+    def __init__(self, out_dir: os.PathLike, n: int) -> None:
+        self.out_dir, self.n = out_dir, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: Any) -> Any:
+        if not isinstance(i, int) or not -self.n <= i < self.n:
+            raise IndexError(i)
+        return frame_path(self.out_dir, i % self.n)
+
+
 def is_complete(out_dir: os.PathLike, frames: int) -> bool:
     """Whether frames 0 .. frames-1 are all in ``out_dir`` (whose record says which run made them)."""
-    return all(frame_path(out_dir, i).is_file() for i in range(frames))
+    return all(f.is_file() for f in FramePaths(out_dir, frames))
+
+
+def check_room(out_dir: os.PathLike, frames: int, img: np.ndarray, quality: int, name: str = "frames") -> None:
+    """Refuse ``frames`` frames that would not fit on the disk of ``out_dir``, each counted as large as the
+    first frame as a JPEG at ``quality`` (dreamed frames carry more detail: larger still)."""
+    buf = io.BytesIO()
+    Image.fromarray(to_uint8(img)).save(buf, "JPEG", quality=quality)
+    folder = Path(out_dir).absolute()
+    while not folder.exists():
+        folder = folder.parent
+    have = len(list(Path(out_dir).glob("[0-9]*.jpg"))) if Path(out_dir).is_dir() else 0  # a resumed run's
+    need = buf.tell() * max(0, frames - have)
+    free = shutil.disk_usage(folder).free
+    if need > free:
+        raise DeepDreamError(f"{name} {frames}: frames of about {buf.tell()} bytes (the first as a JPEG) need "
+                             f"about {need / 1e9:.3g} GB; {folder} has {free / 1e9:.3g} GB free")
 
 
 def zoom_frames(

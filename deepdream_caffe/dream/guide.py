@@ -6,7 +6,7 @@ from typing import Any, Dict, Optional, Sequence
 import numpy as np
 
 from ..io.image import as_image_array
-from ..net.access import input_blob, raw_net, resolve_end
+from ..net.access import input_blob, net_lock, raw_net, resolve_end
 from .arguments import check_arguments
 from .defaults import DEFAULT_LAYER
 from .gradient import forward_snapshots
@@ -25,9 +25,10 @@ def guide_features_at(net: Any, guide_img: np.ndarray, layers: Sequence[str]) ->
         check_octaves_fit(net, layer, guide_img.shape[0], guide_img.shape[1], 1, Octaves.octave_scale)  # one octave
     src = input_blob(raw_net(net))
     h, w = guide_img.shape[:2]
-    src.reshape(1, 3, h, w)
-    src.data[0] = preprocess(net, guide_img)
-    return {layer: a[0] for layer, a in forward_snapshots(net, tuple(layers)).items()}
+    with net_lock(net):
+        src.reshape(1, 3, h, w)
+        src.data[0] = preprocess(net, guide_img)
+        return {layer: a[0] for layer, a in forward_snapshots(net, tuple(layers)).items()}
 
 
 def guide_features(net: Any, guide_img: np.ndarray, end: Optional[str] = None) -> np.ndarray:

@@ -9,7 +9,7 @@ import numpy as np
 import scipy.ndimage as nd
 
 from ..errors import DeepDreamError
-from ..net.access import raw_net, reserve_input
+from ..net.access import net_lock, raw_net, reserve_input
 from .checks import check_image_finite
 
 
@@ -37,21 +37,43 @@ def zoom_planes(img: np.ndarray, fy: float, fx: float) -> np.ndarray:
 
 def octave_pyramid(base: np.ndarray, octave_n: int, octave_scale: float) -> List[np.ndarray]:
     """``octave_n`` CxHxW images, the given one first, each 1/octave_scale of the one before."""
+    octave_sizes(*base.shape[-2:], octave_n, octave_scale)  # refuses, before any is made, what cannot shrink
     octaves = [base]
     for _ in range(octave_n - 1):
         octaves.append(zoom_planes(octaves[-1], 1.0 / octave_scale, 1.0 / octave_scale))
     return octaves
 
 
-def octave_sizes(h: int, w: int, octave_n: int, octave_scale: float) -> List[Tuple[int, int]]:
-    """(height, width) of each octave, largest first, exactly as zoom computes them."""
+def shrinking_sizes(h: int, w: int, octave_n: int, octave_scale: float) -> List[Tuple[int, int]]:
+    """(height, width) of the first octaves, largest first, exactly as zoom computes them: at most
+    ``octave_n``, ending before an octave that would be empty or no smaller than the one before (every
+    later one would be that size too). Each kept octave is smaller, so there are at most h + w of them."""
     sizes = [(h, w)]
-    for _ in range(octave_n - 1):
-        # zoom's own rounding: round(size * factor), factor = 1/octave_scale
-        f = 1.0 / octave_scale
-        h, w = int(round(h * f)), int(round(w * f))
+    f = 1.0 / octave_scale
+    while len(sizes) < octave_n:
+        nh, nw = int(round(h * f)), int(round(w * f))  # zoom's own rounding: round(size * factor)
+        if nh < 1 or nw < 1 or (nh, nw) == (h, w):
+            break
+        h, w = nh, nw
         sizes.append((h, w))
     return sizes
+
+
+def octave_sizes(h: int, w: int, octave_n: int, octave_scale: float) -> List[Tuple[int, int]]:
+    """(height, width) of each octave, largest first; raises if the image cannot shrink ``octave_n`` times."""
+    sizes = shrinking_sizes(h, w, octave_n, octave_scale)
+    if len(sizes) < octave_n:
+        raise DeepDreamError(f"octave_n={octave_n} is too many for a {w}x{h} image: {shrink_limit(sizes, octave_scale)}")
+    return sizes
+
+
+def shrink_limit(sizes: List[Tuple[int, int]], octave_scale: float) -> str:
+    """Why the octaves stop after ``sizes`` (from :func:`shrinking_sizes`), and how many there can be."""
+    h, w = sizes[-1]
+    nh, nw = int(round(h / octave_scale)), int(round(w / octave_scale))
+    what = "empty" if nh < 1 or nw < 1 else f"no smaller than {w}x{h}"
+    return (f"with octave_scale {octave_scale} octave {len(sizes) + 1} would be {what}; "
+            f"at most {len(sizes)} octave{'s' if len(sizes) > 1 else ''}")
 
 
 def upscale_detail(detail: np.ndarray, h: int, w: int) -> np.ndarray:
@@ -89,7 +111,8 @@ def run_octaves(net, octaves: List[np.ndarray], solver: OctaveSolver,
     steps must not).
     """
     if reserve:
-        reserve_input(raw_net(net), *octaves[0].shape[-2:])
+        with net_lock(net):
+            reserve_input(raw_net(net), *octaves[0].shape[-2:])
     bases = octaves[::-1]
     detail = np.zeros_like(octaves[-1])
     start = 0
@@ -112,9 +135,10 @@ def run_octaves(net, octaves: List[np.ndarray], solver: OctaveSolver,
             detail = upscale_detail(detail, h, w)
         x0 = octave_base + detail
         check_image_finite(x0, i, len(bases))  # nothing non-finite may reach Caffe
-        x = solver.solve(i, x0)
+        with net_lock(net):  # the octave's image lives in the net's input blob until copied out
+            x = np.array(solver.solve(i, x0), copy=True)
         check_image_finite(x, i, len(bases))
         if checkpoint is not None:
             checkpoint.save(i, x)
         detail = x - octave_base
-    return np.array(x, copy=True)
+    return x

@@ -15,7 +15,7 @@ from ..net.referee import (
     size_problems,
     smallest_side,
 )
-from .octaves import octave_sizes
+from .octaves import octave_sizes, shrink_limit, shrinking_sizes
 
 VISUALIZE_HINT = "`deepdream-caffe visualize` is the tool for class images"
 
@@ -116,27 +116,27 @@ def fit_octaves(
                 return 1, (f"using 1 octave instead of {octave_n}: '{end}' is a classifier layer and takes only "
                            f"{w}x{h}")
             return 1, None
-    smallest = [octave_sizes(h, w, n, octave_scale)[-1] for n in range(1, octave_n + 1)]
-    build(param, end, [s for hw in smallest for s in extents(*hw)])  # every size in one child request
+    sizes = shrinking_sizes(h, w, octave_n, octave_scale)
+    build(param, end, [s for hw in sizes for s in extents(*hw)])  # every size in one child request
     problem = run_problem(param, end, h, w, extents)
     if problem is not None:
         raise DeepDreamError(explain(param, end, h, w, problem))
-    n = octave_n
-    while n > 1:
-        sh, sw = octave_sizes(h, w, n, octave_scale)[-1]
-        if run_problem(param, end, sh, sw, extents) is None:
-            break
+    n = len(sizes)
+    while n > 1 and run_problem(param, end, *sizes[n - 1], extents) is not None:
         n -= 1
     note = None
     if n < octave_n:
-        sh, sw = octave_sizes(h, w, n, octave_scale)[-1]
-        nxt = octave_sizes(h, w, n + 1, octave_scale)[-1]
-        why = run_problem(param, end, nxt[0], nxt[1], extents)
-        reason = ("not the net's own input size" if isinstance(why, FixedSize)
-                  else "too large" if isinstance(why, TooLarge) else "refused by a layer" if isinstance(why, Mismatch)
-                  else "too small")
-        note = (f"using {n} octaves instead of {octave_n}: a smaller octave would be {reason} for '{end}' "
-                f"(smallest now {sw}x{sh})")
+        sh, sw = sizes[n - 1]
+        if n == len(sizes):
+            reason = shrink_limit(sizes, octave_scale).split(";")[0]
+            note = f"using {n} octaves instead of {octave_n}: {reason} (smallest now {sw}x{sh})"
+        else:
+            why = run_problem(param, end, *sizes[n], extents)
+            reason = ("not the net's own input size" if isinstance(why, FixedSize)
+                      else "too large" if isinstance(why, TooLarge) else "refused by a layer"
+                      if isinstance(why, Mismatch) else "too small")
+            note = (f"using {n} octaves instead of {octave_n}: a smaller octave would be {reason} for '{end}' "
+                    f"(smallest now {sw}x{sh})")
     return n, note
 
 
@@ -153,15 +153,19 @@ def check_octaves_fit(net: Any, end: str, h: int, w: int, octave_n: int, octave_
 
     Caffe aborts the process on a layer output that pooling leaves empty;
     this asks Caffe in a child process first. A bare pycaffe net has no
-    prototxt to ask and is not checked.
+    prototxt to ask: only the arithmetic is checked (each octave smaller than the last, none empty).
     """
     param = getattr(net, "param", None)
     if param is None:
+        octave_sizes(h, w, octave_n, octave_scale)  # still: no more octaves than the image can shrink to
         return
     n, _ = fit_octaves(param, end, h, w, octave_n, octave_scale)
     if n < octave_n:
-        sh, sw = octave_sizes(h, w, octave_n, octave_scale)[-1]
+        sizes = shrinking_sizes(h, w, n + 1, octave_scale)
+        if len(sizes) <= n:
+            octave_sizes(h, w, octave_n, octave_scale)  # raises: the image cannot shrink again
+        sh, sw = sizes[-1]
         raise DeepDreamError(
-            f"with octave_n={octave_n} the smallest octave is {sw}x{sh}, too small for layer '{end}'; "
+            f"with octave_n={octave_n} octave {n + 1} is {sw}x{sh}, too small for layer '{end}'; "
             f"octave_n={n} fits this {w}x{h} image"
         )

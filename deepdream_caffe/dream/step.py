@@ -5,7 +5,7 @@ from typing import Any, Optional, Tuple
 
 import numpy as np
 
-from ..net.access import input_blob, raw_net
+from ..net.access import input_blob, net_lock, raw_net
 from . import defaults as nb
 from .arguments import check_arguments
 from .checks import check_step, check_unclipped
@@ -72,26 +72,28 @@ def step(net: Any, step_size: float, end: str, jitter: int, clip: bool, objectiv
          rng: Optional[np.random.RandomState], gradient: Gradient, lap_levels: int = 0,
          preserve_colors: bool = False) -> None:
     """:func:`make_step` with its arguments checked already (a dream checks them once, not every step)."""
-    src = input_blob(raw_net(net))
+    # the step works in the net's input blob: a second thread on this net waits
+    with net_lock(net):
+        src = input_blob(raw_net(net))
 
-    ox, oy = draw_jitter(jitter, rng)
-    # One roll over both axes moves the same pixels as the notebook's two.
-    src.data[0] = np.roll(src.data[0], (oy, ox), (-2, -1))
+        ox, oy = draw_jitter(jitter, rng)
+        # One roll over both axes moves the same pixels as the notebook's two.
+        src.data[0] = np.roll(src.data[0], (oy, ox), (-2, -1))
 
-    g = gradient(net, as_objective(objective, end), rng)
-    if lap_levels:
-        g = lap_normalize(g, lap_levels)
-    if preserve_colors:
-        g = luminance_gradient(g)
-    ascent_update(src.data[:], g, step_size)
-
-    src.data[0] = np.roll(src.data[0], (-oy, -ox), (-2, -1))
-
-    if clip:
-        lo, hi = pixel_range(net)
+        g = gradient(net, as_objective(objective, end), rng)
+        if lap_levels:
+            g = lap_normalize(g, lap_levels)
         if preserve_colors:
-            src.data[0] = clip_along_grey(src.data[0], lo, hi)
+            g = luminance_gradient(g)
+        ascent_update(src.data[:], g, step_size)
+
+        src.data[0] = np.roll(src.data[0], (-oy, -ox), (-2, -1))
+
+        if clip:
+            lo, hi = pixel_range(net)
+            if preserve_colors:
+                src.data[0] = clip_along_grey(src.data[0], lo, hi)
+            else:
+                src.data[:] = np.clip(src.data, lo, hi)
         else:
-            src.data[:] = np.clip(src.data, lo, hi)
-    else:
-        check_unclipped(src.data)  # before the next forward pass sees it
+            check_unclipped(src.data)  # before the next forward pass sees it

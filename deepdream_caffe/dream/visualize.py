@@ -51,8 +51,9 @@ from .objectives import Objective, class_logprob, class_score, input_l2
 from .octaves import (
     OctaveCheckpoint,
     octave_pyramid,
-    octave_sizes,
     run_octaves,
+    shrink_limit,
+    shrinking_sizes,
     zoom_planes,
 )
 from .params import Ascent, Lbfgs, Octaves, check
@@ -285,17 +286,14 @@ def upward_octaves(h: int, w: int, native: Tuple[int, int], octave_n: Optional[i
     if h < nh or w < nw:
         raise DeepDreamError(f"the canvas {w}x{h} is smaller than the net's {nw}x{nh} input; "
                              f"visualize makes images of at least the native size")
-    most = 1
-    while True:
-        sh, sw = octave_sizes(h, w, most + 1, octave_scale)[-1]
-        if sh < nh or sw < nw:
-            break
-        most += 1
+    sizes = shrinking_sizes(h, w, octave_n or h + w, octave_scale)
+    most = next((i for i, (sh, sw) in enumerate(sizes) if sh < nh or sw < nw), len(sizes))
     if octave_n is None:
         return most, None
     if octave_n > most:
-        return most, (f"using {most} octave{'s' if most > 1 else ''} instead of {octave_n}: a smaller octave "
-                      f"would be below the net's {nw}x{nh} input")
+        why = (shrink_limit(sizes, octave_scale).split(";")[0] if most == len(sizes)
+               else f"a smaller octave would be below the net's {nw}x{nh} input")
+        return most, f"using {most} octave{'s' if most > 1 else ''} instead of {octave_n}: {why}"
     return octave_n, None
 
 

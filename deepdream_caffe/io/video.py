@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import glob as _glob
 import io
+import math
 import re
 import struct
 from dataclasses import dataclass, field
 from fractions import Fraction
 from itertools import chain
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -72,6 +73,9 @@ class VideoSource:
     # Quarter turns counter-clockwise that show a video file's frames upright (its display matrix; phones
     # store portrait video as landscape frames plus this). width and height are of the upright frames.
     quarter_turns: int = 0
+    # Each frame's time in seconds from the first, for a video file whose frames are not evenly spaced at
+    # ``frame_rate`` (variable frame rate); None where they are.
+    times: Optional[Tuple[Fraction, ...]] = field(default=None, repr=False)
 
     @property
     def has_audio(self) -> bool:
@@ -239,9 +243,11 @@ def _video_source(path: Path, rate: Optional[Fraction]) -> VideoSource:
         v = container.streams.video[0]
         w, h = v.codec_context.width, v.codec_context.height
         native = v.average_rate or v.guessed_rate or v.base_rate
-        count = v.frames
-        if not count:  # Matroska, WebM, raw streams: no count in the header; count the packets
-            count = sum(1 for pkt in container.demux(v) if pkt.size)
+        # Presentation times from the packets (no decoding): their count where the header has none
+        # (Matroska, WebM, raw streams), and the timing of a variable-frame-rate video.
+        stamps = sorted(pkt.pts for pkt in container.demux(v) if pkt.size and pkt.pts is not None)
+        count = v.frames or len(stamps)
+        times = _uneven_times(stamps, v.time_base, Fraction(native) if native and not rate else None)
         audio = container.streams.audio[0].codec_context.name if container.streams.audio else None
         tracks = len(container.streams.audio)
         turns = _first_turns(path) if count else 0
@@ -256,7 +262,33 @@ def _video_source(path: Path, rate: Optional[Fraction]) -> VideoSource:
     if turns % 2:
         w, h = h, w
     return VideoSource(str(path), "video", w, h, rate or (Fraction(native) if native else DEFAULT_FPS), count,
-                       audio, path, audio_tracks=tracks, quarter_turns=turns)
+                       audio, path, audio_tracks=tracks, quarter_turns=turns, times=times)
+
+
+def _uneven_times(stamps: List[int], time_base: Optional[Fraction],
+                  rate: Optional[Fraction]) -> Optional[Tuple[Fraction, ...]]:
+    """The frames' times from the first (seconds) where they are not i / rate; None where they are, or
+    where there is nothing to tell them by."""
+    if not stamps or not time_base or not rate:
+        return None
+    times = tuple((p - stamps[0]) * Fraction(time_base) for p in stamps)
+    if all(abs(t - i / rate) < Fraction(1, 2) * time_base for i, t in enumerate(times)):
+        return None
+    return times
+
+
+def header_size(spec: Union[str, Path]) -> Optional[Tuple[int, int]]:
+    """(height, width) of a video file's frames as its header gives them, before any frame is decoded (a
+    display matrix may turn them); None for anything else, or where the header does not tell."""
+    path = Path(spec)
+    if path.suffix.lower() in IMAGE_SUFFIXES or not path.is_file():
+        return None
+    try:
+        with _av().open(str(path), "r") as container:
+            ctx = container.streams.video[0].codec_context if container.streams.video else None
+            return (ctx.height, ctx.width) if ctx is not None and ctx.height and ctx.width else None
+    except (*_av_errors(), OSError):
+        return None
 
 
 def count_frames(path: Union[str, Path]) -> int:
@@ -518,9 +550,13 @@ def write_video(
     metadata: Optional[Dict[str, Any]] = None,
     codec: Optional[str] = None,
     crf: int = DEFAULT_CRF,
+    times: Optional[Sequence[Fraction]] = None,
 ) -> int:
     """Encode ``frames`` (HxWx3 RGB, float in [0, 255] or uint8) into ``path`` (.mp4 .mov .mkv .webm, or an
     animated .gif .apng .webp).
+
+    Frame i is shown at ``times[i]`` seconds when given (a variable-frame-rate source's timing; frames
+    past its end follow at ``rate``), else at i / ``rate``; a WebP keeps one rate.
 
     Returns the frame count. Video is H.264 (``codec``; VP9 for .webm) in yuv420p, odd
     sizes padded by one row/column; every audio track of ``audio_from`` (a
@@ -544,10 +580,11 @@ def write_video(
     frames = chain([first], it)
     comment = record_json(metadata, separators=(",", ":")) if metadata is not None else None
     with atomic_with_record(path, metadata, sidecar_path(path), suffix=path.suffix) as tmp:
+        clock = _Clock(rate, times)
         if path.suffix.lower() in PILLOW_ANIMATIONS:
-            n = _write_animation(tmp, frames, rate, PILLOW_ANIMATIONS[path.suffix.lower()], comment)
+            n = _write_animation(tmp, frames, clock, PILLOW_ANIMATIONS[path.suffix.lower()], comment)
         else:
-            n = _write_av(tmp, frames, rate, CONTAINERS[path.suffix.lower()], codec or default_codec(path), crf,
+            n = _write_av(tmp, frames, clock, CONTAINERS[path.suffix.lower()], codec or default_codec(path), crf,
                           audio_from if kind == "video" and audio_from is not None and audio_from.has_audio else None,
                           comment, path)
     return n
@@ -567,7 +604,26 @@ def _checked(frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         yield np.ascontiguousarray(a)
 
 
-def _write_av(tmp: Path, frames: Iterable[np.ndarray], rate: Fraction, fmt: str, codec: str, crf: int,
+class _Clock:
+    """When each output frame starts: at i / rate, or at a source's own times."""
+
+    def __init__(self, rate: Fraction, times: Optional[Sequence[Fraction]]) -> None:
+        self.rate, self.times = rate, list(times) if times else None
+        # a time base that holds every given time exactly
+        self.time_base = Fraction(1, math.lcm(*(Fraction(t).denominator for t in times))) if times else 1 / rate
+
+    def start(self, i: int) -> Fraction:
+        if self.times is None:
+            return i / self.rate
+        if i < len(self.times):
+            return Fraction(self.times[i])
+        return Fraction(self.times[-1]) + (i - len(self.times) + 1) / self.rate
+
+    def pts(self, i: int) -> int:
+        return int(self.start(i) / self.time_base)
+
+
+def _write_av(tmp: Path, frames: Iterable[np.ndarray], clock: _Clock, fmt: str, codec: str, crf: int,
               audio: Optional[VideoSource], comment: Optional[str], path: Path) -> int:
     av = _av()
     # mp4/mov: the index first, so it plays while loading; apng: loop forever, as a GIF does.
@@ -585,23 +641,27 @@ def _write_av(tmp: Path, frames: Iterable[np.ndarray], rate: Fraction, fmt: str,
         stream = None
         for arr in _checked(frames):
             if stream is None:
-                stream = _add_video_stream(out, codec, rate, arr.shape[1], arr.shape[0], crf)
+                stream = _add_video_stream(out, codec, clock.rate, arr.shape[1], arr.shape[0], crf)
+                if clock.times is not None:
+                    stream.codec_context.time_base = stream.time_base = clock.time_base
                 if audio is not None:
                     for i in range(max(audio.audio_tracks, 1)):
                         copiers.append(_AudioCopy(out, audio.path, fmt, i))
             if stream.pix_fmt == "yuv420p":
                 arr = _pad_even(arr)
             frame = av.VideoFrame.from_ndarray(arr, format="rgb24")
-            frame.pts = n
+            frame.pts = clock.pts(n)
+            if clock.times is not None:
+                frame.time_base = clock.time_base
             for pkt in stream.encode(frame):
                 out.mux(pkt)
             n += 1
             for copier in copiers:
-                copier.until(float(n / rate))
+                copier.until(float(clock.start(n)))
         for pkt in stream.encode(None):
             out.mux(pkt)
         for copier in copiers:
-            copier.until(float(n / rate), final=True)
+            copier.until(float(clock.start(n)), final=True)
             copier.close()
         ok = True
     except _av_errors() as e:
@@ -622,32 +682,32 @@ def _write_av(tmp: Path, frames: Iterable[np.ndarray], rate: Fraction, fmt: str,
 SLOWEST = {"GIF": Fraction(100, 65535), "WEBP": Fraction(1000, 2**24 - 1)}
 
 
-def _write_animation(tmp: Path, frames: Iterable[np.ndarray], rate: Fraction, fmt: str,
+def _write_animation(tmp: Path, frames: Iterable[np.ndarray], clock: _Clock, fmt: str,
                      comment: Optional[str]) -> int:
     """An animated GIF or WebP by Pillow, looping; returns the frame count."""
     count = [0]
 
     def images() -> Iterator[Any]:
-        for arr in _checked(frames):
+        for i, arr in enumerate(_checked(frames)):
             count[0] += 1
             # GIF: fast octree, a palette per frame in milliseconds (median cut takes ~0.3 s on a
             # dream's many colours, for no visible gain).
-            yield Image.fromarray(arr).quantize(256, method=Image.Quantize.FASTOCTREE) if fmt == "GIF" \
-                else Image.fromarray(arr)
+            img = (Image.fromarray(arr).quantize(256, method=Image.Quantize.FASTOCTREE) if fmt == "GIF"
+                   else Image.fromarray(arr))
+            # GIF keeps delays in hundredths of a second: 25 fps is exact, 30 fps plays at 33.3.
+            img.info["duration"] = max(20, int(round(100 * float(clock.start(i + 1) - clock.start(i)))) * 10)
+            yield img
 
     it = images()
     first = next(it)
-    if fmt == "GIF":
-        # GIF keeps delays in hundredths of a second: 25 fps is exact, 30 fps plays at 33.3.
-        duration = max(20, int(round(100 / float(rate))) * 10)
+    if fmt == "GIF":  # each frame's own delay (from its info)
         extra: Dict[str, Any] = {"comment": comment.encode()} if comment else {}
-    else:  # WebP keeps milliseconds
-        duration = max(1, int(round(1000 / float(rate))))
-        extra = {"quality": 90, "method": 4}
+    else:  # WebP keeps milliseconds, one delay for all
+        extra = {"quality": 90, "method": 4, "duration": max(1, int(round(1000 / float(clock.rate))))}
     try:
-        first.save(tmp, format=fmt, save_all=True, append_images=it, duration=duration, loop=0, **extra)
+        first.save(tmp, format=fmt, save_all=True, append_images=it, loop=0, **extra)
     except (OverflowError, struct.error):  # Pillow shows identical frames in a row as one, their delays summed
         raise DeepDreamError(f"an animation shows a frame for at most {float(1 / SLOWEST[fmt]):.6g} s, and identical "
-                             f"frames in a row are one: at {float(rate):.6g} fps they last longer; raise the frame "
+                             f"frames in a row are one: at {float(clock.rate):.6g} fps they last longer; raise the frame "
                              "rate or write .mp4") from None
     return count[0]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import difflib
+import threading
 from typing import Any, List, Optional, Sequence
 
 import numpy as np
@@ -12,6 +13,24 @@ from ..errors import DeepDreamError
 def raw_net(net: Any) -> Any:
     """The pycaffe ``Net`` behind ``net`` (a :class:`DreamNet` or a ``caffe.Net``/``Classifier``)."""
     return getattr(net, "net", net)
+
+
+_LOCKS_MADE = threading.Lock()
+
+
+def net_lock(net: Any) -> threading.RLock:
+    """The lock of the pycaffe net behind ``net``: whoever writes its input blob and reads what the net
+    made of it holds it, since a Caffe net is one set of blobs (two threads would dream on each other's).
+    Reentrant: a dream holds it around an octave, its steps take it again."""
+    cnet = raw_net(net)
+    lock = getattr(cnet, "_dream_lock", None)
+    if lock is None:
+        with _LOCKS_MADE:
+            lock = getattr(cnet, "_dream_lock", None)
+            if lock is None:
+                lock = threading.RLock()
+                cnet._dream_lock = lock
+    return lock
 
 
 def input_blob(cnet: Any) -> Any:

@@ -11,7 +11,7 @@ folders), ``DEEPDREAM_CAFFE_CACHE``, ``DEEPDREAM_CAFFE_MIRROR``, and the
 download's patience: ``DEEPDREAM_CAFFE_TIMEOUT`` (stall seconds),
 ``DEEPDREAM_CAFFE_RETRIES``, ``DEEPDREAM_CAFFE_RETRY_WAIT`` (first back-off
 seconds), ``DEEPDREAM_CAFFE_MIN_RATE`` (bytes per second, the overall
-deadline) and ``DEEPDREAM_CAFFE_LOCK_TIMEOUT`` (see :mod:`.settings`).
+deadline and the floor of each ``DEEPDREAM_CAFFE_RATE_WINDOW`` seconds) and ``DEEPDREAM_CAFFE_LOCK_TIMEOUT`` (see :mod:`.settings`).
 """
 from __future__ import annotations
 

@@ -30,7 +30,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Tuple
 
 from ..errors import DeepDreamError
 from ..io.atomic import os_reason
@@ -87,6 +87,8 @@ class _Transfer:
     validator: Optional[str] = None  # strong ETag or Last-Modified of the first reply
     etag: bool = False  # the validator is an ETag (compared on each 206 reply)
     total: Optional[int] = None  # the file's size, if the server told
+    received: int = 0  # bytes received by all requests
+    window: Tuple[float, int] = (0.0, 0)  # (time, received) when the current rate window began
 
 
 def download(
@@ -165,7 +167,8 @@ def _fetch_to_part(url: str, part: Path, label: str, quiet: bool, settings: Sett
     bar = _Progress(label, quiet)
     hasher, hashed = None, -1
     failures = 0
-    xfer = _Transfer(started=time.monotonic(), may_resume=hashed_result)
+    started = time.monotonic()
+    xfer = _Transfer(started=started, may_resume=hashed_result, window=(started, 0))
     # A server that sends a few bytes per connection would otherwise reset the
     # failure count forever; this caps the total number of requests.
     requests_left = 10 * (settings.retries + 1) + 10
@@ -206,16 +209,23 @@ def _fetch_to_part(url: str, part: Path, label: str, quiet: bool, settings: Sett
 
 
 def _check_deadline(xfer: _Transfer, have: int, settings: Settings, extra: float = 0.0) -> None:
-    """Give up when the whole download has taken longer than its size allows at the minimum rate."""
+    """Give up when the whole download has taken longer than its size allows at the minimum rate, or
+    when the last rate window averaged less than that rate (the size is only what the server says)."""
     expected = xfer.total if xfer.total is not None else have
     allowed = settings.deadline(expected)
-    elapsed = time.monotonic() - xfer.started + extra
+    now = time.monotonic() + extra
+    elapsed = now - xfer.started
+    size = f"{have} of {xfer.total}" if xfer.total is not None else f"{have}"
+    hint = f"{settings.min_rate:g} bytes/s (set {MIN_RATE_ENV} to allow slower downloads)"
     if elapsed > allowed:
-        size = f"{have} of {xfer.total}" if xfer.total is not None else f"{have}"
-        raise _Permanent(
-            f"too slow: {size} bytes after {elapsed:.0f} s, over the {allowed:.0f} s allowed at "
-            f"{settings.min_rate:g} bytes/s (set {MIN_RATE_ENV} to allow slower downloads)"
-        )
+        raise _Permanent(f"too slow: {size} bytes after {elapsed:.0f} s, over the {allowed:.0f} s allowed at {hint}")
+    since, before = xfer.window
+    if now - since >= settings.rate_window:
+        got = xfer.received - before
+        if got < settings.min_rate * (now - since):
+            raise _Permanent(f"too slow: {got} bytes in the last {now - since:.0f} s ({size} bytes so far), "
+                             f"under {hint}")
+        xfer.window = (now, xfer.received)
 
 
 class _SafeRedirect(urllib.request.HTTPRedirectHandler):
@@ -326,6 +336,7 @@ def _request_into(url: str, part: Path, offset: int, hasher, bar, settings: Sett
                     raise DiskError(f"cannot write {part}: {os_reason(e)}") from None
                 hasher.update(chunk)
                 got += len(chunk)
+                xfer.received += len(chunk)
                 bar.update(len(chunk))
                 _check_deadline(xfer, offset + got, settings)
             try:

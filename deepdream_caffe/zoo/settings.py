@@ -19,6 +19,7 @@ TIMEOUT_ENV = "DEEPDREAM_CAFFE_TIMEOUT"
 RETRIES_ENV = "DEEPDREAM_CAFFE_RETRIES"
 RETRY_WAIT_ENV = "DEEPDREAM_CAFFE_RETRY_WAIT"
 MIN_RATE_ENV = "DEEPDREAM_CAFFE_MIN_RATE"
+RATE_WINDOW_ENV = "DEEPDREAM_CAFFE_RATE_WINDOW"
 LOCK_TIMEOUT_ENV = "DEEPDREAM_CAFFE_LOCK_TIMEOUT"
 
 _INT_RE = re.compile(r"^[+]?\d{1,9}$")
@@ -60,15 +61,19 @@ class Settings:
     # The slowest average a whole download may have: with a grace of two stall timeouts
     # this makes the overall deadline, so a trickle cannot keep a download alive forever.
     min_rate: float = 10 * 1024.0  # bytes per second
+    # The same floor on each stretch of this many seconds, so a trickle ends in two of them, whatever size
+    # the server announces (the overall deadline grows with it).
+    rate_window: float = 60.0
 
     @classmethod
     def from_env(cls) -> "Settings":
-        """Defaults, overridden by DEEPDREAM_CAFFE_TIMEOUT / _RETRIES / _RETRY_WAIT / _MIN_RATE."""
+        """Defaults, overridden by DEEPDREAM_CAFFE_TIMEOUT / _RETRIES / _RETRY_WAIT / _MIN_RATE / _RATE_WINDOW."""
         return cls(
             stall_timeout=env_number(TIMEOUT_ENV, cls.stall_timeout, low=0.001, high=_DAY, unit="seconds"),
             retries=env_number(RETRIES_ENV, cls.retries, int, low=0, high=100),
             retry_wait=env_number(RETRY_WAIT_ENV, cls.retry_wait, low=0, high=3600, unit="seconds"),
             min_rate=env_number(MIN_RATE_ENV, cls.min_rate, low=1, high=1e12, unit="bytes per second"),
+            rate_window=env_number(RATE_WINDOW_ENV, cls.rate_window, low=0.001, high=_DAY, unit="seconds"),
         )
 
     def deadline(self, expected_bytes: int) -> float:

@@ -7,12 +7,13 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from deepdream_caffe.app.config import DreamConfig
 from deepdream_caffe.app.netspec import NetSource
 from deepdream_caffe.app.reporting import Reporter
 from deepdream_caffe.app.run import saved_seed
-from deepdream_caffe.app.video import VideoConfig, dream_video, video_file, work_dir
+from deepdream_caffe.app.video import VideoConfig, dream_video, frames_to_video_file, video_file, work_dir
 from deepdream_caffe.dream.ascent import deepdream
 from deepdream_caffe.dream.flow import FrameCarry
 from deepdream_caffe.dream.params import Ascent, Lbfgs, Octaves, Tiling
@@ -20,7 +21,15 @@ from deepdream_caffe.errors import DeepDreamError
 from deepdream_caffe.io.image import load_image, save_image
 from deepdream_caffe.io.video import open_source
 from deepdream_caffe.net.loading import load_net
-from video_clips import audio_codec_of, corr, moving_square, write_clip_with_audio
+from video_clips import (
+    audio_codec_of,
+    corr,
+    frame_times,
+    moving_square,
+    write_clip_with_audio,
+    write_header_only_clip,
+    write_vfr_clip,
+)
 
 END = "a/output"
 
@@ -258,3 +267,40 @@ def test_video_file_without_a_seed_resumes_with_the_unfinished_runs_seed(tiny_mo
     whole = tmp_path / "whole.mp4"
     video_file(clip_file, whole, _config(tiny_model, seed=seed), VideoConfig(max_frames=4))
     assert all(np.array_equal(a, b) for a, b in zip(_frames(out), _frames(whole)))
+
+
+VFR_TIMES = [Fraction(0), Fraction(4, 100), Fraction(3, 10), Fraction(31, 100), Fraction(2)]
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".gif"])
+def test_a_variable_frame_rate_video_keeps_each_frames_time(net, clip, tmp_path, suffix):
+    """Issue #28, class 7: frames at 0, 0.04, 0.3, 0.31 and 2 s come out at those times (dreamed, and
+    re-encoded by frames-to-video); a GIF keeps them to its hundredths of a second."""
+    src = tmp_path / "vfr.mp4"
+    write_vfr_clip(src, clip.frames[:5], VFR_TIMES)
+    assert open_source(src).times == tuple(VFR_TIMES)
+    dreamed, copied = tmp_path / f"d{suffix}", tmp_path / f"c{suffix}"
+    dream_video(open_source(src), dreamed, _dreamer(net), **RUN)
+    frames_to_video_file(src, copied)
+    for out in (dreamed, copied):
+        if suffix == ".gif":
+            with Image.open(out) as im:
+                shown = [im.seek(i) or im.info["duration"] for i in range(im.n_frames)]
+            assert shown[:4] == [40, 260, 10 * 2, 1690], shown  # GIF's floor of 20 ms holds 0.30 -> 0.31
+        else:
+            assert frame_times(out) == VFR_TIMES
+
+
+def test_an_evenly_timed_video_has_no_times_of_its_own(clip_file):
+    assert open_source(clip_file).times is None
+
+
+@pytest.mark.parametrize("w,h,fragment", [(12000, 12000, "12000x12000 image is too large"),
+                                          (1, 2, "is too small for layer")])
+def test_a_frame_size_no_dream_takes_is_refused_from_the_header(tiny_model, tmp_path, w, h, fragment):
+    """Issue #28, class 4: the header's size is enough; the frame (not a picture at all) is never decoded."""
+    src = tmp_path / "big.mkv"
+    write_header_only_clip(src, w, h)
+    with pytest.raises(DeepDreamError, match=fragment):
+        video_file(src, tmp_path / "o.mp4", _config(tiny_model, seed=1))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.mkv"]

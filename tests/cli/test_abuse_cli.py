@@ -187,6 +187,19 @@ def _value_args(flag, nargs, value):
     return [flag, *values]
 
 
+def attack_argv(cmd, flag, nargs, value, d, photo, tiny_model):
+    """The base command line of ``cmd`` with ``flag`` set to ``value`` (in L-BFGS mode for its options)."""
+    argv = _base(cmd, d, photo, tiny_model) + _value_args(flag, nargs, value)
+    if flag in NEEDS_LBFGS:
+        # --mode lbfgs refuses the ascent's own --iters and --jitter: the base run goes without them
+        for own in ("--iters", "--jitter"):
+            if own in argv:
+                i = argv.index(own)
+                del argv[i:i + 2]
+        argv += ["--mode", "lbfgs"]
+    return argv
+
+
 def _cases():
     for cmd, flag, kind, nargs in numeric_options():
         values = (NON_FINITE if kind is float else ["nan", "1.5", "x"]) + RANGE_CASES.get(flag, [])
@@ -197,14 +210,7 @@ def _cases():
 @pytest.mark.parametrize("cmd,flag,nargs,value", list(_cases()))
 def test_numeric_option_out_of_range_is_one_line_and_writes_nothing(cmd, flag, nargs, value, tmp_path, photo,
                                                                     tiny_model, capsys):
-    argv = _base(cmd, tmp_path, photo, tiny_model) + _value_args(flag, nargs, value)
-    if flag in NEEDS_LBFGS:
-        # --mode lbfgs refuses the ascent's own --iters and --jitter: the base run goes without them
-        for own in ("--iters", "--jitter"):
-            if own in argv:
-                i = argv.index(own)
-                del argv[i:i + 2]
-        argv += ["--mode", "lbfgs"]
+    argv = attack_argv(cmd, flag, nargs, value, tmp_path, photo, tiny_model)
     before = _snapshot(tmp_path)
     rc, err = _run(argv, capsys)
     line = _one_line(rc, err)

@@ -6,12 +6,14 @@ command-line flag or command in the text. Runs use the tiny net.
 from __future__ import annotations
 
 import os
+import sys
+import threading
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from deepdream_caffe import deepdream, guide_features, load_net, make_step
+from deepdream_caffe import deepdream, guide_features, load_net, make_step, objective_guide
 from deepdream_caffe.app.run import FileCheckpoint
 from deepdream_caffe.app.zoom import PARAMS_FILE, STATE_FILE, frame_path, zoom_frames
 from deepdream_caffe.dream.checks import GradientError
@@ -95,12 +97,44 @@ def test_unknown_layer_lists_the_net_without_pointing_at_the_cli(tiny_model):
     ({"iter_n": -1}, "iter_n"), ({"iter_n": 2.5}, "iter_n"), ({"octave_n": 0}, "octave_n"),
     ({"jitter": -1}, "jitter"), ({"jitter": 1.5}, "jitter"), ({"octave_n": True}, "octave_n"),
     ({"octave_n": 12}, "octave_n=10 fits"),  # the smallest octave would be too small for the layer
+    ({"octave_n": 10 ** 5}, "octave_n=10 fits"), ({"octave_n": 10 ** 9}, "octave_n=10 fits"),  # told from arithmetic
+    ({"octave_n": 10 ** 9, "octave_scale": 1.0000001}, "at most 1 octave"),  # no octave would be smaller
 ])
 def test_bad_parameters_are_refused_by_name(net, kw, fragment):
     args = dict(KW, **kw)
     with pytest.raises(DeepDreamError) as e:
         deepdream(net, _img(), **args)
     assert fragment in _api_error(e.value)
+
+
+@pytest.mark.parametrize("guided", [False, True])
+def test_two_threads_on_one_net_get_the_pixels_of_two_runs_in_turn(net, guided):
+    """Issue #28, class 7: a Caffe net is one set of blobs; two threads dreaming on it take turns on it, so
+    each gets what it would alone (sizes differ, so each octave reshapes the net under the other)."""
+    imgs = [_img(40, 48, 1), _img(33, 45, 2)]
+    guides = [guide_features(net, _img(30, 30, 3 + k)) if guided else None for k in range(2)]
+
+    def dream(k):
+        obj = objective_guide(guides[k]) if guided else None
+        return deepdream(net, imgs[k], iter_n=3, octave_n=3, objective=obj, rng=np.random.RandomState(k))
+
+    alone = [dream(k) for k in range(2)]
+    together = [None, None]
+
+    def run(k):
+        together[k] = dream(k)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as Python can: without the lock they collide
+    try:
+        threads = [threading.Thread(target=run, args=(k,)) for k in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+    finally:
+        sys.setswitchinterval(interval)
+    assert all(np.array_equal(a, b) for a, b in zip(alone, together))
 
 
 def test_too_small_image_is_an_error_not_a_caffe_abort(net):

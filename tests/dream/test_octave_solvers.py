@@ -1,6 +1,8 @@
 """Both modes solve octave by octave through run_octaves, so both resume from the same checkpoint."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -25,7 +27,7 @@ def test_run_octaves_hands_each_solver_base_plus_detail():
             seen.append((octave, x0.shape, x0.dtype))
             return x0 + 1
 
-    out = run_octaves(None, octaves, AddOne())
+    out = run_octaves(SimpleNamespace(), octaves, AddOne())  # a stand-in net: only its lock is taken
     assert [s[:2] for s in seen] == [(0, octaves[2].shape), (1, octaves[1].shape), (2, octaves[0].shape)]
     assert all(s[2] == np.float32 for s in seen)
     # each octave adds 1, and the detail carries it up: 3 in the end (up to the zoom's interpolation of constants)

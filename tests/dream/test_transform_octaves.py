@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import scipy.ndimage as nd
 
-from deepdream_caffe.dream.octaves import octave_pyramid, octave_sizes, zoom_planes
+from deepdream_caffe.dream.octaves import octave_pyramid, octave_sizes, shrinking_sizes, zoom_planes
 from deepdream_caffe.dream.sizing import fit_octaves
 from deepdream_caffe.dream.transform import deprocess, preprocess
 from deepdream_caffe.errors import DeepDreamError
@@ -57,6 +57,25 @@ def test_too_small_octaves_are_dropped_or_refused(googlenet_prototxt):
     assert n == 3 and "3 octaves" in note
     with pytest.raises(DeepDreamError, match="too small.*at least about 15x15"):
         fit_octaves(param, "inception_4c/output", 10, 10, 4, 1.4)
+
+
+def test_octave_counts_are_bounded_by_arithmetic(googlenet_prototxt):
+    """Issue #28, class 4: an octave count past what the image can shrink to is told from its sizes, before
+    any octave is made; fitting asks Caffe about each distinct size once."""
+    assert len(shrinking_sizes(575, 1024, 10 ** 9, 1.4)) == 20  # down to 1x1, which 1.4 cannot shrink
+    assert shrinking_sizes(3, 3, 10 ** 9, 2.5) == [(3, 3), (1, 1)]  # then empty
+    for h, w, scale, why in [(40, 48, 1.4, "octave 12 would be no smaller than 1x1; at most 11 octaves"),
+                             (40, 48, 1.0000001, "octave 2 would be no smaller than 48x40; at most 1 octave"),
+                             (40, 48, 1e300, "octave 2 would be empty; at most 1 octave")]:
+        with pytest.raises(DeepDreamError, match=f"octave_n=1000000000 is too many for a {w}x{h} image: .*{why}"):
+            octave_pyramid(np.zeros((3, h, w), np.float32), 10 ** 9, scale)
+    param = read_prototxt(googlenet_prototxt)
+    for n in (10 ** 5, 10 ** 9):
+        got, note = fit_octaves(param, "inception_4c/output", 575, 1024, n, 1.4)
+        assert got == 11 and f"using 11 octaves instead of {n}: a smaller octave would be too small" in note
+    assert fit_octaves(param, "inception_4c/output", 224, 224, 10 ** 9, 1.0000001) == (
+        1, "using 1 octaves instead of 1000000000: with octave_scale 1.0000001 octave 2 would be no smaller "
+           "than 224x224 (smallest now 224x224)")
 
 
 def test_zoom_planes_has_the_bits_of_a_3d_zoom():

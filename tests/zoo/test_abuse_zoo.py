@@ -671,6 +671,7 @@ _ENV_VALUES = {
     "DEEPDREAM_CAFFE_RETRIES": ["nan", "-1", "1.5", "abc", "1e9", "inf", "101"],
     "DEEPDREAM_CAFFE_RETRY_WAIT": ["nan", "inf", "-1", "abc", "1e5"],
     "DEEPDREAM_CAFFE_MIN_RATE": ["nan", "inf", "0", "-5", "abc"],
+    "DEEPDREAM_CAFFE_RATE_WINDOW": ["nan", "inf", "0", "-1", "abc", "1e6"],
     "DEEPDREAM_CAFFE_LOCK_TIMEOUT": ["nan", "inf", "-1", "abc", "0", "1e9"],
 }
 

@@ -407,3 +407,18 @@ def test_a_trickle_ends_at_the_overall_deadline(zoo_env, server, tiny_bytes, mon
     assert re.search(rf"too slow: \d+ of {len(weights)} bytes after", str(e.value))
     assert len(server.requests_for("slow/slow.caffemodel")) == 1  # given up, not retried
     assert "slow.caffemodel.part" in zoo_env.cached("slow")  # a prefix, kept to resume (the hash will judge)
+
+
+def test_a_trickle_ends_within_a_rate_window_whatever_size_is_announced(zoo_env, server, tiny_bytes, monkeypatch):
+    """Issue #28, class 5: a byte every 2 s under a Content-Length near the cap (an overall deadline of
+    years here) ends after the first rate window that averaged under the floor."""
+    proto, weights = tiny_bytes
+    monkeypatch.setenv("DEEPDREAM_CAFFE_TIMEOUT", "5")  # longer than the gaps: the stall timeout never trips
+    monkeypatch.setenv("DEEPDREAM_CAFFE_MIN_RATE", "4")
+    monkeypatch.setenv("DEEPDREAM_CAFFE_RATE_WINDOW", "1")
+    serve_model(server, zoo_env.models, "drip", proto, weights, rate=0.5, length=2_000_000_000)
+    with pytest.raises(DeepDreamError) as e:
+        resolve_model("drip", models_dirs=[zoo_env.models], quiet=True)
+    assert re.search(r"too slow: (\d) bytes in the last \d s \(\1 of 2000000000 bytes so far\), under 4 bytes/s",
+                     str(e.value)), str(e.value)
+    assert len(server.requests_for("drip/drip.caffemodel")) == 1  # given up, not retried

@@ -8,7 +8,7 @@ from deepdream_caffe.zoo.settings import Settings, env_number, lock_timeout
 
 
 def test_defaults_and_good_values(monkeypatch):
-    for var in ("TIMEOUT", "RETRIES", "RETRY_WAIT", "MIN_RATE", "LOCK_TIMEOUT"):
+    for var in ("TIMEOUT", "RETRIES", "RETRY_WAIT", "MIN_RATE", "RATE_WINDOW", "LOCK_TIMEOUT"):
         monkeypatch.delenv(f"DEEPDREAM_CAFFE_{var}", raising=False)
     assert Settings.from_env() == Settings(30.0, 4, 0.5, 10240.0)
     assert lock_timeout() == 3600.0
@@ -16,8 +16,9 @@ def test_defaults_and_good_values(monkeypatch):
     monkeypatch.setenv("DEEPDREAM_CAFFE_RETRIES", "+7")
     monkeypatch.setenv("DEEPDREAM_CAFFE_RETRY_WAIT", "0")
     monkeypatch.setenv("DEEPDREAM_CAFFE_MIN_RATE", "1e3")
+    monkeypatch.setenv("DEEPDREAM_CAFFE_RATE_WINDOW", "7")
     monkeypatch.setenv("DEEPDREAM_CAFFE_LOCK_TIMEOUT", "")  # empty means unset
-    assert Settings.from_env() == Settings(2.5, 7, 0.0, 1000.0)
+    assert Settings.from_env() == Settings(2.5, 7, 0.0, 1000.0, 7.0)
     assert lock_timeout() == 3600.0
     # The overall deadline: two stall timeouts, plus the size at the minimum rate.
     assert Settings(2.5, 7, 0.0, 1000.0).deadline(4000) == 9.0

@@ -18,6 +18,7 @@ from typing import Any, Dict, Optional
 from urllib.parse import urlsplit
 
 from ...errors import DeepDreamError
+from ...net.referee import memory_limit
 
 GPU_ENV = "DEEPDREAM_CAFFE_GPU"  # a worker's GPU, one per worker where each is given its own
 THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -82,13 +83,20 @@ def dashboard_link(client: Any) -> Optional[str]:
         return None
 
 
+WORKER_MEMORY = 256 << 20  # bytes: a worker process with pycaffe and a small net, at the least
+
+
 def check_where(workers: Optional[int] = None, scheduler: Optional[str] = None) -> None:
-    """Refuse, before any work, a worker count below 1 or one given with a scheduler, a scheduler
-    address Dask cannot connect to, or a worker GPU that is not a number (one line)."""
+    """Refuse, before any work, a worker count below 1, past what memory holds, or given with a scheduler,
+    a scheduler address Dask cannot connect to, or a worker GPU that is not a number (one line)."""
     if scheduler is not None and workers is not None:
         raise DeepDreamError("--workers is for a local cluster; an existing scheduler has its own workers")
     if workers is not None and workers < 1:
         raise DeepDreamError(f"--workers must be at least 1, got {workers}")
+    most = max(1, memory_limit() // WORKER_MEMORY)
+    if workers is not None and workers > most:
+        raise DeepDreamError(f"--workers {workers}: each local worker needs about {WORKER_MEMORY >> 20} MiB; "
+                             f"this machine's memory holds at most {most}")
     if scheduler is not None:
         check_scheduler(scheduler)
     env_gpu()

@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from ...errors import DeepDreamError
-from .batch import _run_on_cluster, add_cluster_args, settings
+from .batch import MAX_RETRIES, _run_on_cluster, add_cluster_args, settings
 
 ORDER = 36
 
@@ -38,8 +38,8 @@ def run(args: argparse.Namespace) -> int:
     from ..batch_progress import say
 
     check_where(args.workers, args.scheduler)  # the site's folder is made before the cluster starts
-    if args.retries < 0:
-        raise DeepDreamError(f"--retries must be >= 0, got {args.retries}")
+    if not 0 <= args.retries <= MAX_RETRIES:
+        raise DeepDreamError(f"--retries must be from 0 to {MAX_RETRIES}, got {args.retries}")
     if args.layer or args.channel:
         raise DeepDreamError("atlas dreams each layer on its own: pick them with --layers and --channels, "
                              "not --layer or --channel")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import copy
 import itertools
+import math
 from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple
 
@@ -11,6 +12,8 @@ from ...errors import DeepDreamError
 from ..options import add_common_args, add_dream_args, add_net_args, dream_config, term_text
 
 SHEET_TILE = 192
+MAX_RETRIES = 100  # as the zoo's downloads: past that a failing task is not going to pass
+MAX_SETTINGS = 10_000  # combinations of --sweep values in one batch: each is a config held in memory
 
 ORDER = 35
 # Batch-only options and those the batch sets per image: never passed on to the reproducing `dream`.
@@ -113,6 +116,9 @@ def settings(args: argparse.Namespace) -> List[Any]:
 
     actions = _dream_actions(args)
     sweeps = parse_sweeps(args.sweep, actions)
+    combos = math.prod(len(vals) for _, vals in sweeps)
+    if combos > MAX_SETTINGS:  # counted before any is made
+        raise DeepDreamError(f"--sweep: {combos} combinations of settings; at most {MAX_SETTINGS} in one batch")
     args = copy.copy(args)
     args.models_dir = [p.absolute() for p in args.models_dir or []]
     out = []
@@ -164,8 +170,8 @@ def run(args: argparse.Namespace) -> int:
     from ..batch_progress import say
 
     check_where(args.workers, args.scheduler)
-    if args.retries < 0:
-        raise DeepDreamError(f"--retries must be >= 0, got {args.retries}")
+    if not 0 <= args.retries <= MAX_RETRIES:
+        raise DeepDreamError(f"--retries must be from 0 to {MAX_RETRIES}, got {args.retries}")
     if args.sheet is None and args.sheet_tile != SHEET_TILE:
         raise DeepDreamError("--sheet-tile is for --sheet (no contact sheet is made without it)")
     if args.sheet is not None:
