@@ -25,6 +25,7 @@ import importlib
 import json
 import os
 import pkgutil
+import re
 import signal
 import subprocess
 import sys
@@ -134,15 +135,21 @@ def serve(cases: List[Dict[str, Any]], workdir: Path, deadline_s: float) -> None
         if pid == 0:
             _child(stages, cdir)
         t_end = t0 + deadline_s * len(stages)
+        # A case may end early, as "stopped", once its first stage's stderr shows what it waits for.
+        until = re.compile(case["until"]) if case.get("until") else None
         status = None
+        polls = 0
         while status is None:
             done, st = os.waitpid(pid, os.WNOHANG)
+            polls += 1
+            seen = until is not None and polls % 50 == 0 and (cdir / "stderr0").exists() \
+                and until.search((cdir / "stderr0").read_text(errors="replace"))
             if done:
                 status = -os.WTERMSIG(st) if os.WIFSIGNALED(st) else os.WEXITSTATUS(st)
-            elif time.monotonic() > t_end:
+            elif seen or time.monotonic() > t_end:
                 os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
-                status = "timeout"
+                status = "stopped" if seen else "timeout"
             else:
                 time.sleep(0.002)
         done_file = cdir / "done"
